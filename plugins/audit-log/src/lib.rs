@@ -1,0 +1,1 @@
+//! Example plugin `audit-log` (its hooks arrive with the plugins issue).

@@ -1,0 +1,1 @@
+//! Example plugin `email-domain-connection` (its hooks arrive with the plugins issue).

@@ -1,0 +1,1 @@
+//! Example plugin `groups-to-permissions` (its hooks arrive with the plugins issue).
