@@ -1,1 +1,225 @@
-//! Test kit shared by the end-to-end tests.
+//! The one test harness: `spawn_app()` starts the real daemon in-process on port 0 against its own
+//! settings, and `TestApp` has one helper per kind of request.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use auth0_client::Application;
+use auth0_client::app::ShutdownHandle;
+use auth0_client::config::{Env, Settings};
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` of the main listener.
+    pub address: String,
+    pub port: u16,
+    pub management_port: Option<u16>,
+    pub client: reqwest::Client,
+    pub shutdown: ShutdownHandle,
+    _data: tempfile::TempDir,
+}
+
+/// Settings every test starts from: one login client, sessions in a fresh temporary folder,
+/// everything on loopback and an ephemeral port.
+pub fn base_config() -> Value {
+    json!({
+        "clients": {
+            "web": {
+                "auth0Url": "https://tenant.example",
+                "clientId": "web-client-id",
+                "clientSecret": "web-client-secret",
+                "redirectUrl": "https://app.example/callback",
+                "scopes": ["offline_access", "website"],
+                "supportedConnections": ["Username-Password-Authentication"]
+            }
+        },
+        "defaultClient": "web",
+        "server": {"bind": "127.0.0.1"}
+    })
+}
+
+/// Starts the daemon with `base_config()`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(base_config(), &[]).await
+}
+
+/// Starts the daemon with `config` (the settings document) and `env` (its environment).
+pub async fn spawn_app_with(config: Value, env: &[(&str, &str)]) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let mut vars: BTreeMap<String, String> = BTreeMap::from([
+        ("HTTP_PORT".to_owned(), "0".to_owned()),
+        ("DELAY_SHUTDOWN_SECONDS".to_owned(), "0".to_owned()),
+        (
+            "AUTH0_CLIENT__SESSIONS__PATH".to_owned(),
+            data.path().join("sessions").display().to_string(),
+        ),
+    ]);
+    for (k, v) in env {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = Settings::from_value(config, &Env::from_pairs(vars)).unwrap();
+    let app = Application::build(settings).unwrap();
+    let port = app.port();
+    let management_port = app.management_port();
+    let shutdown = app.shutdown_handle();
+    actix_rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        management_port,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        shutdown,
+        _data: data,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET returning the status and the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+/// Asserts `body` is SPEC §4's error body with `status` and a message containing `needle`.
+pub fn assert_error_body(body: &Value, status: u16, needle: &str) {
+    assert_eq!(body["statusCode"], status, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(needle),
+        "message {message:?} should contain {needle:?}"
+    );
+}
+
+/// The daemon as a separate process (the binary built from the daemon's command line), for what
+/// only a process shows: signals, exit codes, log lines.
+pub struct DaemonProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    /// Every stdout line so far (JSON log lines).
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn daemon_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_e2e-auth0-client")
+}
+
+impl DaemonProcess {
+    /// Writes `config` to a file, starts `serve` on an ephemeral port and waits for its
+    /// `listening` log line.
+    pub fn start(config: &Value, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth0-client.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        let mut child = std::process::Command::new(daemon_binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("HTTP_PORT", "0")
+            .env("AUTH0_CLIENT__SESSIONS__PATH", dir.path().join("sessions"))
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let lines = stdout.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Ok(json) = serde_json::from_str::<Value>(&line)
+                    && json["message"] == "listening"
+                    && let Some(addr) = json["main_addr"].as_str()
+                    && let Ok(addr) = addr.parse::<std::net::SocketAddr>()
+                {
+                    let _ = port_tx.send(addr.port());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let port = port_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the daemon printed no `listening` line within 30 s");
+        Self {
+            child,
+            port,
+            stdout,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `seconds`.
+    pub fn wait_exit(&mut self, seconds: u64) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not exit within {seconds} s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET from synchronous test code (process tests run no async runtime); returns the status.
+pub fn blocking_get(url: &str, request_id: Option<&str>) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        request.send().await.unwrap().status().as_u16()
+    })
+}

@@ -1,0 +1,180 @@
+//! `Application::build` binds every listener (port 0 works, so tests ask for `port()`), starts the
+//! actors, and returns a handle that runs until SIGTERM or [`ShutdownHandle::shutdown`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpServer, dev::ServerHandle, web};
+
+use crate::actors::Actors;
+use crate::config::Settings;
+use crate::health::Health;
+use crate::http::{self, AppState, Listener, metrics::Metrics};
+
+/// Why the daemon could not start, in a sentence an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+pub struct Application {
+    main_addr: SocketAddr,
+    management_addr: Option<SocketAddr>,
+    servers: Vec<actix_web::dev::Server>,
+    shutdown: ShutdownHandle,
+}
+
+/// Starts the graceful shutdown of SPEC §8: `/-/ready` turns 503, the daemon waits
+/// `DELAY_SHUTDOWN_SECONDS` so load balancers notice, stops accepting, drains in-flight requests.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    health: web::Data<Health>,
+    servers: Arc<Vec<ServerHandle>>,
+    delay: Duration,
+}
+
+impl ShutdownHandle {
+    pub async fn shutdown(&self) {
+        tracing::info!(
+            delay_seconds = self.delay.as_secs(),
+            "shutdown requested: readiness now fails"
+        );
+        self.health.begin_shutdown();
+        tokio::time::sleep(self.delay).await;
+        tracing::info!("stopping listeners and draining in-flight requests");
+        for server in self.servers.iter() {
+            server.stop(true).await;
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+impl Application {
+    /// Binds the listeners and starts the actors; must run inside an actix system.
+    pub fn build(settings: Settings) -> Result<Self, StartError> {
+        let main_listener = bind(SocketAddr::new(
+            settings.server.bind,
+            settings.server.http_port,
+        ))?;
+        let management_listener = settings.server.management_bind.map(bind).transpose()?;
+        let main_addr = main_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: SocketAddr::new(settings.server.bind, settings.server.http_port),
+                source,
+            })?;
+        let management_addr = management_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok());
+
+        let actors = Actors::start();
+        let mut health = Health::default();
+        health.add_readiness(actors.probe());
+        let delay = Duration::from_secs(settings.delay_shutdown_seconds);
+        let state = AppState {
+            settings: web::Data::new(settings),
+            health: web::Data::new(health),
+            metrics: web::Data::new(Metrics::new()?),
+            actors,
+        };
+
+        let mut servers = Vec::new();
+        let main_kind = if management_listener.is_some() {
+            Listener::Public
+        } else {
+            Listener::All
+        };
+        servers.push(serve(&state, main_kind, main_listener)?);
+        if let Some(listener) = management_listener {
+            servers.push(serve(&state, Listener::Management, listener)?);
+        }
+        let shutdown = ShutdownHandle {
+            health: state.health.clone(),
+            servers: Arc::new(servers.iter().map(|s| s.handle()).collect()),
+            delay,
+        };
+        tracing::info!(%main_addr, management = ?management_addr, "listening");
+        Ok(Self {
+            main_addr,
+            management_addr,
+            servers,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.main_addr.port()
+    }
+
+    pub fn management_port(&self) -> Option<u16> {
+        self.management_addr.map(|a| a.port())
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM (or SIGINT, or a [`ShutdownHandle::shutdown`]) has drained every
+    /// listener. Tells systemd the daemon is ready first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let shutdown = self.shutdown.clone();
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            shutdown.shutdown().await;
+        });
+        let results = futures_util::future::join_all(self.servers).await;
+        signals.abort();
+        tracing::info!("stopped");
+        results.into_iter().collect()
+    }
+}
+
+fn serve(
+    state: &AppState,
+    listener: Listener,
+    socket: TcpListener,
+) -> Result<actix_web::dev::Server, StartError> {
+    let addr = socket
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let state = state.clone();
+    let server = HttpServer::new(move || http::app(&state, listener))
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(socket)
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
+    Ok(server)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; only a kill stops the daemon");
+            std::future::pending::<()>().await;
+        }
+    }
+}

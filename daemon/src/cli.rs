@@ -1,0 +1,92 @@
+//! The command line (SPEC §2): `serve` (default), `demo`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::{Env, Settings};
+
+#[derive(Parser, Debug)]
+#[command(name = "auth0-client", version, about = "Fronts an Auth0 tenant: logins, sessions, /userinfo, user management")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (.json, .toml, .yaml); default: $SERVICE_CONFIG_PATH/$SERVICE_CONFIG_FILE_NAME.json,
+    /// else config/auth0-client.json.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the daemon (the default command).
+    Serve,
+    /// Run the daemon on 127.0.0.1 against an embedded Auth0 emulator; prints curl lines to try it.
+    Demo {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Load and validate the config as `serve` would; print the effective config, secrets redacted.
+    CheckConfig,
+}
+
+/// Parses the command line and runs the command; the process exits with the returned code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => check_config(cli.config, &env),
+        Command::Serve => match Settings::load(cli.config.as_deref(), &env) {
+            Ok(settings) => serve(settings),
+            Err(err) => {
+                eprintln!("auth0-client: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Demo { port } => match crate::demo::settings(port, &env) {
+            Ok(settings) => serve(settings),
+            Err(err) => {
+                eprintln!("auth0-client demo: {err}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
+    match Settings::load(path.as_deref(), env) {
+        Ok(settings) => {
+            match serde_json::to_string_pretty(&settings.redacted_json()) {
+                Ok(text) => println!("{text}"),
+                Err(err) => {
+                    eprintln!("auth0-client: cannot print the config: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("auth0-client: invalid configuration: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    crate::telemetry::init(&settings.log_level);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)?;
+        app.run_until_stopped().await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "the daemon stopped on an error");
+            eprintln!("auth0-client: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

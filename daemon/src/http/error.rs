@@ -1,0 +1,254 @@
+//! The one error type every route answers with: SPEC §4's JSON body
+//! `{"statusCode", "error", "message", "errorCode"?}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An error answered to a client. The message names the field or the upstream failure and never
+/// carries a secret; the full cause chain goes to the log once, where the error is answered.
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+        error_code: Option<String>,
+    },
+    /// Auth0 refused or failed in a way that is not the client's fault (5xx, our own credentials).
+    #[error("{message}")]
+    BadGateway {
+        message: String,
+        error_code: Option<String>,
+    },
+    #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    /// A bug or an unexpected failure: the client gets an opaque message, the log gets the cause.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
+    pub status_code: u16,
+    /// The reason phrase of the status, e.g. `Bad Request`.
+    pub error: String,
+    /// What is wrong, naming the field or the upstream failure.
+    pub message: String,
+    /// Auth0's `error` code when Auth0 caused the failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+}
+
+impl ApiError {
+    pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::TooManyRequests { error_code, .. } | Self::BadGateway { error_code, .. } => {
+                error_code.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let status = self.status_code();
+        ErrorBody {
+            status_code: status.as_u16(),
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: self.to_string(),
+            error_code: self.error_code().map(str::to_owned),
+        }
+    }
+}
+
+/// Debug walks the whole `source()` chain, so one log line shows every cause.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, status = status.as_u16(), "request failed");
+        } else {
+            tracing::info!(error = %self, status = status.as_u16(), "request refused");
+        }
+        let mut response = HttpResponse::build(status);
+        if let Self::TooManyRequests {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Maps actix's extractor failures (bad JSON, bad form, bad query, oversized body) to `ApiError`,
+/// so a malformed request gets SPEC §4's body and never actix's plain-text default.
+pub mod extractors {
+    use super::ApiError;
+    use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
+    use actix_web::{HttpRequest, web};
+
+    pub fn json_config(limit: usize) -> web::JsonConfig {
+        web::JsonConfig::default()
+            .limit(limit)
+            .error_handler(|err, _req| json_error(err).into())
+    }
+
+    pub fn form_config(limit: usize) -> web::FormConfig {
+        web::FormConfig::default()
+            .limit(limit)
+            .error_handler(|err, _req| form_error(err).into())
+    }
+
+    pub fn query_config() -> web::QueryConfig {
+        web::QueryConfig::default().error_handler(|err, _req| query_error(err).into())
+    }
+
+    pub fn path_config() -> web::PathConfig {
+        web::PathConfig::default().error_handler(|err, _req: &HttpRequest| {
+            ApiError::BadRequest(format!("invalid path parameter: {err}")).into()
+        })
+    }
+
+    pub fn payload_config(limit: usize) -> web::PayloadConfig {
+        web::PayloadConfig::new(limit)
+    }
+
+    fn payload_error(err: &PayloadError) -> ApiError {
+        match err {
+            PayloadError::Overflow => {
+                ApiError::PayloadTooLarge("request body is larger than allowed".into())
+            }
+            other => ApiError::BadRequest(format!("could not read the request body: {other}")),
+        }
+    }
+
+    pub fn json_error(err: JsonPayloadError) -> ApiError {
+        match err {
+            JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
+                format!("request body of {length} bytes is larger than the limit of {limit} bytes"),
+            ),
+            JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {limit} bytes"
+            )),
+            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+                "expected a JSON body (Content-Type: application/json)".into(),
+            ),
+            JsonPayloadError::Deserialize(e) => {
+                ApiError::BadRequest(format!("malformed JSON body: {e}"))
+            }
+            JsonPayloadError::Payload(e) => payload_error(&e),
+            other => ApiError::BadRequest(format!("malformed JSON body: {other}")),
+        }
+    }
+
+    pub fn form_error(err: UrlencodedError) -> ApiError {
+        match err {
+            UrlencodedError::Overflow { size, limit } => ApiError::PayloadTooLarge(format!(
+                "request body of {size} bytes is larger than the limit of {limit} bytes"
+            )),
+            UrlencodedError::ContentType => ApiError::UnsupportedMediaType(
+                "expected a form body (Content-Type: application/x-www-form-urlencoded)".into(),
+            ),
+            UrlencodedError::Parse(e) => ApiError::BadRequest(format!("malformed form body: {e}")),
+            UrlencodedError::Payload(e) => payload_error(&e),
+            other => ApiError::BadRequest(format!("malformed form body: {other}")),
+        }
+    }
+
+    pub fn query_error(err: QueryPayloadError) -> ApiError {
+        match err {
+            QueryPayloadError::Deserialize(e) => {
+                ApiError::BadRequest(format!("invalid query string: {e}"))
+            }
+            other => ApiError::BadRequest(format!("invalid query string: {other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_status_reason_and_message() {
+        let err = ApiError::BadRequest("missing field `username`".into());
+        let body = serde_json::to_value(err.body()).expect("serializable");
+        assert_eq!(
+            body,
+            serde_json::json!({"statusCode": 400, "error": "Bad Request", "message": "missing field `username`"})
+        );
+    }
+
+    #[test]
+    fn auth0_error_code_is_carried() {
+        let err = ApiError::BadGateway {
+            message: "Auth0 refused the client credentials".into(),
+            error_code: Some("access_denied".into()),
+        };
+        let body = serde_json::to_value(err.body()).expect("serializable");
+        assert_eq!(body["errorCode"], "access_denied");
+        assert_eq!(body["statusCode"], 502);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_clients_but_not_from_logs() {
+        let err = ApiError::internal(std::io::Error::other("disk on fire"));
+        assert_eq!(err.body().message, "internal error");
+        assert!(format!("{err:?}").contains("disk on fire"));
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTP layer: one `configure` per route group, the app factory shared by every listener,
+//! and the OpenAPI document generated from the route definitions.
+
+pub mod error;
+pub mod metrics;
+pub mod observe;
+pub mod status;
+
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpRequest, HttpResponse, body::MessageBody, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+pub use error::ApiError;
+
+use crate::actors::Actors;
+use crate::config::Settings;
+use crate::health::Health;
+use metrics::Metrics;
+use status::ServiceVersion;
+
+/// Which routes a listener serves: the main listener serves everything unless
+/// `server.managementBind` moves the management routes to a listener of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Every route (no `server.managementBind`).
+    All,
+    /// Every route but the management ones.
+    Public,
+    /// The management routes only (plus the status routes).
+    Management,
+}
+
+/// State shared by every worker of every listener.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: web::Data<Settings>,
+    pub health: web::Data<Health>,
+    pub metrics: web::Data<Metrics>,
+    pub actors: Actors,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "auth0-client",
+        description = "Fronts an Auth0 tenant: logins, server-side sessions, /userinfo, guarded user management."
+    ),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of every route served under `prefix`.
+pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {
+    let (_, api) = routes(App::new(), prefix, Listener::All);
+    api
+}
+
+/// Registers the routes a listener serves on `app`, returning it with its OpenAPI document.
+fn routes<T>(app: App<T>, prefix: &str, listener: Listener) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    let _ = listener; // The public and management route groups join here in later issues.
+    app.into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(status::configure)
+        .service(utoipa_actix_web::scope(prefix.to_owned()))
+        .split_for_parts()
+}
+
+/// The actix-web application of one listener.
+pub fn app(
+    state: &AppState,
+    listener: Listener,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = &state.settings;
+    let base = App::new()
+        .app_data(state.settings.clone())
+        .app_data(state.health.clone())
+        .app_data(state.metrics.clone())
+        .app_data(web::Data::new(state.actors.clone()))
+        .app_data(web::Data::new(ServiceVersion(
+            settings.service_version.clone(),
+        )))
+        .app_data(error::extractors::json_config(settings.server.body_limit_bytes))
+        .app_data(error::extractors::form_config(settings.server.body_limit_bytes))
+        .app_data(error::extractors::payload_config(settings.server.body_limit_bytes))
+        .app_data(error::extractors::query_config())
+        .app_data(error::extractors::path_config());
+    let (app, api) = routes(base, &settings.service_prefix, listener);
+    let document = web::Data::new(api);
+    app.app_data(document)
+        .route("/documentation/json", web::get().to(documentation))
+        .default_service(web::to(not_found))
+        .wrap(actix_web::middleware::from_fn(observe::observe))
+}
+
+/// The OpenAPI 3 document of every route.
+async fn documentation(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(api.get_ref())
+}
+
+/// Unknown routes are JSON 404s like every other error.
+async fn not_found(req: HttpRequest) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+}

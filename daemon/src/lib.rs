@@ -1,0 +1,12 @@
+//! auth0-client: a daemon that fronts an Auth0 tenant: logins, server-side sessions, `/userinfo`,
+//! and a guarded part of the Auth0 Management API.
+
+pub mod actors;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod telemetry;
+
+pub use app::Application;

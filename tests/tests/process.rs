@@ -1,0 +1,87 @@
+//! The built binary: SIGTERM, exit codes, log lines, `check-config`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::{DaemonProcess, base_config, blocking_get, daemon_binary};
+
+#[test]
+fn sigterm_turns_ready_503_then_drains_and_exits_0() {
+    let mut daemon = DaemonProcess::start(&base_config(), &[("DELAY_SHUTDOWN_SECONDS", "1")]);
+    let client = blocking_get(&daemon.url("/-/ready"), None);
+    assert_eq!(client, 200);
+
+    daemon.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    // During DELAY_SHUTDOWN_SECONDS the daemon still answers, but is no longer ready.
+    assert_eq!(blocking_get(&daemon.url("/-/ready"), None), 503);
+    let status = daemon.wait_exit(20);
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}
+
+#[test]
+fn log_lines_are_json_and_carry_the_request_id() {
+    let daemon = DaemonProcess::start(&base_config(), &[]);
+    let status = blocking_get(&daemon.url("/-/healthz"), Some("trace-me-42"));
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = daemon.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l["message"] == "request answered" && l["request_id"] == "trace-me-42")
+        .unwrap_or_else(|| panic!("no access log line with the request id in {lines:#?}"));
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["level"], "INFO");
+}
+
+#[test]
+fn check_config_prints_the_effective_config_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, base_config().to_string()).unwrap();
+    let out = Command::new(daemon_binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("HTTP_PORT", "9123")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let effective: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!stdout.contains("web-client-secret"), "{stdout}");
+    assert!(stdout.contains("<redacted>"), "{stdout}");
+    assert!(stdout.contains("9123"), "env-derived values are shown: {stdout}");
+    assert!(effective.is_object());
+}
+
+#[test]
+fn check_config_names_the_offending_key_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    let mut config = base_config();
+    config["clients"]["web"]["audiance"] = "typo".into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(daemon_binary())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("clients.web.audiance"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_bad_port_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, base_config().to_string()).unwrap();
+    let out = Command::new(daemon_binary())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("HTTP_PORT", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8(out.stderr).unwrap().contains("HTTP_PORT"));
+}
