@@ -1,0 +1,824 @@
+//! The document as deserialised (keys the file may omit are optional), and its conversion into
+//! [`Settings`] with every check of SPEC §3: values parsed, cross-references resolved.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::Settings;
+use super::env::{EnvSettings, REDIS_HOSTS};
+use super::error::ConfigError;
+use super::overrides::Provenance;
+use super::types::{
+    ApiKey, ClientSettings, JobSettings, ManagementClientSettings, ManagementConnections, OnError,
+    PluginSettings, RedisMode, RedisSettings, SameSite, ServerSettings, SessionSettings, StoreKind,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawSettings {
+    clients: BTreeMap<String, RawClient>,
+    default_client: Option<String>,
+    #[serde(default)]
+    custom_claims_namespaces: Vec<String>,
+    management_client: Option<RawManagementClient>,
+    auth0_tenant_url: Option<String>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    sessions: RawSessions,
+    #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawClient {
+    auth0_url: String,
+    client_id: String,
+    client_secret: String,
+    redirect_url: String,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    #[serde(default)]
+    supported_signing_algs: Vec<String>,
+    #[serde(default)]
+    supported_connections: Vec<String>,
+    default_connection: Option<String>,
+    same_site: Option<String>,
+    #[serde(default)]
+    authorize_state_required: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawManagementClient {
+    auth0_url: String,
+    client_id: String,
+    client_secret: String,
+    supported_connections: Option<Vec<String>>,
+    default_create_user_connection: Option<String>,
+    supported_connections_map: Option<BTreeMap<String, RawConnectionRef>>,
+    default_management_connection_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConnectionRef {
+    connection_id: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    bind: Option<String>,
+    management_bind: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    insecure_cookies: bool,
+    body_limit_bytes: Option<usize>,
+    import_body_limit_bytes: Option<usize>,
+    auth0_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawApiKey {
+    key: String,
+    client_type: String,
+    #[serde(default)]
+    management: bool,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSessions {
+    store: Option<String>,
+    path: Option<PathBuf>,
+    #[serde(default)]
+    redis: RawRedis,
+    refresh_grace_seconds: Option<u64>,
+    timeout_ms: Option<u64>,
+    state_ttl_seconds: Option<u64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRedis {
+    #[serde(default)]
+    hosts: Vec<String>,
+    mode: Option<String>,
+    master_name: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    tls_ca_cert: Option<PathBuf>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawJobs {
+    poll_interval_ms: Option<u64>,
+    max_poll_interval_ms: Option<u64>,
+    retention_days: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPlugin {
+    path: PathBuf,
+    sha256: Option<String>,
+    config: Option<serde_json::Value>,
+    timeout_ms: Option<u64>,
+    on_error: Option<String>,
+}
+
+/// Builds the settings; `warnings` receives what is accepted but probably not meant.
+pub(crate) fn build(
+    raw: RawSettings,
+    env: EnvSettings,
+    p: &Provenance,
+    warnings: &mut Vec<String>,
+) -> Result<Settings, ConfigError> {
+    let mut clients = BTreeMap::new();
+    for (name, client) in raw.clients {
+        let key = format!("clients.{name}");
+        if name.trim().is_empty() {
+            return Err(p.invalid("clients", "a client type name cannot be empty"));
+        }
+        clients.insert(name, build_client(&key, client, p)?);
+    }
+
+    let client_names = || clients.keys().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(default) = &raw.default_client
+        && !clients.contains_key(default)
+    {
+        return Err(p.invalid(
+            "defaultClient",
+            format!(
+                "`{default}` is not a key of `clients` (configured: {}); name one of them, or leave it empty",
+                client_names()
+            ),
+        ));
+    }
+
+    let management_client = raw
+        .management_client
+        .map(|m| build_management_client(m, p))
+        .transpose()?;
+    let auth0_tenant_url = raw
+        .auth0_tenant_url
+        .as_deref()
+        .map(|u| base_url(p, "auth0TenantUrl", u))
+        .transpose()?;
+
+    let server = build_server(raw.server, env.http_port, p)?;
+
+    let mut api_keys: Vec<ApiKey> = Vec::new();
+    for (i, api_key) in raw.api_keys.into_iter().enumerate() {
+        if !clients.contains_key(&api_key.client_type) {
+            return Err(p.invalid(
+                format!("apiKeys.{i}.clientType"),
+                format!(
+                    "`{}` is not a key of `clients` (configured: {})",
+                    api_key.client_type,
+                    client_names()
+                ),
+            ));
+        }
+        if let Some(first) = api_keys
+            .iter()
+            .position(|k| k.key.expose_secret() == api_key.key)
+        {
+            return Err(p.invalid(
+                format!("apiKeys.{i}.key"),
+                format!("it is the same key as `apiKeys.{first}.key`; each key must be unique"),
+            ));
+        }
+        api_keys.push(ApiKey {
+            key: SecretString::from(api_key.key),
+            client_type: api_key.client_type,
+            management: api_key.management,
+        });
+    }
+
+    let sessions = build_sessions(raw.sessions, p, warnings)?;
+    let jobs = build_jobs(raw.jobs, p)?;
+    let plugins = raw
+        .plugins
+        .into_iter()
+        .enumerate()
+        .map(|(i, plugin)| build_plugin(i, plugin, p))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    if server.insecure_cookies {
+        for (name, client) in &clients {
+            if client.same_site == Some(SameSite::None) {
+                warnings.push(format!(
+                    "`clients.{name}.sameSite` is None while `server.insecureCookies` is true: browsers \
+                     drop SameSite=None cookies without Secure"
+                ));
+            }
+        }
+    }
+
+    Ok(Settings {
+        clients,
+        default_client: raw.default_client,
+        custom_claims_namespaces: raw.custom_claims_namespaces,
+        management_client,
+        auth0_tenant_url,
+        server,
+        api_keys,
+        sessions,
+        jobs,
+        plugins,
+        log_level: env.log_level,
+        service_prefix: env.service_prefix,
+        service_version: env.service_version,
+        session_duration_seconds: env.session_duration_seconds,
+        session_scope: env.session_scope,
+        original_protocol_header: env.original_protocol_header,
+        logout_client_id_enabled: env.logout_client_id_enabled,
+        delay_shutdown_seconds: env.delay_shutdown_seconds,
+        config_file: None,
+        warnings: Vec::new(),
+    })
+}
+
+fn build_client(key: &str, raw: RawClient, p: &Provenance) -> Result<ClientSettings, ConfigError> {
+    let auth0_url = base_url(p, &format!("{key}.auth0Url"), &raw.auth0_url)?;
+    if let Err(err) = Url::parse(raw.redirect_url.trim()) {
+        return Err(p.invalid(
+            format!("{key}.redirectUrl"),
+            format!(
+                "`{}` is not an absolute URL ({err}); expected the callback Auth0 redirects to, such as \
+                 https://app.example.com/web-login/callback",
+                raw.redirect_url
+            ),
+        ));
+    }
+    let supported_signing_algs = if raw.supported_signing_algs.is_empty() {
+        vec!["RS256".to_owned()]
+    } else {
+        if let Some(other) = raw.supported_signing_algs.iter().find(|a| *a != "RS256") {
+            return Err(p.invalid(
+                format!("{key}.supportedSigningAlgs"),
+                format!(
+                    "`{other}` is not supported: ID tokens are verified with RS256 only (Auth0's default \
+                     for applications); remove it"
+                ),
+            ));
+        }
+        raw.supported_signing_algs
+    };
+    if let Some(default) = &raw.default_connection
+        && !raw.supported_connections.is_empty()
+        && !raw.supported_connections.contains(default)
+    {
+        return Err(p.invalid(
+            format!("{key}.defaultConnection"),
+            format!(
+                "`{default}` is not in `{key}.supportedConnections` ({}); add it there or pick one of them",
+                raw.supported_connections.join(", ")
+            ),
+        ));
+    }
+    let same_site = raw
+        .same_site
+        .as_deref()
+        .map(|s| match s {
+            "Lax" => Ok(SameSite::Lax),
+            "None" => Ok(SameSite::None),
+            "Strict" => Ok(SameSite::Strict),
+            other => Err(p.invalid(
+                format!("{key}.sameSite"),
+                format!("expected Lax, None or Strict (with this capitalisation), found `{other}`"),
+            )),
+        })
+        .transpose()?;
+    Ok(ClientSettings {
+        auth0_url,
+        client_id: raw.client_id,
+        client_secret: SecretString::from(raw.client_secret),
+        redirect_url: raw.redirect_url.trim().to_owned(),
+        scopes: raw.scopes,
+        audience: raw.audience,
+        supported_signing_algs,
+        supported_connections: raw.supported_connections,
+        default_connection: raw.default_connection,
+        same_site,
+        authorize_state_required: raw.authorize_state_required,
+    })
+}
+
+fn build_management_client(
+    raw: RawManagementClient,
+    p: &Provenance,
+) -> Result<ManagementClientSettings, ConfigError> {
+    let auth0_url = base_url(p, "managementClient.auth0Url", &raw.auth0_url)?;
+    let deprecated =
+        raw.supported_connections.is_some() || raw.default_create_user_connection.is_some();
+    let mapped =
+        raw.supported_connections_map.is_some() || raw.default_management_connection_name.is_some();
+    let connections = match (deprecated, mapped) {
+        (true, true) => {
+            return Err(p.invalid(
+                "managementClient",
+                "it mixes the deprecated `supportedConnections`/`defaultCreateUserConnection` with \
+                 `supportedConnectionsMap`/`defaultManagementConnectionName`; keep one pair (the map \
+                 enables bulk imports)",
+            ));
+        }
+        (false, false) => ManagementConnections::Unset,
+        (true, false) => {
+            let supported = raw.supported_connections.unwrap_or_default();
+            if let Some(default) = &raw.default_create_user_connection
+                && !supported.contains(default)
+            {
+                return Err(p.invalid(
+                    "managementClient.defaultCreateUserConnection",
+                    format!(
+                        "`{default}` is not in `managementClient.supportedConnections` ({}); add it there",
+                        if supported.is_empty() { "empty".to_owned() } else { supported.join(", ") }
+                    ),
+                ));
+            }
+            ManagementConnections::Deprecated {
+                supported_connections: supported,
+                default_create_user_connection: raw.default_create_user_connection,
+            }
+        }
+        (false, true) => {
+            let map: BTreeMap<String, String> = raw
+                .supported_connections_map
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, r)| (name, r.connection_id))
+                .collect();
+            if let Some(default) = &raw.default_management_connection_name
+                && !map.contains_key(default)
+            {
+                return Err(p.invalid(
+                    "managementClient.defaultManagementConnectionName",
+                    format!(
+                        "`{default}` is not a key of `managementClient.supportedConnectionsMap` ({}); add it there",
+                        if map.is_empty() {
+                            "empty".to_owned()
+                        } else {
+                            map.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                ));
+            }
+            ManagementConnections::Mapped {
+                supported_connections_map: map,
+                default_management_connection_name: raw.default_management_connection_name,
+            }
+        }
+    };
+    Ok(ManagementClientSettings {
+        auth0_url,
+        client_id: raw.client_id,
+        client_secret: SecretString::from(raw.client_secret),
+        connections,
+    })
+}
+
+fn build_server(
+    raw: RawServer,
+    http_port: u16,
+    p: &Provenance,
+) -> Result<ServerSettings, ConfigError> {
+    let defaults = ServerSettings::default();
+    let bind = match raw.bind.as_deref() {
+        None => defaults.bind,
+        Some(text) => text.trim().parse::<IpAddr>().map_err(|_| {
+            p.invalid(
+                "server.bind",
+                format!("expected an IP address such as 0.0.0.0, 127.0.0.1 or ::, found `{text}`"),
+            )
+        })?,
+    };
+    let management_bind = raw
+        .management_bind
+        .as_deref()
+        .map(|text| {
+            text.trim().parse::<SocketAddr>().map_err(|_| {
+                p.invalid(
+                    "server.managementBind",
+                    format!(
+                        "expected an IP address and a port such as 127.0.0.1:9090 or [::1]:9090, found `{text}`"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    if let Some(addr) = management_bind {
+        let overlaps = addr.ip() == bind || addr.ip().is_unspecified() || bind.is_unspecified();
+        if addr.port() != 0 && addr.port() == http_port && overlaps {
+            return Err(p.invalid(
+                "server.managementBind",
+                format!(
+                    "{addr} collides with the main listener ({bind} port {http_port} from HTTP_PORT); \
+                     give the management listener a port of its own"
+                ),
+            ));
+        }
+    }
+    let trusted_proxies = match raw.trusted_proxies {
+        None => defaults.trusted_proxies,
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let text = text.trim();
+                text.parse::<IpNet>()
+                    .map(|net| net.trunc())
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        p.invalid(
+                            format!("server.trustedProxies.{i}"),
+                            format!("expected a CIDR such as 10.0.0.0/8 or an IP address, found `{text}`"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let allowed_hosts = raw
+        .allowed_hosts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            parse_host_port(text)
+                .map(|(host, port)| match port {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+                .map_err(|reason| p.invalid(format!("server.allowedHosts.{i}"), reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ServerSettings {
+        bind,
+        http_port,
+        management_bind,
+        trusted_proxies,
+        allowed_hosts,
+        insecure_cookies: raw.insecure_cookies,
+        body_limit_bytes: positive(
+            p,
+            "server.bodyLimitBytes",
+            raw.body_limit_bytes,
+            defaults.body_limit_bytes,
+        )?,
+        import_body_limit_bytes: positive(
+            p,
+            "server.importBodyLimitBytes",
+            raw.import_body_limit_bytes,
+            defaults.import_body_limit_bytes,
+        )?,
+        auth0_timeout_ms: positive(
+            p,
+            "server.auth0TimeoutMs",
+            raw.auth0_timeout_ms,
+            defaults.auth0_timeout_ms,
+        )?,
+    })
+}
+
+/// Builds `sessions`. When `sessions.store` is not set, Redis is used as soon as a Redis host is
+/// configured (by `REDIS_HOSTS` or `sessions.redis.hosts`), as the upstream service always did.
+fn build_sessions(
+    raw: RawSessions,
+    p: &Provenance,
+    warnings: &mut Vec<String>,
+) -> Result<SessionSettings, ConfigError> {
+    let defaults = SessionSettings::default();
+    let redis = build_redis(raw.redis, p)?;
+    let store = match raw.store.as_deref().map(str::trim) {
+        None if redis.hosts.is_empty() => StoreKind::Sled,
+        None => StoreKind::Redis,
+        Some(s) if s.eq_ignore_ascii_case("sled") => StoreKind::Sled,
+        Some(s) if s.eq_ignore_ascii_case("redis") => StoreKind::Redis,
+        Some(other) => {
+            return Err(p.invalid(
+                "sessions.store",
+                format!("expected `sled` or `redis`, found `{other}`"),
+            ));
+        }
+    };
+    match store {
+        StoreKind::Redis if redis.hosts.is_empty() => {
+            return Err(p.invalid(
+                "sessions.redis.hosts",
+                "`sessions.store` is redis but no Redis host is configured; set REDIS_HOSTS \
+                 (comma-separated host:port) or `sessions.redis.hosts`",
+            ));
+        }
+        StoreKind::Redis => {
+            if let Some(ca) = &redis.tls_ca_cert {
+                if !redis.tls {
+                    warnings.push(format!(
+                        "`sessions.redis.tlsCaCert` ({}) is ignored because TLS is off; set REDIS_TLS=true to use it",
+                        ca.display()
+                    ));
+                } else if !ca.is_file() {
+                    return Err(p.invalid(
+                        "sessions.redis.tlsCaCert",
+                        format!("the file {} does not exist", ca.display()),
+                    ));
+                }
+            }
+        }
+        StoreKind::Sled if !redis.hosts.is_empty() => warnings.push(format!(
+            "the Redis settings ({REDIS_HOSTS} or `sessions.redis`) are ignored because `sessions.store` is sled"
+        )),
+        StoreKind::Sled => {}
+    }
+    Ok(SessionSettings {
+        store,
+        path: raw.path.unwrap_or(defaults.path),
+        redis,
+        refresh_grace_seconds: raw
+            .refresh_grace_seconds
+            .unwrap_or(defaults.refresh_grace_seconds),
+        timeout_ms: positive(p, "sessions.timeoutMs", raw.timeout_ms, defaults.timeout_ms)?,
+        state_ttl_seconds: positive(
+            p,
+            "sessions.stateTtlSeconds",
+            raw.state_ttl_seconds,
+            defaults.state_ttl_seconds,
+        )?,
+    })
+}
+
+/// Builds `sessions.redis`. Hosts without a port get `:6379`, the upstream default (also in
+/// sentinel mode, where sentinels usually listen on 26379: give their port explicitly).
+fn build_redis(raw: RawRedis, p: &Provenance) -> Result<RedisSettings, ConfigError> {
+    let hosts = raw
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            if text.contains("://") {
+                return Err(p.invalid(
+                    format!("sessions.redis.hosts.{i}"),
+                    format!(
+                        "`{text}` is a URL; Redis hosts are host[:port], with TLS, user and password \
+                         from REDIS_TLS, REDIS_USERNAME and REDIS_PASSWORD"
+                    ),
+                ));
+            }
+            parse_host_port(text)
+                .map(|(host, port)| format!("{host}:{}", port.unwrap_or(6379)))
+                .map_err(|reason| p.invalid(format!("sessions.redis.hosts.{i}"), reason))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = match raw.mode.as_deref().map(str::trim) {
+        None => RedisMode::Normal,
+        Some(m) if m.eq_ignore_ascii_case("normal") => RedisMode::Normal,
+        Some(m) if m.eq_ignore_ascii_case("sentinel") => RedisMode::Sentinel,
+        Some(other) => {
+            return Err(p.invalid(
+                "sessions.redis.mode",
+                format!("expected `normal` or `sentinel`, found `{other}`"),
+            ));
+        }
+    };
+    if mode == RedisMode::Sentinel && raw.master_name.is_none() {
+        return Err(p.invalid(
+            "sessions.redis.masterName",
+            "sentinel mode needs the name of the master; set REDIS_MASTER_NAME (or `sessions.redis.masterName`)",
+        ));
+    }
+    Ok(RedisSettings {
+        hosts,
+        mode,
+        master_name: raw.master_name,
+        username: raw.username,
+        password: raw.password.map(SecretString::from),
+        tls: raw.tls,
+        tls_ca_cert: raw.tls_ca_cert,
+    })
+}
+
+fn build_jobs(raw: RawJobs, p: &Provenance) -> Result<JobSettings, ConfigError> {
+    let defaults = JobSettings::default();
+    let poll_interval_ms = positive(
+        p,
+        "jobs.pollIntervalMs",
+        raw.poll_interval_ms,
+        defaults.poll_interval_ms,
+    )?;
+    let max_poll_interval_ms = raw
+        .max_poll_interval_ms
+        .unwrap_or(defaults.max_poll_interval_ms.max(poll_interval_ms));
+    if max_poll_interval_ms < poll_interval_ms {
+        return Err(p.invalid(
+            "jobs.maxPollIntervalMs",
+            format!("{max_poll_interval_ms} is below `jobs.pollIntervalMs` ({poll_interval_ms})"),
+        ));
+    }
+    Ok(JobSettings {
+        poll_interval_ms,
+        max_poll_interval_ms,
+        retention_days: positive(
+            p,
+            "jobs.retentionDays",
+            raw.retention_days,
+            defaults.retention_days,
+        )?,
+    })
+}
+
+fn build_plugin(i: usize, raw: RawPlugin, p: &Provenance) -> Result<PluginSettings, ConfigError> {
+    let sha256 = raw
+        .sha256
+        .map(|hash| {
+            let hash = hash.trim().to_ascii_lowercase();
+            if hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                Ok(hash)
+            } else {
+                Err(p.invalid(
+                    format!("plugins.{i}.sha256"),
+                    "expected 64 hexadecimal digits (the output of `sha256sum`)",
+                ))
+            }
+        })
+        .transpose()?;
+    let on_error = match raw.on_error.as_deref().map(str::trim) {
+        None | Some("fail-open") => OnError::FailOpen,
+        Some("fail-closed") => OnError::FailClosed,
+        Some(other) => {
+            return Err(p.invalid(
+                format!("plugins.{i}.onError"),
+                format!("expected `fail-open` or `fail-closed`, found `{other}`"),
+            ));
+        }
+    };
+    Ok(PluginSettings {
+        path: raw.path,
+        sha256,
+        config: raw
+            .config
+            .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
+        timeout_ms: positive(p, &format!("plugins.{i}.timeoutMs"), raw.timeout_ms, 100)?,
+        on_error,
+    })
+}
+
+/// A number that must be above 0 when given.
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    p: &Provenance,
+    key: &str,
+    value: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v > T::default() => Ok(v),
+        Some(v) => Err(p.invalid(key, format!("must be greater than 0, found {v}"))),
+    }
+}
+
+/// An Auth0 base URL: absolute http(s) with a host, no query, fragment or credentials; normalised
+/// to end with `/` so that the issuer is always `<base>/`.
+pub(crate) fn base_url(p: &Provenance, key: &str, text: &str) -> Result<Url, ConfigError> {
+    let bad = |why: String| {
+        p.invalid(
+            key,
+            format!("{why}; expected a base URL such as https://tenant.eu.auth0.com/"),
+        )
+    };
+    let mut url =
+        Url::parse(text.trim()).map_err(|err| bad(format!("`{text}` is not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(format!(
+            "`{text}` is not an http or https URL with a host"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(format!("`{text}` has a query or a fragment")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("the URL contains credentials".to_owned()));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`, the host lower-cased (IPv6 kept in brackets).
+fn parse_host_port(text: &str) -> Result<(String, Option<u16>), String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "expected a host such as app.example.com, app.example.com:8443, 10.0.0.5 or [::1]:6379, found `{text}`"
+        )
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (format!("[{}]", ip.to_ascii_lowercase()), port)
+    } else {
+        let (host, port) = match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        };
+        let valid_label = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
+            return Err(bad());
+        }
+        (host.to_ascii_lowercase(), port)
+    };
+    let port = port
+        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad))
+        .transpose()?;
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ports() {
+        for (given, host, port) in [
+            ("App.Example.com", "app.example.com", None),
+            ("app.example.com:8443", "app.example.com", Some(8443)),
+            ("10.0.0.5", "10.0.0.5", None),
+            ("redis_1:6380", "redis_1", Some(6380)),
+            ("[::1]:6379", "[::1]", Some(6379)),
+            ("[FE80::1]", "[fe80::1]", None),
+            ("localhost", "localhost", None),
+        ] {
+            assert_eq!(
+                parse_host_port(given).expect(given),
+                (host.to_owned(), port),
+                "{given}"
+            );
+        }
+        for bad in [
+            "", "a b", "x:", "x:0", "x:99999", "::1", "[::1", "[zz]", "-a.com", "a..b", "a/b",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        let p = Provenance::new(None);
+        for (given, expected) in [
+            (
+                "https://tenant.eu.auth0.com",
+                "https://tenant.eu.auth0.com/",
+            ),
+            (
+                "https://tenant.eu.auth0.com/",
+                "https://tenant.eu.auth0.com/",
+            ),
+            (
+                "http://127.0.0.1:9000/tenant",
+                "http://127.0.0.1:9000/tenant/",
+            ),
+        ] {
+            assert_eq!(base_url(&p, "k", given).expect(given).as_str(), expected);
+        }
+        for bad in [
+            "my auth0 url",
+            "tenant.eu.auth0.com",
+            "ftp://tenant/",
+            "https://tenant/?a=1",
+            "https://u:p@tenant/",
+        ] {
+            let err = base_url(&p, "clients.web.auth0Url", bad).expect_err(bad);
+            assert_eq!(err.key(), Some("clients.web.auth0Url"));
+        }
+    }
+}

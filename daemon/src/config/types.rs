@@ -1,0 +1,548 @@
+//! The typed settings the rest of the daemon reads. Built only by the loader (`Settings::load`,
+//! `Settings::from_value`), so every value here has been validated; serialised only for
+//! `check-config`, with secrets as `"<redacted>"`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use url::Url;
+
+/// The placeholder every secret is serialised as.
+pub const REDACTED: &str = "<redacted>";
+
+/// One login client (`clients.<client type>`): an Auth0 application the daemon logs users in with.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSettings {
+    /// The tenant's base URL, normalised to end with `/` (a trailing `/` in the file is optional).
+    #[serde(serialize_with = "ser::url")]
+    pub auth0_url: Url,
+    pub client_id: String,
+    #[serde(serialize_with = "ser::redacted")]
+    pub client_secret: SecretString,
+    /// The `redirect_uri` sent to Auth0, exactly as written (validated as an absolute URL but not
+    /// normalised, since Auth0 compares it with the application's callback URLs character by
+    /// character).
+    pub redirect_url: String,
+    /// As configured, `website` included (see [`ClientSettings::is_website`]).
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    /// Always `["RS256"]` or a list of `RS256` only: the one algorithm accepted for ID tokens.
+    pub supported_signing_algs: Vec<String>,
+    /// Connections a request may name; empty = any.
+    pub supported_connections: Vec<String>,
+    /// Used when a request names no connection; `""` in the file is `None`.
+    pub default_connection: Option<String>,
+    /// `SameSite` of the `sid` cookie; `None` = attribute omitted.
+    pub same_site: Option<SameSite>,
+    /// `/authorize` requires the caller's `state` (else one is generated).
+    pub authorize_state_required: bool,
+}
+
+impl ClientSettings {
+    /// The ID tokens' expected `iss`: `<base>/`.
+    pub fn issuer(&self) -> String {
+        self.auth0_url.as_str().to_owned()
+    }
+
+    /// An Auth0 endpoint of this client's tenant: `endpoint("oauth/token")` is
+    /// `<base>/oauth/token`.
+    pub fn endpoint(&self, path: &str) -> String {
+        endpoint(&self.auth0_url, path)
+    }
+
+    /// Whether the client uses the `website` pseudo-scope: tokens stay server-side and the browser
+    /// gets the `sid` cookie.
+    pub fn is_website(&self) -> bool {
+        self.scopes.iter().any(|s| s == "website")
+    }
+
+    /// The `scope` sent to Auth0: `openid`, then the configured scopes without `website`, without
+    /// duplicates, space-separated.
+    pub fn auth0_scope(&self) -> String {
+        let mut scopes: Vec<&str> = vec!["openid"];
+        for scope in &self.scopes {
+            if scope != "website" && !scopes.contains(&scope.as_str()) {
+                scopes.push(scope);
+            }
+        }
+        scopes.join(" ")
+    }
+}
+
+/// `SameSite` attribute of the session cookie (`clients.*.sameSite`: `Lax`, `None` or `Strict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SameSite {
+    Lax,
+    None,
+    Strict,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::None => "None",
+            Self::Strict => "Strict",
+        }
+    }
+}
+
+impl fmt::Display for SameSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `managementClient`: the machine-to-machine application used for the Management API.
+#[derive(Clone, Debug)]
+pub struct ManagementClientSettings {
+    /// The tenant's base URL (token endpoint), normalised to end with `/`.
+    pub auth0_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Which connections user management may use, in whichever of the two upstream shapes the
+    /// file used.
+    pub connections: ManagementConnections,
+}
+
+/// The two upstream shapes of `managementClient`'s connections (mixing them is refused at load).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManagementConnections {
+    /// Neither shape: no connection restriction, no default, no bulk imports.
+    Unset,
+    /// The deprecated shape: names only, no bulk imports.
+    Deprecated {
+        supported_connections: Vec<String>,
+        default_create_user_connection: Option<String>,
+    },
+    /// `supportedConnectionsMap` (connection name → connection id) and
+    /// `defaultManagementConnectionName`: enables bulk imports.
+    Mapped {
+        supported_connections_map: BTreeMap<String, String>,
+        default_management_connection_name: Option<String>,
+    },
+}
+
+impl ManagementClientSettings {
+    /// An Auth0 endpoint of the management client's tenant (`oauth/token`).
+    pub fn endpoint(&self, path: &str) -> String {
+        endpoint(&self.auth0_url, path)
+    }
+
+    /// The connection names user management accepts, in order (empty: none configured).
+    pub fn supported_connection_names(&self) -> Vec<&str> {
+        match &self.connections {
+            ManagementConnections::Unset => Vec::new(),
+            ManagementConnections::Deprecated {
+                supported_connections,
+                ..
+            } => supported_connections.iter().map(String::as_str).collect(),
+            ManagementConnections::Mapped {
+                supported_connections_map,
+                ..
+            } => supported_connections_map
+                .keys()
+                .map(String::as_str)
+                .collect(),
+        }
+    }
+
+    /// The connection `POST /users` (and `/users/import`) uses when the request names none:
+    /// `defaultManagementConnectionName`, else `defaultCreateUserConnection`.
+    pub fn default_connection(&self) -> Option<&str> {
+        match &self.connections {
+            ManagementConnections::Unset => None,
+            ManagementConnections::Deprecated {
+                default_create_user_connection,
+                ..
+            } => default_create_user_connection.as_deref(),
+            ManagementConnections::Mapped {
+                default_management_connection_name,
+                ..
+            } => default_management_connection_name.as_deref(),
+        }
+    }
+
+    /// The Auth0 connection id of `name`, from `supportedConnectionsMap`.
+    pub fn connection_id(&self, name: &str) -> Option<&str> {
+        match &self.connections {
+            ManagementConnections::Mapped {
+                supported_connections_map,
+                ..
+            } => supported_connections_map.get(name).map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// Whether bulk imports are available (they need `supportedConnectionsMap`).
+    pub fn supports_import(&self) -> bool {
+        matches!(self.connections, ManagementConnections::Mapped { .. })
+    }
+}
+
+impl Serialize for ManagementClientSettings {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("auth0Url", self.auth0_url.as_str())?;
+        map.serialize_entry("clientId", &self.client_id)?;
+        map.serialize_entry("clientSecret", REDACTED)?;
+        match &self.connections {
+            ManagementConnections::Unset => {}
+            ManagementConnections::Deprecated {
+                supported_connections,
+                default_create_user_connection,
+            } => {
+                map.serialize_entry("supportedConnections", supported_connections)?;
+                map.serialize_entry(
+                    "defaultCreateUserConnection",
+                    default_create_user_connection,
+                )?;
+            }
+            ManagementConnections::Mapped {
+                supported_connections_map,
+                default_management_connection_name,
+            } => {
+                let as_upstream: BTreeMap<&str, BTreeMap<&str, &str>> = supported_connections_map
+                    .iter()
+                    .map(|(name, id)| {
+                        (
+                            name.as_str(),
+                            BTreeMap::from([("connectionId", id.as_str())]),
+                        )
+                    })
+                    .collect();
+                map.serialize_entry("supportedConnectionsMap", &as_upstream)?;
+                map.serialize_entry(
+                    "defaultManagementConnectionName",
+                    default_management_connection_name,
+                )?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `server`: listeners, proxies, limits.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSettings {
+    /// Listen address of the main listener (`server.bind`).
+    pub bind: IpAddr,
+    /// Port of the main listener: `HTTP_PORT` only (0 picks a free port).
+    #[serde(skip)]
+    pub http_port: u16,
+    /// When set, the management routes are served only on this listener.
+    pub management_bind: Option<SocketAddr>,
+    /// Peers whose forwarding headers are believed; an empty list trusts nobody.
+    #[serde(serialize_with = "ser::display_all")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Hosts accepted when building absolute URLs, lower-cased `name[:port]`; empty = any valid host.
+    pub allowed_hosts: Vec<String>,
+    /// Drop `Secure` from cookies (plain-http development only).
+    pub insecure_cookies: bool,
+    pub body_limit_bytes: usize,
+    pub import_body_limit_bytes: usize,
+    /// Timeout of one Auth0 call.
+    pub auth0_timeout_ms: u64,
+}
+
+impl ServerSettings {
+    /// The default `server.trustedProxies`: loopback and the private ranges.
+    pub fn default_trusted_proxies() -> Vec<IpNet> {
+        [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
+        .iter()
+        .filter_map(|net| net.parse().ok())
+        .collect()
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            http_port: 8080,
+            management_bind: None,
+            trusted_proxies: Self::default_trusted_proxies(),
+            allowed_hosts: Vec::new(),
+            insecure_cookies: false,
+            body_limit_bytes: 64 * 1024,
+            import_body_limit_bytes: 20 * 1024 * 1024,
+            auth0_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// One `apiKeys` entry: a key callers present, the client it selects, and whether it may call the
+/// management routes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    #[serde(serialize_with = "ser::redacted")]
+    pub key: SecretString,
+    pub client_type: String,
+    pub management: bool,
+}
+
+/// `sessions`: where sessions, state records and job records live.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSettings {
+    pub store: StoreKind,
+    /// The sled folder (relative paths are relative to the working directory).
+    pub path: PathBuf,
+    pub redis: RedisSettings,
+    pub refresh_grace_seconds: u64,
+    /// Bound on one store operation.
+    pub timeout_ms: u64,
+    /// Lifetime of an `/authorize` state record.
+    pub state_ttl_seconds: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Sled,
+            path: PathBuf::from("data"),
+            redis: RedisSettings::default(),
+            refresh_grace_seconds: 30,
+            timeout_ms: 2000,
+            state_ttl_seconds: 600,
+        }
+    }
+}
+
+/// `sessions.store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sled,
+    Redis,
+}
+
+/// `sessions.redis`, filled by the `REDIS_*` variables.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSettings {
+    /// `host:port` each (`:6379` added when the port is missing); several = ordered failover, or
+    /// the sentinels in sentinel mode.
+    pub hosts: Vec<String>,
+    pub mode: RedisMode,
+    pub master_name: Option<String>,
+    pub username: Option<String>,
+    #[serde(serialize_with = "ser::redacted_opt")]
+    pub password: Option<SecretString>,
+    pub tls: bool,
+    /// CA of the Redis server's certificate, when it is not a public one.
+    pub tls_ca_cert: Option<PathBuf>,
+}
+
+/// `REDIS_MODE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    #[default]
+    Normal,
+    Sentinel,
+}
+
+/// `jobs`: background polling of import jobs.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSettings {
+    pub poll_interval_ms: u64,
+    pub max_poll_interval_ms: u64,
+    pub retention_days: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            max_poll_interval_ms: 30_000,
+            retention_days: 30,
+        }
+    }
+}
+
+/// One `plugins` entry.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginSettings {
+    /// The shared library (relative paths are relative to the working directory).
+    pub path: PathBuf,
+    /// Expected SHA-256 of the library, 64 lower-case hex digits.
+    pub sha256: Option<String>,
+    /// Handed to the plugin as is; `{}` when not set.
+    pub config: serde_json::Value,
+    pub timeout_ms: u64,
+    pub on_error: OnError,
+}
+
+/// What a failed `map_connection` or `custom_claims` call does to the request (`plugins[].onError`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Ignored, logged and counted.
+    #[default]
+    FailOpen,
+    /// The request fails with 502.
+    FailClosed,
+}
+
+/// `<base>/<path>` for a base URL ending with `/`.
+fn endpoint(base: &Url, path: &str) -> String {
+    format!("{}{}", base.as_str(), path.trim_start_matches('/'))
+}
+
+/// Serialisers for types the derive cannot handle as we want.
+pub(crate) mod ser {
+    use std::fmt::Display;
+
+    use secrecy::SecretString;
+    use serde::Serializer;
+    use serde::ser::SerializeSeq;
+    use url::Url;
+
+    use super::REDACTED;
+
+    pub fn url<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(url.as_str())
+    }
+
+    pub fn url_opt<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+        match url {
+            Some(url) => s.serialize_str(url.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn redacted<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+
+    pub fn redacted_opt<S: Serializer>(
+        secret: &Option<SecretString>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match secret {
+            Some(_) => s.serialize_str(REDACTED),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn display_all<S: Serializer, T: Display>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(items.len()))?;
+        for item in items {
+            seq.serialize_element(&item.to_string())?;
+        }
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(scopes: &[&str]) -> ClientSettings {
+        ClientSettings {
+            auth0_url: Url::parse("https://tenant.eu.auth0.com/").expect("url"),
+            client_id: "id".into(),
+            client_secret: SecretString::from("secret"),
+            redirect_url: "https://app.example/callback".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            audience: None,
+            supported_signing_algs: vec!["RS256".into()],
+            supported_connections: vec![],
+            default_connection: None,
+            same_site: None,
+            authorize_state_required: false,
+        }
+    }
+
+    #[test]
+    fn scope_sent_to_auth0() {
+        let c = client(&["offline_access", "openid", "website", "email", "email"]);
+        assert!(c.is_website());
+        assert_eq!(c.auth0_scope(), "openid offline_access email");
+        assert!(!client(&["profile"]).is_website());
+    }
+
+    #[test]
+    fn endpoints_and_issuer() {
+        let c = client(&[]);
+        assert_eq!(c.issuer(), "https://tenant.eu.auth0.com/");
+        assert_eq!(
+            c.endpoint("/oauth/token"),
+            "https://tenant.eu.auth0.com/oauth/token"
+        );
+        assert_eq!(
+            c.endpoint("v2/logout"),
+            "https://tenant.eu.auth0.com/v2/logout"
+        );
+    }
+
+    #[test]
+    fn management_connection_shapes() {
+        let mut m = ManagementClientSettings {
+            auth0_url: Url::parse("https://tenant.eu.auth0.com/").expect("url"),
+            client_id: "id".into(),
+            client_secret: SecretString::from("secret"),
+            connections: ManagementConnections::Unset,
+        };
+        assert!(m.supported_connection_names().is_empty());
+        assert_eq!(m.default_connection(), None);
+        assert!(!m.supports_import());
+
+        m.connections = ManagementConnections::Deprecated {
+            supported_connections: vec!["b".into(), "a".into()],
+            default_create_user_connection: Some("a".into()),
+        };
+        assert_eq!(m.supported_connection_names(), vec!["b", "a"]);
+        assert_eq!(m.default_connection(), Some("a"));
+        assert_eq!(m.connection_id("a"), None);
+        assert!(!m.supports_import());
+
+        m.connections = ManagementConnections::Mapped {
+            supported_connections_map: BTreeMap::from([("db".into(), "con_1".into())]),
+            default_management_connection_name: Some("db".into()),
+        };
+        assert_eq!(m.supported_connection_names(), vec!["db"]);
+        assert_eq!(m.default_connection(), Some("db"));
+        assert_eq!(m.connection_id("db"), Some("con_1"));
+        assert!(m.supports_import());
+        let json = serde_json::to_value(&m).expect("serialises");
+        assert_eq!(
+            json["supportedConnectionsMap"]["db"]["connectionId"],
+            "con_1"
+        );
+        assert_eq!(json["clientSecret"], REDACTED);
+    }
+
+    #[test]
+    fn defaults() {
+        let server = ServerSettings::default();
+        assert_eq!(server.trusted_proxies.len(), 6);
+        assert_eq!(server.body_limit_bytes, 65_536);
+        assert_eq!(server.import_body_limit_bytes, 20_971_520);
+        assert_eq!(SessionSettings::default().path, PathBuf::from("data"));
+        assert_eq!(JobSettings::default().max_poll_interval_ms, 30_000);
+        assert_eq!(
+            serde_json::to_value(OnError::FailClosed).expect("ok"),
+            "fail-closed"
+        );
+    }
+}
