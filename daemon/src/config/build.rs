@@ -161,7 +161,13 @@ pub(crate) fn build(
         clients.insert(name, build_client(&key, client, p)?);
     }
 
-    let client_names = || clients.keys().cloned().collect::<Vec<_>>().join(", ");
+    let client_names = || {
+        if clients.is_empty() {
+            "none".to_owned()
+        } else {
+            clients.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    };
     if let Some(default) = &raw.default_client
         && !clients.contains_key(default)
     {

@@ -84,8 +84,9 @@ pub(crate) fn read(path: &Path, origin: &'static str) -> Result<Value, ConfigErr
     })?;
     let text = std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
+            // Absolute, so that a relative default names the working directory it was looked for in.
             ConfigError::NotFound {
-                path: path.to_path_buf(),
+                path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
                 origin,
             }
         } else {
