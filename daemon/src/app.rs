@@ -151,7 +151,7 @@ fn serve(
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let state = state.clone();
-    let server = HttpServer::new(move || http::app(&state, listener))
+    let server = HttpServer::new(move || http::app(state.clone(), listener))
         .disable_signals()
         .shutdown_timeout(30)
         .listen(socket)

@@ -9,7 +9,11 @@ use crate::app::Application;
 use crate::config::{Env, Settings};
 
 #[derive(Parser, Debug)]
-#[command(name = "auth0-client", version, about = "Fronts an Auth0 tenant: logins, sessions, /userinfo, user management")]
+#[command(
+    name = "auth0-client",
+    version,
+    about = "Fronts an Auth0 tenant: logins, sessions, /userinfo, user management"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -39,14 +43,19 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => check_config(cli.config, &env),
         Command::Serve => match Settings::load(cli.config.as_deref(), &env) {
-            Ok(settings) => serve(settings),
+            Ok(settings) => serve(settings, |_| {}),
             Err(err) => {
                 eprintln!("auth0-client: {err}");
                 ExitCode::FAILURE
             }
         },
-        Command::Demo { port } => match crate::demo::settings(port, &env) {
-            Ok(settings) => serve(settings),
+        Command::Demo { port } => match crate::demo::start(port, &env) {
+            Ok(demo) => {
+                let emulator = demo.emulator.base_url().to_owned();
+                serve(demo.settings.clone(), |port| {
+                    print!("{}", crate::demo::curl_lines(port, &emulator));
+                })
+            }
             Err(err) => {
                 eprintln!("auth0-client demo: {err}");
                 ExitCode::FAILURE
@@ -74,10 +83,16 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
+/// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
+fn serve(settings: Settings, on_listening: impl FnOnce(u16)) -> ExitCode {
     crate::telemetry::init(&settings.log_level);
+    // Loading ran before logging existed: repeat its findings now that they reach the log.
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)?;
+        on_listening(app.port());
         app.run_until_stopped().await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     });

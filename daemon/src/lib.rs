@@ -5,8 +5,10 @@ pub mod actors;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod health;
 pub mod http;
+pub mod store;
 pub mod telemetry;
 
 pub use app::Application;

@@ -96,7 +96,10 @@ impl TestApp {
 /// Asserts `body` is SPEC §4's error body with `status` and a message containing `needle`.
 pub fn assert_error_body(body: &Value, status: u16, needle: &str) {
     assert_eq!(body["statusCode"], status, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
     let message = body["message"].as_str().unwrap_or_default();
     assert!(
         message.contains(needle),
@@ -114,19 +117,15 @@ pub struct DaemonProcess {
     _dir: tempfile::TempDir,
 }
 
-pub fn daemon_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_e2e-auth0-client")
-}
-
 impl DaemonProcess {
-    /// Writes `config` to a file, starts `serve` on an ephemeral port and waits for its
-    /// `listening` log line.
-    pub fn start(config: &Value, env: &[(&str, &str)]) -> Self {
+    /// Writes `config` to a file, starts `binary serve` on an ephemeral port and waits for its
+    /// `listening` log line. `binary` is the test binary's `env!("CARGO_BIN_EXE_e2e-auth0-client")`.
+    pub fn start(binary: &str, config: &Value, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth0-client.json");
         std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-        let mut child = std::process::Command::new(daemon_binary())
+        let mut child = std::process::Command::new(binary)
             .arg("serve")
             .arg("--config")
             .arg(&path)

@@ -1,5 +1,8 @@
 //! End-to-end tests: the real daemon over HTTP (DESIGN.md, Tests). One binary, one module per area.
 #![allow(clippy::unwrap_used)]
 
+/// The daemon's binary, built by cargo for this test package (see `src/bin/e2e-auth0-client.rs`).
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
+
 mod process;
 mod status;

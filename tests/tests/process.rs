@@ -3,11 +3,14 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{DaemonProcess, base_config, blocking_get, daemon_binary};
+use e2e::{DaemonProcess, base_config, blocking_get};
+
+use crate::DAEMON;
 
 #[test]
 fn sigterm_turns_ready_503_then_drains_and_exits_0() {
-    let mut daemon = DaemonProcess::start(&base_config(), &[("DELAY_SHUTDOWN_SECONDS", "1")]);
+    let mut daemon =
+        DaemonProcess::start(DAEMON, &base_config(), &[("DELAY_SHUTDOWN_SECONDS", "1")]);
     let client = blocking_get(&daemon.url("/-/ready"), None);
     assert_eq!(client, 200);
 
@@ -21,14 +24,14 @@ fn sigterm_turns_ready_503_then_drains_and_exits_0() {
 
 #[test]
 fn log_lines_are_json_and_carry_the_request_id() {
-    let daemon = DaemonProcess::start(&base_config(), &[]);
+    let daemon = DaemonProcess::start(DAEMON, &base_config(), &[]);
     let status = blocking_get(&daemon.url("/-/healthz"), Some("trace-me-42"));
     assert_eq!(status, 200);
     std::thread::sleep(Duration::from_millis(200));
     let lines = daemon.log_lines();
     let line = lines
         .iter()
-        .find(|l| l["message"] == "request answered" && l["request_id"] == "trace-me-42")
+        .find(|l| l["message"] == "request answered" && l["span"]["request_id"] == "trace-me-42")
         .unwrap_or_else(|| panic!("no access log line with the request id in {lines:#?}"));
     assert_eq!(line["status"], 200);
     assert_eq!(line["level"], "INFO");
@@ -39,7 +42,7 @@ fn check_config_prints_the_effective_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.json");
     std::fs::write(&path, base_config().to_string()).unwrap();
-    let out = Command::new(daemon_binary())
+    let out = Command::new(DAEMON)
         .args(["check-config", "--config"])
         .arg(&path)
         .env("HTTP_PORT", "9123")
@@ -50,7 +53,10 @@ fn check_config_prints_the_effective_config_without_secrets() {
     let effective: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(!stdout.contains("web-client-secret"), "{stdout}");
     assert!(stdout.contains("<redacted>"), "{stdout}");
-    assert!(stdout.contains("9123"), "env-derived values are shown: {stdout}");
+    assert!(
+        stdout.contains("9123"),
+        "env-derived values are shown: {stdout}"
+    );
     assert!(effective.is_object());
 }
 
@@ -61,7 +67,7 @@ fn check_config_names_the_offending_key_and_exits_1() {
     let mut config = base_config();
     config["clients"]["web"]["audiance"] = "typo".into();
     std::fs::write(&path, config.to_string()).unwrap();
-    let out = Command::new(daemon_binary())
+    let out = Command::new(DAEMON)
         .args(["check-config", "--config"])
         .arg(&path)
         .output()
@@ -76,7 +82,7 @@ fn serve_refuses_a_bad_port_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.json");
     std::fs::write(&path, base_config().to_string()).unwrap();
-    let out = Command::new(daemon_binary())
+    let out = Command::new(DAEMON)
         .args(["serve", "--config"])
         .arg(&path)
         .env("HTTP_PORT", "abc")
@@ -84,4 +90,61 @@ fn serve_refuses_a_bad_port_by_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8(out.stderr).unwrap().contains("HTTP_PORT"));
+}
+
+/// `auth0-client demo` serves on the port it is given and every curl line it prints works.
+#[test]
+fn demo_serves_on_its_port_and_its_curl_lines_work() {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(DAEMON)
+        .args(["demo", "--port", &port.to_string()])
+        .env("LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut curls = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the demo printed its curl lines");
+        if line.trim_start().starts_with("curl ") {
+            curls.push(line.trim().to_owned());
+        }
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    assert!(curls.len() >= 4, "{curls:?}");
+    for curl in &curls {
+        assert!(curl.contains(&format!("127.0.0.1:{port}")), "{curl}");
+        // --fail-with-body goes to the curl itself, before any `| grep`.
+        let command = match curl.split_once('|') {
+            Some((first, rest)) => format!("set -o pipefail; {first} --fail-with-body | {rest}"),
+            None => format!("{curl} --fail-with-body"),
+        };
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(&command)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{curl}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{curl} printed nothing");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -75,7 +75,10 @@ async fn openapi_document_lists_the_routes() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     assert_eq!(doc["info"]["title"], "auth0-client");
     for path in ["/-/healthz", "/-/ready", "/-/check-up", "/-/metrics"] {
-        assert!(doc["paths"][path]["get"].is_object(), "{path} missing: {doc}");
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} missing: {doc}"
+        );
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
@@ -103,7 +106,9 @@ async fn metrics_count_requests_by_route_and_status() {
         text.contains(r#"auth0_client_http_requests_total{route="unmatched",status="404"} 1"#),
         "{text}"
     );
-    assert!(text.contains("auth0_client_http_request_duration_seconds_bucket{route=\"/-/healthz\""));
+    assert!(
+        text.contains("auth0_client_http_request_duration_seconds_bucket{route=\"/-/healthz\"")
+    );
 }
 
 #[actix_rt::test]

@@ -75,9 +75,18 @@ impl Actors {
             let actors = actors.clone();
             Box::pin(async move {
                 let answers = [
-                    ("Sessions", actors.sessions.send(Alive).timeout(ALIVE_TIMEOUT).await),
-                    ("Tokens", actors.tokens.send(Alive).timeout(ALIVE_TIMEOUT).await),
-                    ("Management", actors.management.send(Alive).timeout(ALIVE_TIMEOUT).await),
+                    (
+                        "Sessions",
+                        actors.sessions.send(Alive).timeout(ALIVE_TIMEOUT).await,
+                    ),
+                    (
+                        "Tokens",
+                        actors.tokens.send(Alive).timeout(ALIVE_TIMEOUT).await,
+                    ),
+                    (
+                        "Management",
+                        actors.management.send(Alive).timeout(ALIVE_TIMEOUT).await,
+                    ),
                     ("Jobs", actors.jobs.send(Alive).timeout(ALIVE_TIMEOUT).await),
                 ];
                 for (name, answer) in answers {

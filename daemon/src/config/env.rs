@@ -48,6 +48,12 @@ impl Env {
         }
     }
 
+    /// This environment with `name` set to `value` (the demo pins its port this way).
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.insert(name.into(), value.into());
+        self
+    }
+
     /// The value of `name`; `None` when it is unset or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.get_raw(name).filter(|v| !v.is_empty())

@@ -26,7 +26,8 @@ impl Metrics {
                 "Time to answer an HTTP request, by route pattern.",
             )
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["route"],
         )?;
@@ -40,7 +41,10 @@ impl Metrics {
     }
 
     /// Registers a collector added by a later part of the daemon (Auth0 calls, sessions, jobs).
-    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> prometheus::Result<()> {
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
         self.registry.register(collector)
     }
 

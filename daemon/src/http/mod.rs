@@ -65,13 +65,15 @@ where
     app.into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(status::configure)
-        .service(utoipa_actix_web::scope(prefix.to_owned()))
+        // Before the prefix scope: an empty SERVICE_PREFIX makes that scope match every path.
+        .route("/documentation/json", web::get().to(documentation))
+        .service(utoipa_actix_web::scope(web::scope(prefix)))
         .split_for_parts()
 }
 
 /// The actix-web application of one listener.
 pub fn app(
-    state: &AppState,
+    state: AppState,
     listener: Listener,
 ) -> App<
     impl ServiceFactory<
@@ -82,24 +84,29 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let settings = &state.settings;
+    let settings = state.settings.clone();
     let base = App::new()
         .app_data(state.settings.clone())
         .app_data(state.health.clone())
         .app_data(state.metrics.clone())
-        .app_data(web::Data::new(state.actors.clone()))
+        .app_data(web::Data::new(state.actors))
         .app_data(web::Data::new(ServiceVersion(
             settings.service_version.clone(),
         )))
-        .app_data(error::extractors::json_config(settings.server.body_limit_bytes))
-        .app_data(error::extractors::form_config(settings.server.body_limit_bytes))
-        .app_data(error::extractors::payload_config(settings.server.body_limit_bytes))
+        .app_data(error::extractors::json_config(
+            settings.server.body_limit_bytes,
+        ))
+        .app_data(error::extractors::form_config(
+            settings.server.body_limit_bytes,
+        ))
+        .app_data(error::extractors::payload_config(
+            settings.server.body_limit_bytes,
+        ))
         .app_data(error::extractors::query_config())
         .app_data(error::extractors::path_config());
     let (app, api) = routes(base, &settings.service_prefix, listener);
     let document = web::Data::new(api);
     app.app_data(document)
-        .route("/documentation/json", web::get().to(documentation))
         .default_service(web::to(not_found))
         .wrap(actix_web::middleware::from_fn(observe::observe))
 }
@@ -110,6 +117,10 @@ async fn documentation(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse
 }
 
 /// Unknown routes are JSON 404s like every other error.
-async fn not_found(req: HttpRequest) -> ApiError {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }
