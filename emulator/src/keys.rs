@@ -104,6 +104,13 @@ pub fn give_back(keys: impl IntoIterator<Item = Arc<SigningKey>>) {
         .extend(keys);
 }
 
+impl Default for KeyRing {
+    /// A ring with one fresh key from the pool.
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// One emulator's keys: the current signing key first, then the earlier ones still published in the JWKS.
 #[derive(Debug)]
 pub struct KeyRing {

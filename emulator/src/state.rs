@@ -60,7 +60,7 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
 
 /// Lifetimes and speeds the control API can change at run time (`PATCH /__emulator/settings`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Access tokens issued to users (Auth0 default 86400, wire reference §1.3).
     pub access_token_seconds: u64,
@@ -76,10 +76,18 @@ pub struct Settings {
     pub authorization_code_seconds: u64,
     /// How long an import job takes from creation to completion (seed `jobSeconds`, default 2).
     pub job_seconds: f64,
+    /// How long after its creation a job is forgotten (then 404), as Auth0 forgets jobs after 24 h
+    /// (default 86400, wire reference §3.2).
+    pub job_retention_seconds: f64,
+    /// Import jobs that finish while this is on fail as a whole, importing nobody (an emulator fault).
+    pub fail_jobs: bool,
     /// `X-RateLimit-Limit` announced on every response outside the 429 mode.
     pub rate_limit_limit: u64,
     /// Entries kept in the request log (oldest dropped first).
     pub request_log_capacity: usize,
+    /// Consecutive failed logins of one user from one IP before brute-force protection answers 429
+    /// `too_many_attempts` (Auth0's default 10; 0 disables). `DELETE /__emulator/brute-force` unblocks.
+    pub brute_force_threshold: u32,
 }
 
 impl Default for Settings {
@@ -92,8 +100,11 @@ impl Default for Settings {
             refresh_token_leeway_seconds: 0,
             authorization_code_seconds: 600,
             job_seconds: 2.0,
+            job_retention_seconds: 86_400.0,
+            fail_jobs: false,
             rate_limit_limit: 50,
             request_log_capacity: 10_000,
+            brute_force_threshold: 10,
         }
     }
 }
@@ -589,9 +600,13 @@ pub(crate) struct Grants {
     pub refresh_tokens: HashMap<String, String>,
     pub families: HashMap<String, RefreshFamily>,
     pub opaque: HashMap<String, OpaqueToken>,
-    /// SSO cookie value → user id.
-    pub sessions: HashMap<String, String>,
+    /// SSO cookie value → (user id, `sid` claim).
+    pub sessions: HashMap<String, (String, String)>,
     pub transactions: HashMap<String, LoginTransaction>,
+    /// Failed logins by (user id, IP), for brute-force protection.
+    pub failures: HashMap<(String, String), u32>,
+    /// Users whose next correct password is answered with a challenge (`mfa_required`, `password_leaked`).
+    pub login_challenges: HashMap<String, String>,
     inserts: u64,
 }
 
@@ -599,7 +614,7 @@ impl Grants {
     /// Drops expired entries every so often, so a long benchmark does not grow memory without bound.
     pub fn maybe_sweep(&mut self, now: i64) {
         self.inserts += 1;
-        if self.inserts % 1024 != 0 {
+        if !self.inserts.is_multiple_of(1024) {
             return;
         }
         self.codes.retain(|_, code| code.expires_at > now);
