@@ -52,7 +52,7 @@ pub fn start(port: u16, env: &Env) -> Result<Demo, DemoError> {
             "auth0Url": base,
             "clientId": demo::MANAGEMENT_CLIENT_ID,
             "clientSecret": demo::MANAGEMENT_CLIENT_SECRET,
-            "supportedConnectionsMap": {demo::CONNECTION: demo::CONNECTION_ID},
+            "supportedConnectionsMap": {demo::CONNECTION: {"connectionId": demo::CONNECTION_ID}},
             "defaultManagementConnectionName": demo::CONNECTION
         },
         "server": {"bind": "127.0.0.1", "insecureCookies": true},
