@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the route definitions.
 
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod observe;
 pub mod status;

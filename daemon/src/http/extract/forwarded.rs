@@ -1,0 +1,947 @@
+//! Whom a request is from and how it was addressed, believing the forwarding headers
+//! (`X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto` and the header named by
+//! `ORIGINAL_PROTOCOL_HEADER`) only when the TCP peer is in `server.trustedProxies` (SPEC §3, §4).
+//!
+//! Choices where the spec is silent:
+//! - An IPv4 address seen as IPv6 (`::ffff:10.0.0.1`, as a dual-stack listener reports it) is
+//!   compared as the IPv4 address, so `10.0.0.0/8` trusts it.
+//! - `X-Forwarded-For` is walked from the right over every header line; an entry may carry a port
+//!   (`1.2.3.4:5678`, `[2001:db8::1]:443`). When every hop is trusted the leftmost is the user
+//!   (a request from inside the trusted network). An entry that is not an address breaks the
+//!   chain: the nearest hop vouched for (a trusted proxy, or the peer) is used, since nothing left
+//!   of the break can be believed.
+//! - `X-Forwarded-Host` and the protocol headers may carry a list (`a, b`) when proxies append:
+//!   the first value is the original one, as Express and most frameworks read it. The host is
+//!   checked against `server.allowedHosts` whichever header it came from.
+//! - `server.allowedHosts`: names compare case-insensitively and IP addresses by value
+//!   (`[0:0::1]` is `[::1]`). An entry without a port allows the host on any port (`app.example.com`
+//!   allows `app.example.com:8443`); an entry with a port allows only that port.
+//! - A host name is ASCII (IDNs in their `xn--` form), labels of letters, digits, `-` and `_` (as
+//!   `server.allowedHosts` accepts), no trailing dot; one whose last label is numeric must be a
+//!   dotted-quad IPv4 address, since browsers would read `1.2.3` or `0x7f.1` as an address.
+//! - `Forwarded` (RFC 7239) and `X-Real-IP` are not read: the spec names the `X-Forwarded-*`
+//!   headers, and reading two conventions invites disagreements an attacker can pick from.
+
+use std::fmt;
+use std::future::{Ready, ready};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest};
+
+use super::redirect::RelativeRedirect;
+use super::{quoted, settings};
+use crate::config::Settings;
+use crate::http::ApiError;
+
+/// The header Auth0 reads the end user's IP from on token requests (password grants). Auth0 only
+/// honours it for applications with "Trust Token Endpoint IP Header" enabled.
+pub const AUTH0_FORWARDED_FOR: &str = "auth0-forwarded-for";
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// The TCP peer's address, IPv4-mapped IPv6 addresses as IPv4.
+fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|addr| addr.ip().to_canonical())
+}
+
+fn is_trusted(settings: &Settings, ip: IpAddr) -> bool {
+    settings
+        .server
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&ip))
+}
+
+/// Whether the TCP peer is in `server.trustedProxies`, so its forwarding headers are believed.
+pub fn trusted_peer(req: &HttpRequest, settings: &Settings) -> bool {
+    peer_ip(req).is_some_and(|ip| is_trusted(settings, ip))
+}
+
+/// The end user's IP: the first untrusted hop of `X-Forwarded-For`, walking from the right, when
+/// the peer is a trusted proxy; else the peer. `None` only when the peer is unknown (no TCP peer,
+/// as in some tests), since forwarding headers are believed only from a known peer.
+pub fn end_user_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr> {
+    let peer = peer_ip(req)?;
+    if !is_trusted(settings, peer) {
+        return Some(peer);
+    }
+    // A line that is not text is one unreadable hop: the walk stops there.
+    const UNREADABLE: &str = "?";
+    let mut hops: Vec<&str> = Vec::new();
+    for line in req.headers().get_all(X_FORWARDED_FOR) {
+        match line.to_str() {
+            Ok(line) => hops.extend(line.split(',').map(str::trim).filter(|h| !h.is_empty())),
+            Err(_) => hops.push(UNREADABLE),
+        }
+    }
+    let mut nearest = peer;
+    for hop in hops.iter().rev() {
+        match parse_forwarded_ip(hop) {
+            Some(ip) if is_trusted(settings, ip) => nearest = ip,
+            Some(ip) => return Some(ip),
+            None => return Some(nearest),
+        }
+    }
+    Some(nearest)
+}
+
+/// The `auth0-forwarded-for` value for a password grant: [`end_user_ip`] as text.
+pub fn auth0_forwarded_for(req: &HttpRequest, settings: &Settings) -> Option<String> {
+    end_user_ip(req, settings).map(|ip| ip.to_string())
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`[v6]:port`, `v4:port`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim().trim_matches('"');
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return port_ok
+            .then(|| ip.parse::<Ipv6Addr>().ok())
+            .flatten()
+            .map(|ip| IpAddr::V6(ip).to_canonical());
+    }
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    let (ip, port) = entry.split_once(':')?;
+    is_port(port)
+        .then(|| ip.parse::<Ipv4Addr>().ok())
+        .flatten()
+        .map(IpAddr::V4)
+}
+
+/// Decimal digits only (`u16::from_str` would also take `+80`), within `u16`.
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
+}
+
+/// Extractor: the end user's IP ([`end_user_ip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndUser {
+    pub ip: Option<IpAddr>,
+}
+
+impl EndUser {
+    /// The value of the `auth0-forwarded-for` header for this user.
+    pub fn forwarded_for(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+}
+
+impl FromRequest for EndUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(settings(req).map(|settings| Self {
+            ip: end_user_ip(req, &settings),
+        }))
+    }
+}
+
+/// The first value of a forwarding header (`a, b` gives `a`); `None` when absent or empty, 400
+/// naming the header when it is not text.
+fn first_value<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, ApiError> {
+    let Some(value) = req.headers().get(name) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest(format!("the `{name}` header is not printable ASCII")))?;
+    Ok(value
+        .split(',')
+        .next()
+        .map(str::trim)
+        .filter(|v| !v.is_empty()))
+}
+
+/// The scheme of the URL the user sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+
+    fn parse(value: &str, header: &str) -> Result<Self, ApiError> {
+        if value.eq_ignore_ascii_case("https") {
+            Ok(Self::Https)
+        } else if value.eq_ignore_ascii_case("http") {
+            Ok(Self::Http)
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "invalid protocol {} in the `{header}` header: expected http or https",
+                quoted(value)
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scheme the user reached us with (SPEC §5 `/logout`): the header named by
+/// `ORIGINAL_PROTOCOL_HEADER`, else `X-Forwarded-Proto`, both only from a trusted peer; else
+/// `https`. A value other than `http` or `https` (any case) is 400 naming the header.
+pub fn public_scheme(req: &HttpRequest, settings: &Settings) -> Result<Scheme, ApiError> {
+    if !trusted_peer(req, settings) {
+        return Ok(Scheme::Https);
+    }
+    let named = settings.original_protocol_header.as_deref();
+    for name in named.into_iter().chain([X_FORWARDED_PROTO]) {
+        if let Some(value) = first_value(req, name)? {
+            return Scheme::parse(value, name);
+        }
+    }
+    Ok(Scheme::Https)
+}
+
+/// A host fit for an absolute URL: `name[:port]`, IPv4`[:port]` or `[IPv6][:port]`, names in lower
+/// case. Its `Display` is the URL's authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicHost {
+    name: HostName,
+    port: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostName {
+    Domain(String),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl PublicHost {
+    /// Parses `name[:port]`, IPv4`[:port]` or `[IPv6][:port]`; the error says what is expected.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        const EXPECTED: &str =
+            "expected name[:port], an IPv4 address or [IPv6], optionally with a port";
+        let (name, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (ip, after) = rest.split_once(']').ok_or(EXPECTED)?;
+            let ip = ip.parse::<Ipv6Addr>().map_err(|_| EXPECTED)?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or(EXPECTED)?),
+            };
+            (HostName::V6(ip), port)
+        } else {
+            let (name, port) = match text.split_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (text, None),
+            };
+            (Self::parse_name(name).ok_or(EXPECTED)?, port)
+        };
+        let port = match port {
+            None => None,
+            Some(port) if is_port(port) => Some(
+                port.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or(EXPECTED)?,
+            ),
+            Some(_) => return Err(EXPECTED),
+        };
+        Ok(Self { name, port })
+    }
+
+    fn parse_name(name: &str) -> Option<HostName> {
+        if let Ok(ip) = name.parse::<Ipv4Addr>() {
+            return Some(HostName::V4(ip));
+        }
+        let valid_label = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+            return None;
+        }
+        // WHATWG URL parsing reads a name ending in a number as an IPv4 address.
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let numeric = last.bytes().all(|b| b.is_ascii_digit())
+            || last
+                .get(..2)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("0x"));
+        if numeric {
+            return None;
+        }
+        Some(HostName::Domain(name.to_ascii_lowercase()))
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Whether the `server.allowedHosts` entry `allowed` admits this host (see the module doc).
+    pub fn allowed_by(&self, allowed: &PublicHost) -> bool {
+        self.name == allowed.name && allowed.port.is_none_or(|port| self.port == Some(port))
+    }
+}
+
+impl fmt::Display for PublicHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            HostName::Domain(name) => f.write_str(name)?,
+            HostName::V4(ip) => write!(f, "{ip}")?,
+            HostName::V6(ip) => write!(f, "[{ip}]")?,
+        }
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The host the user reached us at, for absolute URLs (SPEC §4): `X-Forwarded-Host` from a
+/// trusted peer, else `Host` (else the HTTP/2 authority). It must parse as a [`PublicHost`] and be
+/// allowed by `server.allowedHosts` when that is non-empty; otherwise 400 naming the host and the
+/// header it came from.
+pub fn public_host(req: &HttpRequest, settings: &Settings) -> Result<PublicHost, ApiError> {
+    let forwarded = if trusted_peer(req, settings) {
+        first_value(req, X_FORWARDED_HOST)?
+    } else {
+        None
+    };
+    let (text, from) = match forwarded {
+        Some(host) => (host, "`X-Forwarded-Host` header"),
+        None => match req.headers().get(header::HOST) {
+            Some(host) => (
+                host.to_str()
+                    .map_err(|_| {
+                        ApiError::BadRequest("the `Host` header is not printable ASCII".into())
+                    })?
+                    .trim(),
+                "`Host` header",
+            ),
+            None => match req.uri().authority() {
+                Some(authority) => (authority.as_str(), "request's authority"),
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "missing `Host` header: an absolute URL cannot be built".into(),
+                    ));
+                }
+            },
+        },
+    };
+    let host = PublicHost::parse(text).map_err(|expected| {
+        ApiError::BadRequest(format!(
+            "invalid host {} in the {from}: {expected}",
+            quoted(text)
+        ))
+    })?;
+    let allowed = &settings.server.allowed_hosts;
+    let admitted = allowed.is_empty()
+        || allowed
+            .iter()
+            .filter_map(|entry| PublicHost::parse(entry).ok())
+            .any(|entry| host.allowed_by(&entry));
+    if !admitted {
+        return Err(ApiError::BadRequest(format!(
+            "host `{host}` (from the {from}) is not in `server.allowedHosts`"
+        )));
+    }
+    Ok(host)
+}
+
+/// `<scheme>://<host>` of the URL the user sees, for absolute URLs such as logout's `returnTo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicOrigin {
+    pub scheme: Scheme,
+    pub host: PublicHost,
+}
+
+impl PublicOrigin {
+    /// [`public_scheme`] and [`public_host`] of the request.
+    pub fn of(req: &HttpRequest, settings: &Settings) -> Result<Self, ApiError> {
+        Ok(Self {
+            scheme: public_scheme(req, settings)?,
+            host: public_host(req, settings)?,
+        })
+    }
+
+    /// The absolute URL of `redirect` on this origin: `<scheme>://<host><redirect>`, the redirect
+    /// as the caller sent it (its query string included). Encode the whole when it goes into a
+    /// query string (logout's `returnTo`).
+    pub fn url(&self, redirect: &RelativeRedirect) -> String {
+        format!("{self}{}", redirect.as_str())
+    }
+}
+
+impl fmt::Display for PublicOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+    use actix_web::{FromRequest, ResponseError};
+    use serde_json::json;
+
+    use super::*;
+    use crate::http::extract::test_support::{doc, request, settings, settings_env};
+
+    fn with_headers(mut req: TestRequest, headers: &[(&str, &str)]) -> HttpRequest {
+        for header in headers {
+            req = req.append_header(*header);
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn end_user_ip_walks_x_forwarded_for_from_a_trusted_peer() {
+        // Default trustedProxies: loopback and the private ranges.
+        let s = settings(doc());
+        for (peer, xff, want) in [
+            // An untrusted peer is the user, whatever it claims.
+            ("203.0.113.7", vec!["1.1.1.1"], "203.0.113.7"),
+            ("203.0.113.7", vec![], "203.0.113.7"),
+            ("10.0.0.1", vec![], "10.0.0.1"),
+            ("10.0.0.1", vec!["198.51.100.9"], "198.51.100.9"),
+            // The leftmost entries are the client's own claims: skipped past the first untrusted hop.
+            (
+                "10.0.0.1",
+                vec!["6.6.6.6, 198.51.100.9, 10.0.0.2"],
+                "198.51.100.9",
+            ),
+            (
+                "10.0.0.1",
+                vec!["6.6.6.6,198.51.100.9,,10.0.0.2"],
+                "198.51.100.9",
+            ),
+            ("10.0.0.1", vec!["6.6.6.6", "198.51.100.9"], "198.51.100.9"),
+            ("10.0.0.1", vec!["198.51.100.9:5555"], "198.51.100.9"),
+            ("10.0.0.1", vec!["[2001:db8::1]:443"], "2001:db8::1"),
+            ("10.0.0.1", vec!["2001:db8::1"], "2001:db8::1"),
+            ("10.0.0.1", vec!["\"[2001:db8::2]\""], "2001:db8::2"),
+            ("10.0.0.1", vec!["::ffff:198.51.100.9"], "198.51.100.9"),
+            // Every hop trusted: the request started inside; the furthest hop is the user.
+            ("10.0.0.1", vec!["10.0.0.3, 192.168.1.1"], "10.0.0.3"),
+            // A broken chain: the nearest hop vouched for.
+            ("10.0.0.1", vec!["198.51.100.9, unknown"], "10.0.0.1"),
+            ("10.0.0.1", vec!["garbage, 10.0.0.2"], "10.0.0.2"),
+            ("10.0.0.1", vec!["198.51.100.9:99999"], "10.0.0.1"),
+            ("10.0.0.1", vec!["198.51.100.9:"], "10.0.0.1"),
+            // Dual-stack listeners report IPv4 peers as mapped IPv6 addresses.
+            ("::ffff:10.0.0.1", vec!["198.51.100.9"], "198.51.100.9"),
+            ("::1", vec!["198.51.100.9"], "198.51.100.9"),
+            ("127.0.0.1", vec!["198.51.100.9"], "198.51.100.9"),
+            ("fd00::5", vec!["2001:db8::7"], "2001:db8::7"),
+            ("2001:db8::9", vec!["198.51.100.9"], "2001:db8::9"),
+        ] {
+            let headers: Vec<_> = xff.iter().map(|v| ("x-forwarded-for", *v)).collect();
+            let req = with_headers(request(&s, peer), &headers);
+            let got = end_user_ip(&req, &s).map(|ip| ip.to_string());
+            assert_eq!(
+                got.as_deref(),
+                Some(want),
+                "peer {peer}, X-Forwarded-For {xff:?}"
+            );
+            assert_eq!(auth0_forwarded_for(&req, &s).as_deref(), Some(want));
+        }
+    }
+
+    #[test]
+    fn an_unreadable_x_forwarded_for_line_stops_the_walk() {
+        let s = settings(doc());
+        let req = request(&s, "10.0.0.1")
+            .append_header(("x-forwarded-for", "6.6.6.6"))
+            .append_header((
+                "x-forwarded-for",
+                HeaderValue::from_bytes(b"\xff\xfe").expect("opaque bytes"),
+            ))
+            .append_header(("x-forwarded-for", "10.0.0.2"))
+            .to_http_request();
+        assert_eq!(end_user_ip(&req, &s), Some("10.0.0.2".parse().expect("ip")));
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_settings() {
+        let mut d = doc();
+        d["server"] = json!({"trustedProxies": ["203.0.113.0/24"]});
+        let s = settings(d);
+        let req = with_headers(request(&s, "10.0.0.1"), &[("x-forwarded-for", "6.6.6.6")]);
+        assert!(!trusted_peer(&req, &s));
+        assert_eq!(auth0_forwarded_for(&req, &s).as_deref(), Some("10.0.0.1"));
+        let req = with_headers(
+            request(&s, "203.0.113.7"),
+            &[("x-forwarded-for", "198.51.100.9, 203.0.113.8")],
+        );
+        assert!(trusted_peer(&req, &s));
+        assert_eq!(
+            auth0_forwarded_for(&req, &s).as_deref(),
+            Some("198.51.100.9")
+        );
+
+        // An empty list trusts nobody, loopback included.
+        let mut d = doc();
+        d["server"] = json!({"trustedProxies": []});
+        let s = settings(d);
+        let req = with_headers(request(&s, "127.0.0.1"), &[("x-forwarded-for", "6.6.6.6")]);
+        assert!(!trusted_peer(&req, &s));
+        assert_eq!(auth0_forwarded_for(&req, &s).as_deref(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn without_a_peer_nothing_is_believed() {
+        let s = settings(doc());
+        let req = TestRequest::default()
+            .insert_header(("x-forwarded-for", "198.51.100.9"))
+            .insert_header(("x-forwarded-proto", "http"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .insert_header(("host", "app.example.com"))
+            .to_http_request();
+        assert_eq!(end_user_ip(&req, &s), None);
+        assert!(!trusted_peer(&req, &s));
+        assert_eq!(public_scheme(&req, &s).expect("default"), Scheme::Https);
+        assert_eq!(
+            public_host(&req, &s).expect("Host").to_string(),
+            "app.example.com"
+        );
+    }
+
+    #[actix_web::test]
+    async fn end_user_extractor() {
+        let s = settings(doc());
+        let req = request(&s, "10.0.0.1")
+            .insert_header(("x-forwarded-for", "198.51.100.9"))
+            .to_http_request();
+        let user = EndUser::extract(&req).await.expect("extracted");
+        assert_eq!(user.ip, Some("198.51.100.9".parse().expect("ip")));
+        assert_eq!(user.forwarded_for().as_deref(), Some("198.51.100.9"));
+        assert_eq!(AUTH0_FORWARDED_FOR, "auth0-forwarded-for");
+
+        let unwired = TestRequest::default().to_http_request();
+        let err = EndUser::extract(&unwired).await.expect_err("no settings");
+        assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn host_forms() {
+        for (given, shown) in [
+            ("app.example.com", "app.example.com"),
+            ("App.Example.COM:8443", "app.example.com:8443"),
+            ("localhost", "localhost"),
+            ("localhost:8080", "localhost:8080"),
+            ("your_host", "your_host"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+            ("a-b.c-d.example", "a-b.c-d.example"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("10.0.0.5:80", "10.0.0.5:80"),
+            ("[::1]", "[::1]"),
+            ("[::1]:8080", "[::1]:8080"),
+            ("[FE80:0::1]:65535", "[fe80::1]:65535"),
+            ("[::ffff:10.0.0.1]", "[::ffff:10.0.0.1]"),
+        ] {
+            let host = PublicHost::parse(given).unwrap_or_else(|e| panic!("{given}: {e}"));
+            assert_eq!(host.to_string(), shown, "{given}");
+        }
+        assert_eq!(
+            PublicHost::parse("a.example:8443").expect("ok").port(),
+            Some(8443)
+        );
+
+        let long_label = format!("{}.example", "a".repeat(64));
+        let long_name = format!("{}example", "abcdefghi.".repeat(25));
+        for bad in [
+            "",
+            ":80",
+            "app.example.com:",
+            "app.example.com:0",
+            "app.example.com:65536",
+            "app.example.com:+80",
+            "app.example.com:8o",
+            "host:80:80",
+            "a..b",
+            ".example.com",
+            "example.com.",
+            "-a.example",
+            "a-.example",
+            "evil.example/x",
+            "evil.example?x",
+            "evil.example#x",
+            "evil.example\\@good.example",
+            "user@good.example",
+            "good.example@evil.example",
+            "exa mple.com",
+            "ex\tample.com",
+            "bücher.example",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[::1]:http",
+            "[fe80::1%eth0]",
+            "[10.0.0.1]",
+            "999.1.1.1",
+            "1.2.3",
+            "0x7f.1",
+            "example.0X1F",
+            "app.123",
+            "10.0.0.5:99999",
+            &long_label,
+            &long_name,
+        ] {
+            assert!(PublicHost::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_compare_names_case_insensitively_and_ports_when_given() {
+        let api = |host: &str| PublicHost::parse(host).expect("valid");
+        for (host, entry, allowed) in [
+            ("app.example.com", "app.example.com", true),
+            ("app.example.com:8443", "app.example.com", true),
+            ("app.example.com", "app.example.com:8443", false),
+            ("app.example.com:443", "app.example.com:8443", false),
+            ("app.example.com:8443", "app.example.com:8443", true),
+            ("APP.example.com", "app.EXAMPLE.com", true),
+            ("evil.example.com", "example.com", false),
+            ("app.example.com.evil", "app.example.com", false),
+            ("[0:0::1]:8080", "[::1]", true),
+            ("[::1]", "[::1]:8080", false),
+            ("10.0.0.5:9000", "10.0.0.5", true),
+            ("10.0.0.5", "10.0.0.50", false),
+        ] {
+            assert_eq!(
+                api(host).allowed_by(&api(entry)),
+                allowed,
+                "{host} by {entry}"
+            );
+        }
+    }
+
+    fn host_case(
+        s: &Settings,
+        peer: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<String, (u16, String)> {
+        let req = with_headers(request(s, peer), headers);
+        public_host(&req, s)
+            .map(|host| host.to_string())
+            .map_err(|err| (err.status_code().as_u16(), err.to_string()))
+    }
+
+    #[test]
+    fn public_host_believes_x_forwarded_host_from_trusted_peers_only() {
+        let s = settings(doc());
+        for (peer, headers, want) in [
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "internal:8080"),
+                    ("x-forwarded-host", "app.example.com"),
+                ],
+                Ok("app.example.com"),
+            ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-host", "a.example, b.example"),
+                ],
+                Ok("a.example"),
+            ),
+            (
+                "203.0.113.7",
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-host", "evil.example"),
+                ],
+                Ok("app.example.com"),
+            ),
+            (
+                "203.0.113.7",
+                vec![("host", "App.Example.com:8443")],
+                Ok("app.example.com:8443"),
+            ),
+            (
+                "10.0.0.1",
+                vec![("host", "app.example.com"), ("x-forwarded-host", "")],
+                Ok("app.example.com"),
+            ),
+            // The upstream page's direct call: `x-forwarded-host: your_host` through a local proxy.
+            (
+                "127.0.0.1",
+                vec![("x-forwarded-host", "your_host")],
+                Ok("your_host"),
+            ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-host", "evil.example/x"),
+                ],
+                Err((400, "`X-Forwarded-Host` header")),
+            ),
+            (
+                "203.0.113.7",
+                vec![("host", "good.example@evil.example")],
+                Err((400, "\"good.example@evil.example\" in the `Host` header")),
+            ),
+            ("203.0.113.7", vec![], Err((400, "missing `Host` header"))),
+        ] {
+            let got = host_case(&s, peer, &headers);
+            match (&got, want) {
+                (Ok(host), Ok(want)) => assert_eq!(host, want, "{peer} {headers:?}"),
+                (Err((status, message)), Err((want_status, needle))) => {
+                    assert_eq!(*status, want_status, "{peer} {headers:?}: {message}");
+                    assert!(
+                        message.contains(needle),
+                        "{message} should contain {needle:?}"
+                    );
+                }
+                _ => panic!("{peer} {headers:?}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn public_host_must_be_allowed_when_allowed_hosts_is_set() {
+        let mut d = doc();
+        d["server"] =
+            json!({"allowedHosts": ["App.Example.com", "admin.example.com:8443", "[::1]:8080"]});
+        let s = settings(d);
+        for (peer, headers, want) in [
+            (
+                "10.0.0.1",
+                vec![("x-forwarded-host", "app.example.com")],
+                Ok("app.example.com"),
+            ),
+            (
+                "10.0.0.1",
+                vec![("x-forwarded-host", "APP.EXAMPLE.COM:444")],
+                Ok("app.example.com:444"),
+            ),
+            (
+                "203.0.113.7",
+                vec![("host", "admin.example.com:8443")],
+                Ok("admin.example.com:8443"),
+            ),
+            (
+                "203.0.113.7",
+                vec![("host", "[::1]:8080")],
+                Ok("[::1]:8080"),
+            ),
+            (
+                "203.0.113.7",
+                vec![("host", "admin.example.com")],
+                Err(
+                    "host `admin.example.com` (from the `Host` header) is not in `server.allowedHosts`",
+                ),
+            ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-host", "evil.example"),
+                ],
+                Err("host `evil.example` (from the `X-Forwarded-Host` header)"),
+            ),
+            ("203.0.113.7", vec![("host", "[::1]")], Err("`[::1]`")),
+        ] {
+            let got = host_case(&s, peer, &headers);
+            match (&got, want) {
+                (Ok(host), Ok(want)) => assert_eq!(host, want, "{headers:?}"),
+                (Err((400, message)), Err(needle)) => {
+                    assert!(
+                        message.contains(needle),
+                        "{message} should contain {needle:?}"
+                    );
+                }
+                _ => panic!("{headers:?}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn scheme_from_the_original_protocol_header_then_x_forwarded_proto() {
+        let plain = settings(doc());
+        let named = settings_env(doc(), &[("ORIGINAL_PROTOCOL_HEADER", "X-Original-Proto")]);
+        for (s, peer, headers, want) in [
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-original-proto", "http")],
+                Ok(Scheme::Http),
+            ),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-original-proto", "http"), ("x-forwarded-proto", "https")],
+                Ok(Scheme::Http),
+            ),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("X-Original-Proto", "HTTP")],
+                Ok(Scheme::Http),
+            ),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "http")],
+                Ok(Scheme::Http),
+            ),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-original-proto", "")],
+                Ok(Scheme::Https),
+            ),
+            (&named, "10.0.0.1", vec![], Ok(Scheme::Https)),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-original-proto", "http, https")],
+                Ok(Scheme::Http),
+            ),
+            // Untrusted peers cannot downgrade the scheme.
+            (
+                &named,
+                "203.0.113.7",
+                vec![("x-original-proto", "http")],
+                Ok(Scheme::Https),
+            ),
+            (
+                &named,
+                "203.0.113.7",
+                vec![("x-forwarded-proto", "http")],
+                Ok(Scheme::Https),
+            ),
+            (
+                &named,
+                "203.0.113.7",
+                vec![("x-original-proto", "javascript")],
+                Ok(Scheme::Https),
+            ),
+            // Without ORIGINAL_PROTOCOL_HEADER the header means nothing.
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-original-proto", "http")],
+                Ok(Scheme::Https),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-original-proto", "http"), ("x-forwarded-proto", "HTTPS")],
+                Ok(Scheme::Https),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "http")],
+                Ok(Scheme::Http),
+            ),
+            (
+                &named,
+                "10.0.0.1",
+                vec![("x-original-proto", "ftp")],
+                Err("`x-original-proto` header"),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "javascript")],
+                Err("`x-forwarded-proto` header"),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "https:")],
+                Err("expected http or https"),
+            ),
+        ] {
+            let req = with_headers(request(s, peer), &headers);
+            match (public_scheme(&req, s), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{peer} {headers:?}"),
+                (Err(err), Err(needle)) => {
+                    assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
+                    assert!(
+                        err.to_string().contains(needle),
+                        "{err} should contain {needle:?}"
+                    );
+                }
+                (got, want) => panic!("{peer} {headers:?}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn origin_and_absolute_urls() {
+        let s = settings_env(doc(), &[("ORIGINAL_PROTOCOL_HEADER", "x-original-proto")]);
+        let redirect = RelativeRedirect::parse("/web-login?redirect=/backoffice").expect("valid");
+
+        let req = with_headers(
+            request(&s, "10.0.0.1"),
+            &[
+                ("x-forwarded-host", "mia-project.example.org"),
+                ("host", "auth0-client:8080"),
+            ],
+        );
+        let origin = PublicOrigin::of(&req, &s).expect("origin");
+        assert_eq!(origin.to_string(), "https://mia-project.example.org");
+        assert_eq!(
+            origin.url(&redirect),
+            "https://mia-project.example.org/web-login?redirect=/backoffice"
+        );
+
+        let req = with_headers(
+            request(&s, "127.0.0.1"),
+            &[("host", "127.0.0.1:8080"), ("x-original-proto", "http")],
+        );
+        let origin = PublicOrigin::of(&req, &s).expect("origin");
+        assert_eq!(origin.scheme, Scheme::Http);
+        let logout_page = RelativeRedirect::parse("/logout-page").expect("valid");
+        assert_eq!(
+            origin.url(&logout_page),
+            "http://127.0.0.1:8080/logout-page"
+        );
+
+        let req = with_headers(request(&s, "127.0.0.1"), &[("host", "bad host")]);
+        let err = PublicOrigin::of(&req, &s).expect_err("bad host");
+        assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
+        let req = with_headers(
+            request(&s, "127.0.0.1"),
+            &[("host", "app.example.com"), ("x-original-proto", "gopher")],
+        );
+        let err = PublicOrigin::of(&req, &s).expect_err("bad scheme");
+        assert!(err.to_string().contains("x-original-proto"), "{err}");
+    }
+
+    #[test]
+    fn non_text_forwarding_headers_are_400() {
+        let s = settings(doc());
+        let req = request(&s, "10.0.0.1")
+            .insert_header((
+                "x-forwarded-host",
+                HeaderValue::from_bytes(b"caf\xe9.example").expect("opaque bytes"),
+            ))
+            .to_http_request();
+        let err = public_host(&req, &s).expect_err("not text");
+        assert!(err.to_string().contains("x-forwarded-host"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! [`SessionCredential`]: what a request presents to find its session (SPEC §5): an
+//! `Authorization: Bearer <access token>` and the `sid` cookie, both kept, since `/userinfo` falls
+//! back to the cookie when the Bearer token names no session.
+//!
+//! Choices where the spec is silent:
+//! - The scheme is matched case-insensitively (`bearer`, `BEARER`); another scheme (`Basic`), an
+//!   empty token, a token with whitespace or non-ASCII, or one over [`MAX_BEARER_LEN`] bytes is no
+//!   Bearer token at all (as if absent), never an error by itself: the route answers 401 when
+//!   nothing names a session.
+//! - Only the first `Authorization` header is read.
+//! - A `sid` cookie that is not a well-formed session id ([`SessionId::parse`]) is ignored: it
+//!   cannot name a session, and nothing else reaches the store.
+
+use std::fmt;
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest};
+
+use super::cookie;
+use crate::http::ApiError;
+use crate::store::SessionId;
+
+/// The session cookie's name.
+pub const SID_COOKIE: &str = "sid";
+
+/// Longest Bearer token read, in bytes (access tokens carrying many permissions run to a few KiB).
+pub const MAX_BEARER_LEN: usize = 16 * 1024;
+
+/// The credentials a request presents for a session; either, both or neither. Its `Debug` hides
+/// the token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SessionCredential {
+    /// The access token of `Authorization: Bearer <token>`.
+    pub bearer: Option<String>,
+    /// The `sid` cookie, when it is a well-formed session id.
+    pub cookie_sid: Option<SessionId>,
+}
+
+impl SessionCredential {
+    /// The credentials `req` presents.
+    pub fn of(req: &HttpRequest) -> Self {
+        Self {
+            bearer: bearer_token(req).map(str::to_owned),
+            cookie_sid: cookie(req, SID_COOKIE).and_then(|sid| SessionId::parse(sid).ok()),
+        }
+    }
+
+    /// Whether the request presents nothing that could name a session.
+    pub fn is_empty(&self) -> bool {
+        self.bearer.is_none() && self.cookie_sid.is_none()
+    }
+
+    /// These credentials, or 401 when there are none (`/userinfo`, `/refreshtoken`).
+    pub fn require(self) -> Result<Self, ApiError> {
+        if self.is_empty() {
+            Err(ApiError::Unauthorized(format!(
+                "no session: send `Authorization: Bearer <access token>` or the `{SID_COOKIE}` cookie"
+            )))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+impl fmt::Debug for SessionCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCredential")
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field("cookie_sid", &self.cookie_sid)
+            .finish()
+    }
+}
+
+/// Extractor: never fails; use [`SessionCredential::require`] where a session is mandatory.
+impl FromRequest for SessionCredential {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::of(req)))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (see the module doc for what is not one).
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    let printable = |b: u8| b.is_ascii_graphic();
+    (scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && token.len() <= MAX_BEARER_LEN
+        && token.bytes().all(printable))
+    .then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+    use actix_web::{FromRequest, ResponseError};
+
+    use super::*;
+
+    fn credential(headers: &[(&str, &str)]) -> SessionCredential {
+        let mut req = TestRequest::default();
+        for header in headers {
+            req = req.append_header(*header);
+        }
+        SessionCredential::of(&req.to_http_request())
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhdXRoMHwxIn0.c2ln-_";
+        let long = format!("Bearer {}", "a".repeat(MAX_BEARER_LEN + 1));
+        for (header, want) in [
+            (format!("Bearer {jwt}"), Some(jwt)),
+            (format!("bearer {jwt}"), Some(jwt)),
+            (format!("BEARER   {jwt}  "), Some(jwt)),
+            // The upstream page's curl line: `authorization: Bearer your_access_token`.
+            (
+                "Bearer your_access_token".to_owned(),
+                Some("your_access_token"),
+            ),
+            ("Bearer abc==".to_owned(), Some("abc==")),
+            ("Bearer".to_owned(), None),
+            ("Bearer ".to_owned(), None),
+            ("Bearer a b".to_owned(), None),
+            ("Bearer\tabc".to_owned(), None),
+            ("Basic dXNlcjpwYXNz".to_owned(), None),
+            ("Bearertoken abc".to_owned(), None),
+            ("abc".to_owned(), None),
+            ("".to_owned(), None),
+            (long, None),
+        ] {
+            let got = credential(&[("authorization", &header)]);
+            assert_eq!(got.bearer.as_deref(), want, "{header:?}");
+        }
+        let req = TestRequest::default()
+            .insert_header((
+                "authorization",
+                HeaderValue::from_bytes(b"Bearer caf\xe9").expect("opaque bytes"),
+            ))
+            .to_http_request();
+        assert_eq!(SessionCredential::of(&req).bearer, None);
+    }
+
+    #[test]
+    fn sid_cookie() {
+        let sid = SessionId::generate();
+        let both = credential(&[
+            ("authorization", "Bearer tok"),
+            ("cookie", &format!("theme=dark; sid={}", sid.as_str())),
+        ]);
+        assert_eq!(both.bearer.as_deref(), Some("tok"));
+        assert_eq!(both.cookie_sid.as_ref(), Some(&sid));
+
+        for cookie in ["sid=not-a-session-id", "sid=", "sids=x", "other=1"] {
+            let got = credential(&[("cookie", cookie)]);
+            assert_eq!(got.cookie_sid, None, "{cookie}");
+            assert!(got.is_empty(), "{cookie}");
+        }
+        // The first `sid` cookie is the one read.
+        let got = credential(&[("cookie", &format!("sid={}; sid=other", sid.as_str()))]);
+        assert_eq!(got.cookie_sid, Some(sid));
+    }
+
+    #[test]
+    fn require_and_debug() {
+        let err = credential(&[]).require().expect_err("nothing presented");
+        assert_eq!(err.status_code(), StatusCode::UNAUTHORIZED);
+        assert!(err.to_string().contains("Bearer"), "{err}");
+        let got = credential(&[("authorization", "Bearer very-secret-token")])
+            .require()
+            .expect("bearer presented");
+        let shown = format!("{got:?}");
+        assert!(!shown.contains("very-secret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[actix_web::test]
+    async fn extractor_never_fails() {
+        let req = TestRequest::default().to_http_request();
+        let got = SessionCredential::extract(&req).await.expect("infallible");
+        assert!(got.is_empty());
+    }
+}
