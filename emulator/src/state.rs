@@ -456,13 +456,18 @@ impl TenantData {
         })
     }
 
-    /// A user of any connection, by `user_id` or email (for the control API).
-    pub fn find_user_anywhere(&self, id_or_email: &str) -> Option<&User> {
-        self.users.get(id_or_email).or_else(|| {
+    /// A user of any connection, by `user_id`, the id without its `auth0|` prefix, email or username (for
+    /// the control API and tests).
+    pub fn find_user_anywhere(&self, key: &str) -> Option<&User> {
+        self.users.get(key).or_else(|| {
             self.users.values().find(|u| {
-                u.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(id_or_email))
+                u.local_id() == key
+                    || u.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(key))
+                    || u.username
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(key))
             })
         })
     }
