@@ -3,6 +3,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod auth0;
 pub mod cli;
 pub mod config;
 pub mod demo;
