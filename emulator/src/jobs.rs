@@ -716,7 +716,8 @@ pub const MAX_ACTIVE_JOBS: usize = 2;
 /// Largest users file Auth0 accepts, in bytes [DOC].
 pub const MAX_FILE_BYTES: usize = 512_000;
 
-/// The control API's knobs for jobs (`/__emulator/jobs`).
+/// The control API's knobs for jobs (the tenant's settings: `jobSeconds`, `jobRetentionSeconds`,
+/// `failJobs`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct JobSettings {
     /// Seconds from creation to completion: pending the first half, processing the second.
@@ -815,7 +816,6 @@ pub struct JobStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    settings: JobSettings,
     jobs: HashMap<String, Job>,
 }
 
@@ -828,20 +828,11 @@ impl JobStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn settings(&self) -> JobSettings {
-        self.lock().settings
-    }
-
-    pub fn set_settings(&self, settings: JobSettings) {
-        self.lock().settings = settings;
-    }
-
     /// Finishes the jobs whose time has come (importing their users with `importer`) and forgets
     /// those past retention. Every read and write of jobs calls this first, so the lifecycle does
     /// not depend on a timer having fired.
-    pub fn advance(&self, now: Instant, importer: &mut Importer<'_>) {
+    pub fn advance(&self, now: Instant, settings: &JobSettings, importer: &mut Importer<'_>) {
         let mut inner = self.lock();
-        let settings = inner.settings;
         let retention = Duration::from_secs_f64(settings.retention_seconds.max(0.0));
         inner
             .jobs
@@ -876,7 +867,12 @@ impl JobStore {
     }
 
     /// Records a job: `Err` when [`MAX_ACTIVE_JOBS`] are active. Call [`JobStore::advance`] first.
-    pub fn create(&self, new: NewJob, now: Instant) -> Result<JobView, CreateJobError> {
+    pub fn create(
+        &self,
+        new: NewJob,
+        now: Instant,
+        settings: &JobSettings,
+    ) -> Result<JobView, CreateJobError> {
         let mut inner = self.lock();
         let active = inner
             .jobs
@@ -892,7 +888,7 @@ impl JobStore {
                 break id;
             }
         };
-        let duration = Duration::from_secs_f64(inner.settings.job_seconds.max(0.0));
+        let duration = Duration::from_secs_f64(settings.job_seconds.max(0.0));
         let job = Job {
             id: id.clone(),
             new,
@@ -1375,11 +1371,11 @@ mod tests {
     #[test]
     fn a_job_goes_pending_processing_completed_then_is_forgotten() {
         let store = JobStore::default();
-        store.set_settings(JobSettings {
+        let settings = JobSettings {
             job_seconds: 10.0,
             retention_seconds: 100.0,
             fail_jobs: false,
-        });
+        };
         let mut dir = seeded();
         let t0 = Instant::now();
         let created = store
@@ -1389,6 +1385,7 @@ mod tests {
                     json!({"email": "old@x.io"}),
                 ])),
                 t0,
+                &settings,
             )
             .unwrap();
         assert_eq!(created.status, "pending");
@@ -1405,7 +1402,11 @@ mod tests {
         );
         let id = created.id;
 
-        store.advance(t0 + Duration::from_secs(2), &mut importer(&mut dir));
+        store.advance(
+            t0 + Duration::from_secs(2),
+            &settings,
+            &mut importer(&mut dir),
+        );
         assert_eq!(
             store.get(&id, t0 + Duration::from_secs(2)).unwrap().status,
             "pending"
@@ -1413,7 +1414,7 @@ mod tests {
         assert_eq!(store.errors(&id), Some(JobErrors::None));
 
         let at = t0 + Duration::from_secs(7);
-        store.advance(at, &mut importer(&mut dir));
+        store.advance(at, &settings, &mut importer(&mut dir));
         let processing = store.get(&id, at).unwrap();
         assert_eq!(processing.status, "processing");
         assert_eq!(processing.percentage_done, Some(40));
@@ -1421,7 +1422,7 @@ mod tests {
         assert_eq!(dir.users.len(), 1, "nothing imported before completion");
 
         let at = t0 + Duration::from_secs(10);
-        store.advance(at, &mut importer(&mut dir));
+        store.advance(at, &settings, &mut importer(&mut dir));
         let done = store.get(&id, at).unwrap();
         assert_eq!(done.status, "completed");
         assert_eq!(
@@ -1439,10 +1440,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // completing twice imports nothing twice
-        store.advance(t0 + Duration::from_secs(20), &mut importer(&mut dir));
+        store.advance(
+            t0 + Duration::from_secs(20),
+            &settings,
+            &mut importer(&mut dir),
+        );
         assert_eq!(dir.users.len(), 2);
 
-        store.advance(t0 + Duration::from_secs(100), &mut importer(&mut dir));
+        store.advance(
+            t0 + Duration::from_secs(100),
+            &settings,
+            &mut importer(&mut dir),
+        );
         assert!(
             store.get(&id, t0 + Duration::from_secs(100)).is_none(),
             "forgotten after retention"
@@ -1453,29 +1462,32 @@ mod tests {
     #[test]
     fn at_most_two_jobs_are_active() {
         let store = JobStore::default();
+        let settings = JobSettings::default();
         let mut dir = FakeDirectory::default();
         let t0 = Instant::now();
-        store.create(new_job(Ok(vec![])), t0).unwrap();
-        store.create(new_job(Ok(vec![])), t0).unwrap();
+        store.create(new_job(Ok(vec![])), t0, &settings).unwrap();
+        store.create(new_job(Ok(vec![])), t0, &settings).unwrap();
         assert_eq!(store.active(), 2);
         assert_eq!(
-            store.create(new_job(Ok(vec![])), t0).unwrap_err(),
+            store
+                .create(new_job(Ok(vec![])), t0, &settings)
+                .unwrap_err(),
             CreateJobError::TooManyActive
         );
         let later = t0 + Duration::from_secs(2);
         assert_eq!(store.next_due(), Some(later));
-        store.advance(later, &mut importer(&mut dir));
+        store.advance(later, &settings, &mut importer(&mut dir));
         assert_eq!(store.active(), 0);
-        assert!(store.create(new_job(Ok(vec![])), later).is_ok());
+        assert!(store.create(new_job(Ok(vec![])), later, &settings).is_ok());
     }
 
     #[test]
     fn an_unreadable_file_or_an_injected_fault_fails_the_whole_job() {
         let store = JobStore::default();
-        store.set_settings(JobSettings {
+        let mut settings = JobSettings {
             job_seconds: 0.0,
             ..JobSettings::default()
-        });
+        };
         let mut dir = FakeDirectory::default();
         let t0 = Instant::now();
         let id = store
@@ -1484,10 +1496,11 @@ mod tests {
                     "Failed to parse users file JSON when importing users.".into()
                 )),
                 t0,
+                &settings,
             )
             .unwrap()
             .id;
-        store.advance(t0, &mut importer(&mut dir));
+        store.advance(t0, &settings, &mut importer(&mut dir));
         let failed = store.get(&id, t0).unwrap();
         assert_eq!(failed.status, "failed");
         assert_eq!(failed.summary, Some(Summary::default()));
@@ -1502,16 +1515,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
 
-        store.set_settings(JobSettings {
-            job_seconds: 0.0,
-            fail_jobs: true,
-            ..JobSettings::default()
-        });
+        settings.fail_jobs = true;
         let id = store
-            .create(new_job(Ok(vec![json!({"email": "a@x.io"})])), t0)
+            .create(new_job(Ok(vec![json!({"email": "a@x.io"})])), t0, &settings)
             .unwrap()
             .id;
-        store.advance(t0, &mut importer(&mut dir));
+        store.advance(t0, &settings, &mut importer(&mut dir));
         assert_eq!(store.get(&id, t0).unwrap().status, "failed");
         assert!(dir.users.is_empty());
     }

@@ -519,95 +519,105 @@ pub fn apply_patch(user: &mut Map<String, Value>, patch: &Map<String, Value>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// New users
+// Routes
 
-/// A new user's Management API form (§2.5): the given profile, Auth0's defaults for what is
-/// missing (`name` = email, `nickname` = the email's local part, a gravatar `picture`), one `auth0`
-/// identity, and equal `created_at` / `updated_at`. Request-only properties are left out.
-pub fn new_user(
-    connection: &str,
-    id: &str,
-    profile: &Map<String, Value>,
-    now: &str,
-) -> Map<String, Value> {
-    let mut user = Map::new();
-    for (key, value) in profile {
-        if matches!(
-            key.as_str(),
-            "password"
-                | "connection"
-                | "verify_email"
-                | "verify_phone_number"
-                | "client_id"
-                | "user_id"
-        ) || value.is_null()
-        {
-            continue;
-        }
-        user.insert(key.clone(), value.clone());
-    }
-    user.entry("blocked").or_insert(Value::Bool(false));
-    if let Some(email) = profile.get("email").and_then(Value::as_str) {
-        user.entry("email_verified").or_insert(Value::Bool(false));
-        user.entry("name")
-            .or_insert_with(|| Value::String(email.to_string()));
-        let local = email.split('@').next().unwrap_or(email);
-        user.entry("nickname")
-            .or_insert_with(|| Value::String(local.to_string()));
-        user.entry("picture")
-            .or_insert_with(|| Value::String(gravatar(email)));
-    } else if let Some(username) = profile.get("username").and_then(Value::as_str) {
-        user.entry("nickname")
-            .or_insert_with(|| Value::String(username.to_string()));
-    }
-    if user.contains_key("phone_number") {
-        user.entry("phone_verified").or_insert(Value::Bool(false));
-    }
-    user.insert(
-        "identities".into(),
-        serde_json::json!([{
-            "connection": connection,
-            "user_id": id,
-            "provider": "auth0",
-            "isSocial": false,
-        }]),
-    );
-    user.insert("user_id".into(), Value::String(format!("auth0|{id}")));
-    user.insert("created_at".into(), Value::String(now.to_string()));
-    user.insert("updated_at".into(), Value::String(now.to_string()));
-    for key in ["app_metadata", "user_metadata"] {
-        if user
-            .get(key)
-            .is_some_and(|m| m.as_object().is_some_and(Map::is_empty))
-        {
-            user.remove(key);
-        }
-    }
-    user
+use super::{Authorized, json_response, no_content, store};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// `/users` and `/users/{id}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list_users))
+        .route("/users", web::post().to(create_user))
+        .route("/users/{id}", web::get().to(get_user))
+        .route("/users/{id}", web::patch().to(patch_user))
+        .route("/users/{id}", web::delete().to(delete_user));
 }
 
-/// Auth0's default picture: gravatar with Auth0's initials avatar as fallback [OBS]. Auth0 hashes
-/// the email with MD5; gravatar also takes SHA-256, which this crate already has [INF].
-pub fn gravatar(email: &str) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(email.trim().to_lowercase().as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    let initials: String = email
-        .chars()
-        .filter(char::is_ascii_alphabetic)
-        .take(2)
-        .collect::<String>()
-        .to_lowercase();
-    format!(
-        "https://s.gravatar.com/avatar/{hex}?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2F{initials}.png"
-    )
+/// The query string as a map; a repeated key keeps its last value.
+pub fn query_params(req: &HttpRequest) -> Result<HashMap<String, String>, MgmtError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map(|pairs| pairs.into_iter().collect())
+        .map_err(|_| MgmtError::bad_request("invalid_query_string", "Invalid request query string"))
 }
 
-/// A new Auth0 user id: 24 hex characters, like a Mongo ObjectId [OBS].
-pub fn new_user_id() -> String {
-    use rand::RngExt;
-    let bytes: [u8; 12] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A JSON request body; hapi's 400 when it is not JSON [INF].
+pub fn json_body(body: &[u8]) -> Result<Value, MgmtError> {
+    serde_json::from_slice(body).map_err(|_| {
+        MgmtError::new(
+            StatusCode::BAD_REQUEST,
+            None,
+            "Invalid request payload JSON format",
+        )
+    })
+}
+
+fn tenant(req: &HttpRequest) -> Result<store::Tenant, MgmtError> {
+    store::tenant(req).ok_or_else(MgmtError::invalid_token)
+}
+
+async fn list_users(auth: Authorized, req: HttpRequest) -> Result<HttpResponse, MgmtError> {
+    auth.require(&["read:users", "read:user_idp_tokens"])?;
+    let params = ListParams::parse(&query_params(&req)?)?;
+    let tenant = tenant(&req)?;
+    Ok(match list(store::users(&tenant), &params)? {
+        Page::Bare(users) => json_response(StatusCode::OK, &users),
+        Page::Totals(totals) => json_response(StatusCode::OK, &totals),
+    })
+}
+
+async fn get_user(
+    auth: Authorized,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, MgmtError> {
+    auth.require(&["read:users", "read:user_idp_tokens", "read:current_user"])?;
+    let params = query_params(&req)?;
+    let include_fields = params.get("include_fields").map(String::as_str) != Some("false");
+    let fields = fields_param(&params, include_fields);
+    let user = store::user(&tenant(&req)?, &id).ok_or_else(MgmtError::inexistent_user)?;
+    Ok(json_response(StatusCode::OK, &project(user, &fields)))
+}
+
+async fn create_user(
+    auth: Authorized,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, MgmtError> {
+    auth.require(&["create:users"])?;
+    let body = json_body(&body)?;
+    let profile = validate_create(&body)?;
+    let user = store::create_user(&tenant(&req)?, profile)?;
+    Ok(json_response(StatusCode::CREATED, &user))
+}
+
+async fn patch_user(
+    auth: Authorized,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, MgmtError> {
+    auth.require(&[
+        "update:users",
+        "update:users_app_metadata",
+        "update:current_user_metadata",
+    ])?;
+    let body = json_body(&body)?;
+    let patch = validate_patch(&body)?;
+    let user = store::update_user(&tenant(&req)?, &id, patch)?;
+    Ok(json_response(StatusCode::OK, &user))
+}
+
+/// 204 whether or not the user existed: the OAS lists no 404 for this route [DOC], so deleting is
+/// idempotent [INF].
+async fn delete_user(
+    auth: Authorized,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, MgmtError> {
+    auth.require(&["delete:users", "delete:current_user"])?;
+    store::delete_user(&tenant(&req)?, &id);
+    Ok(no_content())
 }
 
 #[cfg(test)]
@@ -802,39 +812,6 @@ mod tests {
         assert!(
             validate_patch(&json!({"blocked": true, "verify_email": false, "connection": "DB"}))
                 .is_ok()
-        );
-    }
-
-    #[test]
-    fn new_users_get_auth0_defaults() {
-        let profile = json!({"email": "chuck@example.com", "password": "p", "connection": "DB", "given_name": "Chuck", "app_metadata": {}});
-        let user = new_user(
-            "DB",
-            "0123456789abcdef01234567",
-            profile.as_object().unwrap(),
-            "2023-01-25T17:48:19.103Z",
-        );
-        assert_eq!(
-            Value::Object(user.clone()),
-            json!({
-                "blocked": false, "created_at": "2023-01-25T17:48:19.103Z", "email": "chuck@example.com",
-                "email_verified": false, "given_name": "Chuck",
-                "identities": [{"connection": "DB", "user_id": "0123456789abcdef01234567", "provider": "auth0", "isSocial": false}],
-                "name": "chuck@example.com", "nickname": "chuck", "picture": user["picture"],
-                "updated_at": "2023-01-25T17:48:19.103Z", "user_id": "auth0|0123456789abcdef01234567"
-            })
-        );
-        assert!(
-            user["picture"]
-                .as_str()
-                .unwrap()
-                .starts_with("https://s.gravatar.com/avatar/")
-        );
-        assert!(user["picture"].as_str().unwrap().ends_with("%2Fch.png"));
-        let id = new_user_id();
-        assert!(
-            id.len() == 24 && id.chars().all(|c| c.is_ascii_hexdigit()),
-            "{id}"
         );
     }
 }
