@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, dev::ServerHandle, web};
 
-use crate::actors::Actors;
-use crate::config::Settings;
-use crate::health::Health;
+use crate::actors::{Actors, SessionRepo, Sessions, Tokens};
+use crate::auth0::authentication::AuthenticationClient;
+use crate::auth0::jwks::JwksCache;
+use crate::auth0::{Auth0Http, SetupError};
+use crate::config::{Settings, StoreKind};
+use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
+use crate::store::{SessionStore, SledStore, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,33 @@ pub enum StartError {
     },
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot open the session store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot set up the Auth0 client: {0}")]
+    Auth0(#[from] SetupError),
+    #[error(
+        "sessions.store is redis, which this version does not support yet; use the default sled store"
+    )]
+    RedisUnsupported,
+}
+
+fn open_store(settings: &Settings) -> Result<Arc<dyn SessionStore>, StartError> {
+    match settings.sessions.store {
+        StoreKind::Sled => Ok(Arc::new(SledStore::open(&settings.sessions.path)?)),
+        StoreKind::Redis => Err(StartError::RedisUnsupported),
+    }
+}
+
+/// Every distinct tenant the login clients use (for the JWKS check-up).
+fn tenants(settings: &Settings) -> Vec<url::Url> {
+    let mut tenants: Vec<url::Url> = settings
+        .clients
+        .values()
+        .map(|c| c.auth0_url.clone())
+        .collect();
+    tenants.sort();
+    tenants.dedup();
+    tenants
 }
 
 pub struct Application {
@@ -30,6 +61,7 @@ pub struct Application {
     management_addr: Option<SocketAddr>,
     servers: Vec<actix_web::dev::Server>,
     shutdown: ShutdownHandle,
+    repo: SessionRepo,
 }
 
 /// Starts the graceful shutdown of SPEC §8: `/-/ready` turns 503, the daemon waits
@@ -78,14 +110,52 @@ impl Application {
             .as_ref()
             .and_then(|l| l.local_addr().ok());
 
-        let actors = Actors::start();
+        let store = open_store(&settings)?;
+        let repo = SessionRepo::new(store, Duration::from_millis(settings.sessions.timeout_ms));
+        let http = Auth0Http::from_settings(&settings)?;
+        let jwks = JwksCache::new(http.clone());
+        let metrics = Metrics::new()?;
+        metrics.register(Box::new(http.requests_metric()))?;
+        let sessions_live = prometheus::IntGauge::new(
+            "auth0_client_sessions_live",
+            "Sessions not yet expired, all clients (refreshed every 30 s).",
+        )?;
+        metrics.register(Box::new(sessions_live.clone()))?;
+
+        let settings = web::Data::new(settings);
+        let actors = Actors::start(
+            repo.clone(),
+            Sessions::new(repo.clone(), sessions_live),
+            Tokens::new(
+                AuthenticationClient::new(http),
+                jwks.clone(),
+                settings.clone(),
+                repo.clone(),
+            ),
+        );
         let mut health = Health::default();
         health.add_readiness(actors.probe());
+        health.add_readiness(FnProbe::new("store", move || {
+            let repo = repo.clone();
+            Box::pin(async move { repo.ping().await.map_err(|e| e.to_string()) }) as ProbeFuture
+        }));
+        for tenant in tenants(&settings) {
+            let jwks = jwks.clone();
+            health.add_checkup(FnProbe::new(format!("jwks {tenant}"), move || {
+                let (jwks, tenant) = (jwks.clone(), tenant.clone());
+                Box::pin(async move {
+                    jwks.check(&tenant)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }) as ProbeFuture
+            }));
+        }
         let delay = Duration::from_secs(settings.delay_shutdown_seconds);
         let state = AppState {
-            settings: web::Data::new(settings),
+            settings,
             health: web::Data::new(health),
-            metrics: web::Data::new(Metrics::new()?),
+            metrics: web::Data::new(metrics),
             actors,
         };
 
@@ -110,6 +180,7 @@ impl Application {
             management_addr,
             servers,
             shutdown,
+            repo: state.actors.repo.clone(),
         })
     }
 
@@ -137,6 +208,9 @@ impl Application {
         });
         let results = futures_util::future::join_all(self.servers).await;
         signals.abort();
+        if let Err(err) = self.repo.flush().await {
+            tracing::error!(error = %err, "flushing the session store at shutdown failed");
+        }
         tracing::info!("stopped");
         results.into_iter().collect()
     }

@@ -47,7 +47,10 @@ pub fn start(port: u16, env: &Env) -> Result<Demo, DemoError> {
             }
         },
         "defaultClient": CLIENT,
-        "customClaimsNamespaces": [demo::NAMESPACE],
+        "customClaimsNamespaces": [
+            format!("{}app_metadata", demo::NAMESPACE),
+            format!("{}user_metadata", demo::NAMESPACE)
+        ],
         "managementClient": {
             "auth0Url": base,
             "clientId": demo::MANAGEMENT_CLIENT_ID,

@@ -7,9 +7,16 @@ use std::collections::BTreeMap;
 use auth0_client::Application;
 use auth0_client::app::ShutdownHandle;
 use auth0_client::config::{Env, Settings};
+use auth0_emulator::seed::demo;
+use auth0_emulator::{Emulator, EmulatorHandle, Seed, SeedClient};
 use serde_json::{Value, json};
 
+/// The login client of the emulator's seed that does not rotate refresh tokens.
+pub const NON_ROTATING_CLIENT_ID: &str = "non-rotating-client";
+
 pub struct TestApp {
+    /// The Auth0 emulator the daemon talks to.
+    pub emulator: EmulatorHandle,
     /// `http://127.0.0.1:PORT` of the main listener.
     pub address: String,
     pub port: u16,
@@ -19,8 +26,62 @@ pub struct TestApp {
     _data: tempfile::TempDir,
 }
 
-/// Settings every test starts from: one login client, sessions in a fresh temporary folder,
-/// everything on loopback and an ephemeral port.
+/// The emulator's seed for the tests: the demo tenant plus a login client without rotation.
+pub fn test_seed() -> Seed {
+    let mut seed = Seed::demo();
+    seed.clients.push(SeedClient {
+        client_id: NON_ROTATING_CLIENT_ID.into(),
+        client_secret: Some("non-rotating-secret".into()),
+        refresh_token_rotation: Some(false),
+        ..SeedClient::default()
+    });
+    seed
+}
+
+/// Settings against `emulator`: `api` (token JSON, the default), `web` (the `website` cookie,
+/// `SameSite=Lax`) and `plain` (no rotation), all on the demo tenant.
+pub fn emulator_config(emulator: &EmulatorHandle) -> Value {
+    let base = emulator.base_url();
+    let client = |client_id: &str, secret: &str, scopes: Value| {
+        json!({
+            "auth0Url": base,
+            "clientId": client_id,
+            "clientSecret": secret,
+            "redirectUrl": "https://app.example/web-login/callback",
+            "scopes": scopes,
+            "supportedConnections": [demo::CONNECTION],
+        })
+    };
+    let mut web = client(
+        demo::LOGIN_CLIENT_ID,
+        demo::LOGIN_CLIENT_SECRET,
+        json!(["offline_access", "website"]),
+    );
+    web["sameSite"] = "Lax".into();
+    json!({
+        "clients": {
+            "api": client(demo::LOGIN_CLIENT_ID, demo::LOGIN_CLIENT_SECRET, json!(["offline_access", "profile", "email"])),
+            "web": web,
+            "plain": client(NON_ROTATING_CLIENT_ID, "non-rotating-secret", json!(["offline_access"])),
+        },
+        "defaultClient": "api",
+        "customClaimsNamespaces": [
+            format!("{}app_metadata", demo::NAMESPACE),
+            format!("{}user_metadata", demo::NAMESPACE)
+        ],
+        "managementClient": {
+            "auth0Url": base,
+            "clientId": demo::MANAGEMENT_CLIENT_ID,
+            "clientSecret": demo::MANAGEMENT_CLIENT_SECRET,
+            "supportedConnectionsMap": {demo::CONNECTION: {"connectionId": demo::CONNECTION_ID}},
+            "defaultManagementConnectionName": demo::CONNECTION
+        },
+        "server": {"bind": "127.0.0.1"}
+    })
+}
+
+/// Settings every test of the status routes starts from: one login client on a tenant nobody
+/// answers at, everything on loopback and an ephemeral port.
 pub fn base_config() -> Value {
     json!({
         "clients": {
@@ -38,13 +99,30 @@ pub fn base_config() -> Value {
     })
 }
 
-/// Starts the daemon with `base_config()`.
+/// Starts an emulator and the daemon against it with `emulator_config`.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(base_config(), &[]).await
+    spawn_app_configured(|_| {}, &[]).await
 }
 
-/// Starts the daemon with `config` (the settings document) and `env` (its environment).
+/// Like [`spawn_app`], after `change` has edited the config.
+pub async fn spawn_app_configured(
+    change: impl FnOnce(&mut Value),
+    env: &[(&str, &str)],
+) -> TestApp {
+    let emulator = Emulator::start(test_seed()).unwrap();
+    let mut config = emulator_config(&emulator);
+    change(&mut config);
+    start(emulator, config, env).await
+}
+
+/// Starts the daemon with `config` (the settings document) and `env` (its environment), with an
+/// emulator beside it that `config` may ignore.
 pub async fn spawn_app_with(config: Value, env: &[(&str, &str)]) -> TestApp {
+    let emulator = Emulator::start(test_seed()).unwrap();
+    start(emulator, config, env).await
+}
+
+async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let mut vars: BTreeMap<String, String> = BTreeMap::from([
         ("HTTP_PORT".to_owned(), "0".to_owned()),
@@ -64,6 +142,7 @@ pub async fn spawn_app_with(config: Value, env: &[(&str, &str)]) -> TestApp {
     let shutdown = app.shutdown_handle();
     actix_rt::spawn(app.run_until_stopped());
     TestApp {
+        emulator,
         address: format!("http://127.0.0.1:{port}"),
         port,
         management_port,
@@ -85,12 +164,122 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `POST /oauth/token` with the password grant as a form, for `client` (`client-type`).
+    pub async fn login(&self, client: &str, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .header("client-type", client)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs the demo user in with the `api` client and returns the token JSON.
+    pub async fn login_tokens(&self) -> Value {
+        let response = self
+            .login("api", demo::USER_EMAIL, demo::USER_PASSWORD)
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Logs the demo user in with the `web` client and returns the `sid` cookie's value.
+    pub async fn login_cookie(&self) -> String {
+        let response = self
+            .login("web", demo::USER_EMAIL, demo::USER_PASSWORD)
+            .await;
+        assert_eq!(response.status(), 200);
+        sid_cookie(&response).expect("a sid cookie")
+    }
+
+    pub async fn userinfo_bearer(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn userinfo_cookie(&self, sid: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/userinfo"))
+            .header("cookie", format!("sid={sid}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh_bearer(
+        &self,
+        access_token: &str,
+        refresh_token: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/refreshtoken"))
+            .bearer_auth(access_token)
+            .json(&json!({"refresh_token": refresh_token}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh_cookie(&self, sid: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/refreshtoken"))
+            .header("cookie", format!("sid={sid}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The form fields of every `/oauth/token` call the emulator received.
+    pub fn token_calls(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.emulator
+            .requests_to("/oauth/token")
+            .into_iter()
+            .filter_map(|r| r.form)
+            .collect()
+    }
+
+    /// Makes the emulator issue access tokens that expire after `seconds`.
+    pub fn access_tokens_last(&self, seconds: u64) {
+        self.emulator
+            .update_settings(|s| s.access_token_seconds = seconds);
+    }
+
     /// GET returning the status and the JSON body.
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
+}
+
+/// The value of the `sid` cookie a response sets.
+pub fn sid_cookie(response: &reqwest::Response) -> Option<String> {
+    set_cookie(response, "sid").and_then(|c| {
+        c.split(';')
+            .next()
+            .and_then(|pair| pair.strip_prefix("sid="))
+            .map(str::to_owned)
+    })
+}
+
+/// The whole `Set-Cookie` header a response sets for cookie `name`.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
 }
 
 /// Asserts `body` is SPEC §4's error body with `status` and a message containing `needle`.
@@ -221,4 +410,20 @@ pub fn blocking_get(url: &str, request_id: Option<&str>) -> u16 {
         }
         request.send().await.unwrap().status().as_u16()
     })
+}
+
+/// A fault on `route` that does nothing yet: set the fields the test needs with `..fault(route)`.
+pub fn fault(route: &str) -> auth0_emulator::Fault {
+    auth0_emulator::Fault {
+        id: 0,
+        route: route.into(),
+        method: None,
+        status: None,
+        body: None,
+        headers: Default::default(),
+        delay_ms: 0,
+        count: None,
+        drop_connection: false,
+        hits: 0,
+    }
 }

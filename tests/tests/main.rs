@@ -5,4 +5,5 @@
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 
 mod process;
+mod sessions;
 mod status;

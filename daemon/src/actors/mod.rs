@@ -1,11 +1,16 @@
 //! The actix actors that own the daemon's long-lived state (DESIGN.md, "Actors and flows").
 //! Handlers talk to them by message; each answers [`Alive`], which `/-/ready` asks of all.
 
+pub mod sessions;
+pub mod tokens;
+
 use std::time::Duration;
 
 use actix::prelude::*;
 
 use crate::health::{FnProbe, ProbeFuture};
+pub use sessions::{SessionRepo, Sessions};
+pub use tokens::Tokens;
 
 /// Asks an actor whether its mailbox is served: an actor stuck in a handler stops answering.
 #[derive(Message)]
@@ -30,14 +35,6 @@ macro_rules! actor {
 }
 
 actor!(
-    /// Owns the session store handle and its expiry sweeper.
-    Sessions
-);
-actor!(
-    /// Owns the Authentication API client, the JWKS caches and the in-flight refresh map.
-    Tokens
-);
-actor!(
     /// Owns the management token cache, the rate-limit pause and the retry policy.
     Management
 );
@@ -49,6 +46,8 @@ actor!(
 /// The addresses of every actor, cloned into each HTTP worker.
 #[derive(Clone)]
 pub struct Actors {
+    /// The store, read directly by handlers (see [`sessions`]).
+    pub repo: SessionRepo,
     pub sessions: Addr<Sessions>,
     pub tokens: Addr<Tokens>,
     pub management: Addr<Management>,
@@ -59,10 +58,11 @@ const ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Actors {
     /// Starts every actor on the current actix system.
-    pub fn start() -> Self {
+    pub fn start(repo: SessionRepo, sessions: Sessions, tokens: Tokens) -> Self {
         Self {
-            sessions: Sessions.start(),
-            tokens: Tokens.start(),
+            repo,
+            sessions: sessions.start(),
+            tokens: tokens.start(),
             management: Management.start(),
             jobs: Jobs.start(),
         }

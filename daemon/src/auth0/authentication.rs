@@ -378,7 +378,8 @@ pub(crate) mod tests {
         assert!(!format!("{err:?}").contains("not-the-password"));
         let api = crate::http::ApiError::from(err);
         assert!(
-            matches!(&api, crate::http::ApiError::Forbidden(m) if m == "Wrong email or password.")
+            matches!(&api, crate::http::ApiError::UserRefused { message, error_code }
+                if message == "Wrong email or password." && error_code.as_deref() == Some("invalid_grant"))
         );
     }
 

@@ -355,8 +355,10 @@ impl From<&Auth0Error> for ApiError {
                 retry_after_seconds: retry_after,
                 error_code: code,
             },
-            // The `errorCode` is not carried: `ApiError::Forbidden` has no field for it.
-            GrantFailure::UserRefused { message, .. } => ApiError::Forbidden(message),
+            GrantFailure::UserRefused { message, code } => ApiError::UserRefused {
+                message,
+                error_code: Some(code),
+            },
             GrantFailure::ConfigurationRefused {
                 status,
                 code,

@@ -16,6 +16,13 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Auth0 refused the end user (wrong password, blocked, MFA required): 403 with Auth0's
+    /// message and `error` code.
+    #[error("{message}")]
+    UserRefused {
+        message: String,
+        error_code: Option<String>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -67,9 +74,9 @@ impl ApiError {
 
     fn error_code(&self) -> Option<&str> {
         match self {
-            Self::TooManyRequests { error_code, .. } | Self::BadGateway { error_code, .. } => {
-                error_code.as_deref()
-            }
+            Self::TooManyRequests { error_code, .. }
+            | Self::BadGateway { error_code, .. }
+            | Self::UserRefused { error_code, .. } => error_code.as_deref(),
             _ => None,
         }
     }
@@ -103,7 +110,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::UserRefused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -132,6 +139,46 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
         }
         response.json(self.body())
+    }
+}
+
+/// A store outage is 503 (nobody is logged out by an outage: SPEC §7); anything else is a defect.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        if err.is_unavailable() {
+            tracing::error!(error = %err, "session store unavailable");
+            Self::ServiceUnavailable("the session store is unavailable; try again shortly".into())
+        } else {
+            Self::internal(err)
+        }
+    }
+}
+
+impl From<&crate::actors::tokens::TokenError> for ApiError {
+    fn from(err: &crate::actors::tokens::TokenError) -> Self {
+        use crate::actors::tokens::TokenError;
+        match err {
+            TokenError::Auth0(err) => Self::from(err),
+            TokenError::IdToken(err) => Self::from(err),
+            TokenError::Store(err) if err.is_unavailable() => {
+                tracing::error!(error = %err, "session store unavailable");
+                Self::ServiceUnavailable(
+                    "the session store is unavailable; try again shortly".into(),
+                )
+            }
+            TokenError::Store(err) => Self::internal(err.to_string()),
+            TokenError::NoIdToken => Self::BadGateway {
+                message: err.to_string(),
+                error_code: None,
+            },
+            TokenError::UnknownClient(_) => Self::Unauthorized(err.to_string()),
+        }
+    }
+}
+
+impl From<crate::actors::tokens::TokenError> for ApiError {
+    fn from(err: crate::actors::tokens::TokenError) -> Self {
+        Self::from(&err)
     }
 }
 

@@ -3,9 +3,14 @@
 
 pub mod error;
 pub mod extract;
+pub mod logout;
 pub mod metrics;
 pub mod observe;
+pub mod session;
+pub mod session_cookie;
 pub mod status;
+pub mod token;
+pub mod users;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpRequest, HttpResponse, body::MessageBody, web};
@@ -62,13 +67,22 @@ fn routes<T>(app: App<T>, prefix: &str, listener: Listener) -> (App<T>, utoipa::
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    let _ = listener; // The public and management route groups join here in later issues.
+    let mut scope = utoipa_actix_web::scope(web::scope(prefix));
+    if listener != Listener::Management {
+        scope = scope
+            .configure(token::configure)
+            .configure(session::configure)
+            .configure(logout::configure);
+    }
+    if listener != Listener::Public {
+        scope = scope.configure(users::configure);
+    }
     app.into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(status::configure)
         // Before the prefix scope: an empty SERVICE_PREFIX makes that scope match every path.
         .route("/documentation/json", web::get().to(documentation))
-        .service(utoipa_actix_web::scope(web::scope(prefix)))
+        .service(scope)
         .split_for_parts()
 }
 

@@ -1,0 +1,96 @@
+//! `GET /logout` (SPEC §5): ends the session, revokes its refresh token at Auth0 in the
+//! background, clears the cookie and sends the browser to Auth0's `/v2/logout`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::ApiError;
+use super::extract::{OptionalBrowserClient, PublicOrigin, RelativeRedirect, SessionCredential};
+use super::session_cookie;
+use crate::actors::Actors;
+use crate::actors::tokens::Revoke;
+use crate::config::Settings;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(logout);
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogoutQuery {
+    /// A relative path to come back to after Auth0's logout (`returnTo`).
+    redirect: Option<String>,
+}
+
+/// Ends the session (if any) and redirects to the tenant's logout.
+#[utoipa::path(
+    get,
+    path = "/logout",
+    tag = "sessions",
+    params(LogoutQuery),
+    responses(
+        (status = 302, description = "to `{auth0Url}/v2/logout`, the `sid` cookie cleared"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody, description = "no session and no client"),
+    )
+)]
+#[get("/logout")]
+async fn logout(
+    req: HttpRequest,
+    query: web::Query<LogoutQuery>,
+    credential: SessionCredential,
+    client: OptionalBrowserClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let redirect = RelativeRedirect::parse_optional(query.redirect.as_deref())?;
+    let origin = match &redirect {
+        Some(_) => Some(PublicOrigin::of(&req, &settings)?),
+        None => None,
+    };
+    let mut session = None;
+    if let Some(token) = &credential.bearer {
+        session = actors.repo.by_access_token(token).await?;
+    }
+    if session.is_none()
+        && let Some(sid) = &credential.cookie_sid
+    {
+        session = actors.repo.by_id(sid).await?;
+    }
+    let client = match &session {
+        Some(session) => client.for_session(&session.client)?,
+        None => client.required()?,
+    };
+    if let Some(session) = session {
+        actors.repo.delete(&session.id).await?;
+        tracing::info!(client = %client.name, sub = %session.sub, "user logged out");
+        if let Some(refresh_token) = session.refresh_token {
+            // Best effort and off the answer's path: the session is already gone here.
+            actors.tokens.do_send(Revoke {
+                client: session.client,
+                refresh_token: refresh_token.into(),
+            });
+        }
+    }
+
+    let mut location =
+        url::Url::parse(&client.settings.endpoint("v2/logout")).map_err(ApiError::internal)?;
+    {
+        let mut query = location.query_pairs_mut();
+        if let (Some(redirect), Some(origin)) = (&redirect, &origin) {
+            query.append_pair("returnTo", &origin.url(redirect));
+        }
+        if settings.logout_client_id_enabled {
+            query.append_pair("client_id", &client.settings.client_id);
+        }
+    }
+    if location.query() == Some("") {
+        location.set_query(None);
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, location.as_str()))
+        .cookie(session_cookie::clear(&settings))
+        .finish())
+}

@@ -1,0 +1,338 @@
+//! The session routes (SPEC §5): `POST /refreshtoken` (and `/oauth/refreshtoken`, the path the
+//! upstream page's curl uses), `GET /userinfo` (and `/users/me`, a legacy alias).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, ResponseError as _, get, post, web};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::ApiError;
+use super::extract::{OptionalApiClient, SessionCredential};
+use super::session_cookie;
+use super::token::TokenAnswer;
+use crate::actors::Actors;
+use crate::actors::tokens::{Refresh, RefreshKind, RefreshOutcome};
+use crate::config::Settings;
+use crate::store::{RefreshTokenMatch, Session, Timestamp};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(refresh_token)
+        .service(refresh_token_alias)
+        .service(userinfo)
+        .service(users_me);
+}
+
+/// How the request found its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Bearer,
+    Cookie,
+}
+
+/// The session of a request: by the Bearer access token (any the session has issued, expired or
+/// not), else by the `sid` cookie. `None` when neither finds a live session.
+async fn find_session(
+    actors: &Actors,
+    credential: &SessionCredential,
+) -> Result<Option<(Session, Via)>, ApiError> {
+    if let Some(token) = &credential.bearer
+        && let Some(session) = actors.repo.by_access_token(token).await?
+    {
+        return Ok(Some((session, Via::Bearer)));
+    }
+    if let Some(sid) = &credential.cookie_sid
+        && let Some(session) = actors.repo.by_id(sid).await?
+    {
+        return Ok(Some((session, Via::Cookie)));
+    }
+    Ok(None)
+}
+
+fn no_session() -> ApiError {
+    ApiError::Unauthorized("no live session for this access token or `sid` cookie".into())
+}
+
+/// Runs (or joins) the single-flight refresh of `session`.
+async fn refresh(
+    actors: &Actors,
+    session: &Session,
+    kind: RefreshKind,
+) -> Result<Session, ApiError> {
+    let outcome = actors
+        .tokens
+        .send(Refresh {
+            session: session.id.clone(),
+            kind,
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        RefreshOutcome::Refreshed(session) => Ok(*session),
+        RefreshOutcome::Ended => Err(ApiError::Unauthorized(
+            "the session has ended: log in again".into(),
+        )),
+        RefreshOutcome::Failed(err) => Err(ApiError::from(&*err)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct RefreshBody {
+    /// The session's refresh token: required with Bearer, optional with the `sid` cookie.
+    refresh_token: Option<String>,
+}
+
+/// Refreshes the session's tokens at Auth0 and extends the session.
+#[utoipa::path(
+    post,
+    path = "/refreshtoken",
+    tag = "sessions",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses(
+        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[post("/refreshtoken")]
+async fn refresh_token(
+    body: web::Bytes,
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    explicit_refresh(body, credential, client, settings, actors).await
+}
+
+/// The same as `POST /refreshtoken`, at the path the upstream documentation's curl uses.
+#[utoipa::path(
+    post,
+    path = "/oauth/refreshtoken",
+    tag = "sessions",
+    request_body(content = RefreshBody, content_type = "application/json"),
+    responses((status = 200, body = TokenAnswer), (status = 401, body = super::error::ErrorBody))
+)]
+#[post("/oauth/refreshtoken")]
+async fn refresh_token_alias(
+    body: web::Bytes,
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    explicit_refresh(body, credential, client, settings, actors).await
+}
+
+fn refresh_body(body: &[u8]) -> Result<RefreshBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RefreshBody::default());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => match map.get("refresh_token") {
+            None | Some(Value::Null) => Ok(RefreshBody::default()),
+            Some(Value::String(s)) if s.is_empty() => Ok(RefreshBody::default()),
+            Some(Value::String(s)) => Ok(RefreshBody {
+                refresh_token: Some(s.clone()),
+            }),
+            Some(_) => Err(ApiError::BadRequest(
+                "field `refresh_token` must be a string".into(),
+            )),
+        },
+        Ok(_) => Err(ApiError::BadRequest(
+            "the JSON body must be an object".into(),
+        )),
+        Err(e) => Err(ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+    }
+}
+
+async fn explicit_refresh(
+    body: web::Bytes,
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let body = refresh_body(&body)?;
+    let credential = credential.require()?;
+    let (session, via) = find_session(&actors, &credential)
+        .await?
+        .ok_or_else(no_session)?;
+    let client = client.for_session(&session.client)?;
+    let now = Timestamp::now();
+    let grace = Duration::from_secs(settings.sessions.refresh_grace_seconds);
+    let outcome = match (&body.refresh_token, via) {
+        (None, Via::Bearer) => {
+            return Err(ApiError::BadRequest(
+                "missing field `refresh_token` (required with a Bearer token)".into(),
+            ));
+        }
+        (None, Via::Cookie) => refresh(&actors, &session, RefreshKind::Explicit).await,
+        (Some(presented), _) => match session.check_refresh_token(presented, now, grace) {
+            RefreshTokenMatch::Current => refresh(&actors, &session, RefreshKind::Explicit).await,
+            // A late or concurrent caller with the token just rotated: the current tokens.
+            RefreshTokenMatch::PreviousWithinGrace => Ok(session),
+            RefreshTokenMatch::Unknown => {
+                return Err(ApiError::Unauthorized(
+                    "`refresh_token` is not this session's current refresh token".into(),
+                ));
+            }
+        },
+    };
+    let mut session = match outcome {
+        Ok(session) => session,
+        // The session is over: a cookie caller also loses the cookie.
+        Err(err @ ApiError::Unauthorized(_)) if via == Via::Cookie => {
+            let mut answer = err.error_response();
+            answer
+                .add_cookie(&session_cookie::clear(&settings))
+                .map_err(ApiError::internal)?;
+            return Ok(answer);
+        }
+        Err(err) => return Err(err),
+    };
+    // A caller that joined a transparent refresh (which does not extend) still extends.
+    let full =
+        Timestamp::now().saturating_add(Duration::from_secs(settings.session_duration_seconds));
+    if session.expires_at.saturating_add(Duration::from_secs(5)) < full {
+        session.expires_at = full;
+        actors.repo.update(&session).await?;
+    }
+    Ok(match via {
+        Via::Bearer => HttpResponse::Ok().json(TokenAnswer::of(&session)),
+        // A cookie caller gets the cookie back with a full Max-Age, whatever the client's scopes.
+        Via::Cookie => HttpResponse::Ok()
+            .cookie(session_cookie::issue(&client.settings, &settings, &session))
+            .finish(),
+    })
+}
+
+/// The claims `/userinfo` never shows: they describe the token, not the user.
+const TOKEN_CLAIMS: [&str; 7] = ["iss", "aud", "iat", "exp", "nonce", "at_hash", "sid"];
+
+/// The `/userinfo` body (SPEC §5): the ID-token claims without the token's own, each namespaced
+/// claim of `customClaimsNamespaces` also under its last path segment, and `groups` from
+/// `app_metadata.groups` (or `[]`).
+pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<String, Value> {
+    let mut out: Map<String, Value> = claims
+        .iter()
+        .filter(|(name, _)| !TOKEN_CLAIMS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    for namespaced in namespaces {
+        if let Some(value) = claims.get(namespaced) {
+            let short = namespaced
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(namespaced);
+            out.insert(short.to_owned(), value.clone());
+        }
+    }
+    let groups = out
+        .get("app_metadata")
+        .and_then(|m| m.get("groups"))
+        .filter(|g| g.is_array())
+        .cloned()
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    out.insert("groups".into(), groups);
+    out
+}
+
+/// Who the session's user is: the verified ID-token claims, shaped for gateways.
+#[utoipa::path(
+    get,
+    path = "/userinfo",
+    tag = "sessions",
+    responses(
+        (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody),
+    )
+)]
+#[get("/userinfo")]
+async fn userinfo(
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    who_is_it(credential, client, settings, actors).await
+}
+
+/// The same as `GET /userinfo` (kept for backward compatibility; prefer `/userinfo`).
+#[utoipa::path(get, path = "/users/me", tag = "sessions",
+    responses((status = 200, body = Object), (status = 401, body = super::error::ErrorBody)))]
+#[get("/users/me")]
+async fn users_me(
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    who_is_it(credential, client, settings, actors).await
+}
+
+/// The hot path: one store read, no write, no Auth0 call while the access token is valid.
+async fn who_is_it(
+    credential: SessionCredential,
+    client: OptionalApiClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let credential = credential.require()?;
+    let (mut session, _) = find_session(&actors, &credential)
+        .await?
+        .ok_or_else(no_session)?;
+    client.for_session(&session.client)?;
+    if session.access_expired(Timestamp::now()) {
+        session = refresh(&actors, &session, RefreshKind::Transparent).await?;
+    }
+    Ok(HttpResponse::Ok().json(user_claims(
+        &session.claims,
+        &settings.custom_claims_namespaces,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claims_are_shaped_for_gateways() {
+        let claims = json!({
+            "sub": "auth0|1", "iss": "https://t/", "aud": "c", "iat": 1, "exp": 2, "nonce": "n",
+            "at_hash": "h", "sid": "s", "email": "a@b.c",
+            "https://ns/app_metadata": {"groups": ["admin"]},
+            "https://ns/user_metadata": {"lang": "it"}
+        });
+        let namespaces = vec![
+            "https://ns/app_metadata".to_owned(),
+            "https://ns/user_metadata".to_owned(),
+        ];
+        let out = user_claims(claims.as_object().unwrap_or(&Map::new()), &namespaces);
+        assert_eq!(
+            Value::Object(out),
+            json!({
+                "sub": "auth0|1", "email": "a@b.c",
+                "https://ns/app_metadata": {"groups": ["admin"]},
+                "https://ns/user_metadata": {"lang": "it"},
+                "app_metadata": {"groups": ["admin"]}, "user_metadata": {"lang": "it"},
+                "groups": ["admin"]
+            })
+        );
+    }
+
+    #[test]
+    fn groups_default_to_an_empty_list() {
+        let claims = json!({"sub": "auth0|1"});
+        let out = user_claims(claims.as_object().unwrap_or(&Map::new()), &[]);
+        assert_eq!(out["groups"], json!([]));
+        assert_eq!(out["sub"], "auth0|1");
+    }
+}

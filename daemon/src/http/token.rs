@@ -1,0 +1,281 @@
+//! `POST /oauth/token` (SPEC §5): the password grant and the code exchange, answered as token
+//! JSON or, for `website` clients, as the `sid` cookie.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::ApiError;
+use super::extract::{ApiClient, EndUser, SelectedClient};
+use super::session_cookie;
+use crate::actors::Actors;
+use crate::actors::tokens::PasswordLogin;
+use crate::config::{ClientSettings, Settings};
+use crate::store::{Session, Timestamp};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(token);
+}
+
+/// The fields `/oauth/token` reads, from the query string and a form or JSON body (body wins).
+/// Unknown fields are ignored; `null` and `""` are absent.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenFields {
+    /// `password`, or `authorization_code` (the default when absent).
+    pub grant_type: Option<String>,
+    pub username: Option<String>,
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// A connection of the client's `supportedConnections`.
+    pub connection: Option<String>,
+    /// The code from Auth0's redirect (code exchange).
+    pub code: Option<String>,
+    /// The `state` `/authorize` issued (code exchange).
+    pub state: Option<String>,
+}
+
+impl TokenFields {
+    /// Reads the known fields of a JSON object or a form, naming a field of the wrong type.
+    fn from_map(map: &serde_json::Map<String, Value>) -> Result<Self, ApiError> {
+        let field = |name: &str| match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "field `{name}` must be a string"
+            ))),
+        };
+        Ok(Self {
+            grant_type: field("grant_type")?,
+            username: field("username")?,
+            password: field("password")?,
+            connection: field("connection")?,
+            code: field("code")?,
+            state: field("state")?,
+        })
+    }
+}
+
+/// A field the grant needs; 400 naming it when absent.
+fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    value.ok_or_else(|| ApiError::BadRequest(format!("missing field `{name}`")))
+}
+
+fn form_map(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("malformed form body: {e}")))?;
+    // The first occurrence of a field wins, as in most form parsers.
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        map.entry(k).or_insert(Value::String(v));
+    }
+    Ok(map)
+}
+
+/// The fields of a request: query string, then the body by its content type.
+fn read_fields(req: &HttpRequest, body: &[u8]) -> Result<TokenFields, ApiError> {
+    let mut fields = form_map(req.query_string().as_bytes())?;
+    if body.is_empty() {
+        return TokenFields::from_map(&fields);
+    }
+    let mime = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let map = match mime.as_str() {
+        "application/x-www-form-urlencoded" => form_map(body)?,
+        "application/json" => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(ApiError::BadRequest(
+                    "the JSON body must be an object".into(),
+                ));
+            }
+            Err(e) => return Err(ApiError::BadRequest(format!("malformed JSON body: {e}"))),
+        },
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "unsupported Content-Type `{other}`: send application/x-www-form-urlencoded or \
+                 application/json"
+            )));
+        }
+    };
+    // The body wins over the query string, field by field; an empty body field does not count.
+    for (name, value) in map {
+        if !matches!(&value, Value::Null) && value != Value::String(String::new()) {
+            fields.insert(name, value);
+        }
+    }
+    TokenFields::from_map(&fields)
+}
+
+/// The token JSON of non-`website` clients (SPEC §5).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenAnswer {
+    pub refresh_token: String,
+    pub access_token: String,
+    pub id_token: String,
+    /// The access token's expiry, RFC 3339 UTC with 9 fractional digits.
+    pub expire_at: String,
+}
+
+const EXPIRE_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+);
+
+pub fn expire_at(at: Timestamp) -> String {
+    at.to_offset_datetime()
+        .and_then(|t| t.format(EXPIRE_AT_FORMAT).ok())
+        .unwrap_or_default()
+}
+
+impl TokenAnswer {
+    pub fn of(session: &Session) -> Self {
+        Self {
+            refresh_token: session.refresh_token.clone().unwrap_or_default(),
+            access_token: session.access_token.clone(),
+            id_token: session.id_token.clone(),
+            expire_at: expire_at(session.access_expires_at),
+        }
+    }
+}
+
+/// The answer to a login or an explicit refresh: the token JSON, or for a `website` client an
+/// empty 200 with the `sid` cookie.
+pub fn session_answer(
+    client: &ClientSettings,
+    settings: &Settings,
+    session: &Session,
+) -> HttpResponse {
+    if client.is_website() {
+        HttpResponse::Ok()
+            .cookie(session_cookie::issue(client, settings, session))
+            .finish()
+    } else {
+        HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .json(TokenAnswer::of(session))
+    }
+}
+
+/// The connection of a login (SPEC §5): the request's (which must be supported when the client
+/// lists connections), else the client's `defaultConnection`, else its single supported one,
+/// else none.
+pub fn resolve_connection(
+    client: &ClientSettings,
+    requested: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if let Some(connection) = requested {
+        if !client.supported_connections.is_empty()
+            && !client.supported_connections.iter().any(|c| c == connection)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "connection `{connection}` is not supported by this client"
+            )));
+        }
+        return Ok(Some(connection.to_owned()));
+    }
+    if let Some(default) = &client.default_connection {
+        return Ok(Some(default.clone()));
+    }
+    match client.supported_connections.as_slice() {
+        [only] => Ok(Some(only.clone())),
+        _ => Ok(None),
+    }
+}
+
+/// Logs a user in: the password grant, or the exchange of the code Auth0's redirect carried.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "authentication",
+    params(TokenFields),
+    request_body(content = TokenFields, description = "form or JSON; the query string works too",
+        content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = TokenAnswer, description = "token JSON, or an empty body and the `sid` cookie for `website` clients"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody, description = "Auth0 refused the user"),
+        (status = 429, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[post("/oauth/token")]
+async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    client: ApiClient,
+    end_user: EndUser,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = read_fields(&req, &body)?;
+    let client = client.into_inner();
+    match fields.grant_type.as_deref() {
+        Some("password") => password(fields, client, end_user, &settings, &actors).await,
+        None | Some("authorization_code") => {
+            let code = required(fields.code, "code")?;
+            let state = required(fields.state, "state")?;
+            let _ = code;
+            // The state must be one `/authorize` issued for this client; until the browser flow
+            // exists no state is ever issued, so every one is refused here.
+            let record = actors.repo.take_state(&state).await?;
+            let _ = record;
+            Err(ApiError::BadRequest(
+                "`state` is unknown, expired or already used".into(),
+            ))
+        }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unsupported grant_type `{other}`: use `password` or `authorization_code`"
+        ))),
+    }
+}
+
+async fn password(
+    fields: TokenFields,
+    client: SelectedClient,
+    end_user: EndUser,
+    settings: &Settings,
+    actors: &Actors,
+) -> Result<HttpResponse, ApiError> {
+    let username = required(fields.username, "username")?;
+    let password = SecretString::from(required(fields.password, "password")?);
+    let connection = resolve_connection(&client.settings, fields.connection.as_deref())?;
+    let session = actors
+        .tokens
+        .send(PasswordLogin {
+            client: client.name.as_str().to_owned(),
+            username,
+            password,
+            connection,
+            end_user_ip: end_user.ip,
+        })
+        .await
+        .map_err(ApiError::internal)??;
+    tracing::info!(client = %client.name, sub = %session.sub, "user logged in");
+    Ok(session_answer(&client.settings, settings, &session))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_at_has_nine_fractional_digits() {
+        let at = Timestamp::from_millis(1_626_424_104_568);
+        assert_eq!(expire_at(at), "2021-07-16T08:28:24.568000000Z");
+    }
+}
