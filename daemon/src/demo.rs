@@ -24,8 +24,9 @@ pub enum DemoError {
     Config(#[from] ConfigError),
 }
 
-/// The client type the demo's curl lines use.
+/// The client types of the demo: token JSON (the default) and the `website` cookie.
 pub const CLIENT: &str = "demo";
+pub const WEB_CLIENT: &str = "demo-web";
 
 /// Starts the emulator and derives the daemon's settings from it. `env` still applies
 /// (`LOG_LEVEL`, `SERVICE_PREFIX`, ...), except `HTTP_PORT`, which is `port`.
@@ -44,6 +45,15 @@ pub fn start(port: u16, env: &Env) -> Result<Demo, DemoError> {
                 "audience": demo::API,
                 "supportedConnections": [demo::CONNECTION],
                 "defaultConnection": demo::CONNECTION
+            },
+            WEB_CLIENT: {
+                "auth0Url": base,
+                "clientId": demo::LOGIN_CLIENT_ID,
+                "clientSecret": demo::LOGIN_CLIENT_SECRET,
+                "redirectUrl": format!("http://127.0.0.1:{port}/oauth/callback"),
+                "scopes": ["offline_access", "profile", "email", "website"],
+                "supportedConnections": [demo::CONNECTION],
+                "sameSite": "Lax"
             }
         },
         "defaultClient": CLIENT,
@@ -73,25 +83,47 @@ pub fn start(port: u16, env: &Env) -> Result<Demo, DemoError> {
     })
 }
 
-/// The ready-to-paste lines printed once the daemon listens on `port`.
+/// The ready-to-paste lines printed once the daemon listens on `port`. Each `curl` line works
+/// as printed, in order (a test runs them): the JSON login keeps its tokens in shell variables,
+/// the cookie login in a cookie jar.
 pub fn curl_lines(port: u16, emulator: &str) -> String {
     let base = format!("http://127.0.0.1:{port}");
+    let user = demo::USER_EMAIL;
+    let password = demo::USER_PASSWORD;
+    let jar = std::env::temp_dir().join("auth0-client-demo.cookies");
+    let jar = jar.display();
+    let field = |name: &str| format!(r#"sed -E 's/.*"{name}":"([^"]*)".*/\1/'"#);
     format!(
         "\
 auth0-client demo: listening on {base}
-  Auth0 emulator: {emulator} (demo users {user} / {user_password}, {admin} / {admin_password})
+  Auth0 emulator: {emulator} (users {user} / {password}, {admin} / {admin_password})
 
   # Is it up? Ready? What does it serve?
   curl -s {base}/-/healthz
   curl -s {base}/-/ready
-  curl -s {base}/-/metrics | grep auth0_client_http_requests_total
   curl -s {base}/documentation/json
+
+  # Password login, token JSON (client `{CLIENT}`, the default); keep the tokens in variables:
+  curl -s -X POST {base}/oauth/token -d grant_type=password -d username={user} -d password={password}
+  TOKENS=$(curl -s -X POST {base}/oauth/token -d grant_type=password -d username={user} -d password={password})
+  ACCESS_TOKEN=$(echo \"$TOKENS\" | {access}); REFRESH_TOKEN=$(echo \"$TOKENS\" | {refresh})
+  curl -s {base}/userinfo -H \"Authorization: Bearer $ACCESS_TOKEN\"
+  curl -s -X POST {base}/refreshtoken -H \"Authorization: Bearer $ACCESS_TOKEN\" -H 'Content-Type: application/json' -d \"{{\\\"refresh_token\\\": \\\"$REFRESH_TOKEN\\\"}}\"
+
+  # Password login, session cookie (client `{WEB_CLIENT}`, a `website` client):
+  curl -s -c {jar} -X POST {base}/oauth/token -H 'client-type: {WEB_CLIENT}' -d grant_type=password -d username={user} -d password={password} -D -
+  curl -s -b {jar} {base}/userinfo
+  curl -s -b {jar} -c {jar} -X POST {base}/refreshtoken -D -
+  curl -s -b {jar} '{base}/logout?redirect=/' -D -
+
+  # Metrics after all that:
+  curl -s {base}/-/metrics | grep -E 'auth0_client_(http_requests|auth0_requests)_total'
 
 Press Ctrl-C to stop (sessions are kept in a temporary folder and deleted).
 ",
-        user = demo::USER_EMAIL,
-        user_password = demo::USER_PASSWORD,
         admin = demo::ADMIN_EMAIL,
         admin_password = demo::ADMIN_PASSWORD,
+        access = field("accessToken"),
+        refresh = field("refreshToken"),
     )
 }

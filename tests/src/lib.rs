@@ -310,10 +310,23 @@ impl DaemonProcess {
     /// Writes `config` to a file, starts `binary serve` on an ephemeral port and waits for its
     /// `listening` log line. `binary` is the test binary's `env!("CARGO_BIN_EXE_e2e-auth0-client")`.
     pub fn start(binary: &str, config: &Value, env: &[(&str, &str)]) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth0-client.json");
         std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        Self::spawn(binary, dir, env)
+    }
+
+    /// `kill -9`, then the same binary again on the same config and session folder.
+    pub fn kill9_and_restart(mut self, binary: &str, env: &[(&str, &str)]) -> Self {
+        self.signal("KILL");
+        self.wait_exit(10);
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Self::spawn(binary, dir, env)
+    }
+
+    fn spawn(binary: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let path = dir.path().join("auth0-client.json");
         let mut child = std::process::Command::new(binary)
             .arg("serve")
             .arg("--config")

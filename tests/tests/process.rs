@@ -92,7 +92,8 @@ fn serve_refuses_a_bad_port_by_name() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("HTTP_PORT"));
 }
 
-/// `auth0-client demo` serves on the port it is given and every curl line it prints works.
+/// `auth0-client demo` serves on the port it is given, and its curl lines, run in order as a
+/// newcomer would paste them, log in both ways, ask who the user is, refresh and log out.
 #[test]
 fn demo_serves_on_its_port_and_its_curl_lines_work() {
     use std::io::BufRead;
@@ -116,35 +117,86 @@ fn demo_serves_on_its_port_and_its_curl_lines_work() {
             }
         }
     });
-    let mut curls = Vec::new();
+    let mut script = vec!["set -eo pipefail".to_owned()];
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .expect("the demo printed its curl lines");
-        if line.trim_start().starts_with("curl ") {
-            curls.push(line.trim().to_owned());
-        }
         if line.starts_with("Press Ctrl-C") {
             break;
         }
+        let line = line.trim();
+        if line.starts_with("curl ") || line.contains("=$(") {
+            assert!(
+                !line.starts_with("curl ") || line.contains(&format!("127.0.0.1:{port}")),
+                "{line}"
+            );
+            // Each call must succeed: a 4xx/5xx fails the script.
+            script.push(line.replace("curl -s", "curl --fail-with-body -s"));
+        }
     }
-    assert!(curls.len() >= 4, "{curls:?}");
-    for curl in &curls {
-        assert!(curl.contains(&format!("127.0.0.1:{port}")), "{curl}");
-        // --fail-with-body goes to the curl itself, before any `| grep`.
-        let command = match curl.split_once('|') {
-            Some((first, rest)) => format!("set -o pipefail; {first} --fail-with-body | {rest}"),
-            None => format!("{curl} --fail-with-body"),
-        };
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(&command)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{curl}: {out:?}");
-        assert!(!out.stdout.is_empty(), "{curl} printed nothing");
-    }
+    assert!(script.len() >= 12, "{script:#?}");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script.join("\n"))
+        .output()
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script:#?}\n{out:?}");
+    assert!(text.contains(r#""status":"OK""#), "{text}");
+    let sub = format!(r#""sub":"{}""#, auth0_emulator::seed::demo::USER_ID);
+    assert!(
+        text.matches(&sub).count() >= 2,
+        "userinfo by Bearer and by cookie: {text}"
+    );
+    assert!(text.contains("HTTP/1.1 302"), "the logout redirect: {text}");
+    assert!(text.contains("set-cookie: sid="), "{text}");
+    assert!(
+        text.contains(r#"auth0_client_auth0_requests_total{endpoint="/oauth/token",status="200"}"#),
+        "{text}"
+    );
+}
+
+/// A session acknowledged to a client survives `kill -9` of the daemon (SPEC §7).
+#[test]
+fn sessions_survive_kill_9() {
+    let emulator = auth0_emulator::Emulator::start(e2e::test_seed()).unwrap();
+    let config = e2e::emulator_config(&emulator);
+    let daemon = DaemonProcess::start(DAEMON, &config, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let login = |port: u16| {
+        client
+            .post(format!("http://127.0.0.1:{port}/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", auth0_emulator::seed::demo::USER_EMAIL),
+                ("password", auth0_emulator::seed::demo::USER_PASSWORD),
+            ])
+            .send()
+    };
+    let tokens: serde_json::Value = runtime.block_on(async {
+        let response = login(daemon.port).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    });
+    let access = tokens["accessToken"].as_str().unwrap().to_owned();
+
+    let daemon = daemon.kill9_and_restart(DAEMON, &[]);
+    let status = runtime.block_on(async {
+        client
+            .get(format!("http://127.0.0.1:{}/userinfo", daemon.port))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200, "the session was acknowledged before the kill");
 }

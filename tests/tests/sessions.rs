@@ -670,3 +670,43 @@ async fn api_keys_pick_the_client_and_guard_management_routes() {
     let users: Value = response.json().await.unwrap();
     assert_eq!(users, json!([{"userId": demo::USER_ID}]));
 }
+
+#[actix_rt::test]
+async fn expired_sessions_are_never_returned() {
+    let app = spawn_app_configured(|_| {}, &[("SESSION_DURATION_SECONDS", "1")]).await;
+    let tokens = app.login_tokens().await;
+    let access = tokens["accessToken"].as_str().unwrap();
+    assert_eq!(app.userinfo_bearer(access).await.status(), 200);
+    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.userinfo_bearer(access).await.status(), 401);
+}
+
+#[actix_rt::test]
+async fn metrics_and_check_up_cover_auth0_and_sessions() {
+    let app = spawn_app().await;
+    app.login_tokens().await;
+    let text = app.get("/-/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"auth0_client_auth0_requests_total{endpoint="/oauth/token",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("auth0_client_sessions_live"), "{text}");
+
+    let (status, body) = app.get_json("/-/check-up").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.get_json("/-/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["store"], "OK");
+
+    // The JWKS check-up fails when the tenant's keys cannot be fetched.
+    let app = spawn_app_configured(
+        |c| c["clients"]["api"]["auth0Url"] = json!("http://127.0.0.1:9"),
+        &[],
+    )
+    .await;
+    let (status, body) = app.get_json("/-/check-up").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "KO");
+}
