@@ -68,18 +68,20 @@ async fn advance_jobs(
 /// Auth0's 401 otherwise (§2.2).
 #[derive(Debug, Clone)]
 pub struct Authorized {
-    /// The token's scopes; `None` when the token names none (then every endpoint is allowed).
-    pub scopes: Option<Vec<String>>,
+    /// The token's `scope`, split.
+    pub scopes: Vec<String>,
 }
 
 impl Authorized {
     /// Auth0's 403 unless the token has one of `any_of` (§2.1's table).
     pub fn require(&self, any_of: &[&str]) -> Result<(), MgmtError> {
-        match &self.scopes {
-            Some(scopes) if !any_of.iter().any(|s| scopes.iter().any(|have| have == s)) => {
-                Err(MgmtError::insufficient_scope(any_of))
-            }
-            _ => Ok(()),
+        if any_of
+            .iter()
+            .any(|s| self.scopes.iter().any(|have| have == s))
+        {
+            Ok(())
+        } else {
+            Err(MgmtError::insufficient_scope(any_of))
         }
     }
 }

@@ -37,7 +37,7 @@ impl From<ManagementError> for MgmtError {
 pub fn authorize(tenant: &Tenant, header: Option<&str>) -> Result<Authorized, MgmtError> {
     let info = tenant.check_management_token(header)?;
     Ok(Authorized {
-        scopes: Some(info.scopes),
+        scopes: info.scopes,
     })
 }
 
