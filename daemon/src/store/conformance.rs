@@ -1,0 +1,799 @@
+//! The one conformance suite every [`SessionStore`] backend passes (SPEC §7: "one trait, one
+//! conformance suite").
+//!
+//! Each check is an `async fn` taking a [`Fixture`], which opens the backend under test; a
+//! backend's test module runs them all with one line, `conformance_suite!(its_fixture());`,
+//! which expands to one `#[tokio::test]` per check. Each test gets a fresh fixture (a new folder,
+//! a new Redis scope), so the checks may assume an empty store.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    IdToken, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch, RefreshedTokens,
+    Session, SessionId, SessionStore, StateRecord, StoreFuture, Timestamp, TokenHash,
+};
+
+/// Opens the backend under test. A second `open` after every store it returned was dropped
+/// reopens the same data (the persistence check).
+pub trait Fixture: Send + Sync {
+    fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>>;
+}
+
+/// Long enough for a record to still be live when read back on a loaded 2-core machine, short
+/// enough that the expiry checks wait for it.
+const SHORT: Duration = Duration::from_millis(800);
+const PAST_SHORT: Duration = Duration::from_millis(1_100);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// One `#[tokio::test]` per check, for the fixture expression given (evaluated once per test).
+macro_rules! conformance_suite {
+    ($fixture:expr) => {
+        $crate::store::conformance::conformance_suite!(
+            @tests $fixture;
+            sessions_create_get_update_delete,
+            sessions_are_found_by_every_access_token_they_issued,
+            sessions_are_listed_and_deleted_by_sub,
+            active_subs_and_live_count,
+            expired_sessions_are_never_returned,
+            sweep_removes_expired_records_and_keeps_live_ones,
+            states_are_single_use_and_expire,
+            a_state_is_taken_once_by_concurrent_takers,
+            leases_are_exclusive_expire_and_are_released_by_their_holder,
+            jobs_list_newest_first_with_before,
+            finished_jobs_past_retention_are_deleted,
+            records_survive_a_reopen,
+            ping_and_flush_answer,
+        );
+    };
+    (@tests $fixture:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let fixture = $fixture;
+                $crate::store::conformance::$check(&fixture).await;
+            }
+        )+
+    };
+}
+pub(crate) use conformance_suite;
+
+async fn open(fixture: &dyn Fixture) -> Arc<dyn SessionStore> {
+    fixture.open().await.expect("the store opens")
+}
+
+fn session(sub: &str, access_token: &str, lifetime: Duration) -> Session {
+    let now = Timestamp::now();
+    let mut claims = Map::new();
+    claims.insert("sub".into(), Value::String(sub.into()));
+    claims.insert("email".into(), json!("user@example.com"));
+    Session::new(
+        "web",
+        sub,
+        IssuedTokens {
+            access_token: access_token.into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some(format!("refresh-{access_token}")),
+            id_token: IdToken {
+                token: format!("id-{access_token}"),
+                claims,
+            },
+        },
+        now.saturating_add(lifetime),
+        now,
+    )
+}
+
+fn state(value: &str, lifetime: Duration) -> StateRecord {
+    StateRecord {
+        state: value.into(),
+        client: "web".into(),
+        redirect: Some("/home?tab=1".into()),
+        connection: None,
+        pkce_verifier: format!("verifier-{value}"),
+        nonce: format!("nonce-{value}"),
+        expires_at: Timestamp::now().saturating_add(lifetime),
+    }
+}
+
+fn job(id: &str, created_at: i64, status: JobStatus) -> JobRecord {
+    JobRecord {
+        id: id.into(),
+        kind: if id.starts_with("batch_") {
+            JobKind::Batch
+        } else {
+            JobKind::Job
+        },
+        status,
+        connection: "Username-Password-Authentication".into(),
+        created_at: Timestamp::from_millis(created_at),
+        updated_at: Timestamp::from_millis(created_at),
+        summary: None,
+        errors: None,
+        detail: json!({"parts": [1, 2]}),
+    }
+}
+
+fn by_token(token: &str) -> TokenHash {
+    TokenHash::of(token)
+}
+
+pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let mut created = session("auth0|crud", "access-1", DAY);
+    store.create_session(&created).await.expect("create");
+
+    let found = store.get_session(&created.id).await.expect("get");
+    assert_eq!(found.as_ref(), Some(&created));
+    let unknown = SessionId::generate();
+    assert_eq!(store.get_session(&unknown).await.expect("get"), None);
+
+    created.expires_at = created.expires_at.saturating_add(Duration::from_secs(60));
+    created.claims.insert("name".into(), json!("New Name"));
+    assert!(store.update_session(&created).await.expect("update"));
+    assert_eq!(
+        store.get_session(&created.id).await.expect("get"),
+        Some(created.clone())
+    );
+
+    let deleted = store.delete_session(&created.id).await.expect("delete");
+    assert_eq!(deleted, Some(created.clone()));
+    assert_eq!(store.get_session(&created.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("access-1"))
+            .await
+            .expect("get by token"),
+        None
+    );
+    assert_eq!(
+        store.delete_session(&created.id).await.expect("delete"),
+        None
+    );
+    assert!(
+        !store.update_session(&created).await.expect("update"),
+        "an update never brings a deleted session back"
+    );
+    assert_eq!(store.get_session(&created.id).await.expect("get"), None);
+}
+
+pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let mut current = session("auth0|alias", "access-1", DAY);
+    store.create_session(&current).await.expect("create");
+    let found = store
+        .get_session_by_token(&by_token("access-1"))
+        .await
+        .expect("get by token");
+    assert_eq!(found.map(|s| s.id), Some(current.id.clone()));
+
+    let now = Timestamp::now();
+    for (access, refresh) in [("access-2", "refresh-2"), ("access-3", "refresh-3")] {
+        current.apply_refresh(
+            RefreshedTokens {
+                access_token: access.into(),
+                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+                refresh_token: Some(refresh.into()),
+                id_token: None,
+            },
+            now,
+        );
+        assert!(store.update_session(&current).await.expect("update"));
+    }
+
+    for token in ["access-1", "access-2", "access-3"] {
+        let found = store
+            .get_session_by_token(&by_token(token))
+            .await
+            .expect("get by token")
+            .unwrap_or_else(|| panic!("{token} still finds the session"));
+        assert_eq!(found, current, "{token} finds the current tokens");
+    }
+    let stored = store
+        .get_session(&current.id)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(stored.access_token, "access-3");
+    let grace = Duration::from_secs(30);
+    assert_eq!(
+        stored.check_refresh_token("refresh-2", Timestamp::now(), grace),
+        RefreshTokenMatch::PreviousWithinGrace
+    );
+    assert_eq!(
+        stored.check_refresh_token("refresh-3", Timestamp::now(), grace),
+        RefreshTokenMatch::Current
+    );
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("never-issued"))
+            .await
+            .expect("get by token"),
+        None
+    );
+
+    store.delete_session(&current.id).await.expect("delete");
+    for token in ["access-1", "access-2", "access-3"] {
+        assert_eq!(
+            store
+                .get_session_by_token(&by_token(token))
+                .await
+                .expect("get by token"),
+            None,
+            "{token} no longer finds a deleted session"
+        );
+    }
+}
+
+pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let first = session("auth0|a", "a-1", DAY);
+    let second = session("auth0|a", "a-2", DAY);
+    // A sub that starts like the other must not be confused with it.
+    let other = session("auth0|ab", "ab-1", DAY);
+    for s in [&first, &second, &other] {
+        store.create_session(s).await.expect("create");
+    }
+
+    let ids = |sessions: Vec<Session>| -> BTreeSet<String> {
+        sessions
+            .into_iter()
+            .map(|s| s.id.as_str().to_owned())
+            .collect()
+    };
+    let of_a = store.sessions_of("auth0|a").await.expect("sessions of");
+    assert_eq!(
+        ids(of_a),
+        BTreeSet::from([first.id.as_str().to_owned(), second.id.as_str().to_owned()])
+    );
+    assert!(
+        store
+            .sessions_of("auth0|none")
+            .await
+            .expect("sessions of")
+            .is_empty()
+    );
+
+    let deleted = store
+        .delete_sessions_of("auth0|a")
+        .await
+        .expect("delete by sub");
+    assert_eq!(deleted.len(), 2);
+    assert!(
+        store
+            .sessions_of("auth0|a")
+            .await
+            .expect("sessions of")
+            .is_empty()
+    );
+    assert_eq!(store.get_session(&first.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("a-2"))
+            .await
+            .expect("get by token"),
+        None
+    );
+    assert_eq!(
+        store.get_session(&other.id).await.expect("get"),
+        Some(other.clone()),
+        "another user's sessions stay"
+    );
+    assert!(
+        store
+            .delete_sessions_of("auth0|a")
+            .await
+            .expect("delete by sub")
+            .is_empty()
+    );
+
+    // A sub moved by an update is indexed under its new value only.
+    let mut moved = other.clone();
+    moved.sub = "auth0|moved".into();
+    assert!(store.update_session(&moved).await.expect("update"));
+    assert!(
+        store
+            .sessions_of("auth0|ab")
+            .await
+            .expect("sessions of")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .sessions_of("auth0|moved")
+            .await
+            .expect("sessions of")
+            .len(),
+        1
+    );
+}
+
+pub async fn active_subs_and_live_count(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(store.active_subs().await.expect("active subs").is_empty());
+    assert_eq!(store.count_live_sessions().await.expect("count"), 0);
+
+    for s in [
+        session("auth0|b", "b-1", DAY),
+        session("auth0|a", "a-1", DAY),
+        session("auth0|a", "a-2", DAY),
+        session("auth0|short", "short-1", SHORT),
+    ] {
+        store.create_session(&s).await.expect("create");
+    }
+    assert_eq!(
+        store.active_subs().await.expect("active subs"),
+        ["auth0|a", "auth0|b", "auth0|short"]
+    );
+    assert_eq!(store.count_live_sessions().await.expect("count"), 4);
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.active_subs().await.expect("active subs"),
+        ["auth0|a", "auth0|b"]
+    );
+    assert_eq!(store.count_live_sessions().await.expect("count"), 3);
+}
+
+pub async fn expired_sessions_are_never_returned(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let short = session("auth0|expiring", "expiring-1", SHORT);
+    store.create_session(&short).await.expect("create");
+    assert!(store.get_session(&short.id).await.expect("get").is_some());
+
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("expiring-1"))
+            .await
+            .expect("get by token"),
+        None
+    );
+    assert!(
+        store
+            .sessions_of("auth0|expiring")
+            .await
+            .expect("sessions of")
+            .is_empty()
+    );
+    assert!(store.active_subs().await.expect("active subs").is_empty());
+    assert_eq!(store.count_live_sessions().await.expect("count"), 0);
+    assert!(
+        !store.update_session(&short).await.expect("update"),
+        "an expired session is not updated back to life"
+    );
+    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
+    assert!(
+        store
+            .delete_sessions_of("auth0|expiring")
+            .await
+            .expect("delete by sub")
+            .is_empty()
+    );
+    assert_eq!(store.delete_session(&short.id).await.expect("delete"), None);
+}
+
+pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let short = session("auth0|sweep", "sweep-short", SHORT);
+    let long = session("auth0|sweep", "sweep-long", DAY);
+    store.create_session(&short).await.expect("create");
+    store.create_session(&long).await.expect("create");
+    assert!(
+        store
+            .put_state(&state("sweep-short", SHORT))
+            .await
+            .expect("put state")
+    );
+    assert!(
+        store
+            .put_state(&state("sweep-long", DAY))
+            .await
+            .expect("put state")
+    );
+    assert!(
+        store
+            .try_lease("sweep-short", "h", SHORT)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .try_lease("sweep-long", "h", DAY)
+            .await
+            .expect("lease")
+    );
+
+    tokio::time::sleep(PAST_SHORT).await;
+    store.sweep().await.expect("sweep");
+    // Backends with native expiry may report nothing removed; what matters is what remains.
+    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
+    assert_eq!(
+        store.get_session(&long.id).await.expect("get"),
+        Some(long.clone())
+    );
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("sweep-long"))
+            .await
+            .expect("get by token"),
+        Some(long.clone())
+    );
+    assert_eq!(
+        store.sessions_of("auth0|sweep").await.expect("sessions of"),
+        [long]
+    );
+    assert_eq!(store.count_live_sessions().await.expect("count"), 1);
+    assert_eq!(store.take_state("sweep-short").await.expect("take"), None);
+    assert!(
+        store
+            .take_state("sweep-long")
+            .await
+            .expect("take")
+            .is_some()
+    );
+    assert!(
+        !store
+            .try_lease("sweep-long", "other", DAY)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .try_lease("sweep-short", "other", DAY)
+            .await
+            .expect("lease")
+    );
+    // A second sweep finds nothing more to do.
+    let again = store.sweep().await.expect("sweep");
+    assert_eq!((again.sessions, again.states), (0, 0));
+}
+
+pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let record = state("state-1", DAY);
+    assert!(store.put_state(&record).await.expect("put"));
+    let mut other = state("state-1", DAY);
+    other.client = "another".into();
+    assert!(
+        !store.put_state(&other).await.expect("put"),
+        "a live state is never replaced"
+    );
+    assert_eq!(
+        store.take_state("state-1").await.expect("take"),
+        Some(record)
+    );
+    assert_eq!(store.take_state("state-1").await.expect("take"), None);
+    assert_eq!(store.take_state("never-put").await.expect("take"), None);
+
+    let short = state("state-2", SHORT);
+    assert!(store.put_state(&short).await.expect("put"));
+    tokio::time::sleep(PAST_SHORT).await;
+    let fresh = state("state-2", DAY);
+    assert!(
+        store.put_state(&fresh).await.expect("put"),
+        "an expired state may be replaced"
+    );
+    assert_eq!(
+        store.take_state("state-2").await.expect("take"),
+        Some(fresh)
+    );
+
+    assert!(
+        store
+            .put_state(&state("state-3", SHORT))
+            .await
+            .expect("put")
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.take_state("state-3").await.expect("take"),
+        None,
+        "an expired state is never returned"
+    );
+}
+
+pub async fn a_state_is_taken_once_by_concurrent_takers(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(
+        store
+            .put_state(&state("contended", DAY))
+            .await
+            .expect("put")
+    );
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take_state("contended").await })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.expect("joins").expect("take").is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one concurrent take gets the state");
+}
+
+pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(
+        store
+            .try_lease("job:1", "daemon-a", DAY)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .try_lease("job:1", "daemon-b", DAY)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .try_lease("job:1", "daemon-a", DAY)
+            .await
+            .expect("lease"),
+        "the holder extends its lease"
+    );
+    assert!(
+        store
+            .try_lease("job:2", "daemon-b", DAY)
+            .await
+            .expect("lease")
+    );
+
+    assert!(
+        !store
+            .release_lease("job:1", "daemon-b")
+            .await
+            .expect("release"),
+        "only the holder releases"
+    );
+    assert!(
+        !store
+            .try_lease("job:1", "daemon-b", DAY)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        store
+            .release_lease("job:1", "daemon-a")
+            .await
+            .expect("release")
+    );
+    assert!(
+        !store
+            .release_lease("job:1", "daemon-a")
+            .await
+            .expect("release")
+    );
+    assert!(
+        store
+            .try_lease("job:1", "daemon-b", DAY)
+            .await
+            .expect("lease")
+    );
+
+    assert!(
+        store
+            .try_lease("refresh:x", "daemon-a", SHORT)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .try_lease("refresh:x", "daemon-b", SHORT)
+            .await
+            .expect("lease")
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        store
+            .try_lease("refresh:x", "daemon-b", DAY)
+            .await
+            .expect("lease"),
+        "an expired lease is free"
+    );
+    assert!(
+        !store
+            .release_lease("refresh:x", "daemon-a")
+            .await
+            .expect("release"),
+        "a holder whose lease expired cannot release the next holder's"
+    );
+    assert!(
+        !store
+            .try_lease("refresh:x", "daemon-a", DAY)
+            .await
+            .expect("lease")
+    );
+}
+
+pub async fn jobs_list_newest_first_with_before(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(store.list_jobs(10, None).await.expect("list").is_empty());
+    let base = 1_700_000_000_000;
+    let statuses = [
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Processing,
+        JobStatus::Pending,
+        JobStatus::Expired,
+    ];
+    // Put out of order, so the order comes from `created_at`, not from insertion.
+    for i in [3i64, 0, 4, 1, 2] {
+        let id = if i == 2 {
+            "batch_2".to_owned()
+        } else {
+            format!("job_{i}")
+        };
+        let status = statuses[usize::try_from(i).expect("small")];
+        store
+            .put_job(&job(&id, base + i * 1_000, status))
+            .await
+            .expect("put");
+    }
+    let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+
+    assert_eq!(
+        ids(store.list_jobs(3, None).await.expect("list")),
+        ["job_4", "job_3", "batch_2"]
+    );
+    let next = Some(Timestamp::from_millis(base + 2_000));
+    assert_eq!(
+        ids(store.list_jobs(3, next).await.expect("list")),
+        ["job_1", "job_0"]
+    );
+    assert_eq!(
+        ids(store.list_jobs(1, next).await.expect("list")),
+        ["job_1"]
+    );
+    assert!(store.list_jobs(0, None).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_jobs(10, Some(Timestamp::from_millis(base)))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // An update changes the record in place: no duplicate in the listing.
+    let mut updated = job("job_3", base + 3_000, JobStatus::Completed);
+    updated.updated_at = Timestamp::from_millis(base + 60_000);
+    updated.summary = Some(json!({"failed": 0, "updated": 0, "inserted": 1, "total": 1}));
+    store.put_job(&updated).await.expect("put");
+    assert_eq!(
+        store.get_job("job_3").await.expect("get"),
+        Some(updated.clone())
+    );
+    assert_eq!(store.get_job("job_none").await.expect("get"), None);
+    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 5);
+    let batch = store
+        .get_job("batch_2")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        (batch.kind, batch.detail),
+        (JobKind::Batch, json!({"parts": [1, 2]}))
+    );
+
+    assert_eq!(
+        ids(store.unfinished_jobs().await.expect("unfinished")),
+        ["batch_2"],
+        "job_3 completed, the others are final"
+    );
+    store
+        .put_job(&job("job_5", base + 5_000, JobStatus::Pending))
+        .await
+        .expect("put");
+    assert_eq!(
+        ids(store.unfinished_jobs().await.expect("unfinished")),
+        ["batch_2", "job_5"]
+    );
+}
+
+pub async fn finished_jobs_past_retention_are_deleted(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let base = 1_700_000_000_000;
+    let cutoff = Timestamp::from_millis(base + 10_000);
+    let mut old_done = job("job_old_done", base, JobStatus::Completed);
+    old_done.updated_at = Timestamp::from_millis(base + 5_000);
+    let mut recent_done = job("job_recent_done", base, JobStatus::Failed);
+    recent_done.updated_at = Timestamp::from_millis(base + 20_000);
+    let old_running = job("job_old_running", base, JobStatus::Processing);
+    for j in [&old_done, &recent_done, &old_running] {
+        store.put_job(j).await.expect("put");
+    }
+
+    assert_eq!(
+        store.delete_finished_jobs(cutoff).await.expect("retention"),
+        1
+    );
+    assert_eq!(store.get_job("job_old_done").await.expect("get"), None);
+    assert!(
+        store
+            .get_job("job_recent_done")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        store
+            .get_job("job_old_running")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    let listed: BTreeSet<String> = store
+        .list_jobs(10, None)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from(["job_recent_done".to_owned(), "job_old_running".to_owned()])
+    );
+    assert_eq!(
+        store.delete_finished_jobs(cutoff).await.expect("retention"),
+        0
+    );
+}
+
+pub async fn records_survive_a_reopen(fixture: &dyn Fixture) {
+    let kept = session("auth0|persist", "persist-1", DAY);
+    let ended = session("auth0|persist", "persist-2", DAY);
+    let record = state("persist-state", DAY);
+    let submitted = job("job_persist", 1_700_000_000_000, JobStatus::Processing);
+    {
+        let store = open(fixture).await;
+        store.create_session(&kept).await.expect("create");
+        store.create_session(&ended).await.expect("create");
+        store.delete_session(&ended.id).await.expect("delete");
+        assert!(store.put_state(&record).await.expect("put state"));
+        store.put_job(&submitted).await.expect("put job");
+    }
+
+    let store = open(fixture).await;
+    assert_eq!(
+        store.get_session(&kept.id).await.expect("get"),
+        Some(kept.clone())
+    );
+    assert_eq!(
+        store
+            .get_session_by_token(&by_token("persist-1"))
+            .await
+            .expect("get by token"),
+        Some(kept.clone())
+    );
+    assert_eq!(store.get_session(&ended.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .sessions_of("auth0|persist")
+            .await
+            .expect("sessions of"),
+        [kept]
+    );
+    assert_eq!(
+        store.take_state("persist-state").await.expect("take"),
+        Some(record)
+    );
+    assert_eq!(
+        store.unfinished_jobs().await.expect("unfinished"),
+        [submitted]
+    );
+}
+
+pub async fn ping_and_flush_answer(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    store.ping().await.expect("ping");
+    store.flush().await.expect("flush");
+}

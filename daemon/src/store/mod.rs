@@ -1,0 +1,183 @@
+//! The session store (SPEC §7, DESIGN.md "Store"): sessions, `/authorize` state records, import job
+//! records and leases, behind one trait so the embedded sled store and Redis are interchangeable.
+//!
+//! - `mod.rs`: the [`SessionStore`] trait, [`SweepReport`], [`bounded`] (the per-operation timeout).
+//! - [`records`]: the record types and their ids ([`Session`], [`SessionId`], [`TokenHash`],
+//!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
+//! - [`error`]: [`StoreError`], the one error type.
+//! - [`sled`]: [`SledStore`], the embedded default.
+//! - `conformance.rs` (tests only): the one suite every backend passes.
+
+pub mod error;
+pub mod records;
+pub mod sled;
+
+#[cfg(test)]
+mod conformance;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use error::StoreError;
+pub use records::{
+    IdToken, InvalidSessionId, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
+    RefreshedTokens, RotatedRefreshToken, Session, SessionId, StateRecord, Timestamp, TokenHash,
+};
+pub use sled::SledStore;
+
+/// The future every store operation returns.
+///
+/// The trait is used as `Arc<dyn SessionStore>`, and `async fn` in traits is not object-safe, so
+/// each method returns a boxed future, as [`crate::health::Probe`] does. This is what the
+/// `async-trait` macro expands to, written out: no extra dependency, and the signatures a reader
+/// sees are the real ones. Implementations write `Box::pin(async move { ... })`. The allocation
+/// per call is noise next to a store round trip.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Everything the daemon keeps: sessions, state records, job records and leases.
+///
+/// Rules every backend follows (the conformance suite checks them):
+/// - A record past its expiry is never returned, swept or not; [`sweep`](Self::sweep) only
+///   reclaims space. Reads never write.
+/// - A write returns once it is durable (survives `kill -9`): session create, update and delete,
+///   state put and take, job put. Lease changes and sweeps need not be.
+/// - Tokens never appear in keys: sessions are indexed by [`TokenHash`].
+/// - Operations are not bounded in time by the store; wrap calls in [`bounded`] with
+///   `sessions.timeoutMs` so an outage answers 503 instead of hanging.
+pub trait SessionStore: Send + Sync + 'static {
+    // Sessions.
+
+    /// Stores a new session and indexes it by id, by the hash of every access token in
+    /// [`Session::alias_hashes`], and by `sub`. A session with the same id is replaced.
+    fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()>;
+
+    /// The live session with this id (the `sid` cookie).
+    fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>>;
+
+    /// The live session that issued the access token with this hash (`Authorization: Bearer`),
+    /// current or earlier. The hot path: one index lookup and one record read, no write.
+    fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>>;
+
+    /// Replaces a live session after a refresh (see [`Session::apply_refresh`]), adding index
+    /// entries for new aliases and moving the `sub` and expiry entries when they changed.
+    /// Returns `false`, writing nothing, when the session is gone or expired, so a refresh that
+    /// races a logout never brings the session back.
+    fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool>;
+
+    /// Ends a session and removes every index entry of it. Returns the session when it was live
+    /// (for the refresh-token revocation at logout).
+    fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>>;
+
+    /// The live sessions of a user, all clients, in no particular order.
+    fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>>;
+
+    /// Ends every session of a user (user deleted, blocked, password changed, or
+    /// `DELETE /users/{id}/sessions`) and returns the live ones it ended. A session created
+    /// while this runs may survive.
+    fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>>;
+
+    /// Each `sub` with at least one live session, sorted, without duplicates (`GET /users/active`).
+    fn active_subs(&self) -> StoreFuture<'_, Vec<String>>;
+
+    /// How many sessions are live (the `auth0_client_sessions_live` gauge).
+    fn count_live_sessions(&self) -> StoreFuture<'_, u64>;
+
+    // State records.
+
+    /// Stores a state record until its `expires_at`, unless a live record with the same `state`
+    /// exists: then returns `false` and keeps the existing one, so a client-chosen `state` can
+    /// never replace another login's verifier and redirect.
+    fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool>;
+
+    /// Removes and returns the live record of `state`. Atomic: of concurrent takes, exactly one
+    /// gets the record. The caller checks its `client`.
+    fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>>;
+
+    // Job records.
+
+    /// Stores a job record, replacing the one with the same id.
+    fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()>;
+
+    fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>>;
+
+    /// Up to `limit` records, newest `created_at` first, only those created strictly before
+    /// `before` when given (`GET /users/import/jobs?limit&before`). Records created in the same
+    /// millisecond come in descending id order; a page boundary inside such a tie skips the rest
+    /// of the tie.
+    fn list_jobs(&self, limit: usize, before: Option<Timestamp>)
+    -> StoreFuture<'_, Vec<JobRecord>>;
+
+    /// Every record whose status is not final, oldest first: what the jobs actor resumes at start.
+    fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
+
+    /// Deletes the final records whose `updated_at` is before `finished_before` (now minus
+    /// `jobs.retentionDays`); returns how many.
+    fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64>;
+
+    // Leases.
+
+    /// Takes the lease `key` for `holder` until now + `ttl` when it is free, expired, or already
+    /// `holder`'s (which extends it). Returns whether `holder` now holds it.
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Releases the lease when `holder` holds it; returns whether it did. Nobody else can.
+    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool>;
+
+    // Maintenance.
+
+    /// Removes expired sessions (with their index entries), state records and leases. The
+    /// Sessions actor calls it on an interval; backends with native expiry only tidy indexes.
+    fn sweep(&self) -> StoreFuture<'_, SweepReport>;
+
+    /// Whether the store answers (`/-/ready`).
+    fn ping(&self) -> StoreFuture<'_, ()>;
+
+    /// Makes every acknowledged write durable (at shutdown).
+    fn flush(&self) -> StoreFuture<'_, ()>;
+}
+
+/// What one [`SessionStore::sweep`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub sessions: u64,
+    pub states: u64,
+    pub leases: u64,
+}
+
+/// Runs one store operation within `limit` (`sessions.timeoutMs`); past it the operation is
+/// abandoned and the answer is [`StoreError::Timeout`], which callers answer 503. Needs a tokio
+/// runtime with timers (actix-rt is one).
+pub async fn bounded<T>(
+    limit: Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, operation)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(limit)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_turns_a_slow_operation_into_a_timeout() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        };
+        let answer = bounded(Duration::from_millis(10), slow).await;
+        assert!(matches!(answer, Err(StoreError::Timeout(_))));
+        assert!(answer.err().is_some_and(|e| e.is_unavailable()));
+        assert_eq!(
+            bounded(Duration::from_secs(1), async { Ok(7) }).await.ok(),
+            Some(7)
+        );
+    }
+}

@@ -1,0 +1,591 @@
+//! The records the store keeps ([`Session`], [`StateRecord`], [`JobRecord`]) and the small types
+//! they are made of ([`Timestamp`], [`SessionId`], [`TokenHash`]). Every backend stores them as
+//! JSON, so a record written by one backend version reads the same on Redis and on sled.
+//!
+//! **Time** is [`Timestamp`], unix milliseconds in UTC, everywhere in the store. Milliseconds
+//! rather than `OffsetDateTime`: they compare and sort as plain integers (sled index keys, Redis
+//! `PEXPIREAT` and sorted-set scores use them as they are), they need no `serde` feature of `time`,
+//! and they are fine-grained enough for the short TTLs tests use and for Auth0's job `created_at`
+//! (also milliseconds). The HTTP layer formats them with [`Timestamp::to_offset_datetime`].
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+/// A point in time: milliseconds since the unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The current time of this machine's clock.
+    pub fn now() -> Self {
+        let millis = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+            // A clock before 1970: negative milliseconds, still ordered correctly.
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |m| -m),
+        };
+        Self(millis)
+    }
+
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    /// This time plus `duration`, saturating instead of overflowing.
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(millis))
+    }
+
+    /// This time minus `duration`, saturating instead of overflowing.
+    pub fn saturating_sub(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(millis))
+    }
+
+    /// The same instant as an `OffsetDateTime` in UTC (for RFC 3339 formatting), or `None` past
+    /// the range `time` supports.
+    pub fn to_offset_datetime(self) -> Option<OffsetDateTime> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    /// Truncates to the millisecond.
+    fn from(at: OffsetDateTime) -> Self {
+        let millis = at.unix_timestamp_nanos().div_euclid(1_000_000);
+        Self(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
+    }
+}
+
+/// An opaque session id: 256 random bits, base64url without padding (43 characters). It is the
+/// `sid` cookie's value, so it is a credential: its `Debug` shows only a prefix, and it has no
+/// `Display` to keep it out of log lines by accident.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SessionId(String);
+
+/// The error of [`SessionId::parse`]: anything that is not 43 base64url characters for 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a session id: expected 43 base64url characters")]
+pub struct InvalidSessionId;
+
+impl SessionId {
+    const BYTES: usize = 32;
+    const CHARS: usize = 43;
+
+    /// A fresh id from the thread-local CSPRNG.
+    pub fn generate() -> Self {
+        let bytes: [u8; Self::BYTES] = rand::rng().random();
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts exactly the canonical encoding of 32 bytes, so a cookie value that parses names
+    /// at most one store key and nothing else reaches the store.
+    pub fn parse(value: &str) -> Result<Self, InvalidSessionId> {
+        if value.len() != Self::CHARS {
+            return Err(InvalidSessionId);
+        }
+        // The default engine rejects non-zero trailing bits: one encoding per id.
+        match URL_SAFE_NO_PAD.decode(value) {
+            Ok(bytes) if bytes.len() == Self::BYTES => Ok(Self(value.to_owned())),
+            _ => Err(InvalidSessionId),
+        }
+    }
+
+    /// The id as sent in the cookie.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({}…)", self.0.get(..6).unwrap_or_default())
+    }
+}
+
+impl TryFrom<String> for SessionId {
+    type Error = InvalidSessionId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> Self {
+        id.0
+    }
+}
+
+/// SHA-256 of a token, lowercase hex (64 characters): how a token is named in store keys, so no
+/// key ever holds a token in clear. Hex rather than base64url so keys read plainly in `redis-cli`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = Sha256::digest(token.as_bytes());
+        let mut hex = String::with_capacity(64);
+        for byte in digest.iter() {
+            hex.push(char::from(HEX[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A verified ID token and its claims, as the token endpoint and the verifier hand them over.
+#[derive(Clone)]
+pub struct IdToken {
+    pub token: String,
+    pub claims: Map<String, Value>,
+}
+
+/// What a login (password grant or code exchange) obtained; [`Session::new`] turns it into a session.
+#[derive(Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_at: Timestamp,
+    pub refresh_token: Option<String>,
+    pub id_token: IdToken,
+}
+
+/// What a `refresh_token` grant obtained; [`Session::apply_refresh`] folds it into the session.
+#[derive(Clone)]
+pub struct RefreshedTokens {
+    pub access_token: String,
+    pub access_expires_at: Timestamp,
+    /// `None` when the client does not rotate refresh tokens: the current one is kept.
+    pub refresh_token: Option<String>,
+    /// `None` when Auth0 sent no new ID token: the current token and claims are kept.
+    pub id_token: Option<IdToken>,
+}
+
+/// The refresh token a rotation replaced, kept (hashed) to answer a late or concurrent caller
+/// within `sessions.refreshGraceSeconds`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotatedRefreshToken {
+    pub hash: TokenHash,
+    pub rotated_at: Timestamp,
+}
+
+/// How a presented refresh token relates to a session ([`Session::check_refresh_token`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshTokenMatch {
+    /// The session's current refresh token: call Auth0.
+    Current,
+    /// The token the last rotation replaced, within the grace window: answer the current tokens.
+    PreviousWithinGrace,
+    /// Neither: 401, the session is kept.
+    Unknown,
+}
+
+/// A server-side session (SPEC §7). Tokens are in the record (they are answered to clients) but
+/// never in a key: the store indexes the session under the [`TokenHash`] of each access token it
+/// issued ([`Session::token_aliases`]) until the session ends.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    /// The client type (a key of `clients`) that logged the user in.
+    pub client: String,
+    pub sub: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub id_token: String,
+    /// The verified ID-token claims, as `/userinfo` shapes them.
+    pub claims: Map<String, Value>,
+    pub access_expires_at: Timestamp,
+    /// Login, or the last explicit `/refreshtoken`, plus `SESSION_DURATION_SECONDS`. Past it the
+    /// session is never returned, and the sweeper removes it.
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    /// Hashes of every access token the session has issued, the current one included, oldest
+    /// first. Each is an index entry of the session, so a Bearer client holding an older token
+    /// still finds the session after a rotation. Not capped: SPEC §7 keeps them all until the
+    /// session ends (a session lives a day by default, so this stays small).
+    pub token_aliases: Vec<TokenHash>,
+    /// The refresh token the last rotation replaced.
+    pub previous_refresh_token: Option<RotatedRefreshToken>,
+}
+
+impl Session {
+    /// A new session with a fresh id; it expires at `expires_at` (now + `SESSION_DURATION_SECONDS`).
+    pub fn new(
+        client: impl Into<String>,
+        sub: impl Into<String>,
+        tokens: IssuedTokens,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: SessionId::generate(),
+            client: client.into(),
+            sub: sub.into(),
+            token_aliases: vec![TokenHash::of(&tokens.access_token)],
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            id_token: tokens.id_token.token,
+            claims: tokens.id_token.claims,
+            access_expires_at: tokens.access_expires_at,
+            expires_at,
+            created_at: now,
+            previous_refresh_token: None,
+        }
+    }
+
+    /// Whether the session is still valid at `now`; the store never returns one that is not.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+
+    /// Whether the access token has expired at `now` (then `/userinfo` refreshes it).
+    pub fn access_expired(&self, now: Timestamp) -> bool {
+        now >= self.access_expires_at
+    }
+
+    /// Every hash the store must index for this session: the recorded aliases and, whatever a
+    /// caller did to the fields, the current access token's.
+    pub fn alias_hashes(&self) -> Vec<TokenHash> {
+        let mut hashes = self.token_aliases.clone();
+        let current = TokenHash::of(&self.access_token);
+        if !hashes.contains(&current) {
+            hashes.push(current);
+        }
+        hashes
+    }
+
+    /// Folds a refresh grant's answer into the session: the new access token becomes current and
+    /// one more alias; a rotated refresh token keeps the previous one's hash and rotation time for
+    /// the grace window. `expires_at` is left alone: an explicit `/refreshtoken` extends it
+    /// (`session.expires_at = now + duration`), a transparent refresh does not. Then call
+    /// [`super::SessionStore::update_session`].
+    pub fn apply_refresh(&mut self, tokens: RefreshedTokens, now: Timestamp) {
+        let hash = TokenHash::of(&tokens.access_token);
+        if !self.token_aliases.contains(&hash) {
+            self.token_aliases.push(hash);
+        }
+        self.access_token = tokens.access_token;
+        self.access_expires_at = tokens.access_expires_at;
+        if let Some(new) = tokens.refresh_token
+            && self.refresh_token.as_deref() != Some(new.as_str())
+        {
+            self.previous_refresh_token =
+                self.refresh_token
+                    .as_deref()
+                    .map(|previous| RotatedRefreshToken {
+                        hash: TokenHash::of(previous),
+                        rotated_at: now,
+                    });
+            self.refresh_token = Some(new);
+        }
+        if let Some(id_token) = tokens.id_token {
+            self.id_token = id_token.token;
+            self.claims = id_token.claims;
+        }
+    }
+
+    /// Compares a presented refresh token with the current one and, within `grace` of the last
+    /// rotation, the previous one. Hashes are compared, so the time taken says nothing about the
+    /// stored token.
+    pub fn check_refresh_token(
+        &self,
+        presented: &str,
+        now: Timestamp,
+        grace: Duration,
+    ) -> RefreshTokenMatch {
+        let presented = TokenHash::of(presented);
+        if self
+            .refresh_token
+            .as_deref()
+            .is_some_and(|current| TokenHash::of(current) == presented)
+        {
+            return RefreshTokenMatch::Current;
+        }
+        match &self.previous_refresh_token {
+            Some(previous)
+                if previous.hash == presented
+                    && now <= previous.rotated_at.saturating_add(grace) =>
+            {
+                RefreshTokenMatch::PreviousWithinGrace
+            }
+            _ => RefreshTokenMatch::Unknown,
+        }
+    }
+}
+
+/// Tokens are left out, so a session can be logged whole.
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("client", &self.client)
+            .field("sub", &self.sub)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("expires_at", &self.expires_at)
+            .field("created_at", &self.created_at)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("token_aliases", &self.token_aliases.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/authorize` remembers for `/oauth/token` or `/oauth/callback`: single use, short lived.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The `state` parameter: the record's key.
+    pub state: String,
+    pub client: String,
+    /// An already validated relative redirect.
+    pub redirect: Option<String>,
+    pub connection: Option<String>,
+    pub pkce_verifier: String,
+    pub nonce: String,
+    pub expires_at: Timestamp,
+}
+
+impl StateRecord {
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// The PKCE verifier is left out.
+impl fmt::Debug for StateRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateRecord")
+            .field("state", &self.state)
+            .field("client", &self.client)
+            .field("redirect", &self.redirect)
+            .field("connection", &self.connection)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a job record is one Auth0 import job or a batch of parts the daemon submits itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Job,
+    Batch,
+}
+
+/// A job's last known status. `Expired` is also the daemon's verdict on a job Auth0 forgot
+/// before it finished (SPEC §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+    Expired,
+}
+
+impl JobStatus {
+    /// Completed, failed or expired: no longer polled, and dropped after `jobs.retentionDays`.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Expired)
+    }
+}
+
+/// An import job or batch submitted through this store (SPEC §6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Auth0's `job_…` id, or `batch_…` for a batch.
+    pub id: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    /// The connection name the users were imported into.
+    pub connection: String,
+    /// When the job was submitted: the order of `GET /users/import/jobs` and its `before` cursor.
+    pub created_at: Timestamp,
+    /// When the record last changed; for a final record, when it finished (retention counts from it).
+    pub updated_at: Timestamp,
+    /// Auth0's `summary` once known.
+    #[serde(default)]
+    pub summary: Option<Value>,
+    /// Auth0's per-user errors once known (when any user failed).
+    #[serde(default)]
+    pub errors: Option<Value>,
+    /// Whatever else the jobs actor keeps (a batch's parts, Auth0's last body): opaque to the store.
+    #[serde(default)]
+    pub detail: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(access: &str, refresh: Option<&str>) -> IssuedTokens {
+        IssuedTokens {
+            access_token: access.into(),
+            access_expires_at: Timestamp::from_millis(1_000),
+            refresh_token: refresh.map(Into::into),
+            id_token: IdToken {
+                token: "id".into(),
+                claims: Map::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn session_ids_are_43_url_safe_characters_and_parse_back() {
+        let id = SessionId::generate();
+        assert_eq!(id.as_str().len(), 43);
+        assert_eq!(SessionId::parse(id.as_str()), Ok(id.clone()));
+        assert_ne!(SessionId::generate(), id);
+    }
+
+    #[test]
+    fn session_id_parse_rejects_everything_else() {
+        let id = SessionId::generate();
+        let padded = format!("{}=", id.as_str());
+        let standard = id.as_str().replace(['-', '_'], "+");
+        let bad = [
+            "",
+            "abc",
+            padded.as_str(),
+            &id.as_str()[..42],
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.",
+            // Non-zero trailing bits: a second spelling of some id.
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
+        ];
+        for value in bad {
+            assert_eq!(SessionId::parse(value), Err(InvalidSessionId), "{value:?}");
+        }
+        if standard != id.as_str() {
+            assert!(SessionId::parse(&standard).is_err());
+        }
+        assert!(SessionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").is_ok());
+    }
+
+    #[test]
+    fn session_ids_deserialize_through_parse() {
+        let id = SessionId::generate();
+        let json = serde_json::to_string(&id).expect("encodes");
+        assert_eq!(serde_json::from_str::<SessionId>(&json).ok(), Some(id));
+        assert!(serde_json::from_str::<SessionId>("\"not-an-id\"").is_err());
+    }
+
+    #[test]
+    fn session_id_debug_shows_a_prefix_only() {
+        let id = SessionId::generate();
+        let shown = format!("{id:?}");
+        assert!(!shown.contains(id.as_str()));
+    }
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            TokenHash::of("abc").as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn refresh_keeps_aliases_and_the_previous_refresh_token_within_grace() {
+        let now = Timestamp::from_millis(10_000);
+        let mut session = Session::new(
+            "web",
+            "auth0|1",
+            tokens("a1", Some("r1")),
+            now.saturating_add(Duration::from_secs(60)),
+            now,
+        );
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: "a2".into(),
+                access_expires_at: Timestamp::from_millis(2_000),
+                refresh_token: Some("r2".into()),
+                id_token: None,
+            },
+            now,
+        );
+        assert_eq!(
+            session.token_aliases,
+            vec![TokenHash::of("a1"), TokenHash::of("a2")]
+        );
+        assert_eq!(session.refresh_token.as_deref(), Some("r2"));
+        let grace = Duration::from_secs(30);
+        assert_eq!(
+            session.check_refresh_token("r2", now, grace),
+            RefreshTokenMatch::Current
+        );
+        assert_eq!(
+            session.check_refresh_token("r1", now.saturating_add(grace), grace),
+            RefreshTokenMatch::PreviousWithinGrace
+        );
+        assert_eq!(
+            session.check_refresh_token(
+                "r1",
+                now.saturating_add(grace + Duration::from_millis(1)),
+                grace
+            ),
+            RefreshTokenMatch::Unknown
+        );
+        assert_eq!(
+            session.check_refresh_token("r0", now, grace),
+            RefreshTokenMatch::Unknown
+        );
+    }
+
+    #[test]
+    fn a_non_rotating_refresh_keeps_the_refresh_token() {
+        let now = Timestamp::from_millis(0);
+        let mut session = Session::new("web", "s", tokens("a1", Some("r1")), now, now);
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: "a2".into(),
+                access_expires_at: now,
+                refresh_token: None,
+                id_token: None,
+            },
+            now,
+        );
+        assert_eq!(session.refresh_token.as_deref(), Some("r1"));
+        assert_eq!(session.previous_refresh_token, None);
+    }
+
+    #[test]
+    fn session_debug_leaves_tokens_out() {
+        let now = Timestamp::from_millis(0);
+        let session = Session::new(
+            "web",
+            "s",
+            tokens("secret-access", Some("secret-r")),
+            now,
+            now,
+        );
+        let shown = format!("{session:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn timestamps_convert_to_offset_date_times() {
+        let at = Timestamp::from_millis(1_700_000_000_123);
+        let converted = at.to_offset_datetime().expect("in range");
+        assert_eq!(converted.unix_timestamp(), 1_700_000_000);
+        assert_eq!(converted.millisecond(), 123);
+        assert_eq!(Timestamp::from(converted), at);
+    }
+}
