@@ -7,11 +7,16 @@ use crate::keys::{KeyRing, SigningKey};
 
 /// Signs `claims` with `key`: header `{"alg":"RS256","typ":"JWT","kid":...}` (wire reference §1.7).
 pub fn sign(key: &SigningKey, claims: &Value) -> String {
+    sign_payload(key, &claims.to_string())
+}
+
+/// Signs an already serialized claims object.
+pub fn sign_payload(key: &SigningKey, payload: &str) -> String {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.kid()});
     let mut token = String::with_capacity(1024);
     token.push_str(&URL_SAFE_NO_PAD.encode(header.to_string()));
     token.push('.');
-    token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+    token.push_str(&URL_SAFE_NO_PAD.encode(payload));
     let signature = key.sign(token.as_bytes());
     token.push('.');
     token.push_str(&URL_SAFE_NO_PAD.encode(signature));
