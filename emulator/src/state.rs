@@ -1042,6 +1042,23 @@ mod tests {
     }
 
     #[test]
+    fn signing_the_same_claims_twice_gives_the_same_verifiable_token() {
+        let tenant = tenant();
+        let claims = json!({"iss": tenant.issuer(), "sub": "auth0|1", "iat": epoch()});
+        let first = tenant.sign(&claims);
+        assert_eq!(tenant.sign(&claims), first);
+        assert_eq!(
+            jwt::sign(&tenant.signing_key(), &claims),
+            first,
+            "the cache answers what signing would"
+        );
+        assert!(tenant.verify(&first).is_ok());
+        tenant.rotate_signing_key(true);
+        assert_ne!(tenant.sign(&claims), first, "a new key signs anew");
+        tenant.release_keys();
+    }
+
+    #[test]
     fn ids() {
         assert_eq!(new_id("job_", 16).len(), 20);
         assert_eq!(hex_id().len(), 24);
