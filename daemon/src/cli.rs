@@ -85,7 +85,7 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
 
 /// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
 fn serve(settings: Settings, on_listening: impl FnOnce(u16)) -> ExitCode {
-    crate::telemetry::init(&settings.log_level);
+    let _log_writer = crate::telemetry::init(&settings.log_level);
     // Loading ran before logging existed: repeat its findings now that they reach the log.
     for warning in &settings.warnings {
         tracing::warn!("{warning}");

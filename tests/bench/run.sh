@@ -4,6 +4,8 @@
 # the same run (absolute figures on a shared 2-core machine are noise; ratios are not).
 #
 # Usage: tests/bench/run.sh [ROUNDS] [SECONDS]   (needs wrk: apt-get install wrk)
+# The daemon runs at LOG_LEVEL=warn unless LOG_LEVEL is set: the baseline logs nothing, and at
+# info every request writes a JSON access-log line (LOG_LEVEL=info tests/bench/run.sh measures that).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
@@ -22,7 +24,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 daemon_port=$(free_port)
-LOG_LEVEL=${LOG_LEVEL:-info} "$bin/e2e-auth0-client" demo --port "$daemon_port" >"$work/daemon.log" 2>&1 &
+LOG_LEVEL=${LOG_LEVEL:-warn} "$bin/e2e-auth0-client" demo --port "$daemon_port" >"$work/daemon.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$daemon_port/-/healthz"
 
