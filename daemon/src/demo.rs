@@ -85,7 +85,9 @@ pub fn start(port: u16, env: &Env) -> Result<Demo, DemoError> {
 
 /// The ready-to-paste lines printed once the daemon listens on `port`. Each `curl` line works
 /// as printed, in order (a test runs them): the JSON login keeps its tokens in shell variables,
-/// the cookie login in a cookie jar.
+/// the cookie login in a cookie jar. The browser login uses the default client [`CLIENT`]: a
+/// browser cannot send the `client-type` header that would pick [`WEB_CLIENT`], and
+/// `/oauth/callback` sets the `sid` cookie for any client.
 pub fn curl_lines(port: u16, emulator: &str) -> String {
     let base = format!("http://127.0.0.1:{port}");
     let user = demo::USER_EMAIL;
@@ -115,6 +117,12 @@ auth0-client demo: listening on {base}
   curl -s -b {jar} {base}/userinfo
   curl -s -b {jar} -c {jar} -X POST {base}/refreshtoken -D -
   curl -s -b {jar} '{base}/logout?redirect=/' -D -
+
+  # Browser login (authorization code with PKCE, client `{CLIENT}`): open this URL in a browser, log in
+  # with the emulator's form, and land on /userinfo with a session cookie:
+  {base}/authorize?redirect=/userinfo
+  # The same from the shell, through the emulator's non-interactive login (login_hint + password):
+  curl -s -L -b {jar} -c {jar} \"$(curl -s -c {jar} -o /dev/null -w '%{{redirect_url}}' '{base}/authorize?redirect=/userinfo')&login_hint={user}&password={password}\"
 
   # Metrics after all that:
   curl -s {base}/-/metrics | grep -E 'auth0_client_(http_requests|auth0_requests)_total'

@@ -440,3 +440,108 @@ pub fn fault(route: &str) -> auth0_emulator::Fault {
         hits: 0,
     }
 }
+
+/// The `Location` header of a response (a redirect, or a code exchange with a `redirect`).
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in a {} answer", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The first value of query parameter `name` in `url`, an absolute URL or a path.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url)
+        .or_else(|_| reqwest::Url::parse("http://relative.invalid").and_then(|base| base.join(url)))
+        .unwrap();
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+impl TestApp {
+    /// `GET /authorize` with `query`, for `client` (the `client-type` header) or, with `None`, for
+    /// whichever client the request picks without one (`defaultClient`).
+    pub async fn authorize(
+        &self,
+        client: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.get(self.url("/authorize")).query(query);
+        if let Some(client) = client {
+            request = request.header("client-type", client);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Follows the daemon's redirect to the emulator's `/authorize` as a browser would, logging
+    /// in at once with the emulator's `login_hint` + `password` shortcut; returns where Auth0
+    /// sends the browser back (`<redirectUrl>?code=…&state=…`, or with `error`).
+    pub async fn emulator_login(
+        &self,
+        authorize_url: &str,
+        username: &str,
+        password: &str,
+    ) -> String {
+        let mut url = reqwest::Url::parse(authorize_url).unwrap();
+        url.query_pairs_mut()
+            .append_pair("login_hint", username)
+            .append_pair("password", password);
+        self.emulator_redirect(url.as_str()).await
+    }
+
+    /// Follows a redirect to the emulator, which must answer with a redirect; returns its target.
+    pub async fn emulator_redirect(&self, url: &str) -> String {
+        let response = self.client.get(url).send().await.unwrap();
+        let status = response.status();
+        if status != 302 {
+            panic!(
+                "the emulator answered {status}: {}",
+                response.text().await.unwrap()
+            );
+        }
+        location(&response)
+    }
+
+    /// `GET /oauth/callback` with the query of `back`, Auth0's redirect to `redirectUrl` (which a
+    /// proxy forwards to the daemon in a standalone deployment), sending `cookie` (`name=value`,
+    /// the login-binding cookie `/authorize` set) as the browser would.
+    pub async fn callback(&self, back: &str, cookie: Option<&str>) -> reqwest::Response {
+        let back = reqwest::Url::parse(back).unwrap();
+        let url = self.url(&format!(
+            "/oauth/callback?{}",
+            back.query().unwrap_or_default()
+        ));
+        let mut request = self.client.get(url);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `POST /oauth/token?code=…&state=…` for `client`, as the upstream login site sends it.
+    pub async fn exchange_code(&self, client: &str, code: &str, state: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/oauth/token"))
+            .header("client-type", client)
+            .query(&[("code", code), ("state", state)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The `name=value` of the cookie binding a login to its browser, which `/authorize` sets.
+pub fn binding_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(auth0_client::http::authorize::BINDING_COOKIE_PREFIX))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}

@@ -1,5 +1,5 @@
 //! The `Tokens` actor: owns the Authentication API client, the JWKS cache and the map of refreshes
-//! in flight. Logins (password grant) and refreshes go through it; a refresh of one session is
+//! in flight. Logins (password grant, code exchange) and refreshes go through it; a refresh of one session is
 //! single-flight: whoever asks while one is running (Bearer, cookie, an old alias, `/userinfo`'s
 //! transparent refresh) joins it and gets its outcome, and the new tokens are stored before the
 //! flight resolves, so no caller is answered with tokens the store does not have.
@@ -49,6 +49,21 @@ pub struct PasswordLogin {
     pub password: SecretString,
     pub connection: Option<String>,
     pub end_user_ip: Option<IpAddr>,
+}
+
+/// A code-flow login: Auth0's `authorization_code` grant with the PKCE verifier and the
+/// `redirect_uri` sent to `/authorize`, the ID token verified with the nonce sent there, the
+/// session stored.
+#[derive(Message)]
+#[rtype(result = "Result<Session, TokenError>")]
+pub struct CodeLogin {
+    pub client: String,
+    pub code: SecretString,
+    /// The `redirect_uri` `/authorize` sent (Auth0 compares them character by character).
+    pub redirect_uri: String,
+    pub code_verifier: SecretString,
+    /// The nonce `/authorize` sent: the ID token must carry it.
+    pub nonce: String,
 }
 
 /// Why a refresh is asked for.
@@ -131,6 +146,15 @@ impl Handler<PasswordLogin> for Tokens {
     fn handle(&mut self, login: PasswordLogin, _: &mut Context<Self>) -> Self::Result {
         let deps = self.deps.clone();
         Box::pin(async move { deps.password_login(login).await })
+    }
+}
+
+impl Handler<CodeLogin> for Tokens {
+    type Result = ResponseFuture<Result<Session, TokenError>>;
+
+    fn handle(&mut self, login: CodeLogin, _: &mut Context<Self>) -> Self::Result {
+        let deps = self.deps.clone();
+        Box::pin(async move { deps.code_login(login).await })
     }
 }
 
@@ -232,6 +256,21 @@ impl Deps {
         };
         let tokens = self.auth.password_grant(client, &grant).await?;
         self.open_session(&login.client, client, tokens, None).await
+    }
+
+    async fn code_login(&self, login: CodeLogin) -> Result<Session, TokenError> {
+        let client = self.client(&login.client)?;
+        let tokens = self
+            .auth
+            .exchange_code(
+                client,
+                &login.code,
+                &login.redirect_uri,
+                &login.code_verifier,
+            )
+            .await?;
+        self.open_session(&login.client, client, tokens, Some(&login.nonce))
+            .await
     }
 
     async fn refresh(&self, id: &SessionId, kind: RefreshKind) -> RefreshOutcome {

@@ -1,6 +1,7 @@
 //! The HTTP layer: one `configure` per route group, the app factory shared by every listener,
 //! and the OpenAPI document generated from the route definitions.
 
+pub mod authorize;
 pub mod error;
 pub mod extract;
 pub mod logout;
@@ -71,6 +72,7 @@ where
     if listener != Listener::Management {
         scope = scope
             .configure(token::configure)
+            .configure(authorize::configure)
             .configure(session::configure)
             .configure(logout::configure);
     }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
+use super::authorize;
 use super::extract::{ApiClient, EndUser, SelectedClient};
 use super::session_cookie;
 use crate::actors::Actors;
@@ -61,7 +62,7 @@ impl TokenFields {
 }
 
 /// A field the grant needs; 400 naming it when absent.
-fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+pub(super) fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("missing field `{name}`")))
 }
 
@@ -204,7 +205,7 @@ pub fn resolve_connection(
     request_body(content = TokenFields, description = "form or JSON; the query string works too",
         content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, body = TokenAnswer, description = "token JSON, or an empty body and the `sid` cookie for `website` clients"),
+        (status = 200, body = TokenAnswer, description = "token JSON, or an empty body and the `sid` cookie for `website` clients; after a code exchange whose `/authorize` had a `redirect`, also `Location: <redirect>`"),
         (status = 400, body = super::error::ErrorBody),
         (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody, description = "Auth0 refused the user"),
@@ -227,21 +228,47 @@ async fn token(
     match fields.grant_type.as_deref() {
         Some("password") => password(fields, client, end_user, &settings, &actors).await,
         None | Some("authorization_code") => {
-            let code = required(fields.code, "code")?;
-            let state = required(fields.state, "state")?;
-            let _ = code;
-            // The state must be one `/authorize` issued for this client; until the browser flow
-            // exists no state is ever issued, so every one is refused here.
-            let record = actors.repo.take_state(&state).await?;
-            let _ = record;
-            Err(ApiError::BadRequest(
-                "`state` is unknown, expired or already used".into(),
-            ))
+            code_exchange(fields, client, &settings, &actors).await
         }
         Some(other) => Err(ApiError::BadRequest(format!(
             "unsupported grant_type `{other}`: use `password` or `authorization_code`"
         ))),
     }
+}
+
+/// The code exchange of the login-site deployment: the site got `code` and `state` from Auth0's
+/// redirect and passes them on (SPEC §5). The state must be one `/authorize` issued for this
+/// client, live and unused; it is consumed even when issued for another client (see
+/// [`super::authorize`]). The answer is a login's, plus `Location: <redirect>` when the login
+/// carried one.
+async fn code_exchange(
+    fields: TokenFields,
+    client: SelectedClient,
+    settings: &Settings,
+    actors: &Actors,
+) -> Result<HttpResponse, ApiError> {
+    let code = required(fields.code, "code")?;
+    let state = required(fields.state, "state")?;
+    let record = authorize::take_state(actors, &state).await?;
+    if record.client != client.name.as_str() {
+        tracing::warn!(
+            client = %client.name,
+            issued_for = %record.client,
+            "a state issued for another client was presented (and consumed)"
+        );
+        return Err(ApiError::BadRequest(format!(
+            "`state` was issued for another client than `{}`",
+            client.name
+        )));
+    }
+    let session = authorize::exchange(&client, &record, code, actors).await?;
+    let mut answer = session_answer(&client.settings, settings, &session);
+    if let Some(redirect) = &record.redirect {
+        let location = authorize::location_of(redirect);
+        let value = header::HeaderValue::from_str(&location).map_err(ApiError::internal)?;
+        answer.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(answer)
 }
 
 async fn password(
