@@ -288,6 +288,9 @@ async fn fifty_concurrent_refreshes_make_one_auth0_call() {
         access_tokens.insert(body["accessToken"].as_str().unwrap().to_owned());
     }
     assert_eq!(access_tokens.len(), 1, "everyone got the same new tokens");
+    // Stored before anyone was answered: the new token finds the session at once.
+    let new_access = access_tokens.first().unwrap();
+    assert_eq!(app.userinfo_bearer(new_access).await.status(), 200);
     let refreshes: Vec<_> = app
         .token_calls()
         .into_iter()
@@ -371,6 +374,30 @@ async fn invalid_grant_ends_the_session_but_an_outage_keeps_it() {
     let response = app.refresh_bearer(access, refresh).await;
     assert_eq!(response.status(), 401);
     assert_eq!(app.userinfo_bearer(access).await.status(), 401);
+}
+
+#[actix_rt::test]
+async fn cookie_and_bearer_refreshes_of_one_session_share_one_flight() {
+    let app = spawn_app().await;
+    app.access_tokens_last(1);
+    let response = app
+        .login("web", demo::USER_EMAIL, demo::USER_PASSWORD)
+        .await;
+    let sid = sid_cookie(&response).unwrap();
+    app.access_tokens_last(3600);
+    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    app.emulator.clear_requests();
+    app.emulator.add_fault(Fault {
+        delay_ms: 200,
+        ..fault("/oauth/token")
+    });
+    let cookies = join_all((0..5).map(|_| app.refresh_cookie(&sid)));
+    let userinfos = join_all((0..5).map(|_| app.userinfo_cookie(&sid)));
+    let (cookies, userinfos) = tokio::join!(cookies, userinfos);
+    for response in cookies.into_iter().chain(userinfos) {
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(app.token_calls().len(), 1, "one refresh for every caller");
 }
 
 #[actix_rt::test]
@@ -651,6 +678,16 @@ async fn api_keys_pick_the_client_and_guard_management_routes() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    let response = app
+        .client
+        .post(app.url("/oauth/token"))
+        .header("secret", "wrong-key")
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_error_body(&response.json().await.unwrap(), 401, "not valid");
     let response = app
         .client
         .get(app.url("/users/active"))
