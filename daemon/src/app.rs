@@ -111,7 +111,12 @@ impl Application {
             .and_then(|l| l.local_addr().ok());
 
         let store = open_store(&settings)?;
-        let repo = SessionRepo::new(store, Duration::from_millis(settings.sessions.timeout_ms));
+        // Only the embedded store is written by this process alone (see `SessionRepo::lookup`).
+        let repo = SessionRepo::new(
+            store,
+            Duration::from_millis(settings.sessions.timeout_ms),
+            settings.sessions.store == StoreKind::Sled,
+        );
         let http = Auth0Http::from_settings(&settings)?;
         let jwks = JwksCache::new(http.clone());
         let metrics = Metrics::new()?;

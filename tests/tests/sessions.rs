@@ -415,6 +415,8 @@ async fn cookie_refresh_reissues_the_cookie() {
 async fn logout_ends_the_session_revokes_and_redirects_to_auth0() {
     let app = spawn_app().await;
     let sid = app.login_cookie().await;
+    // Read once, so a copy kept for the read path must be dropped by the logout.
+    assert_eq!(app.userinfo_cookie(&sid).await.status(), 200);
     let response = app
         .client
         .get(app.url("/logout?redirect=/web-login?redirect=/backoffice"))

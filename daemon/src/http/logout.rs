@@ -8,6 +8,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::{OptionalBrowserClient, PublicOrigin, RelativeRedirect, SessionCredential};
+use super::session::find_session;
 use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::Revoke;
@@ -50,15 +51,9 @@ async fn logout(
         Some(_) => Some(PublicOrigin::of(&req, &settings)?),
         None => None,
     };
-    let mut session = None;
-    if let Some(token) = &credential.bearer {
-        session = actors.repo.by_access_token(token).await?;
-    }
-    if session.is_none()
-        && let Some(sid) = &credential.cookie_sid
-    {
-        session = actors.repo.by_id(sid).await?;
-    }
+    let session = find_session(&actors, &credential)
+        .await?
+        .map(|(found, _)| found.session.clone());
     let client = match &session {
         Some(session) => client.for_session(&session.client)?,
         None => client.required()?,

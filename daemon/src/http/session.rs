@@ -12,7 +12,10 @@ use super::ApiError;
 use super::extract::{OptionalApiClient, SessionCredential};
 use super::session_cookie;
 use super::token::TokenAnswer;
+use std::sync::Arc;
+
 use crate::actors::Actors;
+use crate::actors::sessions::{ReadSession, SessionKey};
 use crate::actors::tokens::{Refresh, RefreshKind, RefreshOutcome};
 use crate::config::Settings;
 use crate::store::{RefreshTokenMatch, Session, Timestamp};
@@ -26,24 +29,24 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// How the request found its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Via {
+pub(super) enum Via {
     Bearer,
     Cookie,
 }
 
 /// The session of a request: by the Bearer access token (any the session has issued, expired or
 /// not), else by the `sid` cookie. `None` when neither finds a live session.
-async fn find_session(
+pub(super) async fn find_session(
     actors: &Actors,
     credential: &SessionCredential,
-) -> Result<Option<(Session, Via)>, ApiError> {
+) -> Result<Option<(Arc<ReadSession>, Via)>, ApiError> {
     if let Some(token) = &credential.bearer
-        && let Some(session) = actors.repo.by_access_token(token).await?
+        && let Some(session) = actors.repo.lookup(SessionKey::AccessToken(token)).await?
     {
         return Ok(Some((session, Via::Bearer)));
     }
     if let Some(sid) = &credential.cookie_sid
-        && let Some(session) = actors.repo.by_id(sid).await?
+        && let Some(session) = actors.repo.lookup(SessionKey::Id(sid)).await?
     {
         return Ok(Some((session, Via::Cookie)));
     }
@@ -158,9 +161,10 @@ async fn explicit_refresh(
 ) -> Result<HttpResponse, ApiError> {
     let body = refresh_body(&body)?;
     let credential = credential.require()?;
-    let (session, via) = find_session(&actors, &credential)
+    let (found, via) = find_session(&actors, &credential)
         .await?
         .ok_or_else(no_session)?;
+    let session = found.session.clone();
     let client = client.for_session(&session.client)?;
     let now = Timestamp::now();
     let grace = Duration::from_secs(settings.sessions.refresh_grace_seconds);
@@ -285,17 +289,26 @@ async fn who_is_it(
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
     let credential = credential.require()?;
-    let (mut session, _) = find_session(&actors, &credential)
+    let (found, _) = find_session(&actors, &credential)
         .await?
         .ok_or_else(no_session)?;
-    client.for_session(&session.client)?;
-    if session.access_expired(Timestamp::now()) {
-        session = refresh(&actors, &session, RefreshKind::Transparent).await?;
-    }
-    Ok(HttpResponse::Ok().json(user_claims(
-        &session.claims,
-        &settings.custom_claims_namespaces,
-    )))
+    client.for_session(&found.session.client)?;
+    let render = |session: &Session| {
+        serde_json::to_vec(&user_claims(
+            &session.claims,
+            &settings.custom_claims_namespaces,
+        ))
+        .map(web::Bytes::from)
+        .unwrap_or_default()
+    };
+    let body = if found.session.access_expired(Timestamp::now()) {
+        render(&refresh(&actors, &found.session, RefreshKind::Transparent).await?)
+    } else {
+        found.rendered(render)
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }
 
 #[cfg(test)]
