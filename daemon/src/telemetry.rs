@@ -31,3 +31,18 @@ pub fn init(level: &str) -> Option<WorkerGuard> {
         .ok()
         .map(|()| guard)
 }
+
+/// Writes `error` and every `source()` below it on one line (`a: b: c`), for the `Debug` of the
+/// daemon's error types, so one log line shows the whole cause chain.
+pub fn write_cause_chain(
+    f: &mut std::fmt::Formatter<'_>,
+    error: &dyn std::error::Error,
+) -> std::fmt::Result {
+    write!(f, "{error}")?;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        write!(f, ": {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
+}

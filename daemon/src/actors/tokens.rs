@@ -182,15 +182,23 @@ impl Handler<Refresh> for Tokens {
     }
 }
 
-fn timestamp_of(tokens: &TokenSet) -> Timestamp {
-    Timestamp::from(tokens.expires_at())
+/// What a session stores of a grant's answer: the access token, its expiry, the refresh token.
+fn stored_tokens(tokens: &TokenSet) -> (String, Timestamp, Option<String>) {
+    (
+        tokens.access_token.expose_secret().to_owned(),
+        Timestamp::from(tokens.expires_at()),
+        tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+    )
 }
 
 impl Deps {
     fn client(&self, name: &str) -> Result<&ClientSettings, TokenError> {
         self.settings
-            .clients
-            .get(name)
+            .client(name)
+            .map(Arc::as_ref)
             .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))
     }
 
@@ -230,14 +238,14 @@ impl Deps {
         let session = Session::new(
             client_name,
             sub,
-            IssuedTokens {
-                access_token: tokens.access_token.expose_secret().to_owned(),
-                access_expires_at: timestamp_of(&tokens),
-                refresh_token: tokens
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| t.expose_secret().to_owned()),
-                id_token,
+            {
+                let (access_token, access_expires_at, refresh_token) = stored_tokens(&tokens);
+                IssuedTokens {
+                    access_token,
+                    access_expires_at,
+                    refresh_token,
+                    id_token,
+                }
             },
             now.saturating_add(Duration::from_secs(self.settings.session_duration_seconds)),
             now,
@@ -316,14 +324,12 @@ impl Deps {
             None => None,
         };
         let now = Timestamp::now();
+        let (access_token, access_expires_at, refresh_token) = stored_tokens(&tokens);
         session.apply_refresh(
             RefreshedTokens {
-                access_token: tokens.access_token.expose_secret().to_owned(),
-                access_expires_at: timestamp_of(&tokens),
-                refresh_token: tokens
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| t.expose_secret().to_owned()),
+                access_token,
+                access_expires_at,
+                refresh_token,
                 id_token,
             },
             now,

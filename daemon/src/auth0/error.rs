@@ -50,13 +50,7 @@ pub enum Auth0Error {
 /// Debug walks the whole `source()` chain, so one log line shows every cause.
 impl std::fmt::Debug for Auth0Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        crate::telemetry::write_cause_chain(f, self)
     }
 }
 

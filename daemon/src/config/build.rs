@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -158,7 +159,7 @@ pub(crate) fn build(
         if name.trim().is_empty() {
             return Err(p.invalid("clients", "a client type name cannot be empty"));
         }
-        clients.insert(name, build_client(&key, client, p)?);
+        clients.insert(name, Arc::new(build_client(&key, client, p)?));
     }
 
     let client_names = || {

@@ -29,6 +29,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::Figment;
 use figment::error::Kind;
@@ -55,7 +56,8 @@ use overrides::{Provenance, ROOT};
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
     /// Login clients by client type (the `client-type` header's values).
-    pub clients: BTreeMap<String, ClientSettings>,
+    /// Shared, so a request's selected client is a pointer copy, not a deep clone.
+    pub clients: BTreeMap<String, Arc<ClientSettings>>,
     /// The client used when a request names none; `""` in the file is `None`.
     pub default_client: Option<String>,
     /// Namespaced ID-token claims also exposed under their last path segment in `/userinfo`.
@@ -155,7 +157,7 @@ impl Settings {
     }
 
     /// The client of type `name`.
-    pub fn client(&self, name: &str) -> Option<&ClientSettings> {
+    pub fn client(&self, name: &str) -> Option<&Arc<ClientSettings>> {
         self.clients.get(name)
     }
 

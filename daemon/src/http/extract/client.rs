@@ -23,6 +23,7 @@ use std::fmt;
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -136,7 +137,7 @@ pub enum ClientSource {
 #[derive(Clone, Debug)]
 pub struct SelectedClient {
     pub name: ClientType,
-    pub settings: ClientSettings,
+    pub settings: Arc<ClientSettings>,
     pub source: ClientSource,
 }
 
