@@ -45,7 +45,11 @@ async fn check_up_answers_json() {
 async fn status_routes_ignore_the_service_prefix() {
     let app = spawn_app_with(base_config(), &[("SERVICE_PREFIX", "/auth")]).await;
     assert_eq!(app.get("/-/healthz").await.status(), 200);
-    assert_eq!(app.get("/documentation/json").await.status(), 200);
+    let (status, doc) = app.get_json("/documentation/json").await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/-/healthz"]["get"].is_object(), "{doc}");
+    assert!(doc["paths"]["/auth/userinfo"]["get"].is_object(), "{doc}");
+    assert!(doc["paths"]["/userinfo"].is_null(), "{doc}");
     let (status, body) = app.get_json("/auth/-/healthz").await;
     assert_eq!(status, 404);
     assert_error_body(&body, 404, "/auth/-/healthz");

@@ -51,53 +51,89 @@ impl ReadSession {
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum CacheKey {
-    Token(TokenHash),
-    Id(SessionId),
-}
-
 /// Bound on the copies kept; past it the cache starts over (a day's sessions of a busy site fit).
 const CACHE_CAPACITY: usize = 100_000;
 
 /// Sessions read, by every key they were read under (see the module docs).
 #[derive(Default)]
 struct ReadCache {
-    entries: RwLock<HashMap<CacheKey, Arc<ReadSession>>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    /// By the Bearer access token as presented: a hit hashes the token with a fast hasher instead
+    /// of the SHA-256 the store indexes it by (that SHA-256 was 3% of `/userinfo`'s CPU). Only
+    /// tokens that found a session are kept, so callers cannot fill the map with keys of their own.
+    by_token: HashMap<Box<str>, Arc<ReadSession>, foldhash::fast::RandomState>,
+    /// By session id, with the tokens the copy is also kept under, so a write drops them all.
+    by_id: HashMap<SessionId, Cached>,
+}
+
+struct Cached {
+    read: Arc<ReadSession>,
+    tokens: Vec<Box<str>>,
+}
+
+impl Entries {
+    fn forget_id(&mut self, id: &SessionId) {
+        if let Some(cached) = self.by_id.remove(id) {
+            for token in &cached.tokens {
+                self.by_token.remove(token);
+            }
+        }
+    }
 }
 
 impl ReadCache {
-    fn get(&self, key: &CacheKey) -> Option<Arc<ReadSession>> {
+    fn get(&self, key: SessionKey<'_>) -> Option<Arc<ReadSession>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).cloned()
-    }
-
-    /// Keeps `value` under `key` and under its id, so [`ReadCache::forget_id`] finds every copy.
-    fn insert(&self, key: CacheKey, value: Arc<ReadSession>) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_CAPACITY {
-            entries.clear();
+        match key {
+            SessionKey::AccessToken(token) => entries.by_token.get(token).cloned(),
+            SessionKey::Id(id) => entries.by_id.get(id).map(|c| c.read.clone()),
         }
-        entries.insert(CacheKey::Id(value.session.id.clone()), value.clone());
-        entries.insert(key, value);
     }
 
-    /// Drops every copy of `session`: by id and by each access token it issued.
+    /// Keeps `read` under its id and, when it was found by one, under `token`; every token the
+    /// id's copy was kept under now names this copy.
+    fn insert(&self, token: Option<&str>, read: Arc<ReadSession>) {
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let entries = &mut *guard;
+        if entries.by_id.len() + entries.by_token.len() >= CACHE_CAPACITY {
+            entries.by_id.clear();
+            entries.by_token.clear();
+        }
+        let cached = entries
+            .by_id
+            .entry(read.session.id.clone())
+            .or_insert_with(|| Cached {
+                read: read.clone(),
+                tokens: Vec::new(),
+            });
+        cached.read = read.clone();
+        if let Some(token) = token
+            && !cached.tokens.iter().any(|t| **t == *token)
+        {
+            cached.tokens.push(token.into());
+        }
+        for token in &cached.tokens {
+            entries.by_token.insert(token.clone(), read.clone());
+        }
+    }
+
+    /// Drops every copy of `session`, and whatever copy its current access token names (an
+    /// identical token may have indexed an older session).
     fn forget(&self, session: &Session) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.remove(&CacheKey::Id(session.id.clone()));
-        for hash in session.alias_hashes() {
-            entries.remove(&CacheKey::Token(hash));
+        entries.forget_id(&session.id);
+        if let Some(older) = entries.by_token.remove(session.access_token.as_str()) {
+            entries.forget_id(&older.session.id);
         }
     }
 
     fn forget_id(&self, id: &SessionId) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(cached) = entries.remove(&CacheKey::Id(id.clone())) {
-            for hash in cached.session.alias_hashes() {
-                entries.remove(&CacheKey::Token(hash));
-            }
-        }
+        entries.forget_id(id);
     }
 }
 
@@ -125,27 +161,24 @@ impl SessionRepo {
         &self,
         key: SessionKey<'_>,
     ) -> Result<Option<Arc<ReadSession>>, StoreError> {
-        let cache_key = match key {
-            SessionKey::AccessToken(token) => CacheKey::Token(TokenHash::of(token)),
-            SessionKey::Id(id) => CacheKey::Id(id.clone()),
-        };
-        let now = Timestamp::now();
         if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(&cache_key)
-            && hit.session.is_live(now)
+            && let Some(hit) = cache.get(key)
+            && hit.session.is_live(Timestamp::now())
         {
             return Ok(Some(hit));
         }
-        let found = match &cache_key {
-            CacheKey::Token(hash) => {
-                bounded(self.limit, self.store.get_session_by_token(hash)).await?
+        let (found, token) = match key {
+            SessionKey::AccessToken(token) => {
+                let hash = TokenHash::of(token);
+                let found = bounded(self.limit, self.store.get_session_by_token(&hash)).await?;
+                (found, Some(token))
             }
-            CacheKey::Id(id) => bounded(self.limit, self.store.get_session(id)).await?,
+            SessionKey::Id(id) => (bounded(self.limit, self.store.get_session(id)).await?, None),
         };
         Ok(found.map(|session| {
             let read = ReadSession::new(session);
             if let Some(cache) = &self.cache {
-                cache.insert(cache_key, read.clone());
+                cache.insert(token, read.clone());
             }
             read
         }))
@@ -279,4 +312,107 @@ impl Actor for Sessions {
 impl Handler<Alive> for Sessions {
     type Result = ();
     fn handle(&mut self, _: Alive, _: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+    use crate::store::{IdToken, IssuedTokens, RefreshedTokens, SledStore};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn repo() -> SessionRepo {
+        let store = SledStore::open_temporary().expect("temporary store");
+        SessionRepo::new(Arc::new(store), Duration::from_secs(5), true)
+    }
+
+    fn session(access_token: &str) -> Session {
+        let now = Timestamp::now();
+        Session::new(
+            "web",
+            "auth0|1",
+            IssuedTokens {
+                access_token: access_token.into(),
+                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+                refresh_token: Some("r1".into()),
+                id_token: IdToken {
+                    token: "id".into(),
+                    claims: Map::new(),
+                },
+            },
+            now.saturating_add(DAY),
+            now,
+        )
+    }
+
+    async fn by_token(repo: &SessionRepo, token: &str) -> Option<Arc<ReadSession>> {
+        repo.lookup(SessionKey::AccessToken(token))
+            .await
+            .expect("lookup")
+    }
+
+    #[tokio::test]
+    async fn reads_are_served_from_memory_until_a_write() {
+        let repo = repo();
+        let mut session = session("a1");
+        repo.create(&session).await.expect("create");
+
+        let first = by_token(&repo, "a1").await.expect("found by token");
+        let again = by_token(&repo, "a1").await.expect("found again");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read is the kept copy"
+        );
+        let by_id = repo
+            .lookup(SessionKey::Id(&session.id))
+            .await
+            .expect("lookup")
+            .expect("found by id");
+        assert!(Arc::ptr_eq(&first, &by_id), "one copy under every key");
+
+        // A refresh rotates the access token: the old one still finds the new record.
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: "a2".into(),
+                access_expires_at: Timestamp::now().saturating_add(Duration::from_secs(60)),
+                refresh_token: None,
+                id_token: None,
+            },
+            Timestamp::now(),
+        );
+        assert!(repo.update(&session).await.expect("update"));
+        for token in ["a1", "a2"] {
+            let read = by_token(&repo, token).await.expect("found after the write");
+            assert_eq!(
+                read.session.access_token, "a2",
+                "{token} reads the new record"
+            );
+        }
+
+        repo.delete(&session.id).await.expect("delete");
+        assert!(by_token(&repo, "a1").await.is_none());
+        assert!(by_token(&repo, "a2").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_new_session_with_a_kept_token_replaces_the_copy() {
+        let repo = repo();
+        let older = session("same");
+        repo.create(&older).await.expect("create");
+        assert_eq!(
+            by_token(&repo, "same").await.expect("found").session.id,
+            older.id
+        );
+
+        let newer = session("same");
+        repo.create(&newer).await.expect("create");
+        assert_eq!(
+            by_token(&repo, "same").await.expect("found").session.id,
+            newer.id,
+            "the token names the session the store now indexes it under"
+        );
+        assert!(by_token(&repo, "unknown").await.is_none());
+    }
 }

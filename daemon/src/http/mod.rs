@@ -68,12 +68,14 @@ fn routes<T>(app: App<T>, prefix: &str, listener: Listener) -> (App<T>, utoipa::
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    let mut scope = utoipa_actix_web::scope(web::scope(prefix));
+    // From the path itself, so the OpenAPI paths carry the prefix too.
+    let mut scope = utoipa_actix_web::scope(prefix);
     if listener != Listener::Management {
+        // `/userinfo` first: actix-web tries a scope's routes in order, and it is the hot path.
         scope = scope
+            .configure(session::configure)
             .configure(token::configure)
             .configure(authorize::configure)
-            .configure(session::configure)
             .configure(logout::configure);
     }
     if listener != Listener::Public {
@@ -81,7 +83,7 @@ where
     }
     app.into_utoipa_app()
         .openapi(ApiDoc::openapi())
-        .configure(status::configure)
+        .service(utoipa_actix_web::scope("/-").configure(status::configure))
         // Before the prefix scope: an empty SERVICE_PREFIX makes that scope match every path.
         .route("/documentation/json", web::get().to(documentation))
         .service(scope)

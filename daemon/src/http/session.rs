@@ -21,10 +21,11 @@ use crate::config::Settings;
 use crate::store::{RefreshTokenMatch, Session, Timestamp};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(refresh_token)
-        .service(refresh_token_alias)
-        .service(userinfo)
-        .service(users_me);
+    // `/userinfo` first: it is the hot path, and actix-web tries routes in order.
+    cfg.service(userinfo)
+        .service(users_me)
+        .service(refresh_token)
+        .service(refresh_token_alias);
 }
 
 /// How the request found its session.

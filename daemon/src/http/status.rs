@@ -8,6 +8,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::metrics::Metrics;
 use crate::health::{Health, ProbeReport};
 
+/// Registers the routes, which the app mounts under the `/-` scope (one prefix check for all
+/// four, where every other request used to try each of them first).
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(healthz)
         .service(ready)
@@ -27,8 +29,8 @@ pub struct Alive {
 pub struct ServiceVersion(pub String);
 
 /// The process is alive.
-#[utoipa::path(get, path = "/-/healthz", tag = "status", responses((status = 200, body = Alive)))]
-#[get("/-/healthz")]
+#[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, body = Alive)))]
+#[get("/healthz")]
 async fn healthz(version: web::Data<ServiceVersion>) -> HttpResponse {
     HttpResponse::Ok().json(Alive {
         status: "OK",
@@ -46,25 +48,25 @@ fn report(report: ProbeReport) -> HttpResponse {
 }
 
 /// Ready to take traffic: the store answers, plugins are loaded, actors answer; 503 from SIGTERM on.
-#[utoipa::path(get, path = "/-/ready", tag = "status", responses(
+#[utoipa::path(get, path = "/ready", tag = "status", responses(
     (status = 200, body = ProbeReport), (status = 503, body = ProbeReport)))]
-#[get("/-/ready")]
+#[get("/ready")]
 async fn ready(health: web::Data<Health>) -> HttpResponse {
     report(health.ready().await)
 }
 
 /// The daemon's dependencies answer: each tenant's JWKS.
-#[utoipa::path(get, path = "/-/check-up", tag = "status", responses(
+#[utoipa::path(get, path = "/check-up", tag = "status", responses(
     (status = 200, body = ProbeReport), (status = 503, body = ProbeReport)))]
-#[get("/-/check-up")]
+#[get("/check-up")]
 async fn check_up(health: web::Data<Health>) -> HttpResponse {
     report(health.checkup().await)
 }
 
 /// Prometheus metrics, names `auth0_client_*`.
-#[utoipa::path(get, path = "/-/metrics", tag = "status", responses(
+#[utoipa::path(get, path = "/metrics", tag = "status", responses(
     (status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-#[get("/-/metrics")]
+#[get("/metrics")]
 async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
