@@ -4,12 +4,14 @@
 # the same run (absolute figures on a shared 2-core machine are noise; ratios are not).
 #
 # Usage: tests/bench/run.sh [ROUNDS] [SECONDS]   (needs wrk: apt-get install wrk)
+# Each round measures the daemon then the baseline; the ratios printed are the medians of the
+# rounds' ratios, so one round disturbed by a neighbour on the shared machine does not move them.
 # The daemon runs at LOG_LEVEL=warn unless LOG_LEVEL is set: the baseline logs nothing, and at
 # info every request writes a JSON access-log line (LOG_LEVEL=info tests/bench/run.sh measures that).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=${1:-3}
-seconds=${2:-10}
+rounds=${1:-9}
+seconds=${2:-5}
 connections=${CONNECTIONS:-32}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
@@ -24,7 +26,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 daemon_port=$(free_port)
-LOG_LEVEL=${LOG_LEVEL:-warn} "$bin/e2e-auth0-client" demo --port "$daemon_port" >"$work/daemon.log" 2>&1 &
+DELAY_SHUTDOWN_SECONDS=0 LOG_LEVEL=${LOG_LEVEL:-warn} "$bin/e2e-auth0-client" demo --port "$daemon_port" >"$work/daemon.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$daemon_port/-/healthz"
 
@@ -61,13 +63,20 @@ PY
 
 echo "body: $bytes bytes; $rounds rounds of ${seconds}s each, $connections connections, alternating"
 printf '%-6s %-10s %12s %10s\n' round target req/s p99_ms
-sum_ratio=0; sum_p99=0
+ratios=()
 for round in $(seq "$rounds"); do
     read -r d_rps d_p99 < <(measure "$userinfo")
     read -r b_rps b_p99 < <(measure "$baseline")
     printf '%-6s %-10s %12s %10s\n' "$round" daemon "$d_rps" "$d_p99" "$round" baseline "$b_rps" "$b_p99"
-    sum_ratio=$(python3 -c "print($sum_ratio + $d_rps / $b_rps)")
-    sum_p99=$(python3 -c "print($sum_p99 + $d_p99 / $b_p99)")
+    ratios+=("$d_rps $b_rps $d_p99 $b_p99")
 done
-python3 -c "print(f'userinfo throughput ratio (daemon / trivial handler): {$sum_ratio / $rounds:.2f}')"
-python3 -c "print(f'userinfo p99 ratio (daemon / trivial handler): {$sum_p99 / $rounds:.2f}')"
+printf '%s\n' "${ratios[@]}" | python3 -c '
+import statistics, sys
+rows = [list(map(float, line.split())) for line in sys.stdin if line.strip()]
+throughput = [d / b for d, b, _, _ in rows]
+p99 = [d / b for _, _, d, b in rows]
+print("userinfo throughput ratio (daemon / trivial handler): "
+      f"{statistics.median(throughput):.2f} median, {min(throughput):.2f} to {max(throughput):.2f}")
+print("userinfo p99 ratio (daemon / trivial handler): "
+      f"{statistics.median(p99):.2f} median, {min(p99):.2f} to {max(p99):.2f}")
+'

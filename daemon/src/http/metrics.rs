@@ -3,7 +3,9 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
-/// Every metric of the daemon, registered once in one registry per application.
+/// Every metric of the daemon, registered once in one registry per application. A clone shares
+/// the registry and every metric.
+#[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,

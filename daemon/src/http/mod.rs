@@ -64,29 +64,34 @@ pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {
 }
 
 /// Registers the routes a listener serves on `app`, returning it with its OpenAPI document.
+///
+/// actix-web tries routes in registration order, so the session routes (`/userinfo` is the hot
+/// path) come first, and without a `SERVICE_PREFIX` they sit on the app itself rather than in a
+/// scope: each layer and each route tried before the right one is work on every request.
 fn routes<T>(app: App<T>, prefix: &str, listener: Listener) -> (App<T>, utoipa::openapi::OpenApi)
 where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
-    // From the path itself, so the OpenAPI paths carry the prefix too.
-    let mut scope = utoipa_actix_web::scope(prefix);
-    if listener != Listener::Management {
-        // `/userinfo` first: actix-web tries a scope's routes in order, and it is the hot path.
-        scope = scope
-            .configure(session::configure)
-            .configure(token::configure)
-            .configure(authorize::configure)
-            .configure(logout::configure);
-    }
-    if listener != Listener::Public {
-        scope = scope.configure(users::configure);
-    }
-    app.into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .service(utoipa_actix_web::scope("/-").configure(status::configure))
-        // Before the prefix scope: an empty SERVICE_PREFIX makes that scope match every path.
+    let groups = move |cfg: &mut utoipa_actix_web::service_config::ServiceConfig| {
+        if listener != Listener::Management {
+            cfg.configure(session::configure)
+                .configure(token::configure)
+                .configure(authorize::configure)
+                .configure(logout::configure);
+        }
+        if listener != Listener::Public {
+            cfg.configure(users::configure);
+        }
+    };
+    let app = app.into_utoipa_app().openapi(ApiDoc::openapi());
+    let app = if prefix.is_empty() {
+        app.configure(groups)
+    } else {
+        // From the path itself, so the OpenAPI paths carry the prefix too.
+        app.service(utoipa_actix_web::scope(prefix).configure(groups))
+    };
+    app.service(utoipa_actix_web::scope("/-").configure(status::configure))
         .route("/documentation/json", web::get().to(documentation))
-        .service(scope)
         .split_for_parts()
 }
 
@@ -104,10 +109,13 @@ pub fn app(
     >,
 > {
     let settings = state.settings.clone();
+    // Each worker gets its own `Data` of the settings and metrics (same contents): extractors
+    // clone a `Data` per request, and a reference count shared by every worker is a cache line
+    // the cores fight over on every request.
     let base = App::new()
-        .app_data(state.settings.clone())
+        .app_data(web::Data::new(Settings::clone(&state.settings)))
         .app_data(state.health.clone())
-        .app_data(state.metrics.clone())
+        .app_data(web::Data::new(Metrics::clone(&state.metrics)))
         .app_data(web::Data::new(state.actors))
         .app_data(web::Data::new(ServiceVersion(
             settings.service_version.clone(),
