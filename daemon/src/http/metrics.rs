@@ -1,7 +1,14 @@
 //! Prometheus metrics (SPEC §8), served by `/-/metrics` from an actix route rather than an
 //! exporter's own server, so the daemon listens on its configured sockets only.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric of the daemon, registered once in one registry per application. A clone shares
 /// the registry and every metric.
@@ -50,10 +57,46 @@ impl Metrics {
         self.registry.register(collector)
     }
 
+    /// The recorder of the HTTP metrics for one worker (see [`HttpRecorder`]).
+    pub fn recorder(&self) -> HttpRecorder {
+        HttpRecorder {
+            requests: self.http_requests.clone(),
+            duration: self.http_request_duration.clone(),
+            children: RefCell::default(),
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// Records the HTTP metrics of the requests one worker answers. It keeps the metric of each
+/// route and status it has seen, so a request costs two updates of shared counters rather than
+/// two label lookups under the metric's lock (each worker has its own recorder: it is not `Sync`).
+pub struct HttpRecorder {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    children: RefCell<HashMap<(String, u16), (IntCounter, Histogram)>>,
+}
+
+impl HttpRecorder {
+    pub fn record(&self, route: String, status: StatusCode, elapsed: Duration) {
+        let mut children = self.children.borrow_mut();
+        let (requests, duration) =
+            children
+                .entry((route, status.as_u16()))
+                .or_insert_with_key(|(route, _)| {
+                    (
+                        self.requests
+                            .with_label_values(&[route.as_str(), status.as_str()]),
+                        self.duration.with_label_values(&[route.as_str()]),
+                    )
+                });
+        requests.inc();
+        duration.observe(elapsed.as_secs_f64());
     }
 }

@@ -116,6 +116,7 @@ pub fn app(
         .app_data(web::Data::new(Settings::clone(&state.settings)))
         .app_data(state.health.clone())
         .app_data(web::Data::new(Metrics::clone(&state.metrics)))
+        .app_data(web::Data::new(state.metrics.recorder()))
         .app_data(web::Data::new(state.actors))
         .app_data(web::Data::new(ServiceVersion(
             settings.service_version.clone(),

@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use tracing::Instrument;
 
-use super::metrics::Metrics;
+use super::metrics::HttpRecorder;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -54,7 +54,7 @@ pub async fn observe(
         method = %req.method(),
         path = %req.path(),
     );
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let metrics = req.app_data::<web::Data<HttpRecorder>>().cloned();
     let mut res = next.call(req).instrument(span.clone()).await?;
 
     let status = res.status();
@@ -63,16 +63,6 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
-    if let Some(metrics) = metrics {
-        metrics
-            .http_requests
-            .with_label_values(&[route.as_str(), status.as_str()])
-            .inc();
-        metrics
-            .http_request_duration
-            .with_label_values(&[route.as_str()])
-            .observe(elapsed.as_secs_f64());
-    }
     res.headers_mut().insert(REQUEST_ID, id);
     span.in_scope(|| {
         tracing::info!(
@@ -82,5 +72,8 @@ pub async fn observe(
             "request answered"
         )
     });
+    if let Some(metrics) = metrics {
+        metrics.record(route, status, elapsed);
+    }
     Ok(res)
 }

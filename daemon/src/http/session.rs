@@ -293,7 +293,7 @@ async fn who_is_it(
     let (found, _) = find_session(&actors, &credential)
         .await?
         .ok_or_else(no_session)?;
-    client.for_session(&found.session.client)?;
+    client.check_session(&found.session.client)?;
     let render = |session: &Session| {
         serde_json::to_vec(&user_claims(
             &session.claims,

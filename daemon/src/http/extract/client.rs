@@ -184,6 +184,16 @@ pub fn select_client_optional(
     settings: &Settings,
     kind: RouteKind,
 ) -> Result<Option<SelectedClient>, ApiError> {
+    Ok(select_named_client(req, settings, kind)?.or_else(|| default_client(settings)))
+}
+
+/// The client the request names by an API key or the `client-type` header, with every check of
+/// [`select_client_optional`]; `Ok(None)` when it names none.
+fn select_named_client(
+    req: &HttpRequest,
+    settings: &Settings,
+    kind: RouteKind,
+) -> Result<Option<SelectedClient>, ApiError> {
     if !settings.api_keys.is_empty() {
         match presented_key(req) {
             Some((place, presented)) => match find_key(&settings.api_keys, presented) {
@@ -225,10 +235,15 @@ pub fn select_client_optional(
             .map(Some)
             .ok_or_else(|| unknown_client(name, "`client-type` header"));
     }
-    Ok(settings
+    Ok(None)
+}
+
+/// `defaultClient`, when set.
+fn default_client(settings: &Settings) -> Option<SelectedClient> {
+    settings
         .default_client
         .as_deref()
-        .and_then(|name| SelectedClient::new(settings, name, ClientSource::Default)))
+        .and_then(|name| SelectedClient::new(settings, name, ClientSource::Default))
 }
 
 /// The client a session route serves: the request's when it named one (which must then be the
@@ -239,26 +254,38 @@ pub fn resolve_session_client(
     session_client: &str,
     settings: &Settings,
 ) -> Result<SelectedClient, ApiError> {
+    check_session_client(selected, session_client, settings)?;
     match selected {
-        Some(selected) if selected.named() => {
-            if selected.name == *session_client {
-                Ok(selected.clone())
-            } else {
-                Err(ApiError::Unauthorized(format!(
-                    "the session belongs to another client than `{}`, the one the request names",
-                    selected.name
-                )))
-            }
-        }
-        _ => {
-            SelectedClient::new(settings, session_client, ClientSource::Session).ok_or_else(|| {
-                ApiError::Unauthorized(format!(
-                    "the session's client {} is no longer configured",
-                    quoted(session_client)
-                ))
-            })
-        }
+        Some(selected) if selected.named() => Ok(selected.clone()),
+        _ => SelectedClient::new(settings, session_client, ClientSource::Session)
+            .ok_or_else(|| client_gone(session_client)),
     }
+}
+
+/// What [`resolve_session_client`] checks, without building the client.
+fn check_session_client(
+    selected: Option<&SelectedClient>,
+    session_client: &str,
+    settings: &Settings,
+) -> Result<(), ApiError> {
+    match selected {
+        Some(selected) if selected.named() && selected.name != *session_client => {
+            Err(ApiError::Unauthorized(format!(
+                "the session belongs to another client than `{}`, the one the request names",
+                selected.name
+            )))
+        }
+        Some(selected) if selected.named() => Ok(()),
+        _ if settings.clients.contains_key(session_client) => Ok(()),
+        _ => Err(client_gone(session_client)),
+    }
+}
+
+fn client_gone(session_client: &str) -> ApiError {
+    ApiError::Unauthorized(format!(
+        "the session's client {} is no longer configured",
+        quoted(session_client)
+    ))
 }
 
 fn no_client() -> ApiError {
@@ -354,12 +381,16 @@ impl<R: Route> FromRequest for Client<R> {
     }
 }
 
-/// Extractor for the session routes: the client the request asks for, if any (see
+/// Extractor for the session routes: the client the request names, if any (see
 /// [`select_client_optional`]), resolved against the session once it is found. Use the aliases
 /// [`OptionalApiClient`] (`/userinfo`, `/refreshtoken`) and [`OptionalBrowserClient`] (`/logout`).
+///
+/// `defaultClient` is only looked up when asked for ([`RequestedClient::required`]): a session
+/// route serves the session's client unless the request named one, and `/userinfo` builds no
+/// client at all ([`RequestedClient::check_session`]).
 #[derive(Debug)]
 pub struct RequestedClient<R: Route> {
-    selected: Option<SelectedClient>,
+    named: Option<SelectedClient>,
     settings: web::Data<Settings>,
     route: PhantomData<R>,
 }
@@ -369,18 +400,28 @@ pub type OptionalBrowserClient = RequestedClient<BrowserRoute>;
 
 impl<R: Route> RequestedClient<R> {
     /// The request's client: the one it named, else `defaultClient`; `None` without either.
-    pub fn get(&self) -> Option<&SelectedClient> {
-        self.selected.as_ref()
+    pub fn get(&self) -> Option<SelectedClient> {
+        self.named
+            .clone()
+            .or_else(|| default_client(&self.settings))
     }
 
     /// The client to serve a session of `session_client` with ([`resolve_session_client`]).
     pub fn for_session(&self, session_client: &str) -> Result<SelectedClient, ApiError> {
-        resolve_session_client(self.selected.as_ref(), session_client, &self.settings)
+        resolve_session_client(self.named.as_ref(), session_client, &self.settings)
+    }
+
+    /// Whether a session of `session_client` may be served here: [`RequestedClient::for_session`]
+    /// without building the client.
+    pub fn check_session(&self, session_client: &str) -> Result<(), ApiError> {
+        check_session_client(self.named.as_ref(), session_client, &self.settings)
     }
 
     /// The request's client when there is no session to take one from; 401 without one.
     pub fn required(self) -> Result<SelectedClient, ApiError> {
-        self.selected.ok_or_else(no_client)
+        self.named
+            .or_else(|| default_client(&self.settings))
+            .ok_or_else(no_client)
     }
 }
 
@@ -391,7 +432,7 @@ impl<R: Route> FromRequest for RequestedClient<R> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(settings(req).and_then(|settings| {
             Ok(Self {
-                selected: select_client_optional(req, &settings, R::KIND)?,
+                named: select_named_client(req, &settings, R::KIND)?,
                 settings,
                 route: PhantomData,
             })
@@ -763,9 +804,15 @@ mod tests {
         let requested = OptionalBrowserClient::extract(&req)
             .await
             .expect("no key needed");
-        assert_eq!(requested.get().map(|c| c.name.as_str()), Some("web"));
+        assert_eq!(
+            requested.get().map(|c| c.name),
+            ClientType::known(&s, "web")
+        );
         let resolved = requested.for_session("mobile").expect("session's client");
         assert_eq!(resolved.name.as_str(), "mobile");
+        requested.check_session("mobile").expect("session's client");
+        let err = requested.check_session("gone").expect_err("not configured");
+        assert_eq!(err.status_code(), StatusCode::UNAUTHORIZED);
         assert_eq!(requested.required().expect("default").name.as_str(), "web");
 
         // /userinfo with web's key and a mobile session: 401.
@@ -775,6 +822,11 @@ mod tests {
         let requested = OptionalApiClient::extract(&req).await.expect("valid key");
         let err = requested.for_session("mobile").expect_err("other client");
         assert_eq!(err.status_code(), StatusCode::UNAUTHORIZED);
+        let err = requested.check_session("mobile").expect_err("other client");
+        assert_eq!(err.status_code(), StatusCode::UNAUTHORIZED);
+        requested
+            .check_session("web")
+            .expect("the named client's session");
 
         let mut d = doc();
         d["defaultClient"] = json!("");
