@@ -65,8 +65,14 @@ echo "body: $bytes bytes; $rounds rounds of ${seconds}s each, $connections conne
 printf '%-6s %-10s %12s %10s\n' round target req/s p99_ms
 ratios=()
 for round in $(seq "$rounds"); do
-    read -r d_rps d_p99 < <(measure "$userinfo")
-    read -r b_rps b_p99 < <(measure "$baseline")
+    # Which goes first alternates too, so neither side always runs on a machine the other warmed.
+    if ((round % 2)); then
+        read -r d_rps d_p99 < <(measure "$userinfo")
+        read -r b_rps b_p99 < <(measure "$baseline")
+    else
+        read -r b_rps b_p99 < <(measure "$baseline")
+        read -r d_rps d_p99 < <(measure "$userinfo")
+    fi
     printf '%-6s %-10s %12s %10s\n' "$round" daemon "$d_rps" "$d_p99" "$round" baseline "$b_rps" "$b_p99"
     ratios+=("$d_rps $b_rps $d_p99 $b_p99")
 done

@@ -93,26 +93,32 @@ async fn metrics_count_requests_by_route_and_status() {
     app.get("/-/healthz").await;
     app.get("/-/healthz").await;
     app.get("/nowhere").await;
-    let response = app.get("/-/metrics").await;
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    let text = response.text().await.unwrap();
-    assert!(
-        text.contains(r#"auth0_client_http_requests_total{route="/-/healthz",status="200"} 2"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"auth0_client_http_requests_total{route="unmatched",status="404"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains("auth0_client_http_request_duration_seconds_bucket{route=\"/-/healthz\"")
-    );
+    // Workers publish what they counted every second (HTTP_FLUSH_INTERVAL).
+    let published = [
+        r#"auth0_client_http_requests_total{route="/-/healthz",status="200"} 2"#,
+        r#"auth0_client_http_requests_total{route="unmatched",status="404"} 1"#,
+        "auth0_client_http_request_duration_seconds_bucket{route=\"/-/healthz\"",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = app.get("/-/metrics").await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let text = response.text().await.unwrap();
+        if published.iter().all(|line| text.contains(line)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not published within 5 s: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[actix_rt::test]

@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::local::{LocalHistogram, LocalIntCounter};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Every metric of the daemon, registered once in one registry per application. A clone shares
 /// the registry and every metric.
@@ -74,13 +73,18 @@ impl Metrics {
     }
 }
 
-/// Records the HTTP metrics of the requests one worker answers. It keeps the metric of each
-/// route and status it has seen, so a request costs two updates of shared counters rather than
-/// two label lookups under the metric's lock (each worker has its own recorder: it is not `Sync`).
+/// How often a worker publishes the HTTP metrics it has counted.
+pub const HTTP_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Records the HTTP metrics of the requests one worker answers (each worker has its own: it is
+/// not `Sync`). It counts in the worker's own memory and publishes to the shared metrics every
+/// [`HTTP_FLUSH_INTERVAL`] ([`HttpRecorder::flush`]): updating counters shared by every worker on
+/// each request made the cores fight over their cache lines, a cost the `/userinfo` profile
+/// showed. `/-/metrics` is therefore up to a second behind.
 pub struct HttpRecorder {
     requests: IntCounterVec,
     duration: HistogramVec,
-    children: RefCell<HashMap<(String, u16), (IntCounter, Histogram)>>,
+    children: RefCell<HashMap<(String, u16), (LocalIntCounter, LocalHistogram)>>,
 }
 
 impl HttpRecorder {
@@ -92,11 +96,20 @@ impl HttpRecorder {
                 .or_insert_with_key(|(route, _)| {
                     (
                         self.requests
-                            .with_label_values(&[route.as_str(), status.as_str()]),
-                        self.duration.with_label_values(&[route.as_str()]),
+                            .with_label_values(&[route.as_str(), status.as_str()])
+                            .local(),
+                        self.duration.with_label_values(&[route.as_str()]).local(),
                     )
                 });
         requests.inc();
         duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Publishes what this worker counted since the last flush.
+    pub fn flush(&self) {
+        for (requests, duration) in self.children.borrow().values() {
+            requests.flush();
+            duration.flush();
+        }
     }
 }

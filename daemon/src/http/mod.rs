@@ -116,7 +116,6 @@ pub fn app(
         .app_data(web::Data::new(Settings::clone(&state.settings)))
         .app_data(state.health.clone())
         .app_data(web::Data::new(Metrics::clone(&state.metrics)))
-        .app_data(web::Data::new(state.metrics.recorder()))
         .app_data(web::Data::new(state.actors))
         .app_data(web::Data::new(ServiceVersion(
             settings.service_version.clone(),
@@ -136,7 +135,7 @@ pub fn app(
     let document = web::Data::new(api);
     app.app_data(document)
         .default_service(web::to(not_found))
-        .wrap(actix_web::middleware::from_fn(observe::observe))
+        .wrap(observe::Observe::new(state.metrics.recorder()))
 }
 
 /// The OpenAPI 3 document of every route.

@@ -2,16 +2,18 @@
 //! a tracing span carrying it so every log line of the request shows it, one access log line,
 //! and the HTTP metrics.
 
+use std::future::{Ready, ready};
+use std::rc::Rc;
 use std::time::Instant;
 
+use actix_web::Error;
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{Error, web};
+use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
-use super::metrics::HttpRecorder;
+use super::metrics::{HTTP_FLUSH_INTERVAL, HttpRecorder};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -42,38 +44,98 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-pub async fn observe(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let id = request_id(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or_default(),
-        method = %req.method(),
-        path = %req.path(),
-    );
-    let metrics = req.app_data::<web::Data<HttpRecorder>>().cloned();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+/// The middleware; each worker builds its own (see [`HttpRecorder`]).
+pub struct Observe {
+    recorder: Rc<HttpRecorder>,
+}
 
-    let status = res.status();
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let elapsed = started.elapsed();
-    res.headers_mut().insert(REQUEST_ID, id);
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            route = %route,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "request answered"
-        )
-    });
-    if let Some(metrics) = metrics {
-        metrics.record(route, status, elapsed);
+impl Observe {
+    pub fn new(recorder: HttpRecorder) -> Self {
+        Self {
+            recorder: Rc::new(recorder),
+        }
     }
-    Ok(res)
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Observe
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = ObserveService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        // Called once per worker, on the worker: its recorder publishes on the worker's clock.
+        let recorder = Rc::downgrade(&self.recorder);
+        actix_web::rt::spawn(async move {
+            let mut tick = actix_web::rt::time::interval(HTTP_FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                match recorder.upgrade() {
+                    Some(recorder) => recorder.flush(),
+                    None => break,
+                }
+            }
+        });
+        ready(Ok(ObserveService {
+            service,
+            recorder: self.recorder.clone(),
+        }))
+    }
+}
+
+pub struct ObserveService<S> {
+    service: S,
+    recorder: Rc<HttpRecorder>,
+}
+
+impl<S, B> Service<ServiceRequest> for ObserveService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    S::Future: 'static,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let id = request_id(&req);
+        let span = tracing::info_span!(
+            "request",
+            request_id = id.to_str().unwrap_or_default(),
+            method = %req.method(),
+            path = %req.path(),
+        );
+        let answer = span.in_scope(|| self.service.call(req));
+        let recorder = self.recorder.clone();
+        Box::pin(async move {
+            let mut res = answer.instrument(span.clone()).await?;
+            let status = res.status();
+            let route = res
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned());
+            let elapsed = started.elapsed();
+            res.headers_mut().insert(REQUEST_ID, id);
+            span.in_scope(|| {
+                tracing::info!(
+                    status = status.as_u16(),
+                    route = %route,
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    "request answered"
+                )
+            });
+            recorder.record(route, status, elapsed);
+            Ok(res)
+        })
+    }
 }

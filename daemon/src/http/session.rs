@@ -41,7 +41,7 @@ pub(super) async fn find_session(
     actors: &Actors,
     credential: &SessionCredential,
 ) -> Result<Option<(Arc<ReadSession>, Via)>, ApiError> {
-    if let Some(token) = &credential.bearer
+    if let Some(token) = credential.bearer()
         && let Some(session) = actors.repo.lookup(SessionKey::AccessToken(token)).await?
     {
         return Ok(Some((session, Via::Bearer)));

@@ -13,9 +13,10 @@
 
 use std::fmt;
 use std::future::{Ready, ready};
+use std::ops::Range;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
 
 use super::cookie;
@@ -32,8 +33,9 @@ pub const MAX_BEARER_LEN: usize = 16 * 1024;
 /// the token.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SessionCredential {
-    /// The access token of `Authorization: Bearer <token>`.
-    pub bearer: Option<String>,
+    /// The `Authorization` header and where its token starts: a share of the request's own
+    /// bytes rather than a copy of the token.
+    bearer: Option<(HeaderValue, Range<usize>)>,
     /// The `sid` cookie, when it is a well-formed session id.
     pub cookie_sid: Option<SessionId>,
 }
@@ -42,9 +44,16 @@ impl SessionCredential {
     /// The credentials `req` presents.
     pub fn of(req: &HttpRequest) -> Self {
         Self {
-            bearer: bearer_token(req).map(str::to_owned),
+            bearer: bearer_token(req),
             cookie_sid: cookie(req, SID_COOKIE).and_then(|sid| SessionId::parse(sid).ok()),
         }
+    }
+
+    /// The access token of `Authorization: Bearer <token>`.
+    pub fn bearer(&self) -> Option<&str> {
+        let (header, token) = self.bearer.as_ref()?;
+        // Checked printable ASCII when read, so this cannot fail.
+        std::str::from_utf8(header.as_bytes().get(token.clone())?).ok()
     }
 
     /// Whether the request presents nothing that could name a session.
@@ -83,27 +92,29 @@ impl FromRequest for SessionCredential {
     }
 }
 
-/// The token of `Authorization: Bearer <token>` (see the module doc for what is not one).
+/// The `Authorization` header and where its token is when it is `Bearer <token>` (see the module
+/// doc for what is not one).
 ///
 /// This runs on every `/userinfo`, with tokens of a few hundred bytes to a few KiB: it reads the
 /// header's raw bytes once, in a loop without early exit that the compiler vectorises
 /// (`HeaderValue::to_str` plus a second check per byte were 6% of the route's CPU).
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
-    let value = value.trim_ascii();
-    let space = value.iter().position(|&b| b == b' ')?;
-    let (scheme, token) = (&value[..space], &value[space..]);
-    let start = token.iter().position(|&b| b != b' ')?;
-    let token = &token[start..];
+fn bearer_token(req: &HttpRequest) -> Option<(HeaderValue, Range<usize>)> {
+    let header = req.headers().get(header::AUTHORIZATION)?;
+    let value = header.as_bytes();
+    let end = value.trim_ascii_end().len();
+    let start = value.len() - value.trim_ascii_start().len();
+    let trimmed = value.get(start..end)?;
+    let space = trimmed.iter().position(|&b| b == b' ')?;
+    let scheme = &trimmed[..space];
+    let skip = trimmed[space..].iter().position(|&b| b != b' ')?;
+    let token = start + space + skip..end;
+    let bytes = &value[token.clone()];
     // Printable ASCII other than the space: `!` (0x21) to `~` (0x7e).
-    let printable = token
+    let printable = bytes
         .iter()
         .fold(true, |all, &b| all & (b.wrapping_sub(0x21) < 0x5e));
-    if !(scheme.eq_ignore_ascii_case(b"bearer") && printable && token.len() <= MAX_BEARER_LEN) {
-        return None;
-    }
-    // Printable ASCII is UTF-8; the check cannot fail.
-    std::str::from_utf8(token).ok()
+    (scheme.eq_ignore_ascii_case(b"bearer") && printable && bytes.len() <= MAX_BEARER_LEN)
+        .then(|| (header.clone(), token))
 }
 
 #[cfg(test)]
@@ -148,7 +159,7 @@ mod tests {
             (long, None),
         ] {
             let got = credential(&[("authorization", &header)]);
-            assert_eq!(got.bearer.as_deref(), want, "{header:?}");
+            assert_eq!(got.bearer(), want, "{header:?}");
         }
         let req = TestRequest::default()
             .insert_header((
@@ -156,7 +167,7 @@ mod tests {
                 HeaderValue::from_bytes(b"Bearer caf\xe9").expect("opaque bytes"),
             ))
             .to_http_request();
-        assert_eq!(SessionCredential::of(&req).bearer, None);
+        assert_eq!(SessionCredential::of(&req).bearer(), None);
     }
 
     #[test]
@@ -166,7 +177,7 @@ mod tests {
             ("authorization", "Bearer tok"),
             ("cookie", &format!("theme=dark; sid={}", sid.as_str())),
         ]);
-        assert_eq!(both.bearer.as_deref(), Some("tok"));
+        assert_eq!(both.bearer(), Some("tok"));
         assert_eq!(both.cookie_sid.as_ref(), Some(&sid));
 
         for cookie in ["sid=not-a-session-id", "sid=", "sids=x", "other=1"] {
