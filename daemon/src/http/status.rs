@@ -8,8 +8,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::metrics::Metrics;
 use crate::health::{Health, ProbeReport};
 
-/// Registers the routes, which the app mounts under the `/-` scope (one prefix check for all
-/// four, where every other request used to try each of them first).
+/// Registers the routes, which the app mounts under the `/-` scope: one prefix check for all
+/// four on every other request.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(healthz)
         .service(ready)

@@ -399,13 +399,6 @@ pub type OptionalApiClient = RequestedClient<ApiRoute>;
 pub type OptionalBrowserClient = RequestedClient<BrowserRoute>;
 
 impl<R: Route> RequestedClient<R> {
-    /// The request's client: the one it named, else `defaultClient`; `None` without either.
-    pub fn get(&self) -> Option<SelectedClient> {
-        self.named
-            .clone()
-            .or_else(|| default_client(&self.settings))
-    }
-
     /// The client to serve a session of `session_client` with ([`resolve_session_client`]).
     pub fn for_session(&self, session_client: &str) -> Result<SelectedClient, ApiError> {
         resolve_session_client(self.named.as_ref(), session_client, &self.settings)
@@ -804,10 +797,6 @@ mod tests {
         let requested = OptionalBrowserClient::extract(&req)
             .await
             .expect("no key needed");
-        assert_eq!(
-            requested.get().map(|c| c.name),
-            ClientType::known(&s, "web")
-        );
         let resolved = requested.for_session("mobile").expect("session's client");
         assert_eq!(resolved.name.as_str(), "mobile");
         requested.check_session("mobile").expect("session's client");
@@ -835,7 +824,6 @@ mod tests {
         let requested = OptionalApiClient::extract(&req)
             .await
             .expect("nothing named");
-        assert!(requested.get().is_none());
         assert_eq!(
             requested
                 .for_session("mobile")
