@@ -14,7 +14,7 @@ use crate::auth0::{Auth0Http, SetupError};
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
-use crate::store::{SessionStore, SledStore, StoreError};
+use crate::store::{SessionStore, SledOptions, SledStore, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +37,28 @@ pub enum StartError {
     RedisUnsupported,
 }
 
+/// Why the daemon stopped other than cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("serving failed: {0}")]
+    Serve(#[from] std::io::Error),
+    /// The store did not finish its writes at shutdown: the process must exit without closing
+    /// it, since closing a stuck sled store waits for it forever.
+    #[error(
+        "the session store did not finish its writes at shutdown ({0}); exiting without closing it"
+    )]
+    StoreStuck(StoreError),
+}
+
 fn open_store(settings: &Settings) -> Result<Arc<dyn SessionStore>, StartError> {
-    match settings.sessions.store {
-        StoreKind::Sled => Ok(Arc::new(SledStore::open(&settings.sessions.path)?)),
-        StoreKind::Redis => Err(StartError::RedisUnsupported),
-    }
+    let store: Arc<dyn SessionStore> = match settings.sessions.store {
+        StoreKind::Sled => Arc::new(SledStore::open(
+            &settings.sessions.path,
+            SledOptions::from_settings(&settings.sessions),
+        )?),
+        StoreKind::Redis => return Err(StartError::RedisUnsupported),
+    };
+    Ok(store)
 }
 
 /// Every distinct tenant the login clients use (for the JWKS check-up).
@@ -62,6 +79,8 @@ pub struct Application {
     servers: Vec<actix_web::dev::Server>,
     shutdown: ShutdownHandle,
     repo: SessionRepo,
+    #[cfg(feature = "test-hooks")]
+    store_faults: crate::store::faults::StoreFaults,
 }
 
 /// Starts the graceful shutdown of SPEC §8: `/-/ready` turns 503, the daemon waits
@@ -111,6 +130,16 @@ impl Application {
             .and_then(|l| l.local_addr().ok());
 
         let store = open_store(&settings)?;
+        #[cfg(feature = "test-hooks")]
+        let (store, store_faults) = {
+            let faults = crate::store::faults::StoreFaults::default();
+            faults.listen_for_signals();
+            let store: Arc<dyn SessionStore> = Arc::new(crate::store::faults::FaultyStore::new(
+                store,
+                faults.clone(),
+            ));
+            (store, faults)
+        };
         // Only the embedded store is written by this process alone (see `SessionRepo::lookup`).
         let repo = SessionRepo::new(
             store,
@@ -126,6 +155,9 @@ impl Application {
             "Sessions not yet expired, all clients (refreshed every 30 s).",
         )?;
         metrics.register(Box::new(sessions_live.clone()))?;
+        metrics.register(Box::new(crate::actors::sessions::StallGauge::new(
+            repo.clone(),
+        )?))?;
 
         let settings = web::Data::new(settings);
         let actors = Actors::start(
@@ -142,7 +174,14 @@ impl Application {
         health.add_readiness(actors.probe());
         health.add_readiness(FnProbe::new("store", move || {
             let repo = repo.clone();
-            Box::pin(async move { repo.ping().await.map_err(|e| e.to_string()) }) as ProbeFuture
+            Box::pin(async move {
+                // The watchdog first: a store stuck inside sled may still answer a ping from its
+                // other threads.
+                if let Some(why) = repo.stalled() {
+                    return Err(format!("the session store is stalled: {why}"));
+                }
+                repo.ping().await.map_err(|e| e.to_string())
+            }) as ProbeFuture
         }));
         for tenant in tenants(&settings) {
             let jwks = jwks.clone();
@@ -186,7 +225,15 @@ impl Application {
             servers,
             shutdown,
             repo: state.actors.repo.clone(),
+            #[cfg(feature = "test-hooks")]
+            store_faults,
         })
+    }
+
+    /// The switches of the store's test hook (see [`crate::store::faults`]).
+    #[cfg(feature = "test-hooks")]
+    pub fn store_faults(&self) -> crate::store::faults::StoreFaults {
+        self.store_faults.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -202,8 +249,9 @@ impl Application {
     }
 
     /// Serves until SIGTERM (or SIGINT, or a [`ShutdownHandle::shutdown`]) has drained every
-    /// listener. Tells systemd the daemon is ready first.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// listener, then flushes the store within `sessions.timeoutMs`. Tells systemd the daemon is
+    /// ready first. [`StopError::StoreStuck`] tells the caller to exit without dropping the store.
+    pub async fn run_until_stopped(self) -> Result<(), StopError> {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let shutdown = self.shutdown.clone();
         let signals = tokio::spawn(async move {
@@ -214,10 +262,11 @@ impl Application {
         let results = futures_util::future::join_all(self.servers).await;
         signals.abort();
         if let Err(err) = self.repo.flush().await {
-            tracing::error!(error = %err, "flushing the session store at shutdown failed");
+            return Err(StopError::StoreStuck(err));
         }
         tracing::info!("stopped");
-        results.into_iter().collect()
+        results.into_iter().collect::<Result<(), _>>()?;
+        Ok(())
     }
 }
 

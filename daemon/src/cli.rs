@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::Application;
+use crate::app::{Application, StopError};
 use crate::config::{Env, Settings};
 
 #[derive(Parser, Debug)]
@@ -85,12 +85,15 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
 
 /// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
 fn serve(settings: Settings, on_listening: impl FnOnce(u16)) -> ExitCode {
-    let _log_writer = crate::telemetry::init(&settings.log_level);
+    let log_writer = crate::telemetry::init(&settings.log_level);
     // Loading ran before logging existed: repeat its findings now that they reach the log.
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
-    let result = actix_web::rt::System::new().block_on(async move {
+    // Kept until the end: dropping the system drops the store, which must not happen when the
+    // store is stuck (see below).
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async move {
         let app = Application::build(settings)?;
         on_listening(app.port());
         app.run_until_stopped().await?;
@@ -101,6 +104,15 @@ fn serve(settings: Settings, on_listening: impl FnOnce(u16)) -> ExitCode {
         Err(err) => {
             tracing::error!(error = %err, "the daemon stopped on an error");
             eprintln!("auth0-client: {err}");
+            if err
+                .downcast_ref::<StopError>()
+                .is_some_and(|e| matches!(e, StopError::StoreStuck(_)))
+            {
+                // Exit now, without destructors: dropping a stuck sled store flushes, which would
+                // hang. What was acknowledged is on disk already (writes wait for their flush).
+                drop(log_writer);
+                std::process::exit(1);
+            }
             ExitCode::FAILURE
         }
     }

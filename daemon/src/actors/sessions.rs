@@ -248,12 +248,47 @@ impl SessionRepo {
         bounded(self.limit, self.store.ping()).await
     }
 
+    /// Makes every write durable, within the bound (at shutdown).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.store.flush().await
+        bounded(self.limit, self.store.flush()).await
+    }
+
+    /// The stall watchdog's finding (see [`SessionStore::stalled`]).
+    pub fn stalled(&self) -> Option<String> {
+        self.store.stalled()
     }
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
+    }
+}
+
+/// `auth0_client_store_stalled`: 1 while a store call or flush has been running past
+/// `sessions.timeoutMs`, else 0. Computed when the metrics are read, so no timer runs and an idle
+/// daemon stays idle.
+pub struct StallGauge {
+    repo: SessionRepo,
+    gauge: IntGauge,
+}
+
+impl StallGauge {
+    pub fn new(repo: SessionRepo) -> Result<Self, prometheus::Error> {
+        let gauge = IntGauge::new(
+            "auth0_client_store_stalled",
+            "1 while a session store call or flush has been running past sessions.timeoutMs.",
+        )?;
+        Ok(Self { repo, gauge })
+    }
+}
+
+impl prometheus::core::Collector for StallGauge {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.gauge.set(i64::from(self.repo.stalled().is_some()));
+        self.gauge.collect()
     }
 }
 

@@ -112,6 +112,7 @@ struct RawSessions {
     refresh_grace_seconds: Option<u64>,
     timeout_ms: Option<u64>,
     state_ttl_seconds: Option<u64>,
+    sled_cache_bytes: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -568,6 +569,7 @@ fn build_sessions(
             raw.state_ttl_seconds,
             defaults.state_ttl_seconds,
         )?,
+        sled_cache_bytes: sled_cache_bytes(p, raw.sled_cache_bytes, defaults.sled_cache_bytes)?,
     })
 }
 
@@ -687,6 +689,22 @@ fn build_plugin(i: usize, raw: RawPlugin, p: &Provenance) -> Result<PluginSettin
 }
 
 /// A number that must be above 0 when given.
+/// `sessions.sledCacheBytes`: sled's page cache. Below 1 MiB sled thrashes its own pages; the
+/// ceiling only catches a unit mistake (a value meant in KiB or bits), since memory is the
+/// operator's to spend.
+fn sled_cache_bytes(p: &Provenance, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    const MIN: u64 = 1 << 20;
+    const MAX: u64 = 1 << 40;
+    match value {
+        None => Ok(default),
+        Some(v) if (MIN..=MAX).contains(&v) => Ok(v),
+        Some(v) => Err(p.invalid(
+            "sessions.sledCacheBytes",
+            format!("must be between {MIN} (1 MiB) and {MAX} (1 TiB) bytes, found {v}"),
+        )),
+    }
+}
+
 fn positive<T: PartialOrd + Default + std::fmt::Display>(
     p: &Provenance,
     key: &str,

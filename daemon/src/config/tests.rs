@@ -141,6 +141,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(s.sessions.refresh_grace_seconds, 30);
     assert_eq!(s.sessions.timeout_ms, 2000);
     assert_eq!(s.sessions.state_ttl_seconds, 600);
+    assert_eq!(s.sessions.sled_cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.jobs.poll_interval_ms, 1000);
     assert_eq!(s.jobs.max_poll_interval_ms, 30_000);
     assert_eq!(s.jobs.retention_days, 30);
@@ -894,12 +895,13 @@ fn sessions_jobs_and_plugins_are_checked() {
         with(
             base(),
             "/sessions",
-            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5}),
+            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5, "sledCacheBytes": 2097152}),
         ),
         "/jobs",
         json!({"pollIntervalMs": 50, "maxPollIntervalMs": 50, "retentionDays": 1}),
     ));
     assert_eq!(s.sessions.path, PathBuf::from("/tmp/s"));
+    assert_eq!(s.sessions.sled_cache_bytes, 2 * 1024 * 1024);
     assert_eq!(
         (
             s.sessions.refresh_grace_seconds,
@@ -956,6 +958,12 @@ fn sessions_jobs_and_plugins_are_checked() {
             json!({"timeoutMs": 0}),
             "sessions.timeoutMs",
             "greater than 0",
+        ),
+        (
+            "/sessions",
+            json!({"sledCacheBytes": 65536}),
+            "sessions.sledCacheBytes",
+            "between 1048576 (1 MiB)",
         ),
         (
             "/sessions",

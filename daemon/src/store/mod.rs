@@ -6,9 +6,12 @@
 //!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
 //! - [`error`]: [`StoreError`], the one error type.
 //! - [`sled`]: [`SledStore`], the embedded default.
+//! - `faults.rs` (`test-hooks` feature only): a wrapper that fails or stalls on demand.
 //! - `conformance.rs` (tests only): the one suite every backend passes.
 
 pub mod error;
+#[cfg(feature = "test-hooks")]
+pub mod faults;
 pub mod records;
 pub mod sled;
 
@@ -24,7 +27,7 @@ pub use records::{
     IdToken, InvalidSessionId, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
     RefreshedTokens, RotatedRefreshToken, Session, SessionId, StateRecord, Timestamp, TokenHash,
 };
-pub use sled::SledStore;
+pub use sled::{SledOptions, SledStore};
 
 /// The future every store operation returns.
 ///
@@ -41,7 +44,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// - A record past its expiry is never returned, swept or not; [`sweep`](Self::sweep) only
 ///   reclaims space. Reads never write.
 /// - A write returns once it is durable (survives `kill -9`): session create, update and delete,
-///   state put and take, job put. Lease changes and sweeps need not be.
+///   job put. State records, lease changes and sweeps need not be: states live for minutes, and
+///   losing one to a crash costs the user a retry of the login.
 /// - Tokens never appear in keys: sessions are indexed by [`TokenHash`].
 /// - Operations are not bounded in time by the store; wrap calls in [`bounded`] with
 ///   `sessions.timeoutMs` so an outage answers 503 instead of hanging.
@@ -140,6 +144,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable (at shutdown).
     fn flush(&self) -> StoreFuture<'_, ()>;
+
+    /// Why the store looks stuck, when a call or a flush has been running past its deadline
+    /// (`sessions.timeoutMs`): the stall watchdog behind `/-/ready` and
+    /// `auth0_client_store_stalled`. Reads in-memory bookkeeping only, so asking never touches
+    /// the disk.
+    fn stalled(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What one [`SessionStore::sweep`] removed.

@@ -20,14 +20,32 @@
 //! work on keys without decoding a session. State records and leases are single keys, changed with
 //! compare-and-swap.
 //!
-//! sled calls are synchronous and, for the data this daemon keeps, served from memory in
-//! microseconds, so they run inline on the caller's executor; only `flush_async` waits, on sled's
-//! own thread pool. The folder is locked twice: by an `auth0-client.lock` file this module holds
-//! (an OS lock, released when the process dies, even by `kill -9`), which yields a clear
+//! How sled is used so that it cannot wedge the daemon (sled 0.34 hangs when `flush_async` is
+//! called concurrently: sled #1308, #1241):
+//!
+//! | what | how |
+//! |---|---|
+//! | durability | never `flush_async`: one flusher thread calls the blocking `Db::flush()`, and a write that must survive `kill -9` waits for the next flush after it ([`flusher`], group commit) |
+//! | which writes wait | sessions (create, update, delete) and job records; state records, leases and sweeps do not (they expire in minutes; a crash costs a retry) |
+//! | sled calls | on a bounded pool of blocking threads ([`pool`]), never inline on an HTTP worker |
+//! | a hung flush or call | reported by [`SessionStore::stalled`] past `sessions.timeoutMs`; callers stop waiting at that bound and answer 503 |
+//! | dropping a hung store | the database is leaked rather than dropped: sled's `Drop` flushes, and would hang the process |
+//! | files | the folder is made 0700 and its files 0600 at open and after each sweep (they hold refresh tokens) |
+//! | memory | sled's page cache is `sessions.sledCacheBytes` (sled's own default is 1 GiB) |
+//!
+//! sled also runs its own background thread every 500 ms, which writes its buffers and cleans
+//! segments (rewriting live pages out of mostly-empty segments); that is sled's, not ours.
+//!
+//! The folder is locked twice: by an `auth0-client.lock` file this module holds (an OS lock,
+//! released when the process dies, even by `kill -9`), which yields a clear
 //! [`StoreError::InUse`], and by sled's own lock on its `db` file.
+
+mod flusher;
+mod pool;
 
 use std::fs::{File, TryLockError};
 use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +58,8 @@ use ::sled::{Db, IVec, Transactional, Tree};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use self::flusher::GroupCommit;
+use self::pool::BlockingPool;
 use super::{
     JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture, SweepReport,
     Timestamp, TokenHash,
@@ -50,14 +70,92 @@ const LOCK_FILE: &str = "auth0-client.lock";
 /// Key of the layout version in sled's default tree; bumped when the layout changes.
 const LAYOUT_KEY: &[u8] = b"auth0-client.layout";
 const LAYOUT_VERSION: &[u8] = b"1";
+/// How many records one sweep call handles before giving its pool thread back, so a sweep of
+/// 100k expired records never holds a thread past the stall deadline, nor the store for long.
+const SWEEP_BATCH: usize = 1_000;
+
+/// How the store is opened (from `sessions.*`).
+#[derive(Clone, Copy, Debug)]
+pub struct SledOptions {
+    /// sled's page cache (`sessions.sledCacheBytes`).
+    pub cache_bytes: u64,
+    /// Past this, a running flush or sled call counts as stalled (`sessions.timeoutMs`).
+    pub stall_after: Duration,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 << 20,
+            stall_after: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SledOptions {
+    pub fn from_settings(sessions: &crate::config::SessionSettings) -> Self {
+        Self {
+            cache_bytes: sessions.sled_cache_bytes,
+            stall_after: Duration::from_millis(sessions.timeout_ms),
+        }
+    }
+}
 
 /// The sled store. Cloning is cheap and shares the database.
 #[derive(Clone)]
 pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    commit: GroupCommit,
+    pool: BlockingPool,
+    stall_after: Duration,
+    /// The folder, to keep its modes owner-only; `None` for a temporary store.
+    path: Option<PathBuf>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(why) = self.stall_report() {
+            // sled's `Drop` flushes, and a hung flush would hang whoever drops the last handle
+            // (at shutdown: the process). Leak the database instead; the OS reclaims it at exit.
+            tracing::error!(
+                "the session store is stuck ({why}); leaving it without flushing what it holds"
+            );
+            std::mem::forget(self.engine.clone());
+        } else {
+            // The flusher holds a handle on the database: release it now, so that the folder
+            // can be opened again as soon as this store is gone.
+            self.commit.close();
+        }
+    }
+}
+
+impl Inner {
+    fn stall_report(&self) -> Option<String> {
+        if let Some(running) = self.commit.stalled(self.stall_after) {
+            return Some(format!(
+                "a flush to disk has been running for {} ms",
+                running.as_millis()
+            ));
+        }
+        self.pool.stalled(self.stall_after).map(|(what, running)| {
+            format!(
+                "a store call ({what}) has been running for {} ms",
+                running.as_millis()
+            )
+        })
+    }
+}
+
+/// The database and its trees: what the blocking calls work on.
+struct Engine {
     db: Db,
     trees: Trees,
     /// Held for the store's lifetime; declared last so it is released after the database.
-    _lock: Option<Arc<File>>,
+    _lock: Option<File>,
 }
 
 #[derive(Clone)]
@@ -99,7 +197,7 @@ impl SledStore {
     ///
     /// Fails with [`StoreError::InUse`] when another process, or another open store in this
     /// process, holds the folder.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>, options: SledOptions) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let open_error = |message: String| StoreError::Open {
             path: path.to_path_buf(),
@@ -107,6 +205,7 @@ impl SledStore {
         };
         std::fs::create_dir_all(path)
             .map_err(|e| open_error(format!("cannot create the folder: {e}")))?;
+        secure_folder(path).map_err(|e| open_error(format!("cannot make it owner-only: {e}")))?;
         let lock = File::options()
             .create(true)
             .truncate(false)
@@ -126,9 +225,12 @@ impl SledStore {
         }
         let db = ::sled::Config::new()
             .path(path)
+            .cache_capacity(options.cache_bytes)
             .open()
             .map_err(|e| open_failure(path, e))?;
-        Self::with_db(db, Some(lock)).map_err(|e| match e {
+        // sled created its files with the process umask.
+        secure_folder(path).map_err(|e| open_error(format!("cannot make it owner-only: {e}")))?;
+        Self::with_db(db, Some(lock), Some(path.to_path_buf()), options).map_err(|e| match e {
             StoreError::Open { message, .. } => open_error(message),
             other => open_error(other.to_string()),
         })
@@ -136,17 +238,24 @@ impl SledStore {
 
     /// A store in a temporary folder sled deletes when the store is dropped (`demo`, tests).
     pub fn open_temporary() -> Result<Self, StoreError> {
+        let options = SledOptions::default();
         let db = ::sled::Config::new()
             .temporary(true)
+            .cache_capacity(options.cache_bytes)
             .open()
             .map_err(|e| StoreError::Open {
                 path: PathBuf::from("<temporary>"),
                 message: e.to_string(),
             })?;
-        Self::with_db(db, None)
+        Self::with_db(db, None, None, options)
     }
 
-    fn with_db(db: Db, lock: Option<File>) -> Result<Self, StoreError> {
+    fn with_db(
+        db: Db,
+        lock: Option<File>,
+        path: Option<PathBuf>,
+        options: SledOptions,
+    ) -> Result<Self, StoreError> {
         match db.get(LAYOUT_KEY)? {
             None => {
                 db.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
@@ -164,19 +273,70 @@ impl SledStore {
             }
         }
         let trees = Trees::open(&db)?;
+        let flushed = db.clone();
+        let commit =
+            GroupCommit::start(move || flushed.flush().map(drop).map_err(|e| e.to_string()))?;
         Ok(Self {
-            db,
-            trees,
-            _lock: lock.map(Arc::new),
+            inner: Arc::new(Inner {
+                engine: Arc::new(Engine {
+                    db,
+                    trees,
+                    _lock: lock,
+                }),
+                commit,
+                pool: BlockingPool::start()?,
+                stall_after: options.stall_after,
+                path,
+            }),
         })
     }
 
-    /// Waits until every write so far is on disk.
-    async fn flush_durable(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Runs `work` on the engine in the blocking pool.
+    async fn call<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce(&Engine) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let engine = self.inner.engine.clone();
+        self.inner.pool.run(what, move || work(&engine)).await
     }
 
+    /// Waits until every write so far is on disk (group commit, see [`flusher`]).
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.inner.commit.durable().await
+    }
+
+    /// Test hook: holds the flusher (as a hung sled flush would) until released.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn hold_flushes(&self, held: bool) {
+        self.inner.commit.hold(held);
+    }
+}
+
+/// Makes the folder 0700 and everything in it owner-only (0700 folders, 0600 files), changing
+/// only what differs, so that calling it again writes nothing.
+fn secure_folder(path: &Path) -> std::io::Result<()> {
+    let set = |path: &Path, mode: u32| -> std::io::Result<()> {
+        let permissions = std::fs::symlink_metadata(path)?.permissions();
+        if permissions.mode() & 0o7777 != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    };
+    set(path, 0o700)?;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            secure_folder(&entry.path())?;
+        } else if kind.is_file() {
+            set(&entry.path(), 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
     // Sessions.
 
     fn read_session(&self, id: &[u8], now: Timestamp) -> Result<Option<Session>, StoreError> {
@@ -268,62 +428,77 @@ impl SledStore {
         Ok(ids)
     }
 
-    /// Removes what has expired at `now`. A record that does not decode is logged and left for
-    /// an operator rather than stopping every later sweep; an outage stops the sweep.
-    fn sweep_now(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
-        let mut report = SweepReport::default();
-        let skip = |what: &str, error: StoreError| -> Result<(), StoreError> {
-            if error.is_unavailable() {
-                return Err(error);
-            }
-            tracing::warn!(error = %error, "the sweeper skipped a {what}");
-            Ok(())
-        };
-
-        // Sessions: the expiry index up to now, oldest first.
+    /// Removes up to `limit` sessions expired at `now`, oldest first, with their index entries.
+    /// A record that does not decode is logged and its expiry key dropped, rather than stopping
+    /// every later sweep; an outage stops the sweep.
+    fn sweep_sessions(&self, now: Timestamp, limit: usize) -> Result<SessionBatch, StoreError> {
         let end = time_bytes(now.saturating_add(Duration::from_millis(1)));
         let expired: Vec<IVec> = self
             .trees
             .expiry
             .range(..end)
             .keys()
+            .take(limit)
             .collect::<Result<_, _>>()?;
+        let mut batch = SessionBatch {
+            done: 0,
+            more: expired.len() == limit,
+        };
         for key in expired {
             let removed = parse_session_id(key.get(8..).unwrap_or_default())
                 .and_then(|id| self.remove_session(&id, now, Some(&key)));
             match removed {
-                Ok(Some(_)) => report.sessions += 1,
+                Ok(Some(_)) => batch.done += 1,
                 Ok(None) => {}
-                Err(error) => skip("session", error)?,
+                Err(error) if error.is_unavailable() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(error = %error, "the sweeper skipped a session");
+                    self.trees.expiry.remove(&key)?;
+                }
             }
         }
+        Ok(batch)
+    }
 
-        for entry in self.trees.states.iter() {
+    /// Scans up to `limit` records of `tree` after `after` and removes those `expired` says are
+    /// (with compare-and-swap, so a record rewritten meanwhile stays). Records that do not decode
+    /// are logged and left for an operator.
+    fn sweep_singles(
+        &self,
+        tree: &Tree,
+        after: Option<IVec>,
+        limit: usize,
+        expired: impl Fn(&[u8]) -> Result<bool, StoreError>,
+    ) -> Result<SinglesBatch, StoreError> {
+        let entries = match &after {
+            Some(after) => tree.range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_ref()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => tree.iter(),
+        };
+        let mut batch = SinglesBatch {
+            removed: 0,
+            next: None,
+        };
+        for (seen, entry) in entries.enumerate() {
             let (key, bytes) = entry?;
-            match decode::<StateRecord>("state record", &bytes) {
-                Ok(record) if !record.is_live(now) => {
-                    if remove_if_unchanged(&self.trees.states, &key, &bytes)? {
-                        report.states += 1;
+            match expired(&bytes) {
+                Ok(true) => {
+                    if remove_if_unchanged(tree, &key, &bytes)? {
+                        batch.removed += 1;
                     }
                 }
-                Ok(_) => {}
-                Err(error) => skip("state record", error)?,
+                Ok(false) => {}
+                Err(error) if error.is_unavailable() => return Err(error),
+                Err(error) => tracing::warn!(error = %error, "the sweeper skipped a record"),
+            }
+            if seen + 1 >= limit {
+                batch.next = Some(key);
+                break;
             }
         }
-
-        for entry in self.trees.leases.iter() {
-            let (key, bytes) = entry?;
-            match decode::<Lease>("lease", &bytes) {
-                Ok(lease) if now >= lease.expires_at => {
-                    if remove_if_unchanged(&self.trees.leases, &key, &bytes)? {
-                        report.leases += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => skip("lease", error)?,
-            }
-        }
-        Ok(report)
+        Ok(batch)
     }
 
     // Jobs.
@@ -493,136 +668,181 @@ impl SledStore {
 
 impl SessionStore for SledStore {
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()> {
+        let session = session.clone();
         Box::pin(async move {
-            self.write_session(session, false, Timestamp::now())?;
-            self.flush_durable().await
+            self.call("create session", move |e| {
+                e.write_session(&session, false, Timestamp::now())
+            })
+            .await?;
+            self.durable().await
         })
     }
 
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
-        Box::pin(async move { self.read_session(id.as_str().as_bytes(), Timestamp::now()) })
+        let id = id.clone();
+        Box::pin(async move {
+            self.call("get session", move |e| {
+                e.read_session(id.as_str().as_bytes(), Timestamp::now())
+            })
+            .await
+        })
     }
 
     fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>> {
+        let hash = hash.clone();
         Box::pin(async move {
-            match self.trees.aliases.get(hash.as_str())? {
-                Some(id) => self.read_session(&id, Timestamp::now()),
-                None => Ok(None),
-            }
+            self.call("get session by token", move |e| {
+                match e.trees.aliases.get(hash.as_str())? {
+                    Some(id) => e.read_session(&id, Timestamp::now()),
+                    None => Ok(None),
+                }
+            })
+            .await
         })
     }
 
     fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool> {
+        let session = session.clone();
         Box::pin(async move {
-            let updated = self.write_session(session, true, Timestamp::now())?;
+            let updated = self
+                .call("update session", move |e| {
+                    e.write_session(&session, true, Timestamp::now())
+                })
+                .await?;
             if updated {
-                self.flush_durable().await?;
+                self.durable().await?;
             }
             Ok(updated)
         })
     }
 
     fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
+        let id = id.clone();
         Box::pin(async move {
             let now = Timestamp::now();
-            let removed = self.remove_session(id, now, None)?;
+            let removed = self
+                .call("delete session", move |e| e.remove_session(&id, now, None))
+                .await?;
             if removed.is_some() {
-                self.flush_durable().await?;
+                self.durable().await?;
             }
             Ok(removed.filter(|s| s.is_live(now)))
         })
     }
 
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
+        let sub = sub.to_owned();
         Box::pin(async move {
-            let now = Timestamp::now();
-            let mut sessions = Vec::new();
-            for id in self.session_ids_of(sub)? {
-                sessions.extend(self.read_session(id.as_str().as_bytes(), now)?);
-            }
-            Ok(sessions)
+            self.call("sessions of a user", move |e| {
+                let now = Timestamp::now();
+                let mut sessions = Vec::new();
+                for id in e.session_ids_of(&sub)? {
+                    sessions.extend(e.read_session(id.as_str().as_bytes(), now)?);
+                }
+                Ok(sessions)
+            })
+            .await
         })
     }
 
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
+        let sub = sub.to_owned();
         Box::pin(async move {
-            let now = Timestamp::now();
-            let mut removed = Vec::new();
-            for id in self.session_ids_of(sub)? {
-                removed.extend(
-                    self.remove_session(&id, now, None)?
-                        .filter(|s| s.is_live(now)),
-                );
-            }
-            self.flush_durable().await?;
+            let removed = self
+                .call("delete sessions of a user", move |e| {
+                    let now = Timestamp::now();
+                    let mut removed = Vec::new();
+                    for id in e.session_ids_of(&sub)? {
+                        removed
+                            .extend(e.remove_session(&id, now, None)?.filter(|s| s.is_live(now)));
+                    }
+                    Ok(removed)
+                })
+                .await?;
+            self.durable().await?;
             Ok(removed)
         })
     }
 
     fn active_subs(&self) -> StoreFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let now = Timestamp::now();
-            let mut subs: Vec<String> = Vec::new();
-            for entry in self.trees.subs.iter() {
-                let (key, expires_at) = entry?;
-                if now >= parse_time(&expires_at)? {
-                    continue;
+            self.call("active users", |e| {
+                let now = Timestamp::now();
+                let mut subs: Vec<String> = Vec::new();
+                for entry in e.trees.subs.iter() {
+                    let (key, expires_at) = entry?;
+                    if now >= parse_time(&expires_at)? {
+                        continue;
+                    }
+                    let sub = parse_sub(&key)?;
+                    // Keys are grouped by sub, so a duplicate is always the last one pushed.
+                    if subs.last().map(String::as_str) != Some(sub) {
+                        subs.push(sub.to_owned());
+                    }
                 }
-                let sub = parse_sub(&key)?;
-                // Keys are grouped by sub, so a duplicate is always the last one pushed.
-                if subs.last().map(String::as_str) != Some(sub) {
-                    subs.push(sub.to_owned());
-                }
-            }
-            subs.sort_unstable();
-            Ok(subs)
+                subs.sort_unstable();
+                Ok(subs)
+            })
+            .await
         })
     }
 
     fn count_live_sessions(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            let start = time_bytes(Timestamp::now().saturating_add(Duration::from_millis(1)));
-            let mut count = 0;
-            for key in self.trees.expiry.range(start..).keys() {
-                key?;
-                count += 1;
-            }
-            Ok(count)
+            self.call("count live sessions", |e| {
+                let start = time_bytes(Timestamp::now().saturating_add(Duration::from_millis(1)));
+                let mut count = 0;
+                for key in e.trees.expiry.range(start..).keys() {
+                    key?;
+                    count += 1;
+                }
+                Ok(count)
+            })
+            .await
         })
     }
 
     fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
+        let record = record.clone();
+        // Not waited to disk: a state lives for minutes, and losing it to a crash costs the user
+        // a retry of the login, while an fsync per anonymous `/authorize` would let anyone slow
+        // every real login down.
         Box::pin(async move {
-            let inserted = self.insert_state(record, Timestamp::now())?;
-            if inserted {
-                self.flush_durable().await?;
-            }
-            Ok(inserted)
+            self.call("put state", move |e| {
+                e.insert_state(&record, Timestamp::now())
+            })
+            .await
         })
     }
 
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
+        let state = state.to_owned();
+        // Not waited to disk either: a crash may bring a taken state back, but its code was
+        // already redeemed, and Auth0 refuses a code twice.
         Box::pin(async move {
-            // `remove` is atomic: of concurrent takes, one gets the value, the others `None`.
-            let Some(bytes) = self.trees.states.remove(state)? else {
-                return Ok(None);
-            };
-            // Durable, so a crash cannot bring a used state back.
-            self.flush_durable().await?;
-            let record: StateRecord = decode("state record", &bytes)?;
-            Ok(record.is_live(Timestamp::now()).then_some(record))
+            self.call("take state", move |e| {
+                // `remove` is atomic: of concurrent takes, one gets the value, the others `None`.
+                let Some(bytes) = e.trees.states.remove(state.as_bytes())? else {
+                    return Ok(None);
+                };
+                let record: StateRecord = decode("state record", &bytes)?;
+                Ok(record.is_live(Timestamp::now()).then_some(record))
+            })
+            .await
         })
     }
 
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
+        let job = job.clone();
         Box::pin(async move {
-            self.write_job(job)?;
-            self.flush_durable().await
+            self.call("put job", move |e| e.write_job(&job)).await?;
+            self.durable().await
         })
     }
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
-        Box::pin(async move { self.read_job(id) })
+        let id = id.to_owned();
+        Box::pin(async move { self.call("get job", move |e| e.read_job(&id)).await })
     }
 
     fn list_jobs(
@@ -630,23 +850,34 @@ impl SessionStore for SledStore {
         limit: usize,
         before: Option<Timestamp>,
     ) -> StoreFuture<'_, Vec<JobRecord>> {
-        Box::pin(async move { self.newest_jobs(limit, before) })
+        Box::pin(async move {
+            self.call("list jobs", move |e| e.newest_jobs(limit, before))
+                .await
+        })
     }
 
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
         Box::pin(async move {
-            let mut jobs: Vec<JobRecord> = self
-                .all_jobs()?
-                .into_iter()
-                .filter(|job| !job.status.is_final())
-                .collect();
-            jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            Ok(jobs)
+            self.call("unfinished jobs", |e| {
+                let mut jobs: Vec<JobRecord> = e
+                    .all_jobs()?
+                    .into_iter()
+                    .filter(|job| !job.status.is_final())
+                    .collect();
+                jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                Ok(jobs)
+            })
+            .await
         })
     }
 
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64> {
-        Box::pin(async move { self.remove_finished_jobs(finished_before) })
+        Box::pin(async move {
+            self.call("delete finished jobs", move |e| {
+                e.remove_finished_jobs(finished_before)
+            })
+            .await
+        })
     }
 
     fn try_lease<'a>(
@@ -655,27 +886,112 @@ impl SessionStore for SledStore {
         holder: &'a str,
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
-        Box::pin(async move { self.lease(key, holder, ttl, Timestamp::now()) })
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        Box::pin(async move {
+            self.call("take lease", move |e| {
+                e.lease(&key, &holder, ttl, Timestamp::now())
+            })
+            .await
+        })
     }
 
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move { self.unlease(key, holder, Timestamp::now()) })
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        Box::pin(async move {
+            self.call("release lease", move |e| {
+                e.unlease(&key, &holder, Timestamp::now())
+            })
+            .await
+        })
     }
 
     fn sweep(&self) -> StoreFuture<'_, SweepReport> {
-        Box::pin(async move { self.sweep_now(Timestamp::now()) })
+        Box::pin(async move {
+            let now = Timestamp::now();
+            let mut report = SweepReport::default();
+            // In batches, each its own pool call, so the sweep shares the store with requests.
+            loop {
+                let removed = self
+                    .call("sweep sessions", move |e| {
+                        e.sweep_sessions(now, SWEEP_BATCH)
+                    })
+                    .await?;
+                report.sessions += removed.done;
+                if !removed.more {
+                    break;
+                }
+            }
+            let mut after: Option<IVec> = None;
+            loop {
+                let cursor = after.take();
+                let batch = self
+                    .call("sweep states", move |e| {
+                        e.sweep_singles(&e.trees.states, cursor, SWEEP_BATCH, |bytes| {
+                            decode::<StateRecord>("state record", bytes).map(|r| !r.is_live(now))
+                        })
+                    })
+                    .await?;
+                report.states += batch.removed;
+                match batch.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            let mut after: Option<IVec> = None;
+            loop {
+                let cursor = after.take();
+                let batch = self
+                    .call("sweep leases", move |e| {
+                        e.sweep_singles(&e.trees.leases, cursor, SWEEP_BATCH, |bytes| {
+                            decode::<Lease>("lease", bytes).map(|l| now >= l.expires_at)
+                        })
+                    })
+                    .await?;
+                report.leases += batch.removed;
+                match batch.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            if let Some(path) = &self.inner.path
+                && let Err(error) = secure_folder(path)
+            {
+                tracing::warn!(%error, "cannot keep the session folder owner-only");
+            }
+            Ok(report)
+        })
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            self.db.get(LAYOUT_KEY)?;
-            Ok(())
+            self.call("ping", |e| {
+                e.db.get(LAYOUT_KEY)?;
+                Ok(())
+            })
+            .await
         })
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move { self.flush_durable().await })
+        Box::pin(async move { self.durable().await })
     }
+
+    fn stalled(&self) -> Option<String> {
+        self.inner.stall_report()
+    }
+}
+
+/// One batch of the session sweep: how many it removed, and whether expired keys remain.
+struct SessionBatch {
+    done: u64,
+    more: bool,
+}
+
+/// One batch of a sweep over single-key records: how many it removed, and the last key it saw
+/// when the tree goes on after it.
+struct SinglesBatch {
+    removed: u64,
+    next: Option<IVec>,
 }
 
 /// Turns sled's open error into the store's, recognising its lock error (an `Other` I/O error
@@ -816,7 +1132,10 @@ mod tests {
     impl Fixture for SledFixture {
         fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>> {
             Box::pin(async move {
-                Ok(Arc::new(SledStore::open(self.dir.path())?) as Arc<dyn SessionStore>)
+                Ok(
+                    Arc::new(SledStore::open(self.dir.path(), SledOptions::default())?)
+                        as Arc<dyn SessionStore>,
+                )
             })
         }
     }
@@ -843,7 +1162,7 @@ mod tests {
     }
 
     fn tree_sizes(store: &SledStore) -> [usize; 4] {
-        let t = &store.trees;
+        let t = &store.inner.engine.trees;
         [
             t.sessions.len(),
             t.aliases.len(),
@@ -855,8 +1174,8 @@ mod tests {
     #[tokio::test]
     async fn a_second_open_of_the_folder_in_this_process_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let first = SledStore::open(dir.path()).expect("first open");
-        let second = SledStore::open(dir.path());
+        let first = SledStore::open(dir.path(), SledOptions::default()).expect("first open");
+        let second = SledStore::open(dir.path(), SledOptions::default());
         let Err(error) = second else {
             panic!("a second open succeeded");
         };
@@ -870,7 +1189,8 @@ mod tests {
             "{message}"
         );
         drop(first);
-        SledStore::open(dir.path()).expect("the folder opens once released");
+        SledStore::open(dir.path(), SledOptions::default())
+            .expect("the folder opens once released");
     }
 
     #[test]
@@ -891,7 +1211,8 @@ mod tests {
         let Some(path) = std::env::var_os("AUTH0_CLIENT_TEST_HOLD_FOLDER") else {
             return;
         };
-        let _store = SledStore::open(&path).expect("the child opens the folder");
+        let _store =
+            SledStore::open(&path, SledOptions::default()).expect("the child opens the folder");
         println!("holding the folder");
         // Hold it until the parent closes our stdin.
         let mut line = String::new();
@@ -917,7 +1238,7 @@ mod tests {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
         let holding = lines.any(|line| line.contains("holding the folder"));
-        let refused = SledStore::open(dir.path());
+        let refused = SledStore::open(dir.path(), SledOptions::default());
         drop(child.stdin.take());
         // Read the child's last words, so it does not fail writing to a closed pipe.
         lines.for_each(drop);
@@ -927,7 +1248,8 @@ mod tests {
             panic!("the folder opened while another process held it");
         };
         assert!(matches!(error, StoreError::InUse { .. }), "{error:?}");
-        SledStore::open(dir.path()).expect("the folder opens once the other process exited");
+        SledStore::open(dir.path(), SledOptions::default())
+            .expect("the folder opens once the other process exited");
     }
 
     #[tokio::test]
@@ -958,6 +1280,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
 
         let removed = store
+            .inner
+            .engine
             .remove_session(&extended.id, Timestamp::now(), Some(&stale_key))
             .expect("conditional remove");
         assert_eq!(removed, None);
@@ -991,6 +1315,8 @@ mod tests {
         let store = SledStore::open_temporary().expect("open");
         let id = SessionId::generate();
         store
+            .inner
+            .engine
             .trees
             .sessions
             .insert(id.as_str(), &b"{not json"[..])
@@ -1007,6 +1333,8 @@ mod tests {
     async fn a_corrupt_record_does_not_stop_the_sweeper() {
         let store = SledStore::open_temporary().expect("open");
         store
+            .inner
+            .engine
             .trees
             .states
             .insert("broken", &b"{not json"[..])
@@ -1016,6 +1344,138 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let report = store.sweep().await.expect("the sweep goes on");
         assert_eq!(report.sessions, 1);
+    }
+
+    /// Many concurrent durable writes against the real backend all finish, sharing flushes
+    /// (the pattern that wedged sled's `flush_async` for good).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_concurrent_durable_writers_all_finish() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        let writers: Vec<_> = (0..256)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let s = session(
+                        &format!("auth0|{i}"),
+                        &format!("a{i}"),
+                        Duration::from_secs(60),
+                    );
+                    store.create_session(&s).await?;
+                    store.delete_session(&s.id).await?;
+                    store.create_session(&s).await
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(writers);
+        let finished = tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("every writer finishes");
+        for writer in finished {
+            writer.expect("joined").expect("written");
+        }
+        assert_eq!(store.count_live_sessions().await.expect("count"), 256);
+        assert!(store.stalled().is_none());
+    }
+
+    /// A hung flush makes durable writes wait, not hang their callers: a bounded caller gets a
+    /// timeout (503), the watchdog reports the stall, non-durable writes and reads go on, and the
+    /// writes complete once the flush does.
+    #[tokio::test]
+    async fn a_hung_flush_is_reported_and_bounded_callers_get_an_outage() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let options = SledOptions {
+            stall_after: Duration::from_millis(100),
+            ..SledOptions::default()
+        };
+        let store = SledStore::open(dir.path(), options).expect("open");
+        store.hold_flushes(true);
+        let s = session("auth0|h", "h", Duration::from_secs(60));
+        let answer =
+            crate::store::bounded(Duration::from_millis(300), store.create_session(&s)).await;
+        assert!(
+            answer.as_ref().is_err_and(StoreError::is_unavailable),
+            "{answer:?}"
+        );
+        let why = store.stalled().expect("the watchdog sees the hung flush");
+        assert!(why.contains("flush"), "{why}");
+        // Reads and state records do not wait for the flusher.
+        assert!(store.get_session(&s.id).await.expect("read").is_some());
+        store.ping().await.expect("ping");
+
+        store.hold_flushes(false);
+        store.create_session(&s).await.expect("durable again");
+        assert!(store.stalled().is_none());
+    }
+
+    /// Dropping a store whose flush hangs returns at once instead of flushing (sled's `Drop`
+    /// would wait for the hung flush, and the process with it).
+    #[tokio::test]
+    async fn dropping_a_stuck_store_does_not_hang() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let options = SledOptions {
+            stall_after: Duration::from_millis(50),
+            ..SledOptions::default()
+        };
+        let store = SledStore::open(dir.path(), options).expect("open");
+        store.hold_flushes(true);
+        let s = session("auth0|d", "d", Duration::from_secs(60));
+        let _ = crate::store::bounded(Duration::from_millis(200), store.create_session(&s)).await;
+        assert!(store.stalled().is_some());
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(store);
+            let _ = done.send(());
+        });
+        dropped
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the drop returned");
+    }
+
+    #[test]
+    fn the_folder_and_its_files_are_owner_only() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("sessions");
+        let store = SledStore::open(&path, SledOptions::default()).expect("open");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o700);
+        let mut files = 0;
+        for entry in std::fs::read_dir(&path).expect("list") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                files += 1;
+                assert_eq!(mode(&entry.path()), 0o600, "{}", entry.path().display());
+            }
+        }
+        assert!(files >= 2, "sled's files and the lock file");
+        drop(store);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_in_batches_removes_every_expired_state() {
+        let store = SledStore::open_temporary().expect("open");
+        let now = Timestamp::now();
+        let total = SWEEP_BATCH * 2 + 7;
+        for i in 0..total {
+            let record = StateRecord {
+                state: format!("state-{i}"),
+                client: "web".into(),
+                redirect: None,
+                connection: None,
+                pkce_verifier: "v".into(),
+                nonce: "n".into(),
+                expires_at: if i % 2 == 0 {
+                    now.saturating_add(Duration::from_millis(1))
+                } else {
+                    now.saturating_add(Duration::from_secs(600))
+                },
+            };
+            assert!(store.put_state(&record).await.expect("put"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let report = store.sweep().await.expect("sweep");
+        assert_eq!(report.states as usize, total.div_ceil(2));
+        assert_eq!(store.inner.engine.trees.states.len(), total / 2);
     }
 
     #[test]

@@ -1,0 +1,224 @@
+//! [`FaultyStore`]: a wrapper around a real backend that fails or stalls on demand, for the
+//! tests of what the daemon does when its store misbehaves. Compiled only with the `test-hooks`
+//! cargo feature, which the test package turns on for its test builds and release builds never
+//! carry (`cargo build --release` of the daemon or of the workspace does not enable it).
+//!
+//! | control | effect |
+//! |---|---|
+//! | [`StoreFaults::stall`] | every call, and [`SessionStore::flush`], waits forever (as a hung sled would), and [`SessionStore::stalled`] says so |
+//! | [`StoreFaults::fail_writes`] | the next N writes fail as an outage ([`StoreError::Unavailable`]) without reaching the backend |
+//!
+//! A daemon process built with the feature also listens for `SIGUSR1` (stall) and `SIGUSR2`
+//! (release), so process tests can wedge a running daemon's store.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{
+    JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture, SweepReport,
+    Timestamp, TokenHash,
+};
+
+/// The switches of a [`FaultyStore`]; clones share them.
+#[derive(Clone, Default)]
+pub struct StoreFaults {
+    inner: Arc<Switches>,
+}
+
+#[derive(Default)]
+struct Switches {
+    stalled: AtomicBool,
+    stalled_since: Mutex<Option<Instant>>,
+    failing_writes: AtomicU64,
+}
+
+impl StoreFaults {
+    /// Stalls (or releases) every call.
+    pub fn stall(&self, on: bool) {
+        let mut since = self
+            .inner
+            .stalled_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *since = on.then(Instant::now);
+        self.inner.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes the next `count` writes fail as an outage.
+    pub fn fail_writes(&self, count: u64) {
+        self.inner.failing_writes.store(count, Ordering::SeqCst);
+    }
+
+    fn stalled_for(&self) -> Option<Duration> {
+        let since = *self
+            .inner
+            .stalled_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        since.map(|s| s.elapsed())
+    }
+
+    /// Waits while stalled; then fails a write when writes are set to fail.
+    async fn gate(&self, write: bool) -> Result<(), StoreError> {
+        while self.inner.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if write
+            && self
+                .inner
+                .failing_writes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(StoreError::Unavailable(
+                "a failure injected by the test hook".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Listens for `SIGUSR1` (stall) and `SIGUSR2` (release) on the current runtime.
+    pub fn listen_for_signals(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let faults = self.clone();
+        tokio::spawn(async move {
+            let (Ok(mut stall), Ok(mut release)) = (
+                signal(SignalKind::user_defined1()),
+                signal(SignalKind::user_defined2()),
+            ) else {
+                tracing::error!("the store test hook cannot listen for SIGUSR1/SIGUSR2");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stall.recv() => {
+                        tracing::warn!("test hook: the session store now stalls");
+                        faults.stall(true);
+                    }
+                    _ = release.recv() => {
+                        tracing::warn!("test hook: the session store is released");
+                        faults.stall(false);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A backend behind [`StoreFaults`].
+pub struct FaultyStore {
+    store: Arc<dyn SessionStore>,
+    faults: StoreFaults,
+}
+
+impl FaultyStore {
+    pub fn new(store: Arc<dyn SessionStore>, faults: StoreFaults) -> Self {
+        Self { store, faults }
+    }
+
+    fn read<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        Box::pin(async move {
+            self.faults.gate(false).await?;
+            call.await
+        })
+    }
+
+    fn write<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = Result<T, StoreError>> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        Box::pin(async move {
+            self.faults.gate(true).await?;
+            call.await
+        })
+    }
+}
+
+impl SessionStore for FaultyStore {
+    fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()> {
+        self.write(self.store.create_session(session))
+    }
+    fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
+        self.read(self.store.get_session(id))
+    }
+    fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>> {
+        self.read(self.store.get_session_by_token(hash))
+    }
+    fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool> {
+        self.write(self.store.update_session(session))
+    }
+    fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
+        self.write(self.store.delete_session(id))
+    }
+    fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
+        self.read(self.store.sessions_of(sub))
+    }
+    fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
+        self.write(self.store.delete_sessions_of(sub))
+    }
+    fn active_subs(&self) -> StoreFuture<'_, Vec<String>> {
+        self.read(self.store.active_subs())
+    }
+    fn count_live_sessions(&self) -> StoreFuture<'_, u64> {
+        self.read(self.store.count_live_sessions())
+    }
+    fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
+        self.write(self.store.put_state(record))
+    }
+    fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
+        self.write(self.store.take_state(state))
+    }
+    fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
+        self.write(self.store.put_job(job))
+    }
+    fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
+        self.read(self.store.get_job(id))
+    }
+    fn list_jobs(
+        &self,
+        limit: usize,
+        before: Option<Timestamp>,
+    ) -> StoreFuture<'_, Vec<JobRecord>> {
+        self.read(self.store.list_jobs(limit, before))
+    }
+    fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
+        self.read(self.store.unfinished_jobs())
+    }
+    fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64> {
+        self.write(self.store.delete_finished_jobs(finished_before))
+    }
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        self.write(self.store.try_lease(key, holder, ttl))
+    }
+    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
+        self.write(self.store.release_lease(key, holder))
+    }
+    fn sweep(&self) -> StoreFuture<'_, SweepReport> {
+        self.write(self.store.sweep())
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        self.read(self.store.ping())
+    }
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.read(self.store.flush())
+    }
+    fn stalled(&self) -> Option<String> {
+        match self.faults.stalled_for() {
+            Some(running) => Some(format!(
+                "stalled by the test hook for {} ms",
+                running.as_millis()
+            )),
+            None => self.store.stalled(),
+        }
+    }
+}
