@@ -200,3 +200,70 @@ fn sessions_survive_kill_9() {
     });
     assert_eq!(status, 200, "the session was acknowledged before the kill");
 }
+
+/// A daemon whose store is stuck (the test hook stalls every store call, as a wedged sled did)
+/// says so on `/-/ready` and in the metrics, answers 503 instead of hanging, and still ends on
+/// SIGTERM within `DELAY_SHUTDOWN_SECONDS` + the drain + a few seconds, with a non-zero status and
+/// a log line saying why.
+#[test]
+fn a_stuck_store_is_seen_answered_503_and_sigterm_still_ends_the_process() {
+    let mut config = base_config();
+    config["sessions"] = serde_json::json!({"timeoutMs": 500});
+    let mut daemon = DaemonProcess::start(DAEMON, &config, &[("DELAY_SHUTDOWN_SECONDS", "1")]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        let request = client.get(daemon.url(path));
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    };
+    assert_eq!(get("/-/ready").0, 200);
+    assert_eq!(get("/authorize").0, 302);
+
+    daemon.signal("USR1");
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, body) = get("/-/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("stalled"), "{body}");
+    let (_, metrics) = get("/-/metrics");
+    assert!(
+        metrics.contains("auth0_client_store_stalled 1"),
+        "{metrics}"
+    );
+    let started = std::time::Instant::now();
+    let (status, body) = get("/authorize");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within sessions.timeoutMs, not hung: {:?}",
+        started.elapsed()
+    );
+    e2e::assert_error_body(&serde_json::from_str(&body).unwrap(), 503, "store");
+
+    let stopping = std::time::Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(15);
+    assert_ne!(status.code(), Some(0), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(8),
+        "exited {:?} after SIGTERM",
+        stopping.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = daemon.log_lines();
+    assert!(
+        lines.iter().any(|l| l["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not finish its writes at shutdown"))),
+        "{lines:#?}"
+    );
+}
