@@ -545,3 +545,68 @@ pub fn binding_cookie(response: &reqwest::Response) -> Option<String> {
         .and_then(|c| c.split(';').next())
         .map(str::to_owned)
 }
+
+/// The daemon's release binary (`target/release/auth0-client`), built once per test process with
+/// `$CARGO build --release -p auth0-client --bin auth0-client` into the target directory this test
+/// binary was built in. The soak tests measure the daemon as it ships, not a debug build.
+///
+/// The target directory is found from the running test binary (`<target>/debug/deps/e2e-…`):
+/// `CARGO_BIN_EXE_*` is only set for integration tests, not for this library.
+pub fn release_daemon() -> &'static std::path::Path {
+    static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let target_dir = test_target_dir();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let started = std::time::Instant::now();
+        let output = std::process::Command::new(&cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "auth0-client",
+                "--bin",
+                "auth0-client",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+        if !output.status.success() {
+            panic!(
+                "`cargo build --release -p auth0-client` failed ({}):\n{}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let binary = target_dir
+            .join("release")
+            .join(format!("auth0-client{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            binary.is_file(),
+            "cargo built no {}:\n{}",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!(
+            "release daemon {} ready in {:.1} s",
+            binary.display(),
+            started.elapsed().as_secs_f64()
+        );
+        binary
+    })
+}
+
+/// The target directory of the running test binary, `<target>/<profile>/deps/<test>-<hash>`.
+fn test_target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    assert_eq!(
+        deps.file_name().and_then(|n| n.to_str()),
+        Some("deps"),
+        "the test binary {} is not in a cargo `deps` folder",
+        exe.display()
+    );
+    deps.parent().unwrap().parent().unwrap().to_path_buf()
+}

@@ -7,4 +7,5 @@ pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 mod authorize;
 mod process;
 mod sessions;
+mod soak;
 mod status;
