@@ -376,11 +376,6 @@ pub(crate) mod tests {
             }
         );
         assert!(!format!("{err:?}").contains("not-the-password"));
-        let api = crate::http::ApiError::from(err);
-        assert!(
-            matches!(&api, crate::http::ApiError::UserRefused { message, error_code }
-                if message == "Wrong email or password." && error_code.as_deref() == Some("invalid_grant"))
-        );
     }
 
     #[tokio::test]
@@ -419,9 +414,9 @@ pub(crate) mod tests {
             "{:?}",
             err.classify()
         );
-        let api = crate::http::ApiError::from(err);
-        assert!(matches!(api, crate::http::ApiError::BadGateway { .. }));
-        assert!(!api.to_string().contains("wrong-secret"));
+        // The answer is built from this error's text (http/error.rs): no secret in it.
+        assert!(!err.to_string().contains("wrong-secret"));
+        assert!(!format!("{err:?}").contains("wrong-secret"));
     }
 
     #[tokio::test]
@@ -508,8 +503,6 @@ pub(crate) mod tests {
             err.classify(),
             GrantFailure::Upstream5xx { status: 503, .. }
         ));
-        let api = crate::http::ApiError::from(err);
-        assert!(matches!(api, crate::http::ApiError::BadGateway { .. }));
     }
 
     #[tokio::test]
@@ -540,8 +533,6 @@ pub(crate) mod tests {
             err.classify(),
             GrantFailure::Timeout { timeout_ms: 300 }
         ));
-        let api = crate::http::ApiError::from(err);
-        assert!(matches!(api, crate::http::ApiError::GatewayTimeout(_)));
     }
 
     #[tokio::test]
@@ -568,8 +559,6 @@ pub(crate) mod tests {
             "{err:?}"
         );
         assert_eq!(err.classify(), GrantFailure::Unreachable);
-        let api = crate::http::ApiError::from(err);
-        assert!(matches!(api, crate::http::ApiError::BadGateway { .. }));
     }
 
     #[tokio::test]

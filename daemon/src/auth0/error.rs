@@ -1,14 +1,12 @@
 //! [`Auth0Error`]: how a call to Auth0 failed (unreachable, timed out, refused with a status, or
 //! answered something unreadable); [`GrantFailure`]: what that failure means for a token grant
-//! (SPEC §5); and the HTTP answer each gets (`From<Auth0Error> for ApiError`, SPEC §4).
+//! (SPEC §5). The HTTP answer each gets is `http/error.rs`'s business (SPEC §4).
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
-
-use crate::http::ApiError;
 
 /// The wait announced when Auth0 says neither `Retry-After` nor `X-RateLimit-Reset` (SPEC §4).
 pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 60;
@@ -328,85 +326,9 @@ impl Auth0Error {
     }
 }
 
-/// The answer to a failed Authentication API call (SPEC §4, §5). The management routes, which
-/// pass Auth0's 4xx bodies through, map their failures themselves.
-impl From<Auth0Error> for ApiError {
-    fn from(err: Auth0Error) -> Self {
-        Self::from(&err)
-    }
-}
-
-/// By reference, for errors shared between the callers of one single-flight refresh.
-impl From<&Auth0Error> for ApiError {
-    fn from(err: &Auth0Error) -> Self {
-        match err.classify() {
-            GrantFailure::TooManyRequests {
-                retry_after,
-                code,
-                message,
-            } => ApiError::TooManyRequests {
-                message,
-                retry_after_seconds: retry_after,
-                error_code: code,
-            },
-            GrantFailure::UserRefused { message, code } => ApiError::UserRefused {
-                message,
-                error_code: Some(code),
-            },
-            GrantFailure::ConfigurationRefused {
-                status,
-                code,
-                message,
-            } => {
-                tracing::error!(
-                    target: "auth0_client::auth0",
-                    kind = "configuration",
-                    status,
-                    code = code.as_deref().unwrap_or(""),
-                    error = ?err,
-                    "Auth0 refused the daemon's own credentials or configuration: check the \
-                     client's clientId, clientSecret and auth0Url, its grant types and its API \
-                     authorizations in the Auth0 dashboard"
-                );
-                ApiError::BadGateway {
-                    message: format!(
-                        "Auth0 refused the daemon's credentials or configuration: {message}"
-                    ),
-                    error_code: code,
-                }
-            }
-            GrantFailure::Upstream5xx { status, code, .. } => {
-                tracing::warn!(target: "auth0_client::auth0", error = ?err, "Auth0 failed");
-                ApiError::BadGateway {
-                    message: format!("Auth0 failed with HTTP {status}"),
-                    error_code: code,
-                }
-            }
-            GrantFailure::InvalidAnswer { .. } => {
-                tracing::warn!(target: "auth0_client::auth0", error = ?err, "unreadable Auth0 answer");
-                ApiError::BadGateway {
-                    message: "Auth0 answered with an unexpected body".to_owned(),
-                    error_code: None,
-                }
-            }
-            GrantFailure::Unreachable => {
-                tracing::warn!(target: "auth0_client::auth0", error = ?err, "Auth0 unreachable");
-                ApiError::BadGateway {
-                    message: "Auth0 is unreachable".to_owned(),
-                    error_code: None,
-                }
-            }
-            GrantFailure::Timeout { timeout_ms } => {
-                ApiError::GatewayTimeout(format!("Auth0 did not answer within {timeout_ms} ms"))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::ResponseError as _;
     use reqwest::header::HeaderValue;
 
     fn failure(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Auth0Error {
@@ -561,60 +483,6 @@ mod tests {
             oauth(403, "invalid_grant", "Unknown or invalid refresh token.").is_invalid_grant()
         );
         assert!(!oauth(403, "access_denied", "x").is_invalid_grant());
-    }
-
-    #[test]
-    fn answers_per_spec_section_4() {
-        let answer = |err: Auth0Error| {
-            let api = ApiError::from(err);
-            (api.status_code().as_u16(), api.body())
-        };
-        let (status, body) = answer(failure(
-            429,
-            r#"{"error":"too_many_requests","error_description":"Rate limit exceeded."}"#,
-            &[("retry-after", "12")],
-        ));
-        assert_eq!(status, 429);
-        assert_eq!(body.error_code.as_deref(), Some("too_many_requests"));
-        let api = ApiError::from(failure(429, "", &[("retry-after", "12")]));
-        assert!(matches!(
-            api,
-            ApiError::TooManyRequests {
-                retry_after_seconds: 12,
-                ..
-            }
-        ));
-        let response = api.error_response();
-        assert_eq!(
-            response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("12")
-        );
-
-        let (status, body) = answer(oauth(403, "invalid_grant", "Wrong email or password."));
-        assert_eq!(status, 403);
-        assert_eq!(body.message, "Wrong email or password.");
-
-        let (status, body) = answer(oauth(401, "access_denied", "Unauthorized"));
-        assert_eq!(status, 502);
-        assert_eq!(body.error_code.as_deref(), Some("access_denied"));
-
-        let (status, body) = answer(oauth(503, "temporarily_unavailable", "x"));
-        assert_eq!(status, 502);
-        assert_eq!(body.error_code.as_deref(), Some("temporarily_unavailable"));
-
-        let (status, _) = answer(Auth0Error::Timeout {
-            endpoint: "/oauth/token",
-            timeout_ms: 5,
-        });
-        assert_eq!(status, 504);
-        let (status, _) = answer(Auth0Error::InvalidAnswer {
-            endpoint: "/oauth/token",
-            reason: "x".into(),
-        });
-        assert_eq!(status, 502);
     }
 
     #[test]

@@ -25,7 +25,6 @@ use url::Url;
 
 use super::{Auth0Error, Auth0Http};
 use crate::config::ClientSettings;
-use crate::http::ApiError;
 
 /// The shortest time between two fetches of one tenant's JWKS.
 pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -80,37 +79,6 @@ pub enum IdTokenError {
     NonceMismatch,
     #[error("the ID token's `{0}` claim is missing or invalid")]
     InvalidClaim(String),
-}
-
-/// An ID token Auth0 handed over that does not verify is Auth0's (or an attacker's) fault, not
-/// the caller's: 502; keys that cannot be fetched answer as the fetch failed (502 or 504).
-impl From<IdTokenError> for ApiError {
-    fn from(err: IdTokenError) -> Self {
-        Self::from(&err)
-    }
-}
-
-/// By reference, for errors shared between the callers of one single-flight refresh.
-impl From<&IdTokenError> for ApiError {
-    fn from(err: &IdTokenError) -> Self {
-        match err {
-            IdTokenError::Keys(JwksError::Fetch { source, .. }) => ApiError::from(source),
-            IdTokenError::Keys(keys) => {
-                tracing::warn!(target: "auth0_client::auth0", error = %keys, "no signing keys");
-                ApiError::BadGateway {
-                    message: "the Auth0 tenant's signing keys are unavailable".to_owned(),
-                    error_code: None,
-                }
-            }
-            other => {
-                tracing::warn!(target: "auth0_client::auth0", error = %other, "ID token refused");
-                ApiError::BadGateway {
-                    message: format!("the ID token from Auth0 failed verification: {other}"),
-                    error_code: None,
-                }
-            }
-        }
-    }
 }
 
 /// The JWKS caches of every tenant, cheap to clone and share (the Tokens actor owns one; the
@@ -710,8 +678,6 @@ mod tests {
             cache.verify_id_token("not.a-token", &client, None).await,
             Err(IdTokenError::Malformed)
         ));
-        let api = ApiError::from(IdTokenError::BadSignature);
-        assert!(matches!(api, ApiError::BadGateway { .. }));
     }
 
     #[tokio::test]
@@ -877,7 +843,6 @@ mod tests {
             matches!(err, IdTokenError::Keys(JwksError::Unavailable { .. })),
             "{err:?}"
         );
-        assert!(matches!(ApiError::from(err), ApiError::BadGateway { .. }));
 
         // An empty key set.
         let empty = Emulator::start(Seed::demo()).unwrap();

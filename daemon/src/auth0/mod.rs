@@ -5,10 +5,10 @@
 //! - [`authentication`]: the Authentication API (`/oauth/token` grants, `/oauth/revoke`,
 //!   `/dbconnections/change_password`) as [`AuthenticationClient`], answering [`TokenSet`]s.
 //! - [`jwks`]: the per-tenant JWKS cache and ID-token verification ([`JwksCache`]).
-//! - [`error`]: [`Auth0Error`], its classification for token grants ([`GrantFailure`], SPEC §5),
-//!   and its mapping to the HTTP answer (`From<Auth0Error> for ApiError`, SPEC §4).
+//! - [`error`]: [`Auth0Error`] and its classification for token grants ([`GrantFailure`], SPEC §5).
 //!
-//! Nothing here knows actix: the actors own these values and the routes only see `ApiError`s.
+//! Nothing here knows actix or HTTP answers: the actors own these values, and `http/error.rs`
+//! maps their failures to the answers of SPEC §4, so the routes only see `ApiError`s.
 //! Secrets (client secrets, passwords, tokens) are `SecretString`s until the request body is
 //! built, and neither logs nor errors ever carry one.
 

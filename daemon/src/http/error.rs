@@ -1,10 +1,14 @@
 //! The one error type every route answers with: SPEC §4's JSON body
-//! `{"statusCode", "error", "message", "errorCode"?}`.
+//! `{"statusCode", "error", "message", "errorCode"?}`, and every conversion of a domain error
+//! (Auth0 and JWKS failures, store outages, token flights, login rules) into it: the layers
+//! below `http/` know nothing of HTTP answers.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::auth0::{Auth0Error, GrantFailure, IdTokenError, JwksError};
 
 /// An error answered to a client. The message names the field or the upstream failure and never
 /// carries a secret; the full cause chain goes to the log once, where the error is answered.
@@ -148,6 +152,112 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// The answer to a failed Authentication API call (SPEC §4, §5). The management routes, which
+/// pass Auth0's 4xx bodies through, map their failures themselves.
+impl From<Auth0Error> for ApiError {
+    fn from(err: Auth0Error) -> Self {
+        Self::from(&err)
+    }
+}
+
+/// By reference, for errors shared between the callers of one single-flight refresh.
+impl From<&Auth0Error> for ApiError {
+    fn from(err: &Auth0Error) -> Self {
+        match err.classify() {
+            GrantFailure::TooManyRequests {
+                retry_after,
+                code,
+                message,
+            } => ApiError::TooManyRequests {
+                message,
+                retry_after_seconds: retry_after,
+                error_code: code,
+            },
+            GrantFailure::UserRefused { message, code } => ApiError::UserRefused {
+                message,
+                error_code: Some(code),
+            },
+            GrantFailure::ConfigurationRefused {
+                status,
+                code,
+                message,
+            } => {
+                tracing::error!(
+                    target: "auth0_client::auth0",
+                    kind = "configuration",
+                    status,
+                    code = code.as_deref().unwrap_or(""),
+                    error = ?err,
+                    "Auth0 refused the daemon's own credentials or configuration: check the \
+                     client's clientId, clientSecret and auth0Url, its grant types and its API \
+                     authorizations in the Auth0 dashboard"
+                );
+                ApiError::BadGateway {
+                    message: format!(
+                        "Auth0 refused the daemon's credentials or configuration: {message}"
+                    ),
+                    error_code: code,
+                }
+            }
+            GrantFailure::Upstream5xx { status, code, .. } => {
+                tracing::warn!(target: "auth0_client::auth0", error = ?err, "Auth0 failed");
+                ApiError::BadGateway {
+                    message: format!("Auth0 failed with HTTP {status}"),
+                    error_code: code,
+                }
+            }
+            GrantFailure::InvalidAnswer { .. } => {
+                tracing::warn!(target: "auth0_client::auth0", error = ?err, "unreadable Auth0 answer");
+                ApiError::BadGateway {
+                    message: "Auth0 answered with an unexpected body".to_owned(),
+                    error_code: None,
+                }
+            }
+            GrantFailure::Unreachable => {
+                tracing::warn!(target: "auth0_client::auth0", error = ?err, "Auth0 unreachable");
+                ApiError::BadGateway {
+                    message: "Auth0 is unreachable".to_owned(),
+                    error_code: None,
+                }
+            }
+            GrantFailure::Timeout { timeout_ms } => {
+                ApiError::GatewayTimeout(format!("Auth0 did not answer within {timeout_ms} ms"))
+            }
+        }
+    }
+}
+
+/// An ID token Auth0 handed over that does not verify is Auth0's (or an attacker's) fault, not
+/// the caller's: 502; keys that cannot be fetched answer as the fetch failed (502 or 504).
+impl From<IdTokenError> for ApiError {
+    fn from(err: IdTokenError) -> Self {
+        Self::from(&err)
+    }
+}
+
+/// By reference, for errors shared between the callers of one single-flight refresh.
+impl From<&IdTokenError> for ApiError {
+    fn from(err: &IdTokenError) -> Self {
+        match err {
+            IdTokenError::Keys(JwksError::Fetch { source, .. }) => ApiError::from(source),
+            IdTokenError::Keys(keys) => {
+                tracing::warn!(target: "auth0_client::auth0", error = %keys, "no signing keys");
+                ApiError::BadGateway {
+                    message: "the Auth0 tenant's signing keys are unavailable".to_owned(),
+                    error_code: None,
+                }
+            }
+            other => {
+                tracing::warn!(target: "auth0_client::auth0", error = %other, "ID token refused");
+                ApiError::BadGateway {
+                    message: format!("the ID token from Auth0 failed verification: {other}"),
+                    error_code: None,
+                }
+            }
+        }
+    }
+}
+
 impl From<&crate::actors::tokens::TokenError> for ApiError {
     fn from(err: &crate::actors::tokens::TokenError) -> Self {
         use crate::actors::tokens::TokenError;
@@ -265,6 +375,31 @@ pub mod extractors {
 mod tests {
     use super::*;
 
+    fn failure(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Auth0Error {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                *name,
+                reqwest::header::HeaderValue::from_str(value).expect("header"),
+            );
+        }
+        Auth0Error::Status(Box::new(crate::auth0::HttpFailure::new(
+            "/oauth/token",
+            reqwest::StatusCode::from_u16(status).expect("status"),
+            &map,
+            body.as_bytes(),
+            1_000_000,
+        )))
+    }
+
+    fn oauth(status: u16, code: &str, description: &str) -> Auth0Error {
+        failure(
+            status,
+            &serde_json::json!({"error": code, "error_description": description}).to_string(),
+            &[("content-type", "application/json")],
+        )
+    }
+
     #[test]
     fn body_has_status_reason_and_message() {
         let err = ApiError::BadRequest("missing field `username`".into());
@@ -291,5 +426,109 @@ mod tests {
         let err = ApiError::internal(std::io::Error::other("disk on fire"));
         assert_eq!(err.body().message, "internal error");
         assert!(format!("{err:?}").contains("disk on fire"));
+    }
+
+    #[test]
+    fn answers_per_spec_section_4() {
+        let answer = |err: Auth0Error| {
+            let api = ApiError::from(err);
+            (api.status_code().as_u16(), api.body())
+        };
+        let (status, body) = answer(failure(
+            429,
+            r#"{"error":"too_many_requests","error_description":"Rate limit exceeded."}"#,
+            &[("retry-after", "12")],
+        ));
+        assert_eq!(status, 429);
+        assert_eq!(body.error_code.as_deref(), Some("too_many_requests"));
+        let api = ApiError::from(failure(429, "", &[("retry-after", "12")]));
+        assert!(matches!(
+            api,
+            ApiError::TooManyRequests {
+                retry_after_seconds: 12,
+                ..
+            }
+        ));
+        let response = api.error_response();
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("12")
+        );
+
+        let (status, body) = answer(oauth(403, "invalid_grant", "Wrong email or password."));
+        assert_eq!(status, 403);
+        assert_eq!(body.message, "Wrong email or password.");
+
+        let (status, body) = answer(oauth(401, "access_denied", "Unauthorized"));
+        assert_eq!(status, 502);
+        assert_eq!(body.error_code.as_deref(), Some("access_denied"));
+
+        let (status, body) = answer(oauth(503, "temporarily_unavailable", "x"));
+        assert_eq!(status, 502);
+        assert_eq!(body.error_code.as_deref(), Some("temporarily_unavailable"));
+
+        let (status, _) = answer(Auth0Error::Timeout {
+            endpoint: "/oauth/token",
+            timeout_ms: 5,
+        });
+        assert_eq!(status, 504);
+        let (status, _) = answer(Auth0Error::InvalidAnswer {
+            endpoint: "/oauth/token",
+            reason: "x".into(),
+        });
+        assert_eq!(status, 502);
+    }
+
+    #[test]
+    fn a_wrong_password_is_403_with_auth0s_message_and_code() {
+        let api = ApiError::from(oauth(403, "invalid_grant", "Wrong email or password."));
+        assert!(matches!(&api, ApiError::UserRefused { message, error_code }
+                if message == "Wrong email or password." && error_code.as_deref() == Some("invalid_grant")));
+        // A blocked user, as Auth0 answers a login grant for one.
+        let api = ApiError::from(oauth(401, "unauthorized", "user is blocked"));
+        assert_eq!(api.status_code().as_u16(), 403);
+    }
+
+    #[test]
+    fn refused_credentials_are_502_and_name_auth0s_code() {
+        let api = ApiError::from(oauth(401, "access_denied", "Unauthorized"));
+        assert!(matches!(&api, ApiError::BadGateway { error_code, .. }
+                if error_code.as_deref() == Some("access_denied")));
+    }
+
+    #[test]
+    fn an_unreachable_auth0_is_502() {
+        let source = reqwest::Client::new()
+            .get("not a url")
+            .build()
+            .expect_err("an unparsable URL");
+        let api = ApiError::from(Auth0Error::Unreachable {
+            endpoint: "/oauth/token",
+            before_sending: true,
+            source,
+        });
+        assert!(matches!(api, ApiError::BadGateway { .. }));
+    }
+
+    #[test]
+    fn id_tokens_that_do_not_verify_are_502_and_key_fetches_answer_as_fetched() {
+        let api = ApiError::from(IdTokenError::BadSignature);
+        assert!(matches!(api, ApiError::BadGateway { .. }));
+        let api = ApiError::from(IdTokenError::Keys(JwksError::Unavailable {
+            tenant: "https://tenant.example/".into(),
+            reason: "down".into(),
+        }));
+        assert!(matches!(api, ApiError::BadGateway { .. }));
+        let api = ApiError::from(IdTokenError::Keys(JwksError::Fetch {
+            tenant: "https://tenant.example/".into(),
+            source: Auth0Error::Timeout {
+                endpoint: "/.well-known/jwks.json",
+                timeout_ms: 5,
+            },
+        }));
+        assert!(matches!(api, ApiError::GatewayTimeout(_)));
     }
 }
