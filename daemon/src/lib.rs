@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod http;
+pub mod login;
 pub mod store;
 pub mod telemetry;
 

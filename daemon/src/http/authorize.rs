@@ -48,11 +48,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::ApiError;
 use super::extract::{BrowserClient, OptionalBrowserClient, RelativeRedirect, SelectedClient};
 use super::session_cookie;
-use super::token::{required, resolve_connection};
+use super::token::required;
 use crate::actors::Actors;
 use crate::actors::tokens::{CodeLogin, TokenError};
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
+use crate::login::resolve_connection;
 use crate::store::{Session, StateRecord, Timestamp};
 
 /// Longest `state` accepted, in bytes.

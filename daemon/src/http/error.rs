@@ -258,6 +258,15 @@ impl From<&IdTokenError> for ApiError {
     }
 }
 
+/// A login rule refused the request before Auth0 was asked: the client's fault, 400.
+impl From<crate::login::LoginError> for ApiError {
+    fn from(err: crate::login::LoginError) -> Self {
+        match err {
+            crate::login::LoginError::UnsupportedConnection(_) => Self::BadRequest(err.to_string()),
+        }
+    }
+}
+
 impl From<&crate::actors::tokens::TokenError> for ApiError {
     fn from(err: &crate::actors::tokens::TokenError) -> Self {
         use crate::actors::tokens::TokenError;
@@ -530,5 +539,15 @@ mod tests {
             },
         }));
         assert!(matches!(api, ApiError::GatewayTimeout(_)));
+    }
+
+    #[test]
+    fn an_unsupported_connection_is_400_naming_it() {
+        let api = ApiError::from(crate::login::LoginError::UnsupportedConnection("C".into()));
+        assert_eq!(api.status_code().as_u16(), 400);
+        assert_eq!(
+            api.body().message,
+            "connection `C` is not supported by this client"
+        );
     }
 }

@@ -15,6 +15,7 @@ use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::PasswordLogin;
 use crate::config::{ClientSettings, Settings};
+use crate::login::resolve_connection;
 use crate::store::{Session, Timestamp};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -167,32 +168,6 @@ pub fn session_answer(
         HttpResponse::Ok()
             .content_type(ContentType::json())
             .json(TokenAnswer::of(session))
-    }
-}
-
-/// The connection of a login (SPEC §5): the request's (which must be supported when the client
-/// lists connections), else the client's `defaultConnection`, else its single supported one,
-/// else none.
-pub fn resolve_connection(
-    client: &ClientSettings,
-    requested: Option<&str>,
-) -> Result<Option<String>, ApiError> {
-    if let Some(connection) = requested {
-        if !client.supported_connections.is_empty()
-            && !client.supported_connections.iter().any(|c| c == connection)
-        {
-            return Err(ApiError::BadRequest(format!(
-                "connection `{connection}` is not supported by this client"
-            )));
-        }
-        return Ok(Some(connection.to_owned()));
-    }
-    if let Some(default) = &client.default_connection {
-        return Ok(Some(default.clone()));
-    }
-    match client.supported_connections.as_slice() {
-        [only] => Ok(Some(only.clone())),
-        _ => Ok(None),
     }
 }
 

@@ -1,0 +1,118 @@
+//! Login rules: what a login decides before Auth0 is called, shared by the password grant
+//! (`POST /oauth/token`) and the browser login (`GET /authorize`), so that neither route file
+//! holds a rule the other needs. Nothing here knows HTTP: a refusal is a [`LoginError`], which
+//! `http/error.rs` turns into the answer of SPEC §4.
+
+use crate::config::ClientSettings;
+
+/// Why a login is refused before Auth0 is asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// The request named a connection outside the client's non-empty `supportedConnections`.
+    #[error("connection `{0}` is not supported by this client")]
+    UnsupportedConnection(String),
+}
+
+/// The connection of a login (SPEC §5), for the password grant and `/authorize` alike: the
+/// request's (which must be in `supportedConnections` when that list is non-empty), else the
+/// client's `defaultConnection`, else its single supported connection, else none.
+///
+/// The plugins' `map_connection` hook (SPEC §9) plugs in here once plugins are loaded: asked only
+/// when the request names no connection, between the request's connection and
+/// `defaultConnection`; its answer must be in a non-empty `supportedConnections` like a
+/// request's.
+pub fn resolve_connection(
+    client: &ClientSettings,
+    requested: Option<&str>,
+) -> Result<Option<String>, LoginError> {
+    if let Some(connection) = requested {
+        if !client.supported_connections.is_empty()
+            && !client.supported_connections.iter().any(|c| c == connection)
+        {
+            return Err(LoginError::UnsupportedConnection(connection.to_owned()));
+        }
+        return Ok(Some(connection.to_owned()));
+    }
+    if let Some(default) = &client.default_connection {
+        return Ok(Some(default.clone()));
+    }
+    match client.supported_connections.as_slice() {
+        [only] => Ok(Some(only.clone())),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use secrecy::SecretString;
+    use url::Url;
+
+    use super::*;
+
+    fn client(supported: &[&str], default: Option<&str>) -> ClientSettings {
+        ClientSettings {
+            auth0_url: Url::parse("https://tenant.example/").unwrap(),
+            client_id: "client".into(),
+            client_secret: SecretString::from("secret"),
+            redirect_url: "http://app.example/callback".into(),
+            scopes: vec!["offline_access".into()],
+            audience: None,
+            supported_signing_algs: vec!["RS256".into()],
+            supported_connections: supported.iter().map(|&c| c.to_owned()).collect(),
+            default_connection: default.map(str::to_owned),
+            same_site: None,
+            authorize_state_required: false,
+        }
+    }
+
+    #[test]
+    fn the_requests_connection_wins_when_supported() {
+        let client = client(&["A", "B"], Some("B"));
+        assert_eq!(resolve_connection(&client, Some("A")), Ok(Some("A".into())));
+    }
+
+    #[test]
+    fn an_unsupported_connection_is_refused() {
+        let client = client(&["A", "B"], Some("B"));
+        assert_eq!(
+            resolve_connection(&client, Some("C")),
+            Err(LoginError::UnsupportedConnection("C".into()))
+        );
+        assert_eq!(
+            LoginError::UnsupportedConnection("C".into()).to_string(),
+            "connection `C` is not supported by this client"
+        );
+    }
+
+    #[test]
+    fn any_connection_goes_when_none_is_listed() {
+        let client = client(&[], None);
+        assert_eq!(
+            resolve_connection(&client, Some("Anything")),
+            Ok(Some("Anything".into()))
+        );
+    }
+
+    #[test]
+    fn without_one_the_default_then_the_single_supported_then_none() {
+        assert_eq!(
+            resolve_connection(&client(&["A", "B"], Some("B")), None),
+            Ok(Some("B".into()))
+        );
+        assert_eq!(
+            resolve_connection(&client(&[], Some("D")), None),
+            Ok(Some("D".into()))
+        );
+        assert_eq!(
+            resolve_connection(&client(&["A"], None), None),
+            Ok(Some("A".into()))
+        );
+        assert_eq!(
+            resolve_connection(&client(&["A", "B"], None), None),
+            Ok(None)
+        );
+        assert_eq!(resolve_connection(&client(&[], None), None), Ok(None));
+    }
+}
