@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, dev::ServerHandle, web};
 
-use crate::actors::{Actors, SessionRepo, Sessions, Tokens};
+use crate::actors::{Actors, SessionService, Sessions, Tokens};
 use crate::auth0::authentication::AuthenticationClient;
 use crate::auth0::jwks::JwksCache;
 use crate::auth0::{Auth0Http, SetupError};
+use crate::clock::Clock;
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
@@ -50,11 +51,11 @@ pub enum StopError {
     StoreStuck(StoreError),
 }
 
-fn open_store(settings: &Settings) -> Result<Arc<dyn SessionStore>, StartError> {
+fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn SessionStore>, StartError> {
     let store: Arc<dyn SessionStore> = match settings.sessions.store {
         StoreKind::Sled => Arc::new(SledStore::open(
             &settings.sessions.path,
-            SledOptions::from_settings(&settings.sessions),
+            SledOptions::from_settings(&settings.sessions, clock.clone()),
         )?),
         StoreKind::Redis => return Err(StartError::RedisUnsupported),
     };
@@ -78,7 +79,7 @@ pub struct Application {
     management_addr: Option<SocketAddr>,
     servers: Vec<actix_web::dev::Server>,
     shutdown: ShutdownHandle,
-    repo: SessionRepo,
+    repo: SessionService,
     #[cfg(feature = "test-hooks")]
     store_faults: crate::store::faults::StoreFaults,
 }
@@ -114,6 +115,12 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 impl Application {
     /// Binds the listeners and starts the actors; must run inside an actix system.
     pub fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, Clock::system())
+    }
+
+    /// [`Application::build`] with the clock every expiry is checked against (tests pass a
+    /// manual one and move it instead of sleeping).
+    pub fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartError> {
         let main_listener = bind(SocketAddr::new(
             settings.server.bind,
             settings.server.http_port,
@@ -129,7 +136,7 @@ impl Application {
             .as_ref()
             .and_then(|l| l.local_addr().ok());
 
-        let store = open_store(&settings)?;
+        let store = open_store(&settings, &clock)?;
         #[cfg(feature = "test-hooks")]
         let (store, store_faults) = {
             let faults = crate::store::faults::StoreFaults::default();
@@ -140,11 +147,15 @@ impl Application {
             ));
             (store, faults)
         };
-        // Only the embedded store is written by this process alone (see `SessionRepo::lookup`).
-        let repo = SessionRepo::new(
+        // Only the embedded store is written by this process alone (see `SessionService::lookup`).
+        let repo = SessionService::new(
             store,
             Duration::from_millis(settings.sessions.timeout_ms),
-            settings.sessions.store == StoreKind::Sled,
+            match settings.sessions.store {
+                StoreKind::Sled => settings.sessions.cache_bytes,
+                StoreKind::Redis => 0,
+            },
+            clock.clone(),
         );
         let http = Auth0Http::from_settings(&settings)?;
         let jwks = JwksCache::new(http.clone());
@@ -160,15 +171,18 @@ impl Application {
         )?))?;
 
         let settings = web::Data::new(settings);
+        let (tokens, logins) = Tokens::new(
+            AuthenticationClient::new(http),
+            jwks.clone(),
+            settings.clone(),
+            repo.clone(),
+            clock,
+        );
         let actors = Actors::start(
             repo.clone(),
             Sessions::new(repo.clone(), sessions_live),
-            Tokens::new(
-                AuthenticationClient::new(http),
-                jwks.clone(),
-                settings.clone(),
-                repo.clone(),
-            ),
+            tokens,
+            logins,
         );
         let mut health = Health::default();
         health.add_readiness(actors.probe());
@@ -224,7 +238,7 @@ impl Application {
             management_addr,
             servers,
             shutdown,
-            repo: state.actors.repo.clone(),
+            repo: state.actors.sessions.clone(),
             #[cfg(feature = "test-hooks")]
             store_faults,
         })

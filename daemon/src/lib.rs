@@ -5,6 +5,7 @@ pub mod actors;
 pub mod app;
 pub mod auth0;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod health;

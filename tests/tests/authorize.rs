@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use auth0_client::http::authorize::pkce_challenge;
-use auth0_emulator::seed::demo;
-use e2e::{
+use crate::testkit::{
     TestApp, assert_error_body, binding_cookie, location, query_param, set_cookie, sid_cookie,
     spawn_app, spawn_app_configured, test_seed,
 };
+use auth0_client::http::authorize::pkce_challenge;
+use auth0_emulator::seed::demo;
 use futures_util::future::join;
 use serde_json::{Value, json};
 

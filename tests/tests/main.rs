@@ -4,6 +4,8 @@
 /// The daemon's binary, built by cargo for this test package (see `src/bin/e2e-auth0-client.rs`).
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 
+pub mod testkit;
+
 mod authorize;
 mod process;
 mod sessions;

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{DaemonProcess, base_config, blocking_get};
+use crate::testkit::{DaemonProcess, base_config, blocking_get};
 
 use crate::DAEMON;
 
@@ -163,8 +163,8 @@ fn demo_serves_on_its_port_and_its_curl_lines_work() {
 /// A session acknowledged to a client survives `kill -9` of the daemon (SPEC §7).
 #[test]
 fn sessions_survive_kill_9() {
-    let emulator = auth0_emulator::Emulator::start(e2e::test_seed()).unwrap();
-    let config = e2e::emulator_config(&emulator);
+    let emulator = auth0_emulator::Emulator::start(crate::testkit::test_seed()).unwrap();
+    let config = crate::testkit::emulator_config(&emulator);
     let daemon = DaemonProcess::start(DAEMON, &config, &[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,7 +247,7 @@ fn a_stuck_store_is_seen_answered_503_and_sigterm_still_ends_the_process() {
         "answered within sessions.timeoutMs, not hung: {:?}",
         started.elapsed()
     );
-    e2e::assert_error_body(&serde_json::from_str(&body).unwrap(), 503, "store");
+    crate::testkit::assert_error_body(&serde_json::from_str(&body).unwrap(), 503, "store");
 
     let stopping = std::time::Instant::now();
     daemon.signal("TERM");

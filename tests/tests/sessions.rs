@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use crate::testkit::{
+    assert_error_body, fault, set_cookie, sid_cookie, spawn_app, spawn_app_configured,
+};
 use auth0_emulator::Fault;
 use auth0_emulator::seed::demo;
-use e2e::{assert_error_body, fault, set_cookie, sid_cookie, spawn_app, spawn_app_configured};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::testkit::{DaemonProcess, release_daemon};
 use auth0_emulator::seed::demo;
 use auth0_emulator::{Emulator, EmulatorHandle, SeedUser};
-use e2e::{DaemonProcess, release_daemon};
 use serde_json::{Value, json};
 
 /// Concurrent clients, each with its own user and its own keep-alive connection.
@@ -43,7 +43,7 @@ fn soak_64_clients_for_20_seconds_every_request_answered() {
     let _soak = one_soak_at_a_time();
     let release = release_daemon().to_str().unwrap();
     let (emulator, users) = soak_emulator();
-    let daemon = DaemonProcess::start(release, &e2e::emulator_config(&emulator), ENV);
+    let daemon = DaemonProcess::start(release, &crate::testkit::emulator_config(&emulator), ENV);
 
     let report = runtime().block_on(load(daemon.port, &users, Duration::from_secs(20)));
 
@@ -57,7 +57,7 @@ fn soak_then_kill_9_every_answered_login_still_works() {
     let _soak = one_soak_at_a_time();
     let release = release_daemon().to_str().unwrap();
     let (emulator, users) = soak_emulator();
-    let daemon = DaemonProcess::start(release, &e2e::emulator_config(&emulator), ENV);
+    let daemon = DaemonProcess::start(release, &crate::testkit::emulator_config(&emulator), ENV);
     let runtime = runtime();
 
     let report = runtime.block_on(load(daemon.port, &users, Duration::from_secs(10)));
@@ -82,7 +82,7 @@ fn soak_then_kill_9_every_answered_login_still_works() {
 /// The emulator with `CLIENTS` extra users (one per client: until one access token may belong to
 /// several sessions, no two clients share a user) and a refresh-token overlap period.
 fn soak_emulator() -> (EmulatorHandle, Vec<(String, String)>) {
-    let emulator = Emulator::start(e2e::test_seed()).unwrap();
+    let emulator = Emulator::start(crate::testkit::test_seed()).unwrap();
     let users: Vec<(String, String)> = (0..CLIENTS)
         .map(|i| {
             (

@@ -1,6 +1,6 @@
 //! The status routes, the OpenAPI document, the metrics and JSON errors for unknown routes.
 
-use e2e::{assert_error_body, base_config, spawn_app, spawn_app_with};
+use crate::testkit::{assert_error_body, base_config, spawn_app, spawn_app_with};
 use serde_json::json;
 
 #[actix_rt::test]

@@ -1,70 +1,64 @@
-//! The actix actors that own the daemon's long-lived state (DESIGN.md, "Actors and flows").
-//! Handlers talk to them by message; each answers [`Alive`], which `/-/ready` asks of all.
+//! The actix actors that own the daemon's long-lived state (DESIGN.md, "Actors and flows"), and
+//! the cloned handles that run on the HTTP workers.
+//!
+//! | part | owns | runs on |
+//! |---|---|---|
+//! | [`SessionService`] | every session and state write (compare-and-swap), the read cache | the workers (a cloned handle) |
+//! | [`Logins`] | nothing: the password grant and the code exchange | the workers (a cloned handle) |
+//! | [`Tokens`] | the refresh flights ([`single_flight::SingleFlight`]), token sets whose save failed | its own actor |
+//! | [`Sessions`] | the expiry sweeper and the live-session gauge | its own arbiter |
+//!
+//! Each actor answers [`Alive`], which `/-/ready` asks of all.
 
+mod read_cache;
 pub mod sessions;
+pub mod single_flight;
 pub mod tokens;
 
 use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::clock::Clock;
 use crate::health::{FnProbe, ProbeFuture};
-pub use sessions::{SessionRepo, Sessions};
-pub use tokens::Tokens;
+pub use sessions::{SessionService, Sessions};
+pub use tokens::{Logins, Tokens};
 
 /// Asks an actor whether its mailbox is served: an actor stuck in a handler stops answering.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Alive;
 
-macro_rules! actor {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Default)]
-        pub struct $name;
-
-        impl Actor for $name {
-            type Context = Context<Self>;
-        }
-
-        impl Handler<Alive> for $name {
-            type Result = ();
-            fn handle(&mut self, _: Alive, _: &mut Context<Self>) {}
-        }
-    };
-}
-
-actor!(
-    /// Owns the management token cache, the rate-limit pause and the retry policy.
-    Management
-);
-actor!(
-    /// Owns job records, their poll timers and the import queue.
-    Jobs
-);
-
-/// The addresses of every actor, cloned into each HTTP worker.
+/// The handles and actor addresses, cloned into each HTTP worker.
 #[derive(Clone)]
 pub struct Actors {
-    /// The store, read directly by handlers (see [`sessions`]).
-    pub repo: SessionRepo,
-    pub sessions: Addr<Sessions>,
+    /// Session and state reads and writes (see [`sessions`]).
+    pub sessions: SessionService,
+    pub logins: Logins,
     pub tokens: Addr<Tokens>,
-    pub management: Addr<Management>,
-    pub jobs: Addr<Jobs>,
+    pub sweeper: Addr<Sessions>,
+    /// What "now" is (a manual clock in tests).
+    pub clock: Clock,
 }
 
 const ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Actors {
-    /// Starts every actor on the current actix system.
-    pub fn start(repo: SessionRepo, sessions: Sessions, tokens: Tokens) -> Self {
+    /// Starts every actor on the current actix system; the sweeper gets an arbiter of its own.
+    pub fn start(
+        sessions: SessionService,
+        sweeper: Sessions,
+        tokens: Tokens,
+        logins: Logins,
+    ) -> Self {
+        let arbiter = Arbiter::new();
+        let sweeper = Sessions::start_in_arbiter(&arbiter.handle(), move |_| sweeper);
         Self {
-            repo,
-            sessions: sessions.start(),
+            clock: sessions.clock().clone(),
+            sessions,
+            logins,
             tokens: tokens.start(),
-            management: Management.start(),
-            jobs: Jobs.start(),
+            sweeper,
         }
     }
 
@@ -77,17 +71,12 @@ impl Actors {
                 let answers = [
                     (
                         "Sessions",
-                        actors.sessions.send(Alive).timeout(ALIVE_TIMEOUT).await,
+                        actors.sweeper.send(Alive).timeout(ALIVE_TIMEOUT).await,
                     ),
                     (
                         "Tokens",
                         actors.tokens.send(Alive).timeout(ALIVE_TIMEOUT).await,
                     ),
-                    (
-                        "Management",
-                        actors.management.send(Alive).timeout(ALIVE_TIMEOUT).await,
-                    ),
-                    ("Jobs", actors.jobs.send(Alive).timeout(ALIVE_TIMEOUT).await),
                 ];
                 for (name, answer) in answers {
                     answer.map_err(|e| format!("actor {name} does not answer: {e}"))?;

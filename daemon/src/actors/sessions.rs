@@ -1,218 +1,143 @@
-//! The `Sessions` actor: owns the session store's background work (the expiry sweeper and the
-//! `auth0_client_sessions_live` gauge), and [`SessionRepo`], the store as everything else uses it:
-//! every call bounded by `sessions.timeoutMs`, so an outage is a quick 503 and never a hang.
+//! Sessions: [`SessionService`], the one owner of every session and state write, and the
+//! `Sessions` actor, which sweeps expired records (in batches, on its own arbiter) and keeps the
+//! `auth0_client_sessions_live` gauge.
 //!
-//! Reads go through a cloned [`SessionRepo`] rather than a message to the actor: `/userinfo` is
-//! the hot path, and a message round trip would add a cross-thread hop to the one store read the
-//! route makes (DESIGN.md allows it for read-only lookups; see the README's benchmark figures).
+//! [`SessionService`] is a cloned handle that runs on the HTTP workers (logins never queue behind
+//! one actor thread). Every call is bounded by `sessions.timeoutMs`, so an outage is a quick 503
+//! and never a hang. Writes are the store's compare-and-swap (the refresh flights of the `Tokens`
+//! actor are the only callers of [`SessionService::replace`]); each write drops the read cache's
+//! copies before and after it.
 //!
-//! In front of the embedded sled store, [`SessionRepo::lookup`] also keeps the sessions it read in
-//! memory, each with its rendered `/userinfo` body. A sled folder belongs to one process (the
-//! store locks it), and every write of a session passes through this repo, which drops the copies
-//! first, so a copy is never stale; expiry is checked on every hit. Decoding the session record
-//! and shaping its claims were most of `/userinfo`'s cost in the benchmark. In front of a shared
-//! store (Redis), where another daemon may write, nothing is kept.
+//! Reads go through the handle too rather than a message to an actor: `/userinfo` is the hot
+//! path, and a message round trip would add a cross-thread hop to its one store read (DESIGN.md
+//! allows direct reads there; see the README's benchmark figures). In front of the embedded sled
+//! store, [`SessionService::lookup`] keeps the sessions it read in memory, with their rendered
+//! `/userinfo` body ([`super::read_cache`]): a sled folder belongs to one process (the store
+//! locks it), and every write passes through this handle. In front of a shared store (Redis),
+//! where another daemon may write, nothing is kept.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use prometheus::IntGauge;
 
 use super::Alive;
+use super::read_cache::ReadCache;
+pub use super::read_cache::ReadSession;
+use crate::clock::Clock;
 use crate::store::{
-    Session, SessionId, SessionStore, StateRecord, StoreError, Timestamp, TokenHash, bounded,
+    CasOutcome, Session, SessionId, SessionStore, StateRecord, StoreError, TokenHash, bounded,
 };
 
 /// How often expired records are swept and the live-session gauge is refreshed.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
-/// A session as the read path holds it, with its `/userinfo` body rendered on first use.
-pub struct ReadSession {
-    pub session: Session,
-    rendered: OnceLock<actix_web::web::Bytes>,
-}
-
-impl ReadSession {
-    fn new(session: Session) -> Arc<Self> {
-        Arc::new(Self {
-            session,
-            rendered: OnceLock::new(),
-        })
-    }
-
-    /// The body `render` makes from this session, made once per cached copy.
-    pub fn rendered(
-        &self,
-        render: impl FnOnce(&Session) -> actix_web::web::Bytes,
-    ) -> actix_web::web::Bytes {
-        self.rendered.get_or_init(|| render(&self.session)).clone()
-    }
-}
-
-/// Bound on the copies kept; past it the cache starts over (a day's sessions of a busy site fit).
-const CACHE_CAPACITY: usize = 100_000;
-
-/// Sessions read, by every key they were read under (see the module docs).
-#[derive(Default)]
-struct ReadCache {
-    entries: RwLock<Entries>,
-}
-
-#[derive(Default)]
-struct Entries {
-    /// By the Bearer access token as presented: a hit hashes the token with a fast hasher instead
-    /// of the SHA-256 the store indexes it by (that SHA-256 was 3% of `/userinfo`'s CPU). Only
-    /// tokens that found a session are kept, so callers cannot fill the map with keys of their own.
-    by_token: HashMap<Box<str>, Arc<ReadSession>, foldhash::fast::RandomState>,
-    /// By session id, with the tokens the copy is also kept under, so a write drops them all.
-    by_id: HashMap<SessionId, Cached>,
-}
-
-struct Cached {
-    read: Arc<ReadSession>,
-    tokens: Vec<Box<str>>,
-}
-
-impl Entries {
-    fn forget_id(&mut self, id: &SessionId) {
-        if let Some(cached) = self.by_id.remove(id) {
-            for token in &cached.tokens {
-                self.by_token.remove(token);
-            }
-        }
-    }
-}
-
-impl ReadCache {
-    fn get(&self, key: SessionKey<'_>) -> Option<Arc<ReadSession>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        match key {
-            SessionKey::AccessToken(token) => entries.by_token.get(token).cloned(),
-            SessionKey::Id(id) => entries.by_id.get(id).map(|c| c.read.clone()),
-        }
-    }
-
-    /// Keeps `read` under its id and, when it was found by one, under `token`; every token the
-    /// id's copy was kept under now names this copy.
-    fn insert(&self, token: Option<&str>, read: Arc<ReadSession>) {
-        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let entries = &mut *guard;
-        if entries.by_id.len() + entries.by_token.len() >= CACHE_CAPACITY {
-            entries.by_id.clear();
-            entries.by_token.clear();
-        }
-        let cached = entries
-            .by_id
-            .entry(read.session.id.clone())
-            .or_insert_with(|| Cached {
-                read: read.clone(),
-                tokens: Vec::new(),
-            });
-        cached.read = read.clone();
-        if let Some(token) = token
-            && !cached.tokens.iter().any(|t| **t == *token)
-        {
-            cached.tokens.push(token.into());
-        }
-        for token in &cached.tokens {
-            entries.by_token.insert(token.clone(), read.clone());
-        }
-    }
-
-    /// Drops every copy of `session`, and whatever copy its current access token names (an
-    /// identical token may have indexed an older session).
-    fn forget(&self, session: &Session) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.forget_id(&session.id);
-        if let Some(older) = entries.by_token.remove(session.access_token.as_str()) {
-            entries.forget_id(&older.session.id);
-        }
-    }
-
-    fn forget_id(&self, id: &SessionId) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        entries.forget_id(id);
-    }
-}
-
-/// The session store with the per-operation bound applied. Cheap to clone.
+/// The owner of session and state writes, and the read path. Cheap to clone.
 #[derive(Clone)]
-pub struct SessionRepo {
+pub struct SessionService {
     store: Arc<dyn SessionStore>,
     limit: Duration,
     cache: Option<Arc<ReadCache>>,
+    clock: Clock,
 }
 
-impl SessionRepo {
-    /// `cache_reads`: keep read sessions in memory; only for a store no other process writes.
-    pub fn new(store: Arc<dyn SessionStore>, limit: Duration, cache_reads: bool) -> Self {
+impl SessionService {
+    /// `cache_bytes`: the read cache's budget (`sessions.cacheBytes`); 0 keeps nothing, and so
+    /// must a store other processes write.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        limit: Duration,
+        cache_bytes: u64,
+        clock: Clock,
+    ) -> Self {
         Self {
             store,
             limit,
-            cache: cache_reads.then(Arc::default),
+            cache: (cache_bytes > 0).then(|| Arc::new(ReadCache::new(cache_bytes))),
+            clock,
         }
     }
 
-    /// The live session of a Bearer access token or a `sid` (the read path of `/userinfo`,
-    /// `/refreshtoken`, `/logout`), from memory when the store allows it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The live session of a Bearer access token or a `sid` (the read path of `/userinfo`), from
+    /// memory when the store allows it. A token that opens several sessions (two logins in one
+    /// second) answers one of them: they are the same user with the same claims.
     pub async fn lookup(
         &self,
         key: SessionKey<'_>,
     ) -> Result<Option<Arc<ReadSession>>, StoreError> {
+        let now = self.clock.now();
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(key)
-            && hit.session.is_live(Timestamp::now())
         {
-            return Ok(Some(hit));
+            if hit.session.is_live(now) {
+                return Ok(Some(hit));
+            }
         }
+        let seen = self.cache.as_ref().map(|c| c.generation());
         let (found, token) = match key {
             SessionKey::AccessToken(token) => {
-                let hash = TokenHash::of(token);
-                let found = bounded(self.limit, self.store.get_session_by_token(&hash)).await?;
-                (found, Some(token))
+                let found = self.sessions_by_token(token).await?;
+                (found.into_iter().max_by_key(|s| s.created_at), Some(token))
             }
-            SessionKey::Id(id) => (bounded(self.limit, self.store.get_session(id)).await?, None),
+            SessionKey::Id(id) => (self.by_id(id).await?, None),
         };
         Ok(found.map(|session| {
             let read = ReadSession::new(session);
-            if let Some(cache) = &self.cache {
-                cache.insert(token, read.clone());
+            if let (Some(cache), Some(seen)) = (&self.cache, seen) {
+                cache.insert(seen, token, read.clone());
             }
             read
         }))
     }
 
-    /// The session with this id, read from the store itself (never from memory): for a refresh,
-    /// which must start from the latest record.
+    /// The session with this id, from the store itself (never from memory).
     pub async fn by_id(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         bounded(self.limit, self.store.get_session(id)).await
     }
 
+    /// Every live session a Bearer access token opens, from the store itself.
+    pub async fn sessions_by_token(&self, token: &str) -> Result<Vec<Session>, StoreError> {
+        let hash = TokenHash::of(token);
+        bounded(self.limit, self.store.sessions_by_token(&hash)).await
+    }
+
+    /// Whether the session is still live (after a failed refresh: is the cookie still good?).
+    pub async fn is_live(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.by_id(id).await?.is_some())
+    }
+
+    /// Stores a new session (a login).
     pub async fn create(&self, session: &Session) -> Result<(), StoreError> {
         // An identical access token may index an older session: its copy must go.
         self.forget(session);
         bounded(self.limit, self.store.create_session(session)).await
     }
 
-    /// False when the session no longer exists (ended meanwhile).
-    pub async fn update(&self, session: &Session) -> Result<bool, StoreError> {
-        self.forget_id(&session.id);
-        let updated = bounded(self.limit, self.store.update_session(session)).await;
-        // A read between the drop and the write may have cached the old record.
-        self.forget_id(&session.id);
-        updated
+    /// Compare-and-swap of a session (the refresh flights only: see the module docs).
+    pub async fn replace(&self, session: &Session) -> Result<CasOutcome, StoreError> {
+        self.forget(session);
+        let written = bounded(self.limit, self.store.replace_session(session)).await;
+        // A read between the drop and the write may have read the old record: the generation
+        // check refuses its insert, and this drops anything older.
+        self.forget(session);
+        written
     }
 
-    pub async fn delete(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    /// Ends a session; returns it when it was live (to revoke its refresh token).
+    pub async fn end(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.forget_id(id);
         let deleted = bounded(self.limit, self.store.delete_session(id)).await;
         self.forget_id(id);
         deleted
     }
 
-    pub async fn delete_sessions_of(&self, sub: &str) -> Result<Vec<Session>, StoreError> {
+    /// Ends every session of a user (user deleted, blocked, password changed).
+    pub async fn end_user(&self, sub: &str) -> Result<Vec<Session>, StoreError> {
         let deleted = bounded(self.limit, self.store.delete_sessions_of(sub)).await?;
         for session in &deleted {
             self.forget_id(&session.id);
@@ -236,10 +161,12 @@ impl SessionRepo {
         bounded(self.limit, self.store.active_subs()).await
     }
 
+    /// Remembers an `/authorize` state; `false` when a live one has that `state` already.
     pub async fn put_state(&self, record: &StateRecord) -> Result<bool, StoreError> {
         bounded(self.limit, self.store.put_state(record)).await
     }
 
+    /// Takes an `/authorize` state (single use).
     pub async fn take_state(&self, state: &str) -> Result<Option<StateRecord>, StoreError> {
         bounded(self.limit, self.store.take_state(state)).await
     }
@@ -267,17 +194,17 @@ impl SessionRepo {
 /// `sessions.timeoutMs`, else 0. Computed when the metrics are read, so no timer runs and an idle
 /// daemon stays idle.
 pub struct StallGauge {
-    repo: SessionRepo,
+    sessions: SessionService,
     gauge: IntGauge,
 }
 
 impl StallGauge {
-    pub fn new(repo: SessionRepo) -> Result<Self, prometheus::Error> {
+    pub fn new(sessions: SessionService) -> Result<Self, prometheus::Error> {
         let gauge = IntGauge::new(
             "auth0_client_store_stalled",
             "1 while a session store call or flush has been running past sessions.timeoutMs.",
         )?;
-        Ok(Self { repo, gauge })
+        Ok(Self { sessions, gauge })
     }
 }
 
@@ -287,7 +214,7 @@ impl prometheus::core::Collector for StallGauge {
     }
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        self.gauge.set(i64::from(self.repo.stalled().is_some()));
+        self.gauge.set(i64::from(self.sessions.stalled().is_some()));
         self.gauge.collect()
     }
 }
@@ -301,20 +228,22 @@ pub enum SessionKey<'a> {
     Id(&'a SessionId),
 }
 
-/// Sweeps expired records on an interval and keeps the live-session gauge current.
+/// Sweeps expired records on an interval and keeps the live-session gauge current. Runs on its
+/// own arbiter (see `Actors::start`), and the store sweeps in batches, so a large sweep never
+/// delays refreshes or logins.
 pub struct Sessions {
-    repo: SessionRepo,
+    sessions: SessionService,
     live: IntGauge,
 }
 
 impl Sessions {
-    pub fn new(repo: SessionRepo, live: IntGauge) -> Self {
-        Self { repo, live }
+    pub fn new(sessions: SessionService, live: IntGauge) -> Self {
+        Self { sessions, live }
     }
 
     fn sweep(&self, ctx: &mut Context<Self>) {
-        let store = self.repo.store.clone();
-        let limit = self.repo.limit;
+        let store = self.sessions.store.clone();
+        let limit = self.sessions.limit;
         let live = self.live.clone();
         ctx.spawn(
             async move {
@@ -354,13 +283,18 @@ mod tests {
     use serde_json::Map;
 
     use super::*;
-    use crate::store::{IdToken, IssuedTokens, RefreshedTokens, SledStore};
+    use crate::store::{IdToken, IssuedTokens, RefreshedTokens, SledStore, Timestamp};
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn repo() -> SessionRepo {
+    fn repo() -> SessionService {
         let store = SledStore::open_temporary().expect("temporary store");
-        SessionRepo::new(Arc::new(store), Duration::from_secs(5), true)
+        SessionService::new(
+            Arc::new(store),
+            Duration::from_secs(5),
+            64 << 20,
+            Clock::system(),
+        )
     }
 
     fn session(access_token: &str) -> Session {
@@ -382,7 +316,7 @@ mod tests {
         )
     }
 
-    async fn by_token(repo: &SessionRepo, token: &str) -> Option<Arc<ReadSession>> {
+    async fn by_token(repo: &SessionService, token: &str) -> Option<Arc<ReadSession>> {
         repo.lookup(SessionKey::AccessToken(token))
             .await
             .expect("lookup")
@@ -417,7 +351,10 @@ mod tests {
             },
             Timestamp::now(),
         );
-        assert!(repo.update(&session).await.expect("update"));
+        assert!(matches!(
+            repo.replace(&session).await.expect("replace"),
+            CasOutcome::Written(_)
+        ));
         for token in ["a1", "a2"] {
             let read = by_token(&repo, token).await.expect("found after the write");
             assert_eq!(
@@ -426,7 +363,7 @@ mod tests {
             );
         }
 
-        repo.delete(&session.id).await.expect("delete");
+        repo.end(&session.id).await.expect("end");
         assert!(by_token(&repo, "a1").await.is_none());
         assert!(by_token(&repo, "a2").await.is_none());
     }

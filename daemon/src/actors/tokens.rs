@@ -1,8 +1,28 @@
-//! The `Tokens` actor: owns the Authentication API client, the JWKS cache and the map of refreshes
-//! in flight. Logins (password grant, code exchange) and refreshes go through it; a refresh of one session is
-//! single-flight: whoever asks while one is running (Bearer, cookie, an old alias, `/userinfo`'s
-//! transparent refresh) joins it and gets its outcome, and the new tokens are stored before the
-//! flight resolves, so no caller is answered with tokens the store does not have.
+//! Logins and refreshes.
+//!
+//! - [`Logins`]: the password grant and the code exchange, run on the HTTP workers through a
+//!   cloned handle (they touch no shared state, so they never queue behind one actor thread).
+//! - The `Tokens` actor owns the refresh flights ([`SingleFlight`] per session: whoever asks while
+//!   one runs, by Bearer, cookie or an old alias, or `/userinfo`'s transparent refresh, joins it)
+//!   and the token sets Auth0 issued whose save failed, which it keeps and saves again.
+//!
+//! A refresh flight is the only writer of a session's tokens and of its expiry: it reads the
+//! record, asks Auth0 when it must, and writes with compare-and-swap; a conflict is resolved by
+//! re-reading, never by overwriting. New tokens are stored before any caller is answered.
+//!
+//! | kind | Auth0 call | extends the session |
+//! |---|---|---|
+//! | [`RefreshKind::Rotate`]: `/refreshtoken` with the current refresh token | yes | yes |
+//! | [`RefreshKind::Cookie`]: `/refreshtoken` with the `sid` cookie | unless refreshed within `sessions.refreshGraceSeconds` | yes |
+//! | [`RefreshKind::Extend`]: a superseded refresh token (the client missed a rotation) | no | yes |
+//! | [`RefreshKind::Transparent`]: `/userinfo` with an expired access token | if still expired | no |
+//!
+//! **Outage after rotation.** When Auth0 rotated the refresh token and the store write then
+//! fails, the new token set stays with the actor: the callers get 503 (never 401), the actor
+//! retries the save with backoff, and the session's next flight saves it before anything else,
+//! without calling Auth0 with the now-rotated token (Auth0 would take it as reuse and revoke the
+//! family). A save that timed out may have landed: a conflict whose stored refresh token is the
+//! one being saved counts as saved.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,17 +32,19 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::web;
 use futures_util::FutureExt as _;
-use futures_util::future::{BoxFuture, Shared};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::Alive;
-use super::sessions::SessionRepo;
+use super::sessions::SessionService;
+use super::single_flight::{Flight, SingleFlight};
 use crate::auth0::authentication::{AuthenticationClient, PasswordGrant, TokenSet};
 use crate::auth0::error::Auth0Error;
 use crate::auth0::jwks::{IdTokenError, JwksCache};
+use crate::clock::Clock;
 use crate::config::{ClientSettings, Settings};
 use crate::store::{
-    IdToken, IssuedTokens, RefreshedTokens, Session, SessionId, StoreError, Timestamp,
+    CasOutcome, IdToken, IssuedTokens, RefreshedTokens, Session, SessionId, StoreError, Timestamp,
+    TokenHash,
 };
 
 /// Why a login or a refresh failed.
@@ -41,8 +63,6 @@ pub enum TokenError {
 }
 
 /// A password login: Auth0's password grant, the ID token verified, the session stored.
-#[derive(Message)]
-#[rtype(result = "Result<Session, TokenError>")]
 pub struct PasswordLogin {
     pub client: String,
     pub username: String,
@@ -54,8 +74,6 @@ pub struct PasswordLogin {
 /// A code-flow login: Auth0's `authorization_code` grant with the PKCE verifier and the
 /// `redirect_uri` sent to `/authorize`, the ID token verified with the nonce sent there, the
 /// session stored.
-#[derive(Message)]
-#[rtype(result = "Result<Session, TokenError>")]
 pub struct CodeLogin {
     pub client: String,
     pub code: SecretString,
@@ -66,14 +84,20 @@ pub struct CodeLogin {
     pub nonce: String,
 }
 
-/// Why a refresh is asked for.
+/// What a refresh is asked for (see the module docs' table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefreshKind {
-    /// `POST /refreshtoken`: always calls Auth0 and extends the session.
-    Explicit,
-    /// `/userinfo` with an expired access token: calls Auth0 only if the token is still expired
-    /// when the flight starts, and does not extend the session.
+    Rotate,
+    Cookie,
+    Extend,
     Transparent,
+}
+
+impl RefreshKind {
+    /// Every explicit `/refreshtoken` extends the session; `/userinfo` never does.
+    pub fn extends(self) -> bool {
+        self != Self::Transparent
+    }
 }
 
 /// Refreshes a session's tokens, single-flight per session.
@@ -87,48 +111,166 @@ pub struct Refresh {
 /// What a refresh flight ended with; shared by every caller that joined it.
 #[derive(Clone, Debug)]
 pub enum RefreshOutcome {
-    /// The session with its new (stored) tokens.
+    /// The session with its current (stored) tokens.
     Refreshed(Box<Session>),
-    /// The session is over (Auth0 refused its refresh token, it had none, or it was ended
-    /// meanwhile) and was deleted: 401.
+    /// The session is over (Auth0 refused its refresh token, or it was ended meanwhile): 401.
     Ended,
+    /// An explicit refresh of a session that has no refresh token: 401, the session kept.
+    NoRefreshToken,
     /// Auth0 or the store failed; the session is kept.
     Failed(Arc<TokenError>),
 }
 
-type Flight = Shared<BoxFuture<'static, RefreshOutcome>>;
+/// A token set Auth0 issued whose save failed, kept to be saved again.
+#[derive(Clone)]
+struct Unsaved {
+    tokens: RefreshedTokens,
+    /// The refresh token Auth0 rotated (the session's current one until the save lands).
+    presented: TokenHash,
+    extend: bool,
+    attempts: u32,
+}
 
-/// Everything a login or a refresh needs, cloned into each future.
+#[derive(Clone)]
+struct FlightResult {
+    outcome: RefreshOutcome,
+    /// Tokens still to save, when the flight could not.
+    unsaved: Option<Unsaved>,
+}
+
+/// How many times a flight re-reads and re-applies after compare-and-swap conflicts.
+const CAS_ATTEMPTS: usize = 5;
+/// An explicit refresh extends the session unless it already expires within this of a full one.
+const EXTEND_SLACK: Duration = Duration::from_secs(5);
+
+/// Everything a login or a refresh needs; cheap to clone.
 #[derive(Clone)]
 struct Deps {
     auth: AuthenticationClient,
     jwks: JwksCache,
     settings: web::Data<Settings>,
-    repo: SessionRepo,
+    repo: SessionService,
+    clock: Clock,
+}
+
+/// The login flows, run on the HTTP workers. Cheap to clone.
+#[derive(Clone)]
+pub struct Logins {
+    deps: Deps,
+}
+
+impl Logins {
+    pub async fn password(&self, login: PasswordLogin) -> Result<Session, TokenError> {
+        let deps = &self.deps;
+        let client = deps.client(&login.client)?;
+        let grant = PasswordGrant {
+            username: &login.username,
+            password: &login.password,
+            connection: login.connection.as_deref(),
+            end_user_ip: login.end_user_ip,
+        };
+        let tokens = deps.auth.password_grant(client, &grant).await?;
+        deps.open_session(&login.client, client, tokens, None).await
+    }
+
+    pub async fn code(&self, login: CodeLogin) -> Result<Session, TokenError> {
+        let deps = &self.deps;
+        let client = deps.client(&login.client)?;
+        let tokens = deps
+            .auth
+            .exchange_code(
+                client,
+                &login.code,
+                &login.redirect_uri,
+                &login.code_verifier,
+            )
+            .await?;
+        deps.open_session(&login.client, client, tokens, Some(&login.nonce))
+            .await
+    }
 }
 
 pub struct Tokens {
     deps: Deps,
-    in_flight: HashMap<SessionId, Flight>,
+    flights: SingleFlight<SessionId, FlightResult>,
+    unsaved: HashMap<SessionId, Unsaved>,
 }
 
 impl Tokens {
+    /// The actor and the [`Logins`] handle sharing its dependencies.
     pub fn new(
         auth: AuthenticationClient,
         jwks: JwksCache,
         settings: web::Data<Settings>,
-        repo: SessionRepo,
-    ) -> Self {
-        Self {
-            deps: Deps {
-                auth,
-                jwks,
-                settings,
-                repo,
+        repo: SessionService,
+        clock: Clock,
+    ) -> (Self, Logins) {
+        let deps = Deps {
+            auth,
+            jwks,
+            settings,
+            repo,
+            clock,
+        };
+        let logins = Logins { deps: deps.clone() };
+        (
+            Self {
+                deps,
+                flights: SingleFlight::default(),
+                unsaved: HashMap::new(),
             },
-            in_flight: HashMap::new(),
-        }
+            logins,
+        )
     }
+
+    /// Joins the session's flight or starts one; a new flight runs on the actor, so a caller
+    /// that goes away (a closed connection) does not cancel a refresh others wait for.
+    fn fly(
+        &mut self,
+        id: SessionId,
+        kind: RefreshKind,
+        ctx: &mut Context<Self>,
+    ) -> Flight<FlightResult> {
+        let deps = self.deps.clone();
+        let unsaved = self.unsaved.get(&id).cloned();
+        let flight_id = id.clone();
+        let (flight, started) = self.flights.join_or_start(&id, move || {
+            Box::pin(async move { deps.refresh(&flight_id, kind, unsaved).await })
+        });
+        if started {
+            let finished = flight.clone();
+            ctx.spawn(
+                flight
+                    .clone()
+                    .into_actor(self)
+                    .map(move |result, actor, ctx| {
+                        actor.flights.finish(&id, &finished);
+                        match result.unsaved {
+                            Some(unsaved) => {
+                                let wait = retry_delay(unsaved.attempts);
+                                actor.unsaved.insert(id.clone(), unsaved);
+                                ctx.run_later(wait, move |actor, ctx| {
+                                    if actor.unsaved.contains_key(&id) {
+                                        drop(actor.fly(id, RefreshKind::Transparent, ctx));
+                                    }
+                                });
+                            }
+                            None => {
+                                actor.unsaved.remove(&id);
+                            }
+                        }
+                    }),
+            );
+        }
+        flight
+    }
+}
+
+/// Backoff of the retries of an unsaved token set: 0.5 s doubling to 30 s.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_millis(500)
+        .saturating_mul(1 << attempts.min(6))
+        .min(Duration::from_secs(30))
 }
 
 impl Actor for Tokens {
@@ -140,45 +282,12 @@ impl Handler<Alive> for Tokens {
     fn handle(&mut self, _: Alive, _: &mut Context<Self>) {}
 }
 
-impl Handler<PasswordLogin> for Tokens {
-    type Result = ResponseFuture<Result<Session, TokenError>>;
-
-    fn handle(&mut self, login: PasswordLogin, _: &mut Context<Self>) -> Self::Result {
-        let deps = self.deps.clone();
-        Box::pin(async move { deps.password_login(login).await })
-    }
-}
-
-impl Handler<CodeLogin> for Tokens {
-    type Result = ResponseFuture<Result<Session, TokenError>>;
-
-    fn handle(&mut self, login: CodeLogin, _: &mut Context<Self>) -> Self::Result {
-        let deps = self.deps.clone();
-        Box::pin(async move { deps.code_login(login).await })
-    }
-}
-
 impl Handler<Refresh> for Tokens {
     type Result = ResponseFuture<RefreshOutcome>;
 
     fn handle(&mut self, refresh: Refresh, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(flight) = self.in_flight.get(&refresh.session) {
-            return Box::pin(flight.clone());
-        }
-        let deps = self.deps.clone();
-        let id = refresh.session.clone();
-        let flight: Flight = async move { deps.refresh(&id, refresh.kind).await }
-            .boxed()
-            .shared();
-        self.in_flight
-            .insert(refresh.session.clone(), flight.clone());
-        // The flight runs on the actor, not in the caller: a caller that goes away (a closed
-        // connection) does not cancel a refresh others are waiting for.
-        let session = refresh.session;
-        ctx.spawn(flight.clone().into_actor(self).map(move |_, actor, _| {
-            actor.in_flight.remove(&session);
-        }));
-        Box::pin(flight)
+        let flight = self.fly(refresh.session, refresh.kind, ctx);
+        Box::pin(flight.map(|result| result.outcome))
     }
 }
 
@@ -194,12 +303,35 @@ fn stored_tokens(tokens: &TokenSet) -> (String, Timestamp, Option<String>) {
     )
 }
 
+/// A failed flight: the error, and the tokens still to save if Auth0 had rotated.
+struct Failure {
+    error: TokenError,
+    unsaved: Option<Unsaved>,
+}
+
+impl<E: Into<TokenError>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            unsaved: None,
+        }
+    }
+}
+
 impl Deps {
     fn client(&self, name: &str) -> Result<&ClientSettings, TokenError> {
         self.settings
             .client(name)
             .map(Arc::as_ref)
             .ok_or_else(|| TokenError::UnknownClient(name.to_owned()))
+    }
+
+    fn session_duration(&self) -> Duration {
+        Duration::from_secs(self.settings.session_duration_seconds)
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.settings.sessions.refresh_grace_seconds)
     }
 
     async fn verify(
@@ -234,114 +366,220 @@ impl Deps {
             .and_then(|s| s.as_str())
             .unwrap_or_default()
             .to_owned();
-        let now = Timestamp::now();
+        let now = self.clock.now();
+        let (access_token, access_expires_at, refresh_token) = stored_tokens(&tokens);
         let session = Session::new(
             client_name,
             sub,
-            {
-                let (access_token, access_expires_at, refresh_token) = stored_tokens(&tokens);
-                IssuedTokens {
-                    access_token,
-                    access_expires_at,
-                    refresh_token,
-                    id_token,
-                }
+            IssuedTokens {
+                access_token,
+                access_expires_at,
+                refresh_token,
+                id_token,
             },
-            now.saturating_add(Duration::from_secs(self.settings.session_duration_seconds)),
+            now.saturating_add(self.session_duration()),
             now,
         );
         self.repo.create(&session).await?;
         Ok(session)
     }
 
-    async fn password_login(&self, login: PasswordLogin) -> Result<Session, TokenError> {
-        let client = self.client(&login.client)?;
-        let grant = PasswordGrant {
-            username: &login.username,
-            password: &login.password,
-            connection: login.connection.as_deref(),
-            end_user_ip: login.end_user_ip,
-        };
-        let tokens = self.auth.password_grant(client, &grant).await?;
-        self.open_session(&login.client, client, tokens, None).await
-    }
-
-    async fn code_login(&self, login: CodeLogin) -> Result<Session, TokenError> {
-        let client = self.client(&login.client)?;
-        let tokens = self
-            .auth
-            .exchange_code(
-                client,
-                &login.code,
-                &login.redirect_uri,
-                &login.code_verifier,
-            )
-            .await?;
-        self.open_session(&login.client, client, tokens, Some(&login.nonce))
-            .await
-    }
-
-    async fn refresh(&self, id: &SessionId, kind: RefreshKind) -> RefreshOutcome {
-        match self.try_refresh(id, kind).await {
-            Ok(Some(session)) => RefreshOutcome::Refreshed(Box::new(session)),
-            Ok(None) => RefreshOutcome::Ended,
-            Err(TokenError::Auth0(err)) if err.is_invalid_grant() => {
+    async fn refresh(
+        &self,
+        id: &SessionId,
+        kind: RefreshKind,
+        unsaved: Option<Unsaved>,
+    ) -> FlightResult {
+        match self.try_refresh(id, kind, unsaved).await {
+            Ok(outcome) => FlightResult {
+                outcome,
+                unsaved: None,
+            },
+            Err(Failure {
+                error: TokenError::Auth0(err),
+                ..
+            }) if err.is_invalid_grant() => {
                 tracing::info!("Auth0 refused the session's refresh token: ending the session");
-                match self.repo.delete(id).await {
+                let outcome = match self.repo.end(id).await {
                     Ok(_) => RefreshOutcome::Ended,
                     Err(store) => RefreshOutcome::Failed(Arc::new(store.into())),
+                };
+                FlightResult {
+                    outcome,
+                    unsaved: None,
                 }
             }
-            Err(err) => RefreshOutcome::Failed(Arc::new(err)),
+            Err(Failure { error, unsaved }) => FlightResult {
+                outcome: RefreshOutcome::Failed(Arc::new(error)),
+                unsaved,
+            },
         }
     }
 
-    /// `Ok(None)`: the session is over (gone, or no refresh token: then deleted).
     async fn try_refresh(
         &self,
         id: &SessionId,
         kind: RefreshKind,
-    ) -> Result<Option<Session>, TokenError> {
-        // Re-read: the caller's copy may predate a refresh that just finished.
-        let Some(mut session) = self.repo.by_id(id).await? else {
-            return Ok(None);
+        unsaved: Option<Unsaved>,
+    ) -> Result<RefreshOutcome, Failure> {
+        let keep = |unsaved: &Option<Unsaved>| {
+            let unsaved = unsaved.clone();
+            move |error: StoreError| Failure {
+                error: error.into(),
+                unsaved: unsaved.map(|u| Unsaved {
+                    attempts: u.attempts + 1,
+                    ..u
+                }),
+            }
         };
-        let now = Timestamp::now();
-        if kind == RefreshKind::Transparent && !session.access_expired(now) {
-            return Ok(Some(session));
+        // Always from the store: the caller's copy may predate a refresh that just finished.
+        let Some(session) = self.repo.by_id(id).await.map_err(keep(&unsaved))? else {
+            return Ok(RefreshOutcome::Ended);
+        };
+        let extend = kind.extends();
+        if let Some(pending) = &unsaved {
+            // Auth0 already rotated: save that first, and never call it with the old token.
+            let saved = self
+                .save(
+                    session,
+                    &pending.tokens,
+                    &pending.presented,
+                    extend || pending.extend,
+                )
+                .await
+                .map_err(keep(&unsaved))?;
+            tracing::info!("saved a token set kept after a failed store write");
+            return Ok(saved.map_or(RefreshOutcome::Ended, |s| {
+                RefreshOutcome::Refreshed(Box::new(s))
+            }));
+        }
+        let now = self.clock.now();
+        let call_auth0 = match kind {
+            RefreshKind::Rotate => true,
+            RefreshKind::Cookie => !session
+                .refreshed_at
+                .is_some_and(|at| now <= at.saturating_add(self.grace())),
+            RefreshKind::Extend => false,
+            RefreshKind::Transparent => session.access_expired(now),
+        };
+        if !call_auth0 {
+            let session = if extend {
+                self.extend(session).await?
+            } else {
+                Some(session)
+            };
+            return Ok(session.map_or(RefreshOutcome::Ended, |s| {
+                RefreshOutcome::Refreshed(Box::new(s))
+            }));
         }
         let Some(refresh_token) = session.refresh_token.clone() else {
-            self.repo.delete(id).await?;
-            return Ok(None);
+            if kind == RefreshKind::Transparent {
+                self.repo.end(id).await?;
+                return Ok(RefreshOutcome::Ended);
+            }
+            return Ok(RefreshOutcome::NoRefreshToken);
         };
         let client = self.client(&session.client)?;
         let tokens = self
             .auth
-            .refresh(client, &SecretString::from(refresh_token))
+            .refresh(client, &SecretString::from(refresh_token.clone()))
             .await?;
         let id_token = match &tokens.id_token {
             Some(token) => Some(self.verify(client, token, None).await?),
             None => None,
         };
-        let now = Timestamp::now();
-        let (access_token, access_expires_at, refresh_token) = stored_tokens(&tokens);
-        session.apply_refresh(
-            RefreshedTokens {
-                access_token,
-                access_expires_at,
-                refresh_token,
-                id_token,
-            },
-            now,
-        );
-        if kind == RefreshKind::Explicit {
-            session.expires_at =
-                now.saturating_add(Duration::from_secs(self.settings.session_duration_seconds));
+        let (access_token, access_expires_at, refresh_token_new) = stored_tokens(&tokens);
+        let refreshed = RefreshedTokens {
+            access_token,
+            access_expires_at,
+            refresh_token: refresh_token_new,
+            id_token,
+        };
+        let presented = TokenHash::of(&refresh_token);
+        match self.save(session, &refreshed, &presented, extend).await {
+            Ok(saved) => Ok(saved.map_or(RefreshOutcome::Ended, |s| {
+                RefreshOutcome::Refreshed(Box::new(s))
+            })),
+            Err(error) => {
+                tracing::warn!(
+                    error = %error,
+                    "Auth0 refreshed a session but storing the tokens failed: keeping them to save again"
+                );
+                Err(Failure {
+                    error: error.into(),
+                    unsaved: Some(Unsaved {
+                        tokens: refreshed,
+                        presented,
+                        extend,
+                        attempts: 0,
+                    }),
+                })
+            }
         }
-        if !self.repo.update(&session).await? {
-            return Ok(None);
+    }
+
+    /// Writes a refresh's tokens over `session` with compare-and-swap. `presented` is the refresh
+    /// token Auth0 was given: the tokens apply only while it is still the session's current one.
+    /// `Ok(None)`: the session ended meanwhile.
+    async fn save(
+        &self,
+        mut session: Session,
+        tokens: &RefreshedTokens,
+        presented: &TokenHash,
+        extend: bool,
+    ) -> Result<Option<Session>, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            if session.access_token == tokens.access_token
+                || tokens
+                    .refresh_token
+                    .as_deref()
+                    .is_some_and(|new| session.refresh_token_is(Some(&TokenHash::of(new))))
+            {
+                // Already saved: a write that timed out had landed.
+                return Ok(Some(session));
+            }
+            if !session.refresh_token_is(Some(presented)) {
+                // Another writer rotated meanwhile (another daemon): its tokens stand.
+                return Ok(Some(session));
+            }
+            let now = self.clock.now();
+            let mut next = session.clone();
+            next.apply_refresh(tokens.clone(), now);
+            if extend {
+                next.expires_at = next
+                    .expires_at
+                    .max(now.saturating_add(self.session_duration()));
+            }
+            match self.repo.replace(&next).await? {
+                CasOutcome::Written(stored) => return Ok(Some(*stored)),
+                CasOutcome::Conflict(current) => session = *current,
+                CasOutcome::Gone => return Ok(None),
+            }
         }
-        Ok(Some(session))
+        Err(StoreError::Unavailable(
+            "the session kept changing while its refresh was saved".into(),
+        ))
+    }
+
+    /// Moves the session's expiry to now + `SESSION_DURATION_SECONDS` (an explicit refresh that
+    /// made no Auth0 call), with compare-and-swap. `Ok(None)`: the session ended meanwhile.
+    async fn extend(&self, mut session: Session) -> Result<Option<Session>, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let full = self.clock.now().saturating_add(self.session_duration());
+            if session.expires_at.saturating_add(EXTEND_SLACK) >= full {
+                return Ok(Some(session));
+            }
+            let mut next = session.clone();
+            next.expires_at = full;
+            match self.repo.replace(&next).await? {
+                CasOutcome::Written(stored) => return Ok(Some(*stored)),
+                CasOutcome::Conflict(current) => session = *current,
+                CasOutcome::Gone => return Ok(None),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the session kept changing while it was extended".into(),
+        ))
     }
 }
 

@@ -112,6 +112,7 @@ struct RawSessions {
     refresh_grace_seconds: Option<u64>,
     timeout_ms: Option<u64>,
     state_ttl_seconds: Option<u64>,
+    cache_bytes: Option<u64>,
     sled_cache_bytes: Option<u64>,
 }
 
@@ -569,6 +570,7 @@ fn build_sessions(
             raw.state_ttl_seconds,
             defaults.state_ttl_seconds,
         )?,
+        cache_bytes: cache_bytes(p, raw.cache_bytes, defaults.cache_bytes)?,
         sled_cache_bytes: sled_cache_bytes(p, raw.sled_cache_bytes, defaults.sled_cache_bytes)?,
     })
 }
@@ -688,7 +690,23 @@ fn build_plugin(i: usize, raw: RawPlugin, p: &Provenance) -> Result<PluginSettin
     })
 }
 
-/// A number that must be above 0 when given.
+/// `sessions.cacheBytes`: the byte budget of the in-memory session copies. 0 turns the cache off
+/// (every `/userinfo` reads the store); otherwise at least 1 MiB, since below that the cache would
+/// keep only a few hundred sessions and refuse any above an eighth of the budget. The ceiling only
+/// catches a unit mistake, as for `sledCacheBytes`.
+fn cache_bytes(p: &Provenance, value: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    const MIN: u64 = 1 << 20;
+    const MAX: u64 = 1 << 40;
+    match value {
+        None => Ok(default),
+        Some(v) if v == 0 || (MIN..=MAX).contains(&v) => Ok(v),
+        Some(v) => Err(p.invalid(
+            "sessions.cacheBytes",
+            format!("must be 0 (off) or between {MIN} (1 MiB) and {MAX} (1 TiB) bytes, found {v}"),
+        )),
+    }
+}
+
 /// `sessions.sledCacheBytes`: sled's page cache. Below 1 MiB sled thrashes its own pages; the
 /// ceiling only catches a unit mistake (a value meant in KiB or bits), since memory is the
 /// operator's to spend.

@@ -89,6 +89,7 @@ const SESSIONS: Shape = Object(&[
     ("refreshGraceSeconds", Scalar),
     ("timeoutMs", Scalar),
     ("stateTtlSeconds", Scalar),
+    ("cacheBytes", Scalar),
     ("sledCacheBytes", Scalar),
 ]);
 

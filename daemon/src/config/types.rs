@@ -310,6 +310,9 @@ pub struct SessionSettings {
     pub timeout_ms: u64,
     /// Lifetime of an `/authorize` state record.
     pub state_ttl_seconds: u64,
+    /// Byte budget of the sessions kept in memory in front of sled (the least recently used are
+    /// evicted); 0 = off. Not used with Redis.
+    pub cache_bytes: u64,
     /// sled's own page cache (sled's default, 1 GiB, is far more than sessions need).
     pub sled_cache_bytes: u64,
 }
@@ -323,6 +326,7 @@ impl Default for SessionSettings {
             refresh_grace_seconds: 30,
             timeout_ms: 2000,
             state_ttl_seconds: 600,
+            cache_bytes: 64 << 20,
             sled_cache_bytes: 64 << 20,
         }
     }

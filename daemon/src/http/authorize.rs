@@ -281,8 +281,8 @@ pub(super) async fn take_state(actors: &Actors, state: &str) -> Result<StateReco
     if state.len() > MAX_STATE_LEN {
         return Err(unknown());
     }
-    match actors.repo.take_state(state).await? {
-        Some(record) if record.is_live(Timestamp::now()) => Ok(record),
+    match actors.sessions.take_state(state).await? {
+        Some(record) if record.is_live(actors.clock.now()) => Ok(record),
         _ => Err(unknown()),
     }
 }
@@ -302,12 +302,7 @@ pub(super) async fn exchange(
         code_verifier: SecretString::from(record.pkce_verifier.clone()),
         nonce: record.nonce.clone(),
     };
-    match actors
-        .tokens
-        .send(login)
-        .await
-        .map_err(ApiError::internal)?
-    {
+    match actors.logins.code(login).await {
         Ok(session) => {
             tracing::info!(
                 client = %client.name,
@@ -382,7 +377,7 @@ async fn authorize(
         non_empty(query.prompt).as_deref(),
         non_empty(query.action).as_deref(),
     )?;
-    if !actors.repo.put_state(&record).await? {
+    if !actors.sessions.put_state(&record).await? {
         return Err(if caller_state {
             ApiError::BadRequest("`state` is already in use by a login in progress".into())
         } else {

@@ -8,11 +8,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::{OptionalBrowserClient, PublicOrigin, RelativeRedirect, SessionCredential};
-use super::session::find_session;
 use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::Revoke;
 use crate::config::Settings;
+use crate::store::Session;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(logout);
@@ -51,16 +51,16 @@ async fn logout(
         Some(_) => Some(PublicOrigin::of(&req, &settings)?),
         None => None,
     };
-    let session = find_session(&actors, &credential)
-        .await?
-        .map(|(found, _)| found.session.clone());
-    let client = match &session {
+    let sessions = sessions_to_end(&actors, &credential).await?;
+    let client = match sessions.first() {
         Some(session) => client.for_session(&session.client)?,
         None => client.required()?,
     };
-    if let Some(session) = session {
-        actors.repo.delete(&session.id).await?;
-        tracing::info!(client = %client.name, sub = %session.sub, "user logged out");
+    for session in sessions {
+        let Some(session) = actors.sessions.end(&session.id).await? else {
+            continue;
+        };
+        tracing::info!(client = %session.client, sub = %session.sub, "user logged out");
         if let Some(refresh_token) = session.refresh_token {
             // Best effort and off the answer's path: the session is already gone here.
             actors.tokens.do_send(Revoke {
@@ -88,4 +88,22 @@ async fn logout(
         .insert_header((header::LOCATION, location.as_str()))
         .cookie(session_cookie::clear(&settings))
         .finish())
+}
+
+/// What a logout ends: every session a Bearer access token opens (two logins in one second may
+/// share one), else the `sid` cookie's session. Read from the store, never from memory.
+async fn sessions_to_end(
+    actors: &Actors,
+    credential: &SessionCredential,
+) -> Result<Vec<Session>, ApiError> {
+    if let Some(token) = credential.bearer() {
+        let sessions = actors.sessions.sessions_by_token(token).await?;
+        if !sessions.is_empty() {
+            return Ok(sessions);
+        }
+    }
+    Ok(match &credential.cookie_sid {
+        Some(sid) => actors.sessions.by_id(sid).await?.into_iter().collect(),
+        None => Vec::new(),
+    })
 }

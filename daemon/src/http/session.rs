@@ -18,7 +18,7 @@ use crate::actors::Actors;
 use crate::actors::sessions::{ReadSession, SessionKey};
 use crate::actors::tokens::{Refresh, RefreshKind, RefreshOutcome};
 use crate::config::Settings;
-use crate::store::{RefreshTokenMatch, Session, Timestamp};
+use crate::store::{RefreshTokenMatch, Session};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     // `/userinfo` first: it is the hot path, and actix-web tries routes in order.
@@ -42,12 +42,15 @@ pub(super) async fn find_session(
     credential: &SessionCredential,
 ) -> Result<Option<(Arc<ReadSession>, Via)>, ApiError> {
     if let Some(token) = credential.bearer()
-        && let Some(session) = actors.repo.lookup(SessionKey::AccessToken(token)).await?
+        && let Some(session) = actors
+            .sessions
+            .lookup(SessionKey::AccessToken(token))
+            .await?
     {
         return Ok(Some((session, Via::Bearer)));
     }
     if let Some(sid) = &credential.cookie_sid
-        && let Some(session) = actors.repo.lookup(SessionKey::Id(sid)).await?
+        && let Some(session) = actors.sessions.lookup(SessionKey::Id(sid)).await?
     {
         return Ok(Some((session, Via::Cookie)));
     }
@@ -76,6 +79,10 @@ async fn refresh(
         RefreshOutcome::Refreshed(session) => Ok(*session),
         RefreshOutcome::Ended => Err(ApiError::Unauthorized(
             "the session has ended: log in again".into(),
+        )),
+        RefreshOutcome::NoRefreshToken => Err(ApiError::Unauthorized(
+            "the session has no refresh token to refresh with (the client's scopes lack `offline_access`)"
+                .into(),
         )),
         RefreshOutcome::Failed(err) => Err(ApiError::from(&*err)),
     }
@@ -162,35 +169,25 @@ async fn explicit_refresh(
 ) -> Result<HttpResponse, ApiError> {
     let body = refresh_body(&body)?;
     let credential = credential.require()?;
-    let (found, via) = find_session(&actors, &credential)
-        .await?
-        .ok_or_else(no_session)?;
-    let session = found.session.clone();
+    let (session, kind, via) = explicit_target(&actors, &credential, &body).await?;
     let client = client.for_session(&session.client)?;
-    let now = Timestamp::now();
-    let grace = Duration::from_secs(settings.sessions.refresh_grace_seconds);
-    let outcome = match (&body.refresh_token, via) {
-        (None, Via::Bearer) => {
-            return Err(ApiError::BadRequest(
-                "missing field `refresh_token` (required with a Bearer token)".into(),
-            ));
+    let mut outcome = refresh(&actors, &session, kind).await;
+    // A caller that joined a transparent refresh (which does not extend) still extends.
+    if let Ok(refreshed) = &outcome {
+        let full = actors
+            .clock
+            .now()
+            .saturating_add(Duration::from_secs(settings.session_duration_seconds));
+        if refreshed.expires_at.saturating_add(Duration::from_secs(5)) < full {
+            outcome = refresh(&actors, refreshed, RefreshKind::Extend).await;
         }
-        (None, Via::Cookie) => refresh(&actors, &session, RefreshKind::Explicit).await,
-        (Some(presented), _) => match session.check_refresh_token(presented, now, grace) {
-            RefreshTokenMatch::Current => refresh(&actors, &session, RefreshKind::Explicit).await,
-            // A late or concurrent caller with the token just rotated: the current tokens.
-            RefreshTokenMatch::PreviousWithinGrace => Ok(session),
-            RefreshTokenMatch::Unknown => {
-                return Err(ApiError::Unauthorized(
-                    "`refresh_token` is not this session's current refresh token".into(),
-                ));
-            }
-        },
-    };
-    let mut session = match outcome {
+    }
+    let session = match outcome {
         Ok(session) => session,
         // The session is over: a cookie caller also loses the cookie.
-        Err(err @ ApiError::Unauthorized(_)) if via == Via::Cookie => {
+        Err(err @ ApiError::Unauthorized(_))
+            if via == Via::Cookie && !actors.sessions.is_live(&session.id).await? =>
+        {
             let mut answer = err.error_response();
             answer
                 .add_cookie(&session_cookie::clear(&settings))
@@ -199,13 +196,6 @@ async fn explicit_refresh(
         }
         Err(err) => return Err(err),
     };
-    // A caller that joined a transparent refresh (which does not extend) still extends.
-    let full =
-        Timestamp::now().saturating_add(Duration::from_secs(settings.session_duration_seconds));
-    if session.expires_at.saturating_add(Duration::from_secs(5)) < full {
-        session.expires_at = full;
-        actors.repo.update(&session).await?;
-    }
     Ok(match via {
         Via::Bearer => HttpResponse::Ok().json(TokenAnswer::of(&session)),
         // A cookie caller gets the cookie back with a full Max-Age, whatever the client's scopes.
@@ -213,6 +203,55 @@ async fn explicit_refresh(
             .cookie(session_cookie::issue(&client.settings, &settings, &session))
             .finish(),
     })
+}
+
+/// Which session an explicit refresh is for, and what it asks of the flight.
+///
+/// - Bearer: the access token may open several sessions (two logins in one second); the
+///   presented refresh token picks one. Its current refresh token calls Auth0; one it issued and
+///   later rotated gets the current tokens (the client missed a rotation).
+/// - Cookie: the `sid` session; a `refresh_token` in the body, when given, is checked the same way.
+async fn explicit_target(
+    actors: &Actors,
+    credential: &SessionCredential,
+    body: &RefreshBody,
+) -> Result<(Session, RefreshKind, Via), ApiError> {
+    let not_this =
+        || ApiError::Unauthorized("`refresh_token` is not this session's refresh token".into());
+    let kind_for = |session: &Session, presented: &str| match session.check_refresh_token(presented)
+    {
+        RefreshTokenMatch::Current => Some(RefreshKind::Rotate),
+        RefreshTokenMatch::Superseded => Some(RefreshKind::Extend),
+        RefreshTokenMatch::Unknown => None,
+    };
+    if let Some(token) = credential.bearer() {
+        let sessions = actors.sessions.sessions_by_token(token).await?;
+        if !sessions.is_empty() {
+            let presented = body.refresh_token.as_deref().ok_or_else(|| {
+                ApiError::BadRequest(
+                    "missing field `refresh_token` (required with a Bearer token)".into(),
+                )
+            })?;
+            let mut matches: Vec<(Session, RefreshKind)> = sessions
+                .into_iter()
+                .filter_map(|s| kind_for(&s, presented).map(|k| (s, k)))
+                .collect();
+            // The session whose current token it is, before one that merely kept it.
+            matches.sort_by_key(|(_, kind)| *kind != RefreshKind::Rotate);
+            let (session, kind) = matches.into_iter().next().ok_or_else(not_this)?;
+            return Ok((session, kind, Via::Bearer));
+        }
+    }
+    let session = match &credential.cookie_sid {
+        Some(sid) => actors.sessions.by_id(sid).await?,
+        None => None,
+    }
+    .ok_or_else(no_session)?;
+    let kind = match body.refresh_token.as_deref() {
+        None => RefreshKind::Cookie,
+        Some(presented) => kind_for(&session, presented).ok_or_else(not_this)?,
+    };
+    Ok((session, kind, Via::Cookie))
 }
 
 /// The claims `/userinfo` never shows: they describe the token, not the user.
@@ -302,7 +341,7 @@ async fn who_is_it(
         .map(web::Bytes::from)
         .unwrap_or_default()
     };
-    let body = if found.session.access_expired(Timestamp::now()) {
+    let body = if found.session.access_expired(actors.clock.now()) {
         render(&refresh(&actors, &found.session, RefreshKind::Transparent).await?)
     } else {
         found.rendered(render)

@@ -257,16 +257,15 @@ async fn password(
     let password = SecretString::from(required(fields.password, "password")?);
     let connection = resolve_connection(&client.settings, fields.connection.as_deref())?;
     let session = actors
-        .tokens
-        .send(PasswordLogin {
+        .logins
+        .password(PasswordLogin {
             client: client.name.as_str().to_owned(),
             username,
             password,
             connection,
             end_user_ip: end_user.ip,
         })
-        .await
-        .map_err(ApiError::internal)??;
+        .await?;
     tracing::info!(client = %client.name, sub = %session.sub, "user logged in");
     Ok(session_answer(&client.settings, settings, &session))
 }

@@ -50,7 +50,7 @@ async fn active_users(
 ) -> Result<HttpResponse, ApiError> {
     require_management(&settings)?;
     let users: Vec<ActiveUser> = actors
-        .repo
+        .sessions
         .active_subs()
         .await?
         .into_iter()

@@ -13,18 +13,21 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::{
-    IdToken, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch, RefreshedTokens,
-    Session, SessionId, SessionStore, StateRecord, StoreFuture, Timestamp, TokenHash,
+    CasOutcome, IdToken, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
+    RefreshedTokens, Session, SessionId, SessionStore, StateRecord, StoreFuture, Timestamp,
+    TokenHash,
 };
+use crate::clock::Clock;
 
 /// Opens the backend under test. A second `open` after every store it returned was dropped
-/// reopens the same data (the persistence check).
+/// reopens the same data (the persistence check). Every store it opens reads the time from
+/// [`Fixture::clock`], a manual clock the checks move instead of sleeping.
 pub trait Fixture: Send + Sync {
     fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>>;
+    fn clock(&self) -> &Clock;
 }
 
-/// Long enough for a record to still be live when read back on a loaded 2-core machine, short
-/// enough that the expiry checks wait for it.
+/// A record's lifetime in the expiry checks, which then move the fixture's clock past it.
 const SHORT: Duration = Duration::from_millis(800);
 const PAST_SHORT: Duration = Duration::from_millis(1_100);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -36,6 +39,9 @@ macro_rules! conformance_suite {
             @tests $fixture;
             sessions_create_get_update_delete,
             sessions_are_found_by_every_access_token_they_issued,
+            a_stale_revision_is_refused,
+            concurrent_extend_and_rotate_both_land_after_a_reread,
+            one_access_token_may_open_several_sessions,
             sessions_are_listed_and_deleted_by_sub,
             active_subs_and_live_count,
             expired_sessions_are_never_returned,
@@ -121,6 +127,27 @@ fn by_token(token: &str) -> TokenHash {
     TokenHash::of(token)
 }
 
+/// Replaces `session` and returns the stored copy (with its new revision); panics otherwise.
+async fn replace(store: &Arc<dyn SessionStore>, session: &Session) -> Session {
+    match store.replace_session(session).await.expect("replace") {
+        CasOutcome::Written(stored) => *stored,
+        other => panic!("the replace was not written: {other:?}"),
+    }
+}
+
+/// The ids of the live sessions `token` opens, sorted.
+async fn ids_by_token(store: &Arc<dyn SessionStore>, token: &str) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = store
+        .sessions_by_token(&by_token(token))
+        .await
+        .expect("sessions by token")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids
+}
+
 pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     let mut created = session("auth0|crud", "access-1", DAY);
@@ -133,7 +160,13 @@ pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
 
     created.expires_at = created.expires_at.saturating_add(Duration::from_secs(60));
     created.claims.insert("name".into(), json!("New Name"));
-    assert!(store.update_session(&created).await.expect("update"));
+    let stale = created.clone();
+    created = replace(&store, &created).await;
+    assert_eq!(
+        created.revision,
+        stale.revision + 1,
+        "a write bumps the revision"
+    );
     assert_eq!(
         store.get_session(&created.id).await.expect("get"),
         Some(created.clone())
@@ -142,20 +175,15 @@ pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
     let deleted = store.delete_session(&created.id).await.expect("delete");
     assert_eq!(deleted, Some(created.clone()));
     assert_eq!(store.get_session(&created.id).await.expect("get"), None);
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("access-1"))
-            .await
-            .expect("get by token"),
-        None
-    );
+    assert!(ids_by_token(&store, "access-1").await.is_empty());
     assert_eq!(
         store.delete_session(&created.id).await.expect("delete"),
         None
     );
-    assert!(
-        !store.update_session(&created).await.expect("update"),
-        "an update never brings a deleted session back"
+    assert_eq!(
+        store.replace_session(&created).await.expect("replace"),
+        CasOutcome::Gone,
+        "a write never brings a deleted session back"
     );
     assert_eq!(store.get_session(&created.id).await.expect("get"), None);
 }
@@ -164,11 +192,7 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
     let store = open(fixture).await;
     let mut current = session("auth0|alias", "access-1", DAY);
     store.create_session(&current).await.expect("create");
-    let found = store
-        .get_session_by_token(&by_token("access-1"))
-        .await
-        .expect("get by token");
-    assert_eq!(found.map(|s| s.id), Some(current.id.clone()));
+    assert_eq!(ids_by_token(&store, "access-1").await, [current.id.clone()]);
 
     let now = Timestamp::now();
     for (access, refresh) in [("access-2", "refresh-2"), ("access-3", "refresh-3")] {
@@ -181,16 +205,15 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
             },
             now,
         );
-        assert!(store.update_session(&current).await.expect("update"));
+        current = replace(&store, &current).await;
     }
 
     for token in ["access-1", "access-2", "access-3"] {
         let found = store
-            .get_session_by_token(&by_token(token))
+            .sessions_by_token(&by_token(token))
             .await
-            .expect("get by token")
-            .unwrap_or_else(|| panic!("{token} still finds the session"));
-        assert_eq!(found, current, "{token} finds the current tokens");
+            .expect("sessions by token");
+        assert_eq!(found, [current.clone()], "{token} finds the current tokens");
     }
     let stored = store
         .get_session(&current.id)
@@ -198,34 +221,145 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
         .expect("get")
         .expect("live");
     assert_eq!(stored.access_token, "access-3");
-    let grace = Duration::from_secs(30);
     assert_eq!(
-        stored.check_refresh_token("refresh-2", Timestamp::now(), grace),
-        RefreshTokenMatch::PreviousWithinGrace
+        stored.check_refresh_token("refresh-2"),
+        RefreshTokenMatch::Superseded
     );
     assert_eq!(
-        stored.check_refresh_token("refresh-3", Timestamp::now(), grace),
+        stored.check_refresh_token("refresh-3"),
         RefreshTokenMatch::Current
     );
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("never-issued"))
-            .await
-            .expect("get by token"),
-        None
-    );
+    assert!(ids_by_token(&store, "never-issued").await.is_empty());
 
     store.delete_session(&current.id).await.expect("delete");
     for token in ["access-1", "access-2", "access-3"] {
-        assert_eq!(
-            store
-                .get_session_by_token(&by_token(token))
-                .await
-                .expect("get by token"),
-            None,
+        assert!(
+            ids_by_token(&store, token).await.is_empty(),
             "{token} no longer finds a deleted session"
         );
     }
+}
+
+pub async fn a_stale_revision_is_refused(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let created = session("auth0|cas", "cas-1", DAY);
+    store.create_session(&created).await.expect("create");
+
+    let mut first = created.clone();
+    first.claims.insert("name".into(), json!("first"));
+    let written = replace(&store, &first).await;
+
+    // A writer still holding the copy read before that write is refused, and told what is stored.
+    let mut stale = created.clone();
+    stale.claims.insert("name".into(), json!("stale"));
+    match store.replace_session(&stale).await.expect("replace") {
+        CasOutcome::Conflict(current) => assert_eq!(*current, written),
+        other => panic!("a stale revision was not refused: {other:?}"),
+    }
+    assert_eq!(
+        store.get_session(&created.id).await.expect("get"),
+        Some(written),
+        "nothing was overwritten"
+    );
+}
+
+pub async fn concurrent_extend_and_rotate_both_land_after_a_reread(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let created = session("auth0|race", "race-1", DAY);
+    store.create_session(&created).await.expect("create");
+    let later = created
+        .expires_at
+        .saturating_add(Duration::from_secs(3_600));
+    let now = Timestamp::now();
+    let rotate = |s: &mut Session| {
+        s.apply_refresh(
+            RefreshedTokens {
+                access_token: "race-2".into(),
+                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+                refresh_token: Some("refresh-race-2".into()),
+                id_token: None,
+            },
+            now,
+        );
+    };
+    let mut extended = created.clone();
+    extended.expires_at = later;
+    let mut rotated = created.clone();
+    rotate(&mut rotated);
+
+    let (a, b) = tokio::join!(
+        store.replace_session(&extended),
+        store.replace_session(&rotated)
+    );
+    let outcomes = [a.expect("extend"), b.expect("rotate")];
+    let written = outcomes
+        .iter()
+        .filter(|o| matches!(o, CasOutcome::Written(_)))
+        .count();
+    assert_eq!(
+        written, 1,
+        "exactly one of two writers from one revision wins: {outcomes:?}"
+    );
+
+    // The loser re-reads and re-applies its own change; it never writes its stale copy.
+    let [extend_outcome, _] = &outcomes;
+    let mut current = store
+        .get_session(&created.id)
+        .await
+        .expect("get")
+        .expect("live");
+    if matches!(extend_outcome, CasOutcome::Written(_)) {
+        rotate(&mut current);
+    } else {
+        current.expires_at = later;
+    }
+    let last = replace(&store, &current).await;
+    assert_eq!(last.expires_at, later, "the extension landed");
+    assert_eq!(
+        last.refresh_token.as_deref(),
+        Some("refresh-race-2"),
+        "the rotation landed"
+    );
+    assert_eq!(last.revision, created.revision + 2);
+    assert_eq!(ids_by_token(&store, "race-2").await, [created.id.clone()]);
+    assert_eq!(ids_by_token(&store, "race-1").await, [created.id]);
+}
+
+pub async fn one_access_token_may_open_several_sessions(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    // Two logins of one user within a second: Auth0 issued the same access token twice.
+    let phone = session("auth0|twice", "same-token", DAY);
+    let laptop = session("auth0|twice", "same-token", DAY);
+    store.create_session(&phone).await.expect("create");
+    store.create_session(&laptop).await.expect("create");
+    let mut both = vec![phone.id.clone(), laptop.id.clone()];
+    both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(ids_by_token(&store, "same-token").await, both);
+
+    // Each rotates on its own; the shared token still finds both.
+    let now = Timestamp::now();
+    let mut rotated = phone.clone();
+    rotated.apply_refresh(
+        RefreshedTokens {
+            access_token: "phone-2".into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some("refresh-phone-2".into()),
+            id_token: None,
+        },
+        now,
+    );
+    replace(&store, &rotated).await;
+    assert_eq!(ids_by_token(&store, "same-token").await, both);
+    assert_eq!(ids_by_token(&store, "phone-2").await, [phone.id.clone()]);
+
+    // Ending one leaves the other found by the token.
+    store.delete_session(&phone.id).await.expect("delete");
+    assert_eq!(
+        ids_by_token(&store, "same-token").await,
+        [laptop.id.clone()]
+    );
+    assert!(ids_by_token(&store, "phone-2").await.is_empty());
+    assert_eq!(store.sessions_of("auth0|twice").await.expect("of").len(), 1);
 }
 
 pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
@@ -270,13 +404,7 @@ pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
             .is_empty()
     );
     assert_eq!(store.get_session(&first.id).await.expect("get"), None);
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("a-2"))
-            .await
-            .expect("get by token"),
-        None
-    );
+    assert!(ids_by_token(&store, "a-2").await.is_empty());
     assert_eq!(
         store.get_session(&other.id).await.expect("get"),
         Some(other.clone()),
@@ -293,7 +421,7 @@ pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
     // A sub moved by an update is indexed under its new value only.
     let mut moved = other.clone();
     moved.sub = "auth0|moved".into();
-    assert!(store.update_session(&moved).await.expect("update"));
+    replace(&store, &moved).await;
     assert!(
         store
             .sessions_of("auth0|ab")
@@ -330,7 +458,7 @@ pub async fn active_subs_and_live_count(fixture: &dyn Fixture) {
     );
     assert_eq!(store.count_live_sessions().await.expect("count"), 4);
 
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     assert_eq!(
         store.active_subs().await.expect("active subs"),
         ["auth0|a", "auth0|b"]
@@ -344,15 +472,9 @@ pub async fn expired_sessions_are_never_returned(fixture: &dyn Fixture) {
     store.create_session(&short).await.expect("create");
     assert!(store.get_session(&short.id).await.expect("get").is_some());
 
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     assert_eq!(store.get_session(&short.id).await.expect("get"), None);
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("expiring-1"))
-            .await
-            .expect("get by token"),
-        None
-    );
+    assert!(ids_by_token(&store, "expiring-1").await.is_empty());
     assert!(
         store
             .sessions_of("auth0|expiring")
@@ -362,9 +484,10 @@ pub async fn expired_sessions_are_never_returned(fixture: &dyn Fixture) {
     );
     assert!(store.active_subs().await.expect("active subs").is_empty());
     assert_eq!(store.count_live_sessions().await.expect("count"), 0);
-    assert!(
-        !store.update_session(&short).await.expect("update"),
-        "an expired session is not updated back to life"
+    assert_eq!(
+        store.replace_session(&short).await.expect("replace"),
+        CasOutcome::Gone,
+        "an expired session is not written back to life"
     );
     assert_eq!(store.get_session(&short.id).await.expect("get"), None);
     assert!(
@@ -408,7 +531,7 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
             .expect("lease")
     );
 
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     store.sweep().await.expect("sweep");
     // Backends with native expiry may report nothing removed; what matters is what remains.
     assert_eq!(store.get_session(&short.id).await.expect("get"), None);
@@ -416,13 +539,7 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
         store.get_session(&long.id).await.expect("get"),
         Some(long.clone())
     );
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("sweep-long"))
-            .await
-            .expect("get by token"),
-        Some(long.clone())
-    );
+    assert_eq!(ids_by_token(&store, "sweep-long").await, [long.id.clone()]);
     assert_eq!(
         store.sessions_of("auth0|sweep").await.expect("sessions of"),
         [long]
@@ -472,7 +589,7 @@ pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
 
     let short = state("state-2", SHORT);
     assert!(store.put_state(&short).await.expect("put"));
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     let fresh = state("state-2", DAY);
     assert!(
         store.put_state(&fresh).await.expect("put"),
@@ -489,7 +606,7 @@ pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
             .await
             .expect("put")
     );
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     assert_eq!(
         store.take_state("state-3").await.expect("take"),
         None,
@@ -592,7 +709,7 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
             .await
             .expect("lease")
     );
-    tokio::time::sleep(PAST_SHORT).await;
+    fixture.clock().advance(PAST_SHORT);
     assert!(
         store
             .try_lease("refresh:x", "daemon-b", DAY)
@@ -767,13 +884,7 @@ pub async fn records_survive_a_reopen(fixture: &dyn Fixture) {
         store.get_session(&kept.id).await.expect("get"),
         Some(kept.clone())
     );
-    assert_eq!(
-        store
-            .get_session_by_token(&by_token("persist-1"))
-            .await
-            .expect("get by token"),
-        Some(kept.clone())
-    );
+    assert_eq!(ids_by_token(&store, "persist-1").await, [kept.id.clone()]);
     assert_eq!(store.get_session(&ended.id).await.expect("get"), None);
     assert_eq!(
         store

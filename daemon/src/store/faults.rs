@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture, SweepReport,
-    Timestamp, TokenHash,
+    CasOutcome, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture,
+    SweepReport, Timestamp, TokenHash,
 };
 
 /// The switches of a [`FaultyStore`]; clones share them.
@@ -146,11 +146,11 @@ impl SessionStore for FaultyStore {
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         self.read(self.store.get_session(id))
     }
-    fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>> {
-        self.read(self.store.get_session_by_token(hash))
+    fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>> {
+        self.read(self.store.sessions_by_token(hash))
     }
-    fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool> {
-        self.write(self.store.update_session(session))
+    fn replace_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, CasOutcome> {
+        self.write(self.store.replace_session(session))
     }
     fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         self.write(self.store.delete_session(id))

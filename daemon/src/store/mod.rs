@@ -24,8 +24,9 @@ use std::time::Duration;
 
 pub use error::StoreError;
 pub use records::{
-    IdToken, InvalidSessionId, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
-    RefreshedTokens, RotatedRefreshToken, Session, SessionId, StateRecord, Timestamp, TokenHash,
+    IdToken, InvalidSessionId, IssuedTokens, JobKind, JobRecord, JobStatus, KEPT_REFRESH_TOKENS,
+    RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken, Session, SessionId, StateRecord,
+    Timestamp, TokenHash,
 };
 pub use sled::{SledOptions, SledStore};
 
@@ -52,22 +53,25 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub trait SessionStore: Send + Sync + 'static {
     // Sessions.
 
-    /// Stores a new session and indexes it by id, by the hash of every access token in
-    /// [`Session::alias_hashes`], and by `sub`. A session with the same id is replaced.
+    /// Stores a new session (as given, `revision` included) and indexes it by id, by the hash of
+    /// every access token in [`Session::alias_hashes`], and by `sub`.
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()>;
 
     /// The live session with this id (the `sid` cookie).
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>>;
 
-    /// The live session that issued the access token with this hash (`Authorization: Bearer`),
-    /// current or earlier. The hot path: one index lookup and one record read, no write.
-    fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>>;
+    /// Every live session that issued the access token with this hash (`Authorization: Bearer`),
+    /// current or earlier. Usually one; several when one user logged in twice through one
+    /// client within a second (Auth0's tokens carry no `jti`, and RS256 is deterministic). The
+    /// hot path on a cache miss: one prefix scan and the records, no write.
+    fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>>;
 
-    /// Replaces a live session after a refresh (see [`Session::apply_refresh`]), adding index
-    /// entries for new aliases and moving the `sub` and expiry entries when they changed.
-    /// Returns `false`, writing nothing, when the session is gone or expired, so a refresh that
-    /// races a logout never brings the session back.
-    fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool>;
+    /// Compare-and-swap: replaces the live session when the stored record's `revision` is
+    /// `session.revision`, storing it with the revision bumped and moving its index entries
+    /// (new aliases, `sub`, expiry). A stale copy gets [`CasOutcome::Conflict`] with the current
+    /// record, which the owner re-reads and re-applies to; a session ended or expired meanwhile
+    /// gets [`CasOutcome::Gone`], so a refresh racing a logout never brings it back.
+    fn replace_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, CasOutcome>;
 
     /// Ends a session and removes every index entry of it. Returns the session when it was live
     /// (for the refresh-token revocation at logout).
@@ -152,6 +156,17 @@ pub trait SessionStore: Send + Sync + 'static {
     fn stalled(&self) -> Option<String> {
         None
     }
+}
+
+/// The answer of [`SessionStore::replace_session`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum CasOutcome {
+    /// Written: the record as stored, with its new revision.
+    Written(Box<Session>),
+    /// The stored record has another revision: here it is; nothing was written.
+    Conflict(Box<Session>),
+    /// No live session with that id: nothing was written.
+    Gone,
 }
 
 /// What one [`SessionStore::sweep`] removed.

@@ -180,21 +180,26 @@ pub struct RefreshedTokens {
     pub id_token: Option<IdToken>,
 }
 
-/// The refresh token a rotation replaced, kept (hashed) to answer a late or concurrent caller
-/// within `sessions.refreshGraceSeconds`.
+/// A refresh token a rotation replaced, kept (hashed) so a client still holding it is answered
+/// with the session's current tokens instead of being stranded (SPEC §5).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RotatedRefreshToken {
     pub hash: TokenHash,
     pub rotated_at: Timestamp,
 }
 
+/// How many superseded refresh tokens a session keeps (SPEC §5); an older one is 401.
+pub const KEPT_REFRESH_TOKENS: usize = 16;
+
 /// How a presented refresh token relates to a session ([`Session::check_refresh_token`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefreshTokenMatch {
-    /// The session's current refresh token: call Auth0.
+    /// The session's current refresh token: the only one that calls Auth0.
     Current,
-    /// The token the last rotation replaced, within the grace window: answer the current tokens.
-    PreviousWithinGrace,
+    /// One the session issued and later rotated (one of the last [`KEPT_REFRESH_TOKENS`]): the
+    /// client missed a rotation (a concurrent caller, or a transparent refresh by `/userinfo`) and
+    /// gets the current tokens without an Auth0 call.
+    Superseded,
     /// Neither: 401, the session is kept.
     Unknown,
 }
@@ -223,8 +228,17 @@ pub struct Session {
     /// still finds the session after a rotation. Not capped: SPEC §7 keeps them all until the
     /// session ends (a session lives a day by default, so this stays small).
     pub token_aliases: Vec<TokenHash>,
-    /// The refresh token the last rotation replaced.
-    pub previous_refresh_token: Option<RotatedRefreshToken>,
+    /// The refresh tokens rotations replaced, oldest first, at most [`KEPT_REFRESH_TOKENS`].
+    #[serde(default)]
+    pub superseded_refresh_tokens: Vec<RotatedRefreshToken>,
+    /// When the tokens were last refreshed (rotated or not): a cookie refresh within
+    /// `sessions.refreshGraceSeconds` of it gets the current tokens without an Auth0 call.
+    #[serde(default)]
+    pub refreshed_at: Option<Timestamp>,
+    /// Bumped by the store on every write: writes are compare-and-swap on it, so a writer holding
+    /// an older copy can never put back what a newer write replaced.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Session {
@@ -248,7 +262,9 @@ impl Session {
             access_expires_at: tokens.access_expires_at,
             expires_at,
             created_at: now,
-            previous_refresh_token: None,
+            superseded_refresh_tokens: Vec::new(),
+            refreshed_at: None,
+            revision: 0,
         }
     }
 
@@ -274,10 +290,10 @@ impl Session {
     }
 
     /// Folds a refresh grant's answer into the session: the new access token becomes current and
-    /// one more alias; a rotated refresh token keeps the previous one's hash and rotation time for
-    /// the grace window. `expires_at` is left alone: an explicit `/refreshtoken` extends it
-    /// (`session.expires_at = now + duration`), a transparent refresh does not. Then call
-    /// [`super::SessionStore::update_session`].
+    /// one more alias; a rotated refresh token joins the superseded ones (hashed, the last
+    /// [`KEPT_REFRESH_TOKENS`]). `expires_at` is left alone: an explicit `/refreshtoken` extends it,
+    /// a transparent refresh does not. Then the owner writes it with
+    /// [`super::SessionStore::replace_session`].
     pub fn apply_refresh(&mut self, tokens: RefreshedTokens, now: Timestamp) {
         let hash = TokenHash::of(&tokens.access_token);
         if !self.token_aliases.contains(&hash) {
@@ -285,16 +301,21 @@ impl Session {
         }
         self.access_token = tokens.access_token;
         self.access_expires_at = tokens.access_expires_at;
+        self.refreshed_at = Some(now);
         if let Some(new) = tokens.refresh_token
             && self.refresh_token.as_deref() != Some(new.as_str())
         {
-            self.previous_refresh_token =
-                self.refresh_token
-                    .as_deref()
-                    .map(|previous| RotatedRefreshToken {
-                        hash: TokenHash::of(previous),
-                        rotated_at: now,
-                    });
+            if let Some(previous) = self.refresh_token.as_deref() {
+                self.superseded_refresh_tokens.push(RotatedRefreshToken {
+                    hash: TokenHash::of(previous),
+                    rotated_at: now,
+                });
+                let excess = self
+                    .superseded_refresh_tokens
+                    .len()
+                    .saturating_sub(KEPT_REFRESH_TOKENS);
+                self.superseded_refresh_tokens.drain(..excess);
+            }
             self.refresh_token = Some(new);
         }
         if let Some(id_token) = tokens.id_token {
@@ -303,15 +324,9 @@ impl Session {
         }
     }
 
-    /// Compares a presented refresh token with the current one and, within `grace` of the last
-    /// rotation, the previous one. Hashes are compared, so the time taken says nothing about the
-    /// stored token.
-    pub fn check_refresh_token(
-        &self,
-        presented: &str,
-        now: Timestamp,
-        grace: Duration,
-    ) -> RefreshTokenMatch {
+    /// Compares a presented refresh token with the current one and the superseded ones. Hashes
+    /// are compared, so the time taken says nothing about the stored token.
+    pub fn check_refresh_token(&self, presented: &str) -> RefreshTokenMatch {
         let presented = TokenHash::of(presented);
         if self
             .refresh_token
@@ -320,15 +335,24 @@ impl Session {
         {
             return RefreshTokenMatch::Current;
         }
-        match &self.previous_refresh_token {
-            Some(previous)
-                if previous.hash == presented
-                    && now <= previous.rotated_at.saturating_add(grace) =>
-            {
-                RefreshTokenMatch::PreviousWithinGrace
-            }
-            _ => RefreshTokenMatch::Unknown,
+        if self
+            .superseded_refresh_tokens
+            .iter()
+            .any(|old| old.hash == presented)
+        {
+            return RefreshTokenMatch::Superseded;
         }
+        RefreshTokenMatch::Unknown
+    }
+
+    /// When the refresh token was last rotated, if ever.
+    pub fn last_rotated_at(&self) -> Option<Timestamp> {
+        self.superseded_refresh_tokens.last().map(|r| r.rotated_at)
+    }
+
+    /// Whether the current refresh token hashes to `hash` (an idempotent retry of a save).
+    pub fn refresh_token_is(&self, hash: Option<&TokenHash>) -> bool {
+        self.refresh_token.as_deref().map(TokenHash::of).as_ref() == hash
     }
 }
 
@@ -344,6 +368,7 @@ impl fmt::Debug for Session {
             .field("created_at", &self.created_at)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .field("token_aliases", &self.token_aliases.len())
+            .field("revision", &self.revision)
             .finish_non_exhaustive()
     }
 }
@@ -502,8 +527,20 @@ mod tests {
         );
     }
 
+    fn rotate(session: &mut Session, access: &str, refresh: &str, now: Timestamp) {
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: access.into(),
+                access_expires_at: Timestamp::from_millis(2_000),
+                refresh_token: Some(refresh.into()),
+                id_token: None,
+            },
+            now,
+        );
+    }
+
     #[test]
-    fn refresh_keeps_aliases_and_the_previous_refresh_token_within_grace() {
+    fn refresh_keeps_aliases_and_the_last_16_superseded_refresh_tokens() {
         let now = Timestamp::from_millis(10_000);
         let mut session = Session::new(
             "web",
@@ -512,41 +549,46 @@ mod tests {
             now.saturating_add(Duration::from_secs(60)),
             now,
         );
-        session.apply_refresh(
-            RefreshedTokens {
-                access_token: "a2".into(),
-                access_expires_at: Timestamp::from_millis(2_000),
-                refresh_token: Some("r2".into()),
-                id_token: None,
-            },
-            now,
-        );
+        assert_eq!(session.last_rotated_at(), None);
+        rotate(&mut session, "a2", "r2", now);
         assert_eq!(
             session.token_aliases,
             vec![TokenHash::of("a1"), TokenHash::of("a2")]
         );
         assert_eq!(session.refresh_token.as_deref(), Some("r2"));
-        let grace = Duration::from_secs(30);
+        assert_eq!(session.last_rotated_at(), Some(now));
         assert_eq!(
-            session.check_refresh_token("r2", now, grace),
+            session.check_refresh_token("r2"),
             RefreshTokenMatch::Current
         );
         assert_eq!(
-            session.check_refresh_token("r1", now.saturating_add(grace), grace),
-            RefreshTokenMatch::PreviousWithinGrace
+            session.check_refresh_token("r1"),
+            RefreshTokenMatch::Superseded
         );
         assert_eq!(
-            session.check_refresh_token(
-                "r1",
-                now.saturating_add(grace + Duration::from_millis(1)),
-                grace
-            ),
+            session.check_refresh_token("r0"),
             RefreshTokenMatch::Unknown
+        );
+
+        for i in 3..=20 {
+            rotate(&mut session, &format!("a{i}"), &format!("r{i}"), now);
+        }
+        assert_eq!(session.superseded_refresh_tokens.len(), KEPT_REFRESH_TOKENS);
+        // r20 is current; r4..=r19 are the 16 kept; r1..=r3 are gone.
+        assert_eq!(
+            session.check_refresh_token("r20"),
+            RefreshTokenMatch::Current
         );
         assert_eq!(
-            session.check_refresh_token("r0", now, grace),
+            session.check_refresh_token("r4"),
+            RefreshTokenMatch::Superseded
+        );
+        assert_eq!(
+            session.check_refresh_token("r3"),
             RefreshTokenMatch::Unknown
         );
+        assert!(session.refresh_token_is(Some(&TokenHash::of("r20"))));
+        assert!(!session.refresh_token_is(Some(&TokenHash::of("r19"))));
     }
 
     #[test]
@@ -563,7 +605,7 @@ mod tests {
             now,
         );
         assert_eq!(session.refresh_token.as_deref(), Some("r1"));
-        assert_eq!(session.previous_refresh_token, None);
+        assert!(session.superseded_refresh_tokens.is_empty());
     }
 
     #[test]

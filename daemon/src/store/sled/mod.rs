@@ -4,8 +4,8 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `sessions` | session id | [`Session`] |
-//! | `session_aliases` | token hash (hex) | session id |
+//! | `sessions` | session id | [`Session`], whose `revision` every write compares and bumps |
+//! | `session_aliases` | token hash (hex), session id | empty (one access token may open several sessions) |
 //! | `session_subs` | sub length (u64 BE), sub, session id | `expires_at` |
 //! | `session_expiry` | `expires_at`, session id | empty |
 //! | `states` | state | [`StateRecord`] |
@@ -61,26 +61,34 @@ use serde::{Deserialize, Serialize};
 use self::flusher::GroupCommit;
 use self::pool::BlockingPool;
 use super::{
-    JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture, SweepReport,
-    Timestamp, TokenHash,
+    CasOutcome, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture,
+    SweepReport, Timestamp, TokenHash,
 };
+use crate::clock::Clock;
 
 /// The name of the lock file this module keeps in the folder.
 const LOCK_FILE: &str = "auth0-client.lock";
 /// Key of the layout version in sled's default tree; bumped when the layout changes.
 const LAYOUT_KEY: &[u8] = b"auth0-client.layout";
-const LAYOUT_VERSION: &[u8] = b"1";
+const LAYOUT_VERSION: &[u8] = b"2";
+/// Layout 1 indexed one session per access token (`hash` → id); layout 2 keys the index by
+/// `hash ‖ id`, since one access token may belong to several sessions. Migrated at open.
+const LAYOUT_V1: &[u8] = b"1";
+/// Length of a [`TokenHash`] in an index key (hex SHA-256).
+const HASH_LEN: usize = 64;
 /// How many records one sweep call handles before giving its pool thread back, so a sweep of
 /// 100k expired records never holds a thread past the stall deadline, nor the store for long.
 const SWEEP_BATCH: usize = 1_000;
 
 /// How the store is opened (from `sessions.*`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SledOptions {
     /// sled's page cache (`sessions.sledCacheBytes`).
     pub cache_bytes: u64,
     /// Past this, a running flush or sled call counts as stalled (`sessions.timeoutMs`).
     pub stall_after: Duration,
+    /// What "now" is for expiry.
+    pub clock: Clock,
 }
 
 impl Default for SledOptions {
@@ -88,15 +96,17 @@ impl Default for SledOptions {
         Self {
             cache_bytes: 64 << 20,
             stall_after: Duration::from_secs(2),
+            clock: Clock::system(),
         }
     }
 }
 
 impl SledOptions {
-    pub fn from_settings(sessions: &crate::config::SessionSettings) -> Self {
+    pub fn from_settings(sessions: &crate::config::SessionSettings, clock: Clock) -> Self {
         Self {
             cache_bytes: sessions.sled_cache_bytes,
             stall_after: Duration::from_millis(sessions.timeout_ms),
+            clock,
         }
     }
 }
@@ -112,6 +122,7 @@ struct Inner {
     commit: GroupCommit,
     pool: BlockingPool,
     stall_after: Duration,
+    clock: Clock,
     /// The folder, to keep its modes owner-only; `None` for a temporary store.
     path: Option<PathBuf>,
 }
@@ -236,9 +247,13 @@ impl SledStore {
         })
     }
 
-    /// A store in a temporary folder sled deletes when the store is dropped (`demo`, tests).
+    /// A store in a temporary folder sled deletes when the store is dropped (tests).
     pub fn open_temporary() -> Result<Self, StoreError> {
-        let options = SledOptions::default();
+        Self::open_temporary_with(SledOptions::default())
+    }
+
+    /// [`SledStore::open_temporary`] with `options` (a manual clock, say).
+    pub fn open_temporary_with(options: SledOptions) -> Result<Self, StoreError> {
         let db = ::sled::Config::new()
             .temporary(true)
             .cache_capacity(options.cache_bytes)
@@ -261,6 +276,7 @@ impl SledStore {
                 db.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
             }
             Some(version) if version == LAYOUT_VERSION => {}
+            Some(version) if version == LAYOUT_V1 => migrate_v1_aliases(&db)?,
             Some(version) => {
                 return Err(StoreError::Open {
                     path: PathBuf::from("<sled>"),
@@ -286,9 +302,14 @@ impl SledStore {
                 commit,
                 pool: BlockingPool::start()?,
                 stall_after: options.stall_after,
+                clock: options.clock,
                 path,
             }),
         })
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
 
     /// Runs `work` on the engine in the blocking pool.
@@ -311,6 +332,21 @@ impl SledStore {
     pub fn hold_flushes(&self, held: bool) {
         self.inner.commit.hold(held);
     }
+}
+
+/// Layout 1 → 2: each alias entry `hash` → id becomes `hash ‖ id` → empty.
+fn migrate_v1_aliases(db: &Db) -> Result<(), StoreError> {
+    let aliases = db.open_tree("session_aliases")?;
+    for entry in aliases.iter() {
+        let (key, id) = entry?;
+        if key.len() == HASH_LEN {
+            aliases.insert([key.as_ref(), id.as_ref()].concat(), &[][..])?;
+            aliases.remove(&key)?;
+        }
+    }
+    db.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
+    db.flush()?;
+    Ok(())
 }
 
 /// Makes the folder 0700 and everything in it owner-only (0700 folders, 0600 files), changing
@@ -347,43 +383,67 @@ impl Engine {
         Ok(session.is_live(now).then_some(session))
     }
 
-    /// Writes `session` and its index entries in one transaction, replacing the previous record's
-    /// entries. With `only_if_live`, writes nothing and returns `false` unless a live record exists.
-    fn write_session(
-        &self,
-        session: &Session,
-        only_if_live: bool,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    /// Writes a new session and its index entries in one transaction.
+    fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let id = session.id.as_str().as_bytes();
         let value = encode("session", session)?;
-        let aliases = session.alias_hashes();
         let t = &self.trees;
         let written = (&t.sessions, &t.aliases, &t.subs, &t.expiry).transaction(
             |(sessions, alias_tree, subs, expiry)| {
-                let previous = match sessions.get(id)? {
-                    Some(bytes) => Some(decode::<Session>("session", &bytes).map_err(abort)?),
-                    None => None,
-                };
-                if only_if_live && !previous.as_ref().is_some_and(|p| p.is_live(now)) {
-                    return Ok(false);
+                if let Some(bytes) = sessions.get(id)? {
+                    let previous: Session = decode("session", &bytes).map_err(abort)?;
+                    remove_session_entries(&previous, alias_tree, subs, expiry)?;
                 }
-                if let Some(previous) = &previous {
-                    remove_session_entries(previous, alias_tree, subs, expiry)?;
-                }
-                for hash in &aliases {
-                    alias_tree.insert(hash.as_str().as_bytes(), id)?;
-                }
-                subs.insert(
-                    sub_key(&session.sub, &session.id),
-                    &time_bytes(session.expires_at)[..],
-                )?;
-                expiry.insert(expiry_key(session.expires_at, id), &[][..])?;
+                add_session_entries(session, alias_tree, subs, expiry)?;
                 sessions.insert(id, value.as_slice())?;
-                Ok(true)
+                Ok(())
             },
         );
         transaction_result(written)
+    }
+
+    /// Compare-and-swap: writes `session` with its revision bumped when the live stored record
+    /// has `session.revision`, moving the index entries that changed.
+    fn replace_session(&self, session: &Session, now: Timestamp) -> Result<CasOutcome, StoreError> {
+        let id = session.id.as_str().as_bytes();
+        let mut next = session.clone();
+        next.revision = session.revision.wrapping_add(1);
+        let value = encode("session", &next)?;
+        let t = &self.trees;
+        let written = (&t.sessions, &t.aliases, &t.subs, &t.expiry).transaction(
+            |(sessions, alias_tree, subs, expiry)| {
+                let Some(bytes) = sessions.get(id)? else {
+                    return Ok(CasOutcome::Gone);
+                };
+                let previous: Session = decode("session", &bytes).map_err(abort)?;
+                if !previous.is_live(now) {
+                    return Ok(CasOutcome::Gone);
+                }
+                if previous.revision != session.revision {
+                    return Ok(CasOutcome::Conflict(Box::new(previous)));
+                }
+                remove_session_entries(&previous, alias_tree, subs, expiry)?;
+                add_session_entries(&next, alias_tree, subs, expiry)?;
+                sessions.insert(id, value.as_slice())?;
+                Ok(CasOutcome::Written(Box::new(next.clone())))
+            },
+        );
+        transaction_result(written)
+    }
+
+    /// Every live session indexed under the access-token hash `hash`.
+    fn sessions_by_token(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        for key in self.trees.aliases.scan_prefix(hash.as_str()).keys() {
+            let key = key?;
+            let id = key.get(HASH_LEN..).unwrap_or_default();
+            sessions.extend(self.read_session(id, now)?);
+        }
+        Ok(sessions)
     }
 
     /// Deletes a session and its entries in one transaction and returns what it deleted. With
@@ -670,56 +730,52 @@ impl SessionStore for SledStore {
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()> {
         let session = session.clone();
         Box::pin(async move {
-            self.call("create session", move |e| {
-                e.write_session(&session, false, Timestamp::now())
-            })
-            .await?;
+            self.call("create session", move |e| e.insert_session(&session))
+                .await?;
             self.durable().await
         })
     }
 
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         let id = id.clone();
+        let now = self.now();
         Box::pin(async move {
             self.call("get session", move |e| {
-                e.read_session(id.as_str().as_bytes(), Timestamp::now())
+                e.read_session(id.as_str().as_bytes(), now)
             })
             .await
         })
     }
 
-    fn get_session_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Option<Session>> {
+    fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>> {
         let hash = hash.clone();
+        let now = self.now();
         Box::pin(async move {
-            self.call("get session by token", move |e| {
-                match e.trees.aliases.get(hash.as_str())? {
-                    Some(id) => e.read_session(&id, Timestamp::now()),
-                    None => Ok(None),
-                }
+            self.call("sessions by token", move |e| {
+                e.sessions_by_token(&hash, now)
             })
             .await
         })
     }
 
-    fn update_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, bool> {
+    fn replace_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, CasOutcome> {
         let session = session.clone();
+        let now = self.now();
         Box::pin(async move {
-            let updated = self
-                .call("update session", move |e| {
-                    e.write_session(&session, true, Timestamp::now())
-                })
+            let outcome = self
+                .call("replace session", move |e| e.replace_session(&session, now))
                 .await?;
-            if updated {
+            if matches!(outcome, CasOutcome::Written(_)) {
                 self.durable().await?;
             }
-            Ok(updated)
+            Ok(outcome)
         })
     }
 
     fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         let id = id.clone();
+        let now = self.now();
         Box::pin(async move {
-            let now = Timestamp::now();
             let removed = self
                 .call("delete session", move |e| e.remove_session(&id, now, None))
                 .await?;
@@ -732,9 +788,9 @@ impl SessionStore for SledStore {
 
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         let sub = sub.to_owned();
+        let now = self.now();
         Box::pin(async move {
             self.call("sessions of a user", move |e| {
-                let now = Timestamp::now();
                 let mut sessions = Vec::new();
                 for id in e.session_ids_of(&sub)? {
                     sessions.extend(e.read_session(id.as_str().as_bytes(), now)?);
@@ -747,10 +803,10 @@ impl SessionStore for SledStore {
 
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         let sub = sub.to_owned();
+        let now = self.now();
         Box::pin(async move {
             let removed = self
                 .call("delete sessions of a user", move |e| {
-                    let now = Timestamp::now();
                     let mut removed = Vec::new();
                     for id in e.session_ids_of(&sub)? {
                         removed
@@ -765,9 +821,9 @@ impl SessionStore for SledStore {
     }
 
     fn active_subs(&self) -> StoreFuture<'_, Vec<String>> {
+        let now = self.now();
         Box::pin(async move {
-            self.call("active users", |e| {
-                let now = Timestamp::now();
+            self.call("active users", move |e| {
                 let mut subs: Vec<String> = Vec::new();
                 for entry in e.trees.subs.iter() {
                     let (key, expires_at) = entry?;
@@ -788,9 +844,10 @@ impl SessionStore for SledStore {
     }
 
     fn count_live_sessions(&self) -> StoreFuture<'_, u64> {
+        let now = self.now();
         Box::pin(async move {
-            self.call("count live sessions", |e| {
-                let start = time_bytes(Timestamp::now().saturating_add(Duration::from_millis(1)));
+            self.call("count live sessions", move |e| {
+                let start = time_bytes(now.saturating_add(Duration::from_millis(1)));
                 let mut count = 0;
                 for key in e.trees.expiry.range(start..).keys() {
                     key?;
@@ -804,19 +861,19 @@ impl SessionStore for SledStore {
 
     fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
         let record = record.clone();
+        let now = self.now();
         // Not waited to disk: a state lives for minutes, and losing it to a crash costs the user
         // a retry of the login, while an fsync per anonymous `/authorize` would let anyone slow
         // every real login down.
         Box::pin(async move {
-            self.call("put state", move |e| {
-                e.insert_state(&record, Timestamp::now())
-            })
-            .await
+            self.call("put state", move |e| e.insert_state(&record, now))
+                .await
         })
     }
 
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
         let state = state.to_owned();
+        let now = self.now();
         // Not waited to disk either: a crash may bring a taken state back, but its code was
         // already redeemed, and Auth0 refuses a code twice.
         Box::pin(async move {
@@ -826,7 +883,7 @@ impl SessionStore for SledStore {
                     return Ok(None);
                 };
                 let record: StateRecord = decode("state record", &bytes)?;
-                Ok(record.is_live(Timestamp::now()).then_some(record))
+                Ok(record.is_live(now).then_some(record))
             })
             .await
         })
@@ -887,27 +944,25 @@ impl SessionStore for SledStore {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         let (key, holder) = (key.to_owned(), holder.to_owned());
+        let now = self.now();
         Box::pin(async move {
-            self.call("take lease", move |e| {
-                e.lease(&key, &holder, ttl, Timestamp::now())
-            })
-            .await
+            self.call("take lease", move |e| e.lease(&key, &holder, ttl, now))
+                .await
         })
     }
 
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
         let (key, holder) = (key.to_owned(), holder.to_owned());
+        let now = self.now();
         Box::pin(async move {
-            self.call("release lease", move |e| {
-                e.unlease(&key, &holder, Timestamp::now())
-            })
-            .await
+            self.call("release lease", move |e| e.unlease(&key, &holder, now))
+                .await
         })
     }
 
     fn sweep(&self) -> StoreFuture<'_, SweepReport> {
+        let now = self.now();
         Box::pin(async move {
-            let now = Timestamp::now();
             let mut report = SweepReport::default();
             // In batches, each its own pool call, so the sweep shares the store with requests.
             loop {
@@ -1012,8 +1067,7 @@ fn open_failure(path: &Path, error: ::sled::Error) -> StoreError {
     }
 }
 
-/// Removes the session's index entries (not the record) inside a transaction. An alias is
-/// removed only while it points at this session.
+/// Removes the session's index entries (not the record) inside a transaction.
 fn remove_session_entries(
     session: &Session,
     aliases: &TransactionalTree,
@@ -1022,14 +1076,34 @@ fn remove_session_entries(
 ) -> ConflictableTransactionResult<(), StoreError> {
     let id = session.id.as_str().as_bytes();
     for hash in session.alias_hashes() {
-        let key = hash.as_str().as_bytes();
-        if aliases.get(key)?.is_some_and(|owner| owner == id) {
-            aliases.remove(key)?;
-        }
+        aliases.remove(alias_key(&hash, id))?;
     }
     subs.remove(sub_key(&session.sub, &session.id))?;
     expiry.remove(expiry_key(session.expires_at, id))?;
     Ok(())
+}
+
+/// Adds the session's index entries inside a transaction.
+fn add_session_entries(
+    session: &Session,
+    aliases: &TransactionalTree,
+    subs: &TransactionalTree,
+    expiry: &TransactionalTree,
+) -> ConflictableTransactionResult<(), StoreError> {
+    let id = session.id.as_str().as_bytes();
+    for hash in session.alias_hashes() {
+        aliases.insert(alias_key(&hash, id), &[][..])?;
+    }
+    subs.insert(
+        sub_key(&session.sub, &session.id),
+        &time_bytes(session.expires_at)[..],
+    )?;
+    expiry.insert(expiry_key(session.expires_at, id), &[][..])?;
+    Ok(())
+}
+
+fn alias_key(hash: &TokenHash, id: &[u8]) -> Vec<u8> {
+    [hash.as_str().as_bytes(), id].concat()
 }
 
 fn remove_if_unchanged(tree: &Tree, key: &[u8], value: &IVec) -> Result<bool, StoreError> {
@@ -1121,23 +1195,43 @@ mod tests {
     /// A sled store in its own temporary folder; `open` reopens the same folder.
     struct SledFixture {
         dir: tempfile::TempDir,
+        clock: Clock,
     }
 
     fn fixture() -> SledFixture {
         SledFixture {
             dir: tempfile::tempdir().expect("a temporary folder"),
+            clock: Clock::manual(),
         }
     }
 
     impl Fixture for SledFixture {
         fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>> {
             Box::pin(async move {
-                Ok(
-                    Arc::new(SledStore::open(self.dir.path(), SledOptions::default())?)
-                        as Arc<dyn SessionStore>,
-                )
+                let options = SledOptions {
+                    clock: self.clock.clone(),
+                    ..SledOptions::default()
+                };
+                Ok(Arc::new(SledStore::open(self.dir.path(), options)?) as Arc<dyn SessionStore>)
             })
         }
+
+        fn clock(&self) -> &Clock {
+            &self.clock
+        }
+    }
+
+    /// A temporary store on a manual clock.
+    fn temporary() -> (SledStore, Clock) {
+        let clock = Clock::manual();
+        let options = SledOptions {
+            clock: clock.clone(),
+            ..SledOptions::default()
+        };
+        (
+            SledStore::open_temporary_with(options).expect("open"),
+            clock,
+        )
     }
 
     conformance_suite!(fixture());
@@ -1254,14 +1348,14 @@ mod tests {
 
     #[tokio::test]
     async fn sweep_leaves_no_index_entry_behind() {
-        let store = SledStore::open_temporary().expect("open");
+        let (store, clock) = temporary();
         let short = session("auth0|s", "short", Duration::from_millis(200));
         let long = session("auth0|s", "long", Duration::from_secs(3_600));
         store.create_session(&short).await.expect("create");
         store.create_session(&long).await.expect("create");
         assert_eq!(tree_sizes(&store), [2, 2, 2, 2]);
 
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.advance(Duration::from_millis(300));
         let report = store.sweep().await.expect("sweep");
         assert_eq!(report.sessions, 1);
         assert_eq!(tree_sizes(&store), [1, 1, 1, 1]);
@@ -1271,18 +1365,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_sweep_does_not_remove_a_session_extended_since_its_expiry_key_was_read() {
-        let store = SledStore::open_temporary().expect("open");
+        let (store, clock) = temporary();
         let mut extended = session("auth0|e", "e", Duration::from_millis(100));
         store.create_session(&extended).await.expect("create");
         let stale_key = expiry_key(extended.expires_at, extended.id.as_str().as_bytes());
         extended.expires_at = Timestamp::now().saturating_add(Duration::from_secs(3_600));
-        assert!(store.update_session(&extended).await.expect("update"));
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let CasOutcome::Written(extended) =
+            store.replace_session(&extended).await.expect("replace")
+        else {
+            panic!("not written");
+        };
+        let extended = *extended;
+        clock.advance(Duration::from_millis(150));
 
         let removed = store
             .inner
             .engine
-            .remove_session(&extended.id, Timestamp::now(), Some(&stale_key))
+            .remove_session(&extended.id, clock.now(), Some(&stale_key))
             .expect("conditional remove");
         assert_eq!(removed, None);
         assert_eq!(
@@ -1306,7 +1405,10 @@ mod tests {
             },
             Timestamp::now(),
         );
-        assert!(store.update_session(&s).await.expect("update"));
+        assert!(matches!(
+            store.replace_session(&s).await.expect("replace"),
+            CasOutcome::Written(_)
+        ));
         assert_eq!(tree_sizes(&store), [1, 2, 1, 1]);
     }
 
@@ -1331,7 +1433,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_record_does_not_stop_the_sweeper() {
-        let store = SledStore::open_temporary().expect("open");
+        let (store, clock) = temporary();
         store
             .inner
             .engine
@@ -1341,7 +1443,7 @@ mod tests {
             .expect("raw insert");
         let short = session("auth0|c", "c", Duration::from_millis(100));
         store.create_session(&short).await.expect("create");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        clock.advance(Duration::from_millis(150));
         let report = store.sweep().await.expect("the sweep goes on");
         assert_eq!(report.sessions, 1);
     }
@@ -1453,7 +1555,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sweep_in_batches_removes_every_expired_state() {
-        let store = SledStore::open_temporary().expect("open");
+        let (store, clock) = temporary();
         let now = Timestamp::now();
         let total = SWEEP_BATCH * 2 + 7;
         for i in 0..total {
@@ -1472,7 +1574,7 @@ mod tests {
             };
             assert!(store.put_state(&record).await.expect("put"));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        clock.advance(Duration::from_millis(20));
         let report = store.sweep().await.expect("sweep");
         assert_eq!(report.states as usize, total.div_ceil(2));
         assert_eq!(store.inner.engine.trees.states.len(), total / 2);

@@ -1,12 +1,13 @@
 //! The one test harness: `spawn_app()` starts the real daemon in-process on port 0 against its own
 //! settings, and `TestApp` has one helper per kind of request.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
 use auth0_client::Application;
 use auth0_client::app::ShutdownHandle;
+use auth0_client::clock::Clock;
 use auth0_client::config::{Env, Settings};
+use auth0_client::store::faults::StoreFaults;
 use auth0_emulator::seed::demo;
 use auth0_emulator::{Emulator, EmulatorHandle, Seed, SeedClient};
 use serde_json::{Value, json};
@@ -23,6 +24,10 @@ pub struct TestApp {
     pub management_port: Option<u16>,
     pub client: reqwest::Client,
     pub shutdown: ShutdownHandle,
+    /// The daemon's clock: tests move it instead of sleeping (Auth0's own time does not move).
+    pub clock: Clock,
+    /// The store's test hook: make writes fail or every call stall.
+    pub store_faults: StoreFaults,
     _data: tempfile::TempDir,
 }
 
@@ -136,7 +141,9 @@ async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) ->
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_value(config, &Env::from_pairs(vars)).unwrap();
-    let app = Application::build(settings).unwrap();
+    let clock = Clock::manual();
+    let app = Application::build_with_clock(settings, clock.clone()).unwrap();
+    let store_faults = app.store_faults();
     let port = app.port();
     let management_port = app.management_port();
     let shutdown = app.shutdown_handle();
@@ -151,6 +158,8 @@ async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) ->
             .build()
             .unwrap(),
         shutdown,
+        clock,
+        store_faults,
         _data: data,
     }
 }
