@@ -436,7 +436,7 @@ async fn an_expired_state_is_refused() {
     .await;
     let (back, _) = login_at_auth0(&app, Some("api"), &[]).await;
     let (code, state) = code_and_state(&back);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    app.clock.advance(Duration::from_millis(1300));
     let response = app.exchange_code("api", &code, &state).await;
     assert_eq!(response.status(), 400);
     assert_error_body(&json_body(response).await, 400, "expired");

@@ -309,7 +309,7 @@ async fn userinfo_refreshes_an_expired_access_token_once_for_racing_callers() {
     let access = tokens["accessToken"].as_str().unwrap().to_owned();
     let refresh = tokens["refreshToken"].as_str().unwrap().to_owned();
     app.access_tokens_last(3600);
-    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
     app.emulator.clear_requests();
     // Bearer /userinfo, cookie-less explicit refresh and more /userinfo race each other.
     let userinfos = join_all((0..10).map(|_| app.userinfo_bearer(&access)));
@@ -387,7 +387,7 @@ async fn cookie_and_bearer_refreshes_of_one_session_share_one_flight() {
         .await;
     let sid = sid_cookie(&response).unwrap();
     app.access_tokens_last(3600);
-    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_millis(1200));
     app.emulator.clear_requests();
     app.emulator.add_fault(Fault {
         delay_ms: 200,
@@ -718,7 +718,7 @@ async fn expired_sessions_are_never_returned() {
     let tokens = app.login_tokens().await;
     let access = tokens["accessToken"].as_str().unwrap();
     assert_eq!(app.userinfo_bearer(access).await.status(), 200);
-    actix_rt::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     assert_eq!(app.userinfo_bearer(access).await.status(), 401);
 }
 

@@ -369,7 +369,7 @@ async fn authorize(
         connection,
         pkce_verifier: random_token(),
         nonce: random_token(),
-        expires_at: Timestamp::now().saturating_add(ttl),
+        expires_at: actors.clock.now().saturating_add(ttl),
     };
     let location = auth0_authorize_url(
         &client.settings,
