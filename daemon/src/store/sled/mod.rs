@@ -1580,6 +1580,49 @@ mod tests {
         assert_eq!(store.inner.engine.trees.states.len(), total / 2);
     }
 
+    /// A folder of layout 1 (one session per access token in the alias index) is migrated at
+    /// open, and its sessions are found by token as before.
+    #[tokio::test]
+    async fn a_layout_1_folder_is_migrated() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let kept = session("auth0|m", "m-1", Duration::from_secs(3_600));
+        {
+            let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+            store.create_session(&kept).await.expect("create");
+            let engine = &store.inner.engine;
+            // Rewrite the index as layout 1 kept it.
+            let hash = TokenHash::of("m-1");
+            engine
+                .trees
+                .aliases
+                .remove(alias_key(&hash, kept.id.as_str().as_bytes()))
+                .expect("remove");
+            engine
+                .trees
+                .aliases
+                .insert(hash.as_str(), kept.id.as_str())
+                .expect("insert");
+            engine.db.insert(LAYOUT_KEY, LAYOUT_V1).expect("layout");
+            store.flush().await.expect("flush");
+        }
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("reopen");
+        let found = store
+            .sessions_by_token(&TokenHash::of("m-1"))
+            .await
+            .expect("by token");
+        assert_eq!(found, [kept]);
+        assert_eq!(
+            store
+                .inner
+                .engine
+                .db
+                .get(LAYOUT_KEY)
+                .expect("layout")
+                .as_deref(),
+            Some(LAYOUT_VERSION)
+        );
+    }
+
     #[test]
     fn time_keys_sort_in_time_order() {
         let times = [i64::MIN, -1, 0, 1, 1_700_000_000_000, i64::MAX];
