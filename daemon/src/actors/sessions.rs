@@ -73,10 +73,9 @@ impl SessionService {
         let now = self.clock.now();
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(key)
+            && hit.session.is_live(now)
         {
-            if hit.session.is_live(now) {
-                return Ok(Some(hit));
-            }
+            return Ok(Some(hit));
         }
         let seen = self.cache.as_ref().map(|c| c.generation());
         let (found, token) = match key {

@@ -456,9 +456,10 @@ impl Deps {
         let now = self.clock.now();
         let call_auth0 = match kind {
             RefreshKind::Rotate => true,
-            RefreshKind::Cookie => !session
+            // Refreshed within the grace window: a storm of cookie callers gets those tokens.
+            RefreshKind::Cookie => session
                 .refreshed_at
-                .is_some_and(|at| now <= at.saturating_add(self.grace())),
+                .is_none_or(|at| now > at.saturating_add(self.grace())),
             RefreshKind::Extend => false,
             RefreshKind::Transparent => session.access_expired(now),
         };
@@ -529,13 +530,14 @@ impl Deps {
         extend: bool,
     ) -> Result<Option<Session>, StoreError> {
         for _ in 0..CAS_ATTEMPTS {
-            if session.access_token == tokens.access_token
-                || tokens
-                    .refresh_token
-                    .as_deref()
-                    .is_some_and(|new| session.refresh_token_is(Some(&TokenHash::of(new))))
-            {
-                // Already saved: a write that timed out had landed.
+            // Already saved (a write that timed out had landed)? Judged by the refresh token
+            // when Auth0 rotated it: two refreshes within one second get the same access token
+            // (no `jti`, deterministic RS256), so only a non-rotating answer is judged by that.
+            let saved = match tokens.refresh_token.as_deref() {
+                Some(new) => session.refresh_token_is(Some(&TokenHash::of(new))),
+                None => session.access_token == tokens.access_token,
+            };
+            if saved {
                 return Ok(Some(session));
             }
             if !session.refresh_token_is(Some(presented)) {

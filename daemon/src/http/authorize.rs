@@ -54,7 +54,7 @@ use crate::actors::tokens::{CodeLogin, TokenError};
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
 use crate::login::resolve_connection;
-use crate::store::{Session, StateRecord, Timestamp};
+use crate::store::{Session, StateRecord};
 
 /// Longest `state` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 512;
