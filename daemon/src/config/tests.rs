@@ -141,6 +141,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(s.sessions.refresh_grace_seconds, 30);
     assert_eq!(s.sessions.timeout_ms, 2000);
     assert_eq!(s.sessions.state_ttl_seconds, 600);
+    assert_eq!(s.sessions.cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.sessions.sled_cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.jobs.poll_interval_ms, 1000);
     assert_eq!(s.jobs.max_poll_interval_ms, 30_000);
@@ -895,12 +896,13 @@ fn sessions_jobs_and_plugins_are_checked() {
         with(
             base(),
             "/sessions",
-            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5, "sledCacheBytes": 2097152}),
+            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5, "cacheBytes": 3145728, "sledCacheBytes": 2097152}),
         ),
         "/jobs",
         json!({"pollIntervalMs": 50, "maxPollIntervalMs": 50, "retentionDays": 1}),
     ));
     assert_eq!(s.sessions.path, PathBuf::from("/tmp/s"));
+    assert_eq!(s.sessions.cache_bytes, 3 * 1024 * 1024);
     assert_eq!(s.sessions.sled_cache_bytes, 2 * 1024 * 1024);
     assert_eq!(
         (
@@ -918,6 +920,9 @@ fn sessions_jobs_and_plugins_are_checked() {
         ),
         (50, 50, 1)
     );
+    // 0 turns the read cache off.
+    let s = load(with(base(), "/sessions", json!({"cacheBytes": 0})));
+    assert_eq!(s.sessions.cache_bytes, 0);
     // A poll interval above the default maximum raises the maximum with it.
     let s = load(with(base(), "/jobs", json!({"pollIntervalMs": 60000})));
     assert_eq!(s.jobs.max_poll_interval_ms, 60_000);
@@ -958,6 +963,12 @@ fn sessions_jobs_and_plugins_are_checked() {
             json!({"timeoutMs": 0}),
             "sessions.timeoutMs",
             "greater than 0",
+        ),
+        (
+            "/sessions",
+            json!({"cacheBytes": 1048575}),
+            "sessions.cacheBytes",
+            "0 (off) or between 1048576 (1 MiB)",
         ),
         (
             "/sessions",
