@@ -73,9 +73,12 @@ impl SessionService {
         let now = self.clock.now();
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(key)
-            && hit.session.is_live(now)
         {
-            return Ok(Some(hit));
+            if hit.session.is_live(now) {
+                return Ok(Some(hit));
+            }
+            // Expired: drop the copy, so a client that keeps sending it does not keep it warm.
+            cache.forget_id(&hit.session.id);
         }
         let seen = self.cache.as_ref().map(|c| c.generation());
         let (found, token) = match key {
