@@ -1,4 +1,5 @@
-//! The command line (SPEC §2): `serve` (default), `demo`, `check-config`.
+//! The command line (SPEC §2): `serve` (default), `demo`, `check-config`. `demo` exists only in
+//! builds with the default `demo` feature, which links the emulator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ enum Command {
     /// Run the daemon (the default command).
     Serve,
     /// Run the daemon on 127.0.0.1 against an embedded Auth0 emulator; prints curl lines to try it.
+    #[cfg(feature = "demo")]
     Demo {
         #[arg(long, default_value_t = 8080)]
         port: u16,
@@ -49,6 +51,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        #[cfg(feature = "demo")]
         Command::Demo { port } => match crate::demo::start(port, &env) {
             Ok(demo) => {
                 let emulator = demo.emulator.base_url().to_owned();

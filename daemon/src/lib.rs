@@ -7,6 +7,7 @@ pub mod auth0;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod health;
 pub mod http;
