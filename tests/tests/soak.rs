@@ -48,7 +48,10 @@ fn soak_64_clients_for_20_seconds_every_request_answered() {
     let report = runtime().block_on(load(daemon.port, &users, Duration::from_secs(20)));
 
     report.print(&format!("soak: {CLIENTS} clients for 20 s"));
-    let failures = report.failures();
+    let mut failures = report.failures();
+    if !failures.is_empty() {
+        failures.extend(daemon_warnings(&daemon));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -62,6 +65,7 @@ fn soak_then_kill_9_every_answered_login_still_works() {
 
     let report = runtime.block_on(load(daemon.port, &users, Duration::from_secs(10)));
     report.print(&format!("soak: {CLIENTS} clients for 10 s, then kill -9"));
+    let warnings = daemon_warnings(&daemon);
 
     let daemon = daemon.kill9_and_restart(release, ENV);
     let lost = runtime.block_on(check_sessions(daemon.port, &report.sessions));
@@ -76,7 +80,27 @@ fn soak_then_kill_9_every_answered_login_still_works() {
         failures.push("no login was answered 200 before the kill: nothing to check".into());
     }
     failures.extend(lost);
+    if !failures.is_empty() {
+        failures.extend(warnings);
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The daemon's warnings and errors so far (it logs nothing else at `warn`): the first 20 and
+/// how many there were, to tell why a request failed.
+fn daemon_warnings(daemon: &DaemonProcess) -> Vec<String> {
+    let lines: Vec<String> = daemon
+        .log_lines()
+        .into_iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .map(|line| line.to_string())
+        .collect();
+    let mut warnings = vec![format!(
+        "the daemon logged {} warnings and errors",
+        lines.len()
+    )];
+    warnings.extend(lines.into_iter().take(20));
+    warnings
 }
 
 /// The emulator with `CLIENTS` extra users (one per client: until one access token may belong to
@@ -130,6 +154,8 @@ struct Report {
     /// Requests that failed otherwise (connection refused or reset, a 200 without its JSON), by
     /// route, with the first error seen.
     errors: BTreeMap<&'static str, (u64, String)>,
+    /// The first body of each 5xx answer, by route and status.
+    first_bodies: BTreeMap<(&'static str, u16), String>,
     /// 200 answers without the tokens they must carry, by route, with the first body seen.
     malformed: BTreeMap<&'static str, (u64, String)>,
     /// The longest answer, by route.
@@ -152,6 +178,9 @@ impl Report {
         for (route, (n, first)) in other.errors {
             self.errors.entry(route).or_insert((0, first)).0 += n;
         }
+        for (key, body) in other.first_bodies {
+            self.first_bodies.entry(key).or_insert(body);
+        }
         for (route, (n, first)) in other.malformed {
             self.malformed.entry(route).or_insert((0, first)).0 += n;
         }
@@ -163,7 +192,7 @@ impl Report {
         self.sessions.extend(other.sessions);
     }
 
-    fn record<T>(
+    fn record<T: std::fmt::Debug>(
         &mut self,
         route: &'static str,
         started: Instant,
@@ -173,7 +202,14 @@ impl Report {
         let slowest = self.slowest.entry(route).or_default();
         *slowest = (*slowest).max(took);
         match result {
-            Ok((status, _)) => *self.answers.entry((route, *status)).or_default() += 1,
+            Ok((status, body)) => {
+                *self.answers.entry((route, *status)).or_default() += 1;
+                if *status >= 500 {
+                    self.first_bodies
+                        .entry((route, *status))
+                        .or_insert_with(|| format!("{body:?}"));
+                }
+            }
             Err(error) if error.is_timeout() => *self.timeouts.entry(route).or_default() += 1,
             Err(error) => {
                 self.errors
@@ -258,7 +294,12 @@ impl Report {
         }
         for ((route, status), n) in &self.answers {
             if !(200..500).contains(status) {
-                failures.push(format!("{n} {route} answered {status}"));
+                let first = self
+                    .first_bodies
+                    .get(&(*route, *status))
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                failures.push(format!("{n} {route} answered {status}, first: {first}"));
             }
         }
         if !self.not_ready.is_empty() {
