@@ -71,6 +71,9 @@ impl std::fmt::Debug for Auth0Answer {
     }
 }
 
+/// How long an idle connection to Auth0 is kept (see [`Auth0Http::new`]).
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(4);
+
 impl Auth0Http {
     /// A client whose every call (connect, send, read the answer) is bounded by `timeout`.
     pub fn new(timeout: Duration) -> Result<Self, SetupError> {
@@ -79,6 +82,12 @@ impl Auth0Http {
             .connect_timeout(timeout)
             // Auth0's APIs do not redirect; following one would send a client secret elsewhere.
             .redirect(reqwest::redirect::Policy::none())
+            // Idle connections are dropped before a server's usual keep-alive (5 s for actix,
+            // nginx's default is 75 s) can close them: a request sent on a connection the server
+            // is closing fails with "connection closed before message completed" (a 502), and
+            // retrying it is not safe (a refresh may have rotated at Auth0). Reconnecting after 4 s
+            // idle costs one handshake; under load connections never idle that long.
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
             .user_agent(concat!("auth0-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(SetupError::Client)?;
