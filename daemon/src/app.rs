@@ -156,7 +156,11 @@ impl Application {
                 StoreKind::Redis => 0,
             },
             clock.clone(),
-        );
+        )
+        .with_pending_logins(crate::pending::PendingLogins::new(
+            settings.sessions.max_pending_logins,
+            settings.sessions.max_pending_logins_per_ip,
+        ));
         let http = Auth0Http::from_settings(&settings)?;
         let jwks = JwksCache::new(http.clone());
         let metrics = Metrics::new()?;

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod health;
 pub mod http;
 pub mod login;
+pub mod pending;
 pub mod store;
 pub mod telemetry;
 

@@ -15,9 +15,9 @@ use futures_util::future::join;
 use serde_json::{Value, json};
 
 /// `redirectUrl` of the login-site deployment (`emulator_config`'s).
-const LOGIN_SITE_CALLBACK: &str = "https://app.example/web-login/callback";
+pub(crate) const LOGIN_SITE_CALLBACK: &str = "https://app.example/web-login/callback";
 /// `redirectUrl` of the standalone deployment: the daemon's own callback behind its proxy.
-const CALLBACK: &str = "https://auth.example/oauth/callback";
+pub(crate) const CALLBACK: &str = "https://auth.example/oauth/callback";
 
 /// Every query parameter of `url`, which must not repeat any.
 fn params(url: &str) -> BTreeMap<String, String> {
@@ -50,7 +50,7 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
 
 /// Makes the emulator check `redirect_uri` against `callback`, as a tenant's Allowed Callback
 /// URLs do.
-fn allow_only_callback(app: &TestApp, callback: &str) {
+pub(crate) fn allow_only_callback(app: &TestApp, callback: &str) {
     let mut seed = test_seed();
     let login = seed
         .clients
@@ -62,7 +62,7 @@ fn allow_only_callback(app: &TestApp, callback: &str) {
 }
 
 /// The standalone deployment: `redirectUrl` is the daemon's `/oauth/callback`.
-async fn spawn_standalone(change: impl FnOnce(&mut Value)) -> TestApp {
+pub(crate) async fn spawn_standalone(change: impl FnOnce(&mut Value)) -> TestApp {
     let app = spawn_app_configured(
         |config| {
             for client in ["api", "web"] {
@@ -79,13 +79,17 @@ async fn spawn_standalone(change: impl FnOnce(&mut Value)) -> TestApp {
 
 /// A login started at `/authorize`: where the browser goes next, and the login-binding cookie
 /// (`name=value`) it was given.
-struct Started {
-    to_auth0: String,
-    cookie: String,
+pub(crate) struct Started {
+    pub to_auth0: String,
+    pub cookie: String,
 }
 
 /// `GET /authorize`, which must redirect to the emulator and set the binding cookie.
-async fn start_login(app: &TestApp, client: Option<&str>, query: &[(&str, &str)]) -> Started {
+pub(crate) async fn start_login(
+    app: &TestApp,
+    client: Option<&str>,
+    query: &[(&str, &str)],
+) -> Started {
     let response = app.authorize(client, query).await;
     let status = response.status();
     if status != 302 {
@@ -105,7 +109,7 @@ async fn start_login(app: &TestApp, client: Option<&str>, query: &[(&str, &str)]
 
 /// Starts a login and logs the demo user in at the emulator; returns Auth0's redirect back and
 /// the browser's binding cookie.
-async fn login_at_auth0(
+pub(crate) async fn login_at_auth0(
     app: &TestApp,
     client: Option<&str>,
     query: &[(&str, &str)],
@@ -118,7 +122,7 @@ async fn login_at_auth0(
 }
 
 /// The `code` and `state` of Auth0's redirect back.
-fn code_and_state(back: &str) -> (String, String) {
+pub(crate) fn code_and_state(back: &str) -> (String, String) {
     (
         query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}")),
         query_param(back, "state").unwrap(),
@@ -366,7 +370,7 @@ async fn the_callback_opens_a_session_only_in_the_browser_that_started_the_login
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("auth0_client_login_"))
+        .find(|v| v.starts_with("__Host-auth0_client_login_"))
         .unwrap();
     for attribute in [
         "HttpOnly",
@@ -685,7 +689,7 @@ async fn the_callback_refuses_what_it_cannot_trust() {
     // A never-issued state's binding cookie, as an attacker who chose the state could craft.
     let forged = format!(
         "{}=1",
-        auth0_client::http::authorize::binding_cookie_name("never-issued")
+        auth0_client::http::authorize::binding_cookie_name("never-issued", true)
     );
     let cases = [
         ("/oauth/callback", None, 400, "`state`"),
@@ -694,8 +698,8 @@ async fn the_callback_refuses_what_it_cannot_trust() {
         (
             "/oauth/callback?code=abc&state=never-issued",
             None,
-            403,
-            "browser",
+            400,
+            "`state`",
         ),
         (
             "/oauth/callback?code=abc&state=never-issued",
@@ -751,12 +755,14 @@ async fn browser_routes_need_no_api_key_but_the_exchange_does() {
     assert_eq!(response.status(), 302);
     assert_eq!(location(&response), "/in");
 
-    // Behind a login site: the exchange is an API call.
-    let (back, _) = login_at_auth0(&app, None, &[]).await;
+    // The exchange is an API call (here with the browser's binding too, as the state's client
+    // has the daemon's own callback).
+    let (back, cookie) = login_at_auth0(&app, None, &[]).await;
     let (code, state) = code_and_state(&back);
     let response = app
         .client
         .post(app.url("/oauth/token"))
+        .header("cookie", &cookie)
         .query(&[("code", &code), ("state", &state)])
         .send()
         .await
@@ -767,6 +773,7 @@ async fn browser_routes_need_no_api_key_but_the_exchange_does() {
         .client
         .post(app.url("/oauth/token"))
         .header("secret", "key-api")
+        .header("cookie", &cookie)
         .query(&[("code", &code), ("state", &state)])
         .send()
         .await

@@ -7,6 +7,7 @@ pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 pub mod testkit;
 
 mod authorize;
+mod login_state;
 mod ownership;
 mod process;
 mod sessions;

@@ -543,14 +543,20 @@ impl TestApp {
     }
 }
 
-/// The `name=value` of the cookie binding a login to its browser, which `/authorize` sets.
+/// The `name=value` of the cookie binding a login to its browser, which `/authorize` sets
+/// (named `__Host-auth0_client_login_…`, or without `__Host-` with `server.insecureCookies`).
 pub fn binding_cookie(response: &reqwest::Response) -> Option<String> {
+    use auth0_client::http::authorize::{BINDING_COOKIE_PREFIX, HOST_PREFIX};
     response
         .headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(auth0_client::http::authorize::BINDING_COOKIE_PREFIX))
+        .find(|v| {
+            v.strip_prefix(HOST_PREFIX)
+                .unwrap_or(v)
+                .starts_with(BINDING_COOKIE_PREFIX)
+        })
         .and_then(|c| c.split(';').next())
         .map(str::to_owned)
 }

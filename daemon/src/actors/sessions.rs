@@ -16,6 +16,7 @@
 //! locks it), and every write passes through this handle. In front of a shared store (Redis),
 //! where another daemon may write, nothing is kept.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use super::Alive;
 use super::read_cache::ReadCache;
 pub use super::read_cache::ReadSession;
 use crate::clock::Clock;
+use crate::pending::{PendingLogins, TooManyPendingLogins};
 use crate::store::{
     CasOutcome, Session, SessionId, SessionStore, StateRecord, StoreError, TokenHash, bounded,
 };
@@ -40,6 +42,18 @@ pub struct SessionService {
     limit: Duration,
     cache: Option<Arc<ReadCache>>,
     clock: Clock,
+    /// The live `/authorize` states this process wrote, per end-user address and in total.
+    pending: Arc<PendingLogins>,
+}
+
+/// What [`SessionService::put_state`] did.
+#[derive(Debug)]
+pub enum StatePut {
+    Stored,
+    /// A live state with that `state` exists (a caller's `state` in use): nothing was written.
+    InUse,
+    /// A cap on logins in progress is reached: nothing was written.
+    TooMany(TooManyPendingLogins),
 }
 
 impl SessionService {
@@ -56,7 +70,20 @@ impl SessionService {
             limit,
             cache: (cache_bytes > 0).then(|| Arc::new(ReadCache::new(cache_bytes))),
             clock,
+            pending: Arc::default(),
         }
+    }
+
+    /// Counts logins in progress with `pending`'s caps (`sessions.maxPendingLogins` and
+    /// `sessions.maxPendingLoginsPerIp`) instead of the defaults.
+    pub fn with_pending_logins(mut self, pending: PendingLogins) -> Self {
+        self.pending = Arc::new(pending);
+        self
+    }
+
+    /// The count of logins in progress.
+    pub fn pending_logins(&self) -> &PendingLogins {
+        &self.pending
     }
 
     pub fn clock(&self) -> &Clock {
@@ -163,14 +190,55 @@ impl SessionService {
         bounded(self.limit, self.store.active_subs()).await
     }
 
-    /// Remembers an `/authorize` state; `false` when a live one has that `state` already.
-    pub async fn put_state(&self, record: &StateRecord) -> Result<bool, StoreError> {
-        bounded(self.limit, self.store.put_state(record)).await
+    /// Remembers an `/authorize` state started by the end user at `from`, unless a cap on
+    /// logins in progress is reached or a live state has that `state` already.
+    pub async fn put_state(
+        &self,
+        record: &StateRecord,
+        from: Option<IpAddr>,
+    ) -> Result<StatePut, StoreError> {
+        let counted =
+            match self
+                .pending
+                .admit(&record.state, from, record.expires_at, self.clock.now())
+            {
+                Ok(counted) => counted,
+                Err(full) => return Ok(StatePut::TooMany(full)),
+            };
+        let stored = bounded(self.limit, self.store.put_state(record)).await;
+        // A write that failed or timed out may still land: it stays counted until it expires.
+        if counted && matches!(stored, Ok(false)) {
+            self.pending.release(&record.state);
+        }
+        Ok(if stored? {
+            StatePut::Stored
+        } else {
+            StatePut::InUse
+        })
     }
 
     /// Takes an `/authorize` state (single use).
     pub async fn take_state(&self, state: &str) -> Result<Option<StateRecord>, StoreError> {
-        bounded(self.limit, self.store.take_state(state)).await
+        let taken = bounded(self.limit, self.store.take_state(state)).await?;
+        if taken.is_some() {
+            self.pending.release(state);
+        }
+        Ok(taken)
+    }
+
+    /// Reads an `/authorize` state without taking it (to check its binding first).
+    pub async fn get_state(&self, state: &str) -> Result<Option<StateRecord>, StoreError> {
+        bounded(self.limit, self.store.get_state(state)).await
+    }
+
+    /// Takes the state `record` when it is still the stored one; `false` when it was taken (or
+    /// replaced) meanwhile.
+    pub async fn take_state_if(&self, record: &StateRecord) -> Result<bool, StoreError> {
+        let taken = bounded(self.limit, self.store.take_state_if(record)).await?;
+        if taken {
+            self.pending.release(&record.state);
+        }
+        Ok(taken)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -114,6 +114,8 @@ struct RawSessions {
     state_ttl_seconds: Option<u64>,
     cache_bytes: Option<u64>,
     sled_cache_bytes: Option<u64>,
+    max_pending_logins: Option<u64>,
+    max_pending_logins_per_ip: Option<u64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -572,6 +574,18 @@ fn build_sessions(
         )?,
         cache_bytes: cache_bytes(p, raw.cache_bytes, defaults.cache_bytes)?,
         sled_cache_bytes: sled_cache_bytes(p, raw.sled_cache_bytes, defaults.sled_cache_bytes)?,
+        max_pending_logins: positive(
+            p,
+            "sessions.maxPendingLogins",
+            raw.max_pending_logins,
+            defaults.max_pending_logins,
+        )?,
+        max_pending_logins_per_ip: positive(
+            p,
+            "sessions.maxPendingLoginsPerIp",
+            raw.max_pending_logins_per_ip,
+            defaults.max_pending_logins_per_ip,
+        )?,
     })
 }
 

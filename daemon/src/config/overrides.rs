@@ -91,6 +91,8 @@ const SESSIONS: Shape = Object(&[
     ("stateTtlSeconds", Scalar),
     ("cacheBytes", Scalar),
     ("sledCacheBytes", Scalar),
+    ("maxPendingLogins", Scalar),
+    ("maxPendingLoginsPerIp", Scalar),
 ]);
 
 const JOBS: Shape = Object(&[

@@ -143,6 +143,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(s.sessions.state_ttl_seconds, 600);
     assert_eq!(s.sessions.cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.sessions.sled_cache_bytes, 64 * 1024 * 1024);
+    assert_eq!(s.sessions.max_pending_logins, 100_000);
+    assert_eq!(s.sessions.max_pending_logins_per_ip, 1_000);
     assert_eq!(s.jobs.poll_interval_ms, 1000);
     assert_eq!(s.jobs.max_poll_interval_ms, 30_000);
     assert_eq!(s.jobs.retention_days, 30);
@@ -896,7 +898,7 @@ fn sessions_jobs_and_plugins_are_checked() {
         with(
             base(),
             "/sessions",
-            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5, "cacheBytes": 3145728, "sledCacheBytes": 2097152}),
+            json!({"store": "sled", "path": "/tmp/s", "refreshGraceSeconds": 0, "timeoutMs": 10, "stateTtlSeconds": 5, "cacheBytes": 3145728, "sledCacheBytes": 2097152, "maxPendingLogins": 50, "maxPendingLoginsPerIp": 5}),
         ),
         "/jobs",
         json!({"pollIntervalMs": 50, "maxPollIntervalMs": 50, "retentionDays": 1}),
@@ -904,6 +906,13 @@ fn sessions_jobs_and_plugins_are_checked() {
     assert_eq!(s.sessions.path, PathBuf::from("/tmp/s"));
     assert_eq!(s.sessions.cache_bytes, 3 * 1024 * 1024);
     assert_eq!(s.sessions.sled_cache_bytes, 2 * 1024 * 1024);
+    assert_eq!(
+        (
+            s.sessions.max_pending_logins,
+            s.sessions.max_pending_logins_per_ip
+        ),
+        (50, 5)
+    );
     assert_eq!(
         (
             s.sessions.refresh_grace_seconds,
@@ -980,6 +989,18 @@ fn sessions_jobs_and_plugins_are_checked() {
             "/sessions",
             json!({"stateTtlSeconds": 0}),
             "sessions.stateTtlSeconds",
+            "greater than 0",
+        ),
+        (
+            "/sessions",
+            json!({"maxPendingLogins": 0}),
+            "sessions.maxPendingLogins",
+            "greater than 0",
+        ),
+        (
+            "/sessions",
+            json!({"maxPendingLoginsPerIp": 0}),
+            "sessions.maxPendingLoginsPerIp",
             "greater than 0",
         ),
         (
@@ -1359,6 +1380,31 @@ fn overrides_win_over_the_file_and_redis_variables() {
     );
     assert_eq!(s.sessions.path, PathBuf::from("from-env"));
     assert_eq!(s.sessions.redis.hosts, ["b:1"]);
+}
+
+#[test]
+fn the_pending_login_caps_can_be_overridden() {
+    let s = load_env(
+        base(),
+        &[
+            ("AUTH0_CLIENT__SESSIONS__MAXPENDINGLOGINS", "2000"),
+            ("AUTH0_CLIENT__SESSIONS__MAXPENDINGLOGINSPERIP", "20"),
+        ],
+    );
+    assert_eq!(s.sessions.max_pending_logins, 2000);
+    assert_eq!(s.sessions.max_pending_logins_per_ip, 20);
+    let err = error_env(
+        base(),
+        &[("AUTH0_CLIENT__SESSIONS__MAXPENDINGLOGINSPERIP", "0")],
+    );
+    assert_error(
+        &err,
+        "sessions.maxPendingLoginsPerIp",
+        &[
+            "greater than 0",
+            "set by AUTH0_CLIENT__SESSIONS__MAXPENDINGLOGINSPERIP",
+        ],
+    );
 }
 
 #[test]

@@ -315,6 +315,10 @@ pub struct SessionSettings {
     pub cache_bytes: u64,
     /// sled's own page cache (sled's default, 1 GiB, is far more than sessions need).
     pub sled_cache_bytes: u64,
+    /// Live `/authorize` states this daemon keeps in total (past it: 429).
+    pub max_pending_logins: u64,
+    /// Live `/authorize` states per end-user IP (an IPv6 /64); past it: 429.
+    pub max_pending_logins_per_ip: u64,
 }
 
 impl Default for SessionSettings {
@@ -328,6 +332,8 @@ impl Default for SessionSettings {
             state_ttl_seconds: 600,
             cache_bytes: 64 << 20,
             sled_cache_bytes: 64 << 20,
+            max_pending_logins: crate::pending::DEFAULT_MAX_TOTAL,
+            max_pending_logins_per_ip: crate::pending::DEFAULT_MAX_PER_IP,
         }
     }
 }

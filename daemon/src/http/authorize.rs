@@ -25,11 +25,27 @@
 //! - Login CSRF (RFC 6749 §10.12): in the standalone deployment the daemon is the OAuth client,
 //!   so it binds each login to the browser that started it. `/authorize` sets a cookie named
 //!   after a hash of the state ([`binding_cookie_name`]; `HttpOnly`, `SameSite=Lax`, `Path=/`,
-//!   `Max-Age` = `sessions.stateTtlSeconds`), and `/oauth/callback` opens a session only when the
-//!   browser presents it (else 403, the state left alone), then clears it. One cookie per state,
-//!   so logins in several tabs do not undo each other. Behind a login site the site does this
-//!   binding with its own state; the cookie is set there too and simply expires. The browser
-//!   must therefore reach `/authorize` and `/oauth/callback` on the same host.
+//!   `Max-Age` = `sessions.stateTtlSeconds`, and the `__Host-` prefix unless
+//!   `server.insecureCookies`) holding a fresh 256-bit secret, whose SHA-256 the state record
+//!   keeps. `/oauth/callback` (both branches) opens a session, or carries Auth0's `error` back,
+//!   only when the browser presents the secret (compared in constant time; else 403), then clears
+//!   the cookie. One cookie per state, so logins in several tabs do not undo each other. The
+//!   browser must therefore reach `/authorize` and `/oauth/callback` on the same host.
+//! - The same binding is required by the code exchange of `POST /oauth/token` when the state's
+//!   client has the daemon's own callback as `redirectUrl` ([`is_own_callback`]: its path ends
+//!   with `<SERVICE_PREFIX>/oauth/callback`, so a proxy may add a prefix in front): a callback URL
+//!   that leaked (a log, a `Referer`) then logs nobody in. States of a login site's `redirectUrl`
+//!   keep the server-to-server exchange without a cookie: the site binds the login with its own
+//!   state, and the daemon's cookie, set there too, simply expires.
+//! - A binding is checked before the state is spent: the record is read, the secret compared,
+//!   and only then is the record taken, as read (atomically; a concurrent take wins and the other
+//!   caller gets 400). A request without the binding therefore cannot spend another browser's
+//!   login.
+//! - A state record holds only what the exchange needs (client, redirect, PKCE verifier, nonce,
+//!   binding hash), each bounded: a caller's `state` at [`MAX_STATE_LEN`] bytes, the `redirect`
+//!   at [`MAX_REDIRECT_LEN`]. Logins in progress are counted per end-user IP and in total
+//!   ([`crate::pending`]): past `sessions.maxPendingLoginsPerIp` or `sessions.maxPendingLogins`,
+//!   429 with `Retry-After`, and nothing is stored.
 
 use std::time::Duration;
 
@@ -42,14 +58,18 @@ use rand::RngExt as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use url::Url;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::extract::{BrowserClient, OptionalBrowserClient, RelativeRedirect, SelectedClient};
+use super::extract::{
+    BrowserClient, EndUser, OptionalBrowserClient, RelativeRedirect, SelectedClient,
+};
 use super::session_cookie;
 use super::token::required;
 use crate::actors::Actors;
+use crate::actors::sessions::StatePut;
 use crate::actors::tokens::{CodeLogin, TokenError};
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
@@ -58,6 +78,10 @@ use crate::store::{Session, StateRecord};
 
 /// Longest `state` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 512;
+
+/// Longest `redirect` a login keeps, in bytes (the state record stays small; other routes accept
+/// up to [`RelativeRedirect::MAX_LEN`]).
+pub const MAX_REDIRECT_LEN: usize = 2048;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(authorize).service(callback);
@@ -114,19 +138,93 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 /// The name of the cookie binding the login of `state` to the browser that started it: a fixed
 /// prefix and 96 bits of SHA-256(state), so the cookie names a login without carrying its state.
-pub fn binding_cookie_name(state: &str) -> String {
+/// A `Secure` cookie (`secure`: unless `server.insecureCookies`) also gets the `__Host-` prefix,
+/// which browsers accept only from a secure origin, with `Path=/` and no `Domain`: no sibling or
+/// parent domain can plant or shadow it.
+pub fn binding_cookie_name(state: &str, secure: bool) -> String {
     let digest = Sha256::digest(state.as_bytes());
     format!(
-        "{BINDING_COOKIE_PREFIX}{}",
+        "{}{BINDING_COOKIE_PREFIX}{}",
+        if secure { HOST_PREFIX } else { "" },
         URL_SAFE_NO_PAD.encode(&digest[..12])
     )
 }
 
-/// Prefix of the login-binding cookies (see the module doc).
+/// Prefix of the login-binding cookies' names after `__Host-` (see the module doc).
 pub const BINDING_COOKIE_PREFIX: &str = "auth0_client_login_";
 
-fn binding_cookie(state: &str, settings: &Settings) -> Cookie<'static> {
-    Cookie::build(binding_cookie_name(state), "1")
+/// The cookie-name prefix that browsers accept only with `Secure`, `Path=/` and no `Domain`.
+pub const HOST_PREFIX: &str = "__Host-";
+
+/// The secret of a new login's binding cookie, and its SHA-256 for the state record.
+struct BindingSecret {
+    /// 256 random bits, base64url: the cookie's value.
+    secret: String,
+    /// base64url(SHA-256(secret)): [`StateRecord::binding`].
+    hash: String,
+}
+
+impl BindingSecret {
+    fn generate() -> Self {
+        let secret = random_token();
+        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()));
+        Self { secret, hash }
+    }
+}
+
+/// Whether the request presents the binding of `record`, and if not, why.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented {
+    Valid,
+    Missing,
+    Mismatch,
+}
+
+/// Compares every cookie of the binding's name (a browser may send several with one name: one
+/// planted under another path, say) with the hash `record` keeps, in constant time. A record
+/// without a hash (an earlier version's) matches nothing.
+fn binding_presented(req: &HttpRequest, record: &StateRecord, settings: &Settings) -> Presented {
+    let name = binding_cookie_name(&record.state, !settings.server.insecure_cookies);
+    let expected = URL_SAFE_NO_PAD
+        .decode(record.binding.as_bytes())
+        .ok()
+        .filter(|hash| hash.len() == 32);
+    let mut found = Presented::Missing;
+    for value in cookie_values(req, &name) {
+        let digest = Sha256::digest(value.as_bytes());
+        if expected
+            .as_deref()
+            .is_some_and(|hash| bool::from(digest.as_slice().ct_eq(hash)))
+        {
+            return Presented::Valid;
+        }
+        found = Presented::Mismatch;
+    }
+    found
+}
+
+/// Whether `client`'s `redirectUrl` is this daemon's own `<SERVICE_PREFIX>/oauth/callback`
+/// (standalone): its path ends with it, so a proxy may serve the daemon under a longer path.
+pub fn is_own_callback(client: &ClientSettings, settings: &Settings) -> bool {
+    // Starts with `/`, so a match ends on a whole path segment.
+    let own = format!("{}/oauth/callback", settings.service_prefix);
+    Url::parse(&client.redirect_url).is_ok_and(|url| url.path().ends_with(&own))
+}
+
+/// Where a state is presented, which decides whether its binding is required.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Presentation {
+    /// `GET /oauth/callback`, either branch: always (a browser is there, and it is this route's
+    /// defence against login CSRF).
+    Callback,
+    /// The code exchange of `POST /oauth/token`: when the state's client has the daemon's own
+    /// callback as `redirectUrl`.
+    Exchange,
+}
+
+fn binding_cookie(state: &str, secret: &str, settings: &Settings) -> Cookie<'static> {
+    let secure = !settings.server.insecure_cookies;
+    Cookie::build(binding_cookie_name(state, secure), secret.to_owned())
         .path("/")
         .http_only(true)
         .secure(!settings.server.insecure_cookies)
@@ -140,7 +238,8 @@ fn binding_cookie(state: &str, settings: &Settings) -> Cookie<'static> {
 /// Removes the binding cookie of `state`: empty, expired, no `Max-Age` (as the `sid` cookie is
 /// cleared).
 fn clear_binding_cookie(state: &str, settings: &Settings) -> Cookie<'static> {
-    Cookie::build(binding_cookie_name(state), "")
+    let secure = !settings.server.insecure_cookies;
+    Cookie::build(binding_cookie_name(state, secure), "")
         .path("/")
         .http_only(true)
         .secure(!settings.server.insecure_cookies)
@@ -149,15 +248,17 @@ fn clear_binding_cookie(state: &str, settings: &Settings) -> Cookie<'static> {
         .finish()
 }
 
-/// Whether the request carries a non-empty cookie called `name`. Read by hand, like the `sid`
-/// cookie, so one malformed cookie of another application does not hide it.
-fn has_cookie(req: &HttpRequest, name: &str) -> bool {
+/// The non-empty values of every cookie called `name`. Read by hand, like the `sid` cookie, so
+/// one malformed cookie of another application does not hide it.
+fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<Item = &'r str> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| line.split(';'))
         .filter_map(|pair| pair.split_once('='))
-        .any(|(key, value)| key.trim() == name && !value.trim().is_empty())
+        .filter(move |(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
 }
 
 /// A caller's `state` (with `authorizeStateRequired`).
@@ -177,11 +278,16 @@ fn check_state(state: &str) -> Result<(), ApiError> {
 
 /// The redirect of an `/authorize` request, from `redirect` or its alias `redirectUri`.
 fn redirect_of(query: &AuthorizeQuery) -> Result<Option<RelativeRedirect>, ApiError> {
-    let parse = |value: Option<&String>, field| {
-        value
-            .filter(|v| !v.is_empty())
-            .map(|v| RelativeRedirect::parse_field(v, field))
-            .transpose()
+    let parse = |value: Option<&String>, field| -> Result<_, ApiError> {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if value.len() > MAX_REDIRECT_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "`{field}` must be at most {MAX_REDIRECT_LEN} bytes at /authorize"
+            )));
+        }
+        Ok(Some(RelativeRedirect::parse_field(value, field)?))
     };
     let redirect = parse(query.redirect.as_ref(), "redirect")?;
     let alias = parse(query.redirect_uri.as_ref(), "redirectUri")?;
@@ -198,6 +304,7 @@ fn redirect_of(query: &AuthorizeQuery) -> Result<Option<RelativeRedirect>, ApiEr
 fn auth0_authorize_url(
     client: &ClientSettings,
     record: &StateRecord,
+    connection: Option<&str>,
     prompt: Option<&str>,
     action: Option<&str>,
 ) -> Result<Url, ApiError> {
@@ -216,7 +323,7 @@ fn auth0_authorize_url(
         if let Some(audience) = &client.audience {
             query.append_pair("audience", audience);
         }
-        if let Some(connection) = &record.connection {
+        if let Some(connection) = connection {
             query.append_pair("connection", connection);
         }
         if let Some(prompt) = prompt {
@@ -270,8 +377,16 @@ fn with_error(redirect: &str, error: &str, description: Option<&str>) -> String 
     location_of(&location)
 }
 
-/// Takes (atomically, once) the live state record of `state`; 400 when there is none.
-pub(super) async fn take_state(actors: &Actors, state: &str) -> Result<StateRecord, ApiError> {
+/// Takes (atomically, once) the live state record of `state`, presented on `route`; 400 when
+/// there is none. When the route requires the login's binding (see [`Presentation`]), it is
+/// checked first: without it, 403 and the state is left for its owner.
+pub(super) async fn take_state(
+    req: &HttpRequest,
+    actors: &Actors,
+    settings: &Settings,
+    state: &str,
+    route: Presentation,
+) -> Result<StateRecord, ApiError> {
     let unknown = || {
         ApiError::BadRequest(
             "`state` is unknown, expired or already used: start the login again at /authorize"
@@ -281,10 +396,56 @@ pub(super) async fn take_state(actors: &Actors, state: &str) -> Result<StateReco
     if state.len() > MAX_STATE_LEN {
         return Err(unknown());
     }
-    match actors.sessions.take_state(state).await? {
-        Some(record) if record.is_live(actors.clock.now()) => Ok(record),
-        _ => Err(unknown()),
+    let record = actors
+        .sessions
+        .get_state(state)
+        .await?
+        .filter(|record| record.is_live(actors.clock.now()))
+        .ok_or_else(unknown)?;
+    let bound = match route {
+        Presentation::Callback => true,
+        Presentation::Exchange => settings
+            .clients
+            .get(&record.client)
+            .is_none_or(|client| is_own_callback(client, settings)),
+    };
+    if bound {
+        let presented = binding_presented(req, &record, settings);
+        if presented != Presented::Valid {
+            return Err(unbound(route, presented, &record));
+        }
     }
+    if actors.sessions.take_state_if(&record).await? {
+        Ok(record)
+    } else {
+        Err(unknown())
+    }
+}
+
+/// The 403 of a state presented without its login's binding (see the module doc).
+fn unbound(route: Presentation, presented: Presented, record: &StateRecord) -> ApiError {
+    let why = match presented {
+        Presented::Mismatch => "its login cookie does not match",
+        _ => "its login cookie is missing",
+    };
+    tracing::warn!(
+        client = %record.client,
+        ?route,
+        why,
+        "a login's state presented without the binding of the browser that started it"
+    );
+    ApiError::Forbidden(match route {
+        Presentation::Callback => format!(
+            "this browser did not start the login of this `state` ({why}): start again at \
+             /authorize, on the same host as /oauth/callback"
+        ),
+        Presentation::Exchange => format!(
+            "the login of this `state` is bound to the browser that started it ({why}), since \
+             client `{}` has this daemon's /oauth/callback as its redirectUrl: let the browser \
+             finish it at /oauth/callback",
+            record.client
+        ),
+    })
 }
 
 /// Exchanges `code` for the login `record` started, with `client`'s credentials, the same
@@ -307,7 +468,6 @@ pub(super) async fn exchange(
             tracing::info!(
                 client = %client.name,
                 sub = %session.sub,
-                connection = record.connection.as_deref().unwrap_or(""),
                 "user logged in (authorization code)"
             );
             Ok(session)
@@ -334,6 +494,8 @@ pub(super) async fn exchange(
         (status = 302, description = "to `{auth0Url}/authorize` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, the PKCE challenge (`S256`) and `audience`, `connection`, `prompt`, `action` when set"),
         (status = 400, body = super::error::ErrorBody, description = "a bad `redirect`, `connection` or `state`"),
         (status = 401, body = super::error::ErrorBody, description = "no client"),
+        (status = 429, body = super::error::ErrorBody, description = "too many logins in progress from this end user's IP (`sessions.maxPendingLoginsPerIp`) or in total (`sessions.maxPendingLogins`); `Retry-After` is the seconds until the oldest of them expires",
+            headers(("Retry-After" = u64, description = "seconds"))),
         (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
@@ -341,6 +503,7 @@ pub(super) async fn exchange(
 async fn authorize(
     query: web::Query<AuthorizeQuery>,
     client: BrowserClient,
+    end_user: EndUser,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
@@ -362,32 +525,49 @@ async fn authorize(
         random_token()
     };
     let ttl = Duration::from_secs(settings.sessions.state_ttl_seconds);
+    let binding = BindingSecret::generate();
     let record = StateRecord {
         state,
         client: client.name.as_str().to_owned(),
         redirect: redirect.map(RelativeRedirect::into_string),
-        connection,
         pkce_verifier: random_token(),
         nonce: random_token(),
+        binding: binding.hash,
         expires_at: actors.clock.now().saturating_add(ttl),
     };
     let location = auth0_authorize_url(
         &client.settings,
         &record,
+        connection.as_deref(),
         non_empty(query.prompt).as_deref(),
         non_empty(query.action).as_deref(),
     )?;
-    if !actors.sessions.put_state(&record).await? {
-        return Err(if caller_state {
-            ApiError::BadRequest("`state` is already in use by a login in progress".into())
-        } else {
-            ApiError::internal("a generated state collided with a live one")
-        });
+    match actors.sessions.put_state(&record, end_user.ip).await? {
+        StatePut::Stored => {}
+        StatePut::InUse if caller_state => {
+            return Err(ApiError::BadRequest(
+                "`state` is already in use by a login in progress".into(),
+            ));
+        }
+        StatePut::InUse => {
+            return Err(ApiError::internal(
+                "a generated state collided with a live one",
+            ));
+        }
+        StatePut::TooMany(full) => {
+            tracing::warn!(
+                ip = ?end_user.ip,
+                cap = ?full.cap,
+                max = full.max,
+                "a login refused: too many logins in progress"
+            );
+            return Err(full.into());
+        }
     }
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, location.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(binding_cookie(&record.state, &settings))
+        .cookie(binding_cookie(&record.state, &binding.secret, &settings))
         .finish())
 }
 
@@ -419,9 +599,11 @@ async fn callback(
     let query = query.into_inner();
     let state = required(non_empty(query.state), "state")?;
     if let Some(error) = non_empty(query.error) {
-        let record = take_state(&actors, &state).await.inspect_err(|_| {
-            tracing::info!(%error, "Auth0 answered a login with an error, for an unknown state");
-        })?;
+        let record = take_state(&req, &actors, &settings, &state, Presentation::Callback)
+            .await
+            .inspect_err(|_| {
+                tracing::info!(%error, "Auth0 answered a login with an error, refused");
+            })?;
         tracing::info!(client = %record.client, %error, "Auth0 answered the login with an error");
         let location = with_error(
             record.redirect.as_deref().unwrap_or("/"),
@@ -435,15 +617,7 @@ async fn callback(
             .finish());
     }
     let code = required(non_empty(query.code), "code")?;
-    if !has_cookie(&req, &binding_cookie_name(&state)) {
-        tracing::warn!("a login callback from a browser that did not start the login");
-        return Err(ApiError::Forbidden(
-            "this browser did not start the login of this `state` (its login cookie is \
-             missing): start again at /authorize, on the same host as /oauth/callback"
-                .into(),
-        ));
-    }
-    let record = take_state(&actors, &state).await?;
+    let record = take_state(&req, &actors, &settings, &state, Presentation::Callback).await?;
     let client = client.for_session(&record.client)?;
     let session = exchange(&client, &record, code, &actors).await?;
     let location = location_of(record.redirect.as_deref().unwrap_or("/"));
@@ -458,6 +632,7 @@ async fn callback(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::extract::test_support;
 
     #[test]
     fn the_challenge_is_rfc_7636s_example() {
@@ -526,23 +701,143 @@ mod tests {
 
     #[test]
     fn binding_cookies_are_named_after_the_state_without_carrying_it() {
-        let name = binding_cookie_name("some-state");
+        let name = binding_cookie_name("some-state", false);
         assert!(name.starts_with(BINDING_COOKIE_PREFIX));
         assert_eq!(name.len(), BINDING_COOKIE_PREFIX.len() + 16);
         assert!(!name.contains("some-state"));
-        assert_ne!(name, binding_cookie_name("other-state"));
+        assert_ne!(name, binding_cookie_name("other-state", false));
+        assert_eq!(
+            binding_cookie_name("some-state", true),
+            format!("__Host-{name}"),
+            "a Secure cookie gets the __Host- prefix"
+        );
+    }
+
+    #[test]
+    fn binding_cookies_hold_a_fresh_secret_and_records_its_hash() {
+        let settings = test_support::settings(test_support::doc());
+        let binding = BindingSecret::generate();
+        assert_eq!(binding.secret.len(), 43);
+        assert_ne!(binding.secret, BindingSecret::generate().secret);
+        assert_ne!(binding.hash, binding.secret);
+        let cookie = binding_cookie("st", &binding.secret, &settings);
+        assert!(cookie.name().starts_with("__Host-"));
+        assert_eq!(cookie.value(), binding.secret);
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.domain(), None);
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.http_only(), Some(true));
+    }
+
+    #[test]
+    fn a_binding_is_the_secret_whose_hash_the_record_keeps() {
+        let settings = test_support::settings(test_support::doc());
+        let binding = BindingSecret::generate();
+        let record = StateRecord {
+            state: "st".into(),
+            client: "web".into(),
+            redirect: None,
+            pkce_verifier: "v".into(),
+            nonce: "n".into(),
+            binding: binding.hash.clone(),
+            expires_at: crate::store::Timestamp::now(),
+        };
+        let name = binding_cookie_name("st", true);
+        let presented = |cookies: &[String]| {
+            let mut req = actix_web::test::TestRequest::default();
+            for cookie in cookies {
+                req = req.append_header(("cookie", cookie.as_str()));
+            }
+            binding_presented(&req.to_http_request(), &record, &settings)
+        };
+        assert_eq!(
+            presented(&[format!("{name}={}", binding.secret)]),
+            Presented::Valid
+        );
+        assert_eq!(presented(&[]), Presented::Missing);
+        assert_eq!(presented(&[format!("{name}=")]), Presented::Missing);
+        assert_eq!(presented(&[format!("{name}=1")]), Presented::Mismatch);
+        assert_eq!(
+            presented(&[format!("{name}={}", binding.hash)]),
+            Presented::Mismatch,
+            "the hash is no secret"
+        );
+        // Without the prefix, as a sibling domain could set it.
+        let bare = binding_cookie_name("st", false);
+        assert_eq!(
+            presented(&[format!("{bare}={}", binding.secret)]),
+            Presented::Missing
+        );
+        // A planted cookie beside the real one does not hide it.
+        assert_eq!(
+            presented(&[format!("{name}=1; {name}={}", binding.secret)]),
+            Presented::Valid
+        );
+        let mut old = record.clone();
+        old.binding = String::new();
+        let req = actix_web::test::TestRequest::default()
+            .append_header(("cookie", format!("{name}=1")))
+            .to_http_request();
+        assert_eq!(
+            binding_presented(&req, &old, &settings),
+            Presented::Mismatch,
+            "a record without a hash matches nothing"
+        );
+    }
+
+    #[test]
+    fn the_own_callback_is_the_prefixed_oauth_callback_path() {
+        let with = |redirect: &str, prefix: &[(&str, &str)]| {
+            let mut doc = test_support::doc();
+            doc["clients"]["web"]["redirectUrl"] = redirect.into();
+            let settings = test_support::settings_env(doc, prefix);
+            is_own_callback(&settings.clients["web"], &settings)
+        };
+        assert!(with("https://auth.example/oauth/callback", &[]));
+        assert!(with("http://127.0.0.1:8080/oauth/callback", &[]));
+        assert!(
+            with("https://app.example/auth/oauth/callback", &[]),
+            "behind a proxy path"
+        );
+        assert!(with(
+            "https://app.example/auth/oauth/callback",
+            &[("SERVICE_PREFIX", "/auth")]
+        ));
+        assert!(!with(
+            "https://app.example/oauth/callback",
+            &[("SERVICE_PREFIX", "/auth")]
+        ));
+        assert!(!with("https://app.example/web-login/callback", &[]));
+        assert!(!with("https://app.example/xoauth/callback", &[]));
+        assert!(!with("https://app.example/oauth/callback/x", &[]));
     }
 
     #[test]
     fn cookies_are_found_among_malformed_neighbours() {
         let req = actix_web::test::TestRequest::default()
             .append_header(("cookie", "broken; a=1"))
-            .append_header(("cookie", "b=; c=2"))
+            .append_header(("cookie", "b=; c=2; a=3"))
             .to_http_request();
-        assert!(has_cookie(&req, "a"));
-        assert!(has_cookie(&req, "c"));
-        assert!(!has_cookie(&req, "b"), "empty");
-        assert!(!has_cookie(&req, "d"));
+        let values = |name| cookie_values(&req, name).collect::<Vec<_>>();
+        assert_eq!(values("a"), ["1", "3"]);
+        assert_eq!(values("c"), ["2"]);
+        assert!(values("b").is_empty(), "empty");
+        assert!(values("d").is_empty());
+    }
+
+    #[test]
+    fn a_kept_redirect_is_bounded() {
+        let query = |redirect: String| AuthorizeQuery {
+            redirect: Some(redirect),
+            ..AuthorizeQuery::default()
+        };
+        let at_most = format!("/{}", "a".repeat(MAX_REDIRECT_LEN - 1));
+        assert!(redirect_of(&query(at_most)).is_ok());
+        let err = redirect_of(&query(format!("/{}", "a".repeat(MAX_REDIRECT_LEN))))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`redirect`") && err.contains("2048"), "{err}");
     }
 
     #[test]

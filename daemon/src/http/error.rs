@@ -258,6 +258,18 @@ impl From<&IdTokenError> for ApiError {
     }
 }
 
+/// Too many logins in progress (`sessions.maxPendingLogins*`): 429, `Retry-After` the seconds
+/// until the oldest of them expires.
+impl From<crate::pending::TooManyPendingLogins> for ApiError {
+    fn from(err: crate::pending::TooManyPendingLogins) -> Self {
+        Self::TooManyRequests {
+            message: err.to_string(),
+            retry_after_seconds: err.retry_after_seconds(),
+            error_code: None,
+        }
+    }
+}
+
 /// A login rule refused the request before Auth0 was asked: the client's fault, 400.
 impl From<crate::login::LoginError> for ApiError {
     fn from(err: crate::login::LoginError) -> Self {

@@ -203,7 +203,7 @@ async fn token(
     match fields.grant_type.as_deref() {
         Some("password") => password(fields, client, end_user, &settings, &actors).await,
         None | Some("authorization_code") => {
-            code_exchange(fields, client, &settings, &actors).await
+            code_exchange(&req, fields, client, &settings, &actors).await
         }
         Some(other) => Err(ApiError::BadRequest(format!(
             "unsupported grant_type `{other}`: use `password` or `authorization_code`"
@@ -214,9 +214,11 @@ async fn token(
 /// The code exchange of the login-site deployment: the site got `code` and `state` from Auth0's
 /// redirect and passes them on (SPEC §5). The state must be one `/authorize` issued for this
 /// client, live and unused; it is consumed even when issued for another client (see
-/// [`super::authorize`]). The answer is a login's, plus `Location: <redirect>` when the login
-/// carried one.
+/// [`super::authorize`]). A state whose client has the daemon's own callback as `redirectUrl`
+/// also needs the login's binding cookie (else 403, the state kept). The answer is a login's,
+/// plus `Location: <redirect>` when the login carried one.
 async fn code_exchange(
+    req: &HttpRequest,
     fields: TokenFields,
     client: SelectedClient,
     settings: &Settings,
@@ -224,7 +226,14 @@ async fn code_exchange(
 ) -> Result<HttpResponse, ApiError> {
     let code = required(fields.code, "code")?;
     let state = required(fields.state, "state")?;
-    let record = authorize::take_state(actors, &state).await?;
+    let record = authorize::take_state(
+        req,
+        actors,
+        settings,
+        &state,
+        authorize::Presentation::Exchange,
+    )
+    .await?;
     if record.client != client.name.as_str() {
         tracing::warn!(
             client = %client.name,

@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             sweep_removes_expired_records_and_keeps_live_ones,
             states_are_single_use_and_expire,
             a_state_is_taken_once_by_concurrent_takers,
+            a_state_is_read_in_place_and_taken_only_as_read,
             leases_are_exclusive_expire_and_are_released_by_their_holder,
             jobs_list_newest_first_with_before,
             finished_jobs_past_retention_are_deleted,
@@ -98,9 +99,9 @@ fn state(value: &str, lifetime: Duration) -> StateRecord {
         state: value.into(),
         client: "web".into(),
         redirect: Some("/home?tab=1".into()),
-        connection: None,
         pkce_verifier: format!("verifier-{value}"),
         nonce: format!("nonce-{value}"),
+        binding: format!("binding-{value}"),
         expires_at: Timestamp::now().saturating_add(lifetime),
     }
 }
@@ -647,6 +648,55 @@ pub async fn a_state_is_taken_once_by_concurrent_takers(fixture: &dyn Fixture) {
         }
     }
     assert_eq!(winners, 1, "exactly one concurrent take gets the state");
+}
+
+pub async fn a_state_is_read_in_place_and_taken_only_as_read(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let record = state("peeked", DAY);
+    assert!(store.put_state(&record).await.expect("put"));
+    for _ in 0..2 {
+        assert_eq!(
+            store.get_state("peeked").await.expect("get"),
+            Some(record.clone()),
+            "a read leaves the record"
+        );
+    }
+    assert_eq!(store.get_state("never-put").await.expect("get"), None);
+
+    let mut replaced = record.clone();
+    replaced.binding = "someone-else".into();
+    assert!(
+        !store.take_state_if(&replaced).await.expect("take"),
+        "another record under the same state is left alone"
+    );
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, record) = (Arc::clone(&store), record.clone());
+            tokio::spawn(async move { store.take_state_if(&record).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.expect("joins").expect("take") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one concurrent take gets the state");
+    assert_eq!(store.get_state("peeked").await.expect("get"), None);
+    assert_eq!(store.take_state("peeked").await.expect("take"), None);
+
+    let short = state("peeked-short", SHORT);
+    assert!(store.put_state(&short).await.expect("put"));
+    fixture.clock().advance(PAST_SHORT);
+    assert_eq!(
+        store.get_state("peeked-short").await.expect("get"),
+        None,
+        "an expired state is never returned"
+    );
+    assert!(
+        !store.take_state_if(&short).await.expect("take"),
+        "nor taken"
+    );
 }
 
 pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixture: &dyn Fixture) {

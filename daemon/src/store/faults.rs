@@ -173,6 +173,12 @@ impl SessionStore for FaultyStore {
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
         self.write(self.store.take_state(state))
     }
+    fn get_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
+        self.read(self.store.get_state(state))
+    }
+    fn take_state_if<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
+        self.write(self.store.take_state_if(record))
+    }
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         self.write(self.store.put_job(job))
     }

@@ -102,6 +102,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// gets the record. The caller checks its `client`.
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>>;
 
+    /// The live record of `state`, left in place: a login's binding is checked before its state
+    /// is spent, so that a request without it cannot spend another browser's login.
+    fn get_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>>;
+
+    /// Removes the record of `record.state` when the stored one is `record` and still live;
+    /// returns whether it did. Atomic like [`take_state`](Self::take_state): of concurrent
+    /// takers of one record exactly one gets `true`, and a record replaced since it was read
+    /// (a caller's `state`, reused once the first login ended) is left alone.
+    fn take_state_if<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool>;
+
     // Job records.
 
     /// Stores a job record, replacing the one with the same id.

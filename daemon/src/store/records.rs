@@ -373,17 +373,24 @@ impl fmt::Debug for Session {
     }
 }
 
-/// What `/authorize` remembers for `/oauth/token` or `/oauth/callback`: single use, short lived.
+/// What `/authorize` remembers for `/oauth/token` or `/oauth/callback`: single use, short lived,
+/// and only what the code exchange needs, each part bounded (the route checks the caller's
+/// `state` and `redirect`; the rest is the daemon's own), so a record stays well under 4 KiB.
+/// Records written by earlier versions also held the connection: it is ignored when read.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
     /// The `state` parameter: the record's key.
     pub state: String,
+    /// The client type it was issued for (a key of `clients`).
     pub client: String,
     /// An already validated relative redirect.
     pub redirect: Option<String>,
-    pub connection: Option<String>,
     pub pkce_verifier: String,
     pub nonce: String,
+    /// SHA-256 of the login-binding cookie's secret, base64url: the browser that started the
+    /// login presents the secret. Empty in a record of an earlier version (no browser matches).
+    #[serde(default)]
+    pub binding: String,
     pub expires_at: Timestamp,
 }
 
@@ -400,7 +407,6 @@ impl fmt::Debug for StateRecord {
             .field("state", &self.state)
             .field("client", &self.client)
             .field("redirect", &self.redirect)
-            .field("connection", &self.connection)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }

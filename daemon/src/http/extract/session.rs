@@ -10,6 +10,9 @@
 //! - Only the first `Authorization` header is read.
 //! - A `sid` cookie that is not a well-formed session id ([`SessionId::parse`]) is ignored: it
 //!   cannot name a session, and nothing else reaches the store.
+//! - Several `sid` cookies with different values (one tossed by a sibling domain with a longer
+//!   `Path`, which browsers send first) are 400 naming the cookie: picking one would be a guess,
+//!   and the attacker's would win.
 
 use std::fmt;
 use std::future::{Ready, ready};
@@ -19,7 +22,6 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest};
 
-use super::cookie;
 use crate::http::ApiError;
 use crate::store::SessionId;
 
@@ -41,12 +43,23 @@ pub struct SessionCredential {
 }
 
 impl SessionCredential {
-    /// The credentials `req` presents.
-    pub fn of(req: &HttpRequest) -> Self {
-        Self {
-            bearer: bearer_token(req),
-            cookie_sid: cookie(req, SID_COOKIE).and_then(|sid| SessionId::parse(sid).ok()),
+    /// The credentials `req` presents; 400 when it carries several different `sid` cookies.
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let mut sids = sid_cookies(req);
+        let sid = sids.next();
+        if let Some(first) = sid
+            && sids.any(|other| other != first)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "several `{SID_COOKIE}` cookies: the request carries more than one session \
+                 cookie (one may be set for another path or a parent domain); clear them and \
+                 log in again"
+            )));
         }
+        Ok(Self {
+            bearer: bearer_token(req),
+            cookie_sid: sid.and_then(|sid| SessionId::parse(sid).ok()),
+        })
     }
 
     /// The access token of `Authorization: Bearer <token>`.
@@ -82,14 +95,34 @@ impl fmt::Debug for SessionCredential {
     }
 }
 
-/// Extractor: never fails; use [`SessionCredential::require`] where a session is mandatory.
+/// Extractor: fails only on several `sid` cookies; use [`SessionCredential::require`] where a
+/// session is mandatory.
 impl FromRequest for SessionCredential {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self::of(req)))
+        ready(Self::of(req))
     }
+}
+
+/// Every non-empty `sid` cookie value across every `Cookie` header, unquoted (read by hand like
+/// [`super::cookie`], so one malformed cookie of another application does not hide it).
+fn sid_cookies(req: &HttpRequest) -> impl Iterator<Item = &str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| key.trim() == SID_COOKIE)
+        .map(|(_, value)| {
+            let value = value.trim();
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value)
+        })
+        .filter(|value| !value.is_empty())
 }
 
 /// The `Authorization` header and where its token is when it is `Bearer <token>` (see the module
@@ -131,7 +164,7 @@ mod tests {
         for header in headers {
             req = req.append_header(*header);
         }
-        SessionCredential::of(&req.to_http_request())
+        SessionCredential::of(&req.to_http_request()).expect("one sid at most")
     }
 
     #[test]
@@ -167,7 +200,7 @@ mod tests {
                 HeaderValue::from_bytes(b"Bearer caf\xe9").expect("opaque bytes"),
             ))
             .to_http_request();
-        assert_eq!(SessionCredential::of(&req).bearer(), None);
+        assert_eq!(SessionCredential::of(&req).expect("no sid").bearer(), None);
     }
 
     #[test]
@@ -185,8 +218,42 @@ mod tests {
             assert_eq!(got.cookie_sid, None, "{cookie}");
             assert!(got.is_empty(), "{cookie}");
         }
-        // The first `sid` cookie is the one read.
-        let got = credential(&[("cookie", &format!("sid={}; sid=other", sid.as_str()))]);
+        // The same value twice is one cookie.
+        let got = credential(&[
+            (
+                "cookie",
+                &format!("sid={}; sid={}", sid.as_str(), sid.as_str()),
+            ),
+            ("cookie", &format!("sid=\"{}\"", sid.as_str())),
+        ]);
+        assert_eq!(got.cookie_sid, Some(sid.clone()));
+    }
+
+    #[actix_web::test]
+    async fn several_sid_cookies_are_refused_naming_the_cookie() {
+        let sid = SessionId::generate();
+        let other = SessionId::generate();
+        for cookies in [
+            vec![format!("sid={}; sid={}", sid.as_str(), other.as_str())],
+            vec![
+                format!("sid={}", sid.as_str()),
+                format!("a=1; sid={}", other.as_str()),
+            ],
+            vec![format!("sid={}; sid=not-a-session-id", sid.as_str())],
+        ] {
+            let mut req = TestRequest::default();
+            for cookie in &cookies {
+                req = req.append_header(("cookie", cookie.as_str()));
+            }
+            let req = req.to_http_request();
+            let err = SessionCredential::extract(&req)
+                .await
+                .expect_err("two sid cookies");
+            assert_eq!(err.status_code(), StatusCode::BAD_REQUEST, "{cookies:?}");
+            assert!(err.to_string().contains("`sid`"), "{err}");
+        }
+        // An empty one beside is no second cookie.
+        let got = credential(&[("cookie", &format!("sid=; sid={}", sid.as_str()))]);
         assert_eq!(got.cookie_sid, Some(sid));
     }
 

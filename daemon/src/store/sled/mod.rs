@@ -889,6 +889,51 @@ impl SessionStore for SledStore {
         })
     }
 
+    fn get_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
+        let state = state.to_owned();
+        let now = self.now();
+        Box::pin(async move {
+            self.call("get state", move |e| {
+                let Some(bytes) = e.trees.states.get(state.as_bytes())? else {
+                    return Ok(None);
+                };
+                let record: StateRecord = decode("state record", &bytes)?;
+                Ok(record.is_live(now).then_some(record))
+            })
+            .await
+        })
+    }
+
+    fn take_state_if<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
+        let expected = record.clone();
+        let now = self.now();
+        // Not waited to disk, like `take_state`.
+        Box::pin(async move {
+            self.call("take state", move |e| {
+                loop {
+                    let Some(bytes) = e.trees.states.get(expected.state.as_bytes())? else {
+                        return Ok(false);
+                    };
+                    let current: StateRecord = decode("state record", &bytes)?;
+                    if current != expected || !current.is_live(now) {
+                        return Ok(false);
+                    }
+                    // Removes exactly the bytes read: a concurrent take or replacement makes the
+                    // swap fail, and the loop reads again.
+                    let swapped = e.trees.states.compare_and_swap(
+                        expected.state.as_bytes(),
+                        Some(bytes),
+                        None as Option<&[u8]>,
+                    )?;
+                    if swapped.is_ok() {
+                        return Ok(true);
+                    }
+                }
+            })
+            .await
+        })
+    }
+
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         let job = job.clone();
         Box::pin(async move {
@@ -1563,9 +1608,9 @@ mod tests {
                 state: format!("state-{i}"),
                 client: "web".into(),
                 redirect: None,
-                connection: None,
                 pkce_verifier: "v".into(),
                 nonce: "n".into(),
+                binding: String::new(),
                 expires_at: if i % 2 == 0 {
                     now.saturating_add(Duration::from_millis(1))
                 } else {
