@@ -4,9 +4,11 @@
 /// The daemon's binary, built by cargo for this test package (see `src/bin/e2e-auth0-client.rs`).
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 
+pub mod chromedriver;
 pub mod testkit;
 
 mod authorize;
+mod browser;
 mod login_state;
 mod ownership;
 mod process;
