@@ -114,6 +114,7 @@ pub struct CallbackQuery {
     /// The authorization code (on success).
     code: Option<String>,
     /// The `state` `/authorize` sent.
+    #[param(required = true)]
     state: Option<String>,
     /// Auth0's error (`access_denied`, `unauthorized`, `login_required`, ...).
     error: Option<String>,
@@ -489,9 +490,10 @@ pub(super) async fn exchange(
     get,
     path = "/authorize",
     tag = "authentication",
-    params(AuthorizeQuery),
+    params(AuthorizeQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
     responses(
-        (status = 302, description = "to `{auth0Url}/authorize` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, the PKCE challenge (`S256`) and `audience`, `connection`, `prompt`, `action` when set"),
+        (status = 302, description = "to `{auth0Url}/authorize` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, the PKCE challenge (`S256`) and `audience`, `connection`, `prompt`, `action` when set; sets the cookie binding the login to this browser",
+            headers(("Location" = String, description = "the tenant's `/authorize`"), ("Set-Cookie" = String, description = "the login-binding cookie"))),
         (status = 400, body = super::error::ErrorBody, description = "a bad `redirect`, `connection` or `state`"),
         (status = 401, body = super::error::ErrorBody, description = "no client"),
         (status = 429, body = super::error::ErrorBody, description = "too many logins in progress from this end user's IP (`sessions.maxPendingLoginsPerIp`) or in total (`sessions.maxPendingLogins`); `Retry-After` is the seconds until the oldest of them expires",
@@ -577,14 +579,16 @@ async fn authorize(
     get,
     path = "/oauth/callback",
     tag = "authentication",
-    params(CallbackQuery),
+    params(CallbackQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
     responses(
-        (status = 302, description = "to the login's `redirect` (else `/`) with the `sid` cookie; with Auth0's `error`, to the `redirect` with `error` and `error_description` appended"),
+        (status = 302, description = "to the login's `redirect` (else `/`) with the `sid` cookie; with Auth0's `error`, to the `redirect` with `error` and `error_description` appended",
+            headers(("Location" = String), ("Set-Cookie" = String, description = "`sid`, and the cleared binding cookie"))),
         (status = 400, body = super::error::ErrorBody, description = "`state` missing, unknown, expired or used; `code` missing"),
         (status = 401, body = super::error::ErrorBody, description = "the request names another client than the login's"),
         (status = 403, body = super::error::ErrorBody, description = "the browser did not start this login (no binding cookie), Auth0 refused the code (PKCE), or the nonce does not match"),
-        (status = 429, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the code exchange", headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
         (status = 504, body = super::error::ErrorBody),
     )
 )]

@@ -30,11 +30,14 @@ pub struct LogoutQuery {
     get,
     path = "/logout",
     tag = "sessions",
-    params(LogoutQuery),
+    params(LogoutQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    security((), ("bearer" = []), ("sid" = [])),
     responses(
-        (status = 302, description = "to `{auth0Url}/v2/logout`, the `sid` cookie cleared"),
-        (status = 400, body = super::error::ErrorBody),
+        (status = 302, description = "to `{auth0Url}/v2/logout`, the `sid` cookie cleared",
+            headers(("Location" = String, description = "the tenant's `/v2/logout`, with `returnTo` when `redirect` was given"), ("Set-Cookie" = String, description = "`sid` cleared"))),
+        (status = 400, body = super::error::ErrorBody, description = "a `redirect` that is not a relative path, a host not in `server.allowedHosts`, or several `sid` cookies"),
         (status = 401, body = super::error::ErrorBody, description = "no session and no client"),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[get("/logout")]

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod logout;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod session;
 pub mod session_cookie;
 pub mod status;
@@ -24,6 +25,7 @@ use crate::actors::Actors;
 use crate::config::Settings;
 use crate::health::Health;
 use metrics::Metrics;
+use openapi::ApiDoc;
 use status::ServiceVersion;
 
 /// Which routes a listener serves: the main listener serves everything unless
@@ -46,16 +48,6 @@ pub struct AppState {
     pub metrics: web::Data<Metrics>,
     pub actors: Actors,
 }
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "auth0-client",
-        description = "Fronts an Auth0 tenant: logins, server-side sessions, /userinfo, guarded user management."
-    ),
-    components(schemas(error::ErrorBody))
-)]
-struct ApiDoc;
 
 /// The OpenAPI document of every route served under `prefix`.
 pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {

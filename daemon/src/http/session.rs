@@ -99,12 +99,21 @@ pub struct RefreshBody {
     post,
     path = "/refreshtoken",
     tag = "sessions",
-    request_body(content = RefreshBody, content_type = "application/json"),
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    security(("bearer" = []), ("sid" = [])),
+    request_body(content = Option<RefreshBody>, content_type = "application/json",
+        description = "required with Bearer; optional with the `sid` cookie"),
     responses(
-        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie"),
-        (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody),
+        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie",
+            headers(("Set-Cookie" = String, description = "`sid` re-issued, for a cookie refresh"))),
+        (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
+        (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
+        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
+        (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the refresh", headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
         (status = 504, body = super::error::ErrorBody),
     )
 )]
@@ -124,8 +133,23 @@ async fn refresh_token(
     post,
     path = "/oauth/refreshtoken",
     tag = "sessions",
-    request_body(content = RefreshBody, content_type = "application/json"),
-    responses((status = 200, body = TokenAnswer), (status = 401, body = super::error::ErrorBody))
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    security(("bearer" = []), ("sid" = [])),
+    request_body(content = Option<RefreshBody>, content_type = "application/json",
+        description = "required with Bearer; optional with the `sid` cookie"),
+    responses(
+        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie",
+            headers(("Set-Cookie" = String, description = "`sid` re-issued, for a cookie refresh"))),
+        (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
+        (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
+        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
+        (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the refresh", headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
+        (status = 504, body = super::error::ErrorBody),
+    )
 )]
 #[post("/oauth/refreshtoken")]
 async fn refresh_token_alias(
@@ -291,11 +315,16 @@ pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<St
     get,
     path = "/userinfo",
     tag = "sessions",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    security(("bearer" = []), ("sid" = [])),
     responses(
         (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
-        (status = 401, body = super::error::ErrorBody),
+        (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the transparent refresh of an expired access token", headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
+        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[get("/userinfo")]
@@ -309,8 +338,22 @@ async fn userinfo(
 }
 
 /// The same as `GET /userinfo` (kept for backward compatibility; prefer `/userinfo`).
-#[utoipa::path(get, path = "/users/me", tag = "sessions",
-    responses((status = 200, body = Object), (status = 401, body = super::error::ErrorBody)))]
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "sessions",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    security(("bearer" = []), ("sid" = [])),
+    responses(
+        (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
+        (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the transparent refresh of an expired access token", headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
 #[get("/users/me")]
 async fn users_me(
     credential: SessionCredential,

@@ -35,11 +35,13 @@ pub struct ActiveUser {
     get,
     path = "/users/active",
     tag = "management",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
     responses(
         (status = 200, body = Vec<ActiveUser>),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody),
-        (status = 501, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient` configured"),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[get("/users/active")]
