@@ -8,6 +8,7 @@ pub mod chromedriver;
 pub mod testkit;
 
 mod authorize;
+mod bad_input;
 mod browser;
 mod login_state;
 mod ownership;
