@@ -227,9 +227,17 @@ impl Application {
         } else {
             Listener::All
         };
-        servers.push(serve(&state, main_kind, main_listener)?);
+        let limits = Limits::from_environment(1 + usize::from(management_listener.is_some()));
+        tracing::info!(
+            workers = limits.workers,
+            connections_per_worker = limits.per_worker,
+            open_files = limits.open_files,
+            body_timeout_ms = state.settings.server.body_timeout_ms,
+            "connection limits"
+        );
+        servers.push(serve(&state, main_kind, main_listener, limits)?);
         if let Some(listener) = management_listener {
-            servers.push(serve(&state, Listener::Management, listener)?);
+            servers.push(serve(&state, Listener::Management, listener, limits)?);
         }
         let shutdown = ShutdownHandle {
             health: state.health.clone(),
@@ -288,18 +296,94 @@ impl Application {
     }
 }
 
+/// How the listeners treat connections (see the README, "Connections"). A connection holds a file
+/// descriptor and some memory from accept to close, so each stage has a bound:
+/// - the request head must arrive within [`HEAD_TIMEOUT`] (actix answers 408 otherwise);
+/// - its body within `server.bodyTimeoutMs` (the middleware answers 408 and closes, see
+///   `http::edge`);
+/// - an idle keep-alive connection is closed after [`KEEP_ALIVE`], longer than the 60 s idle
+///   timeout of the usual proxies and load balancers, so that they, not the daemon, close pooled
+///   connections (a proxy sending on a connection the daemon is closing gets an error);
+/// - after an answer that ends a connection (a body left unread), the daemon waits at most
+///   [`LINGER`] for the client to read it and close, rather than resetting the connection
+///   under the answer;
+/// - each worker holds at most [`Limits::per_worker`] connections; past it, it stops accepting
+///   and new connections wait in the listen backlog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub workers: usize,
+    pub per_worker: usize,
+    /// The soft open-file limit the caps were sized from.
+    pub open_files: u64,
+}
+
+/// See [`Limits`].
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// See [`Limits`].
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// See [`Limits`].
+pub const LINGER: Duration = Duration::from_secs(1);
+/// The most connections one worker holds, whatever the open-file limit: 25,000 per worker is
+/// 50,000 on the 2 workers of a 2-core machine, within the systemd unit's `LimitNOFILE=65536`
+/// with room for the store, the log and the Auth0 connections; at about 25 KB per connection
+/// (measured: 20,000 stalled connections took 460 MB) that is ~1.2 GB at worst.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 25_000;
+/// The fewest connections a worker holds even under a tiny open-file limit.
+const MIN_CONNECTIONS_PER_WORKER: usize = 64;
+/// The open-file limit the daemon raises its soft limit to (within the hard limit): the systemd
+/// unit's `LimitNOFILE`.
+const OPEN_FILES_WANTED: u64 = 65_536;
+
+impl Limits {
+    /// Raises the soft open-file limit towards [`OPEN_FILES_WANTED`] (within the hard limit, as
+    /// systemd's `LimitNOFILE` sets both) and sizes the per-worker caps of `listeners` listeners
+    /// from it.
+    pub fn from_environment(listeners: usize) -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let open_files = rlimit::increase_nofile_limit(OPEN_FILES_WANTED)
+            .or_else(|_| rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft))
+            .unwrap_or(1024);
+        Self::sized(open_files, workers, listeners)
+    }
+
+    /// The caps for `open_files` descriptors shared by `listeners` listeners of `workers` workers
+    /// each: an eighth of the descriptors (at least 256) is kept for everything that is not a
+    /// client connection (the store's files, the log, Auth0 connections, the runtime), the rest
+    /// is split evenly, within [`MIN_CONNECTIONS_PER_WORKER`]..=[`MAX_CONNECTIONS_PER_WORKER`].
+    pub fn sized(open_files: u64, workers: usize, listeners: usize) -> Self {
+        let reserved = (open_files / 8).max(256);
+        let for_connections =
+            usize::try_from(open_files.saturating_sub(reserved)).unwrap_or(usize::MAX);
+        let per_worker = (for_connections / (workers.max(1) * listeners.max(1)))
+            .clamp(MIN_CONNECTIONS_PER_WORKER, MAX_CONNECTIONS_PER_WORKER);
+        Self {
+            workers: workers.max(1),
+            per_worker,
+            open_files,
+        }
+    }
+}
+
 fn serve(
     state: &AppState,
     listener: Listener,
     socket: TcpListener,
+    limits: Limits,
 ) -> Result<actix_web::dev::Server, StartError> {
     let addr = socket
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let state = state.clone();
+    // `max_connection_rate` is not set: it bounds TLS handshakes only, and the daemon serves
+    // plain HTTP behind its proxy.
     let server = HttpServer::new(move || http::app(state.clone(), listener))
         .disable_signals()
         .shutdown_timeout(30)
+        .workers(limits.workers)
+        .max_connections(limits.per_worker)
+        .client_request_timeout(HEAD_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
+        .client_disconnect_timeout(LINGER)
         .listen(socket)
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
@@ -322,5 +406,29 @@ async fn wait_for_signal() {
             tracing::error!("cannot listen for signals; only a kill stops the daemon");
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_caps_follow_the_open_file_limit() {
+        // The systemd unit: LimitNOFILE=65536, 2 workers.
+        assert_eq!(
+            Limits::sized(65_536, 2, 1).per_worker,
+            MAX_CONNECTIONS_PER_WORKER
+        );
+        // Two listeners share the same descriptors.
+        assert_eq!(Limits::sized(65_536, 2, 2).per_worker, (65_536 - 8_192) / 4);
+        assert_eq!(Limits::sized(20_000, 2, 1).per_worker, (20_000 - 2_500) / 2);
+        // The usual default soft limit: a quarter kept aside.
+        assert_eq!(Limits::sized(1_024, 2, 1).per_worker, (1_024 - 256) / 2);
+        assert_eq!(
+            Limits::sized(256, 8, 1).per_worker,
+            MIN_CONNECTIONS_PER_WORKER
+        );
+        assert_eq!(Limits::sized(u64::MAX, 0, 0).workers, 1);
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod echo;
 pub mod health;
 pub mod http;
 pub mod login;

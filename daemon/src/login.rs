@@ -8,8 +8,9 @@ use crate::config::ClientSettings;
 /// Why a login is refused before Auth0 is asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
-    /// The request named a connection outside the client's non-empty `supportedConnections`.
-    #[error("connection `{0}` is not supported by this client")]
+    /// The request named a connection outside the client's non-empty `supportedConnections`
+    /// (quoted and cut in the message: it is the caller's value).
+    #[error("connection {} is not supported by this client", crate::echo::Quoted(.0))]
     UnsupportedConnection(String),
 }
 
@@ -82,7 +83,7 @@ mod tests {
         );
         assert_eq!(
             LoginError::UnsupportedConnection("C".into()).to_string(),
-            "connection `C` is not supported by this client"
+            "connection \"C\" is not supported by this client"
         );
     }
 

@@ -10,6 +10,7 @@ pub mod testkit;
 mod authorize;
 mod bad_input;
 mod browser;
+mod errors;
 mod login_state;
 mod ownership;
 mod process;

@@ -34,7 +34,8 @@ const READY: &str = "GET /-/ready";
 static SOAK: Mutex<()> = Mutex::new(());
 
 /// One soak at a time; a soak that failed (and poisoned the lock) does not fail the next one.
-fn one_soak_at_a_time() -> MutexGuard<'static, ()> {
+/// Other tests that load the machine (`errors.rs`'s stalled connections) take it too.
+pub(crate) fn one_soak_at_a_time() -> MutexGuard<'static, ()> {
     SOAK.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -67,7 +67,7 @@ async fn unknown_routes_are_json_404s() {
             .starts_with("application/json")
     );
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_error_body(&body, 404, "GET /no/such/route");
+    assert_error_body(&body, 404, "GET \"/no/such/route\"");
     assert_eq!(body["error"], "Not Found");
 }
 

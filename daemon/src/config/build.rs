@@ -91,6 +91,7 @@ struct RawServer {
     body_limit_bytes: Option<usize>,
     import_body_limit_bytes: Option<usize>,
     auth0_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +236,11 @@ pub(crate) fn build(
         .collect::<Result<Vec<_>, _>>()?;
 
     if server.insecure_cookies {
+        warnings.push(
+            "`server.insecureCookies` is true: cookies go without `Secure`, so anyone on a \
+             plain-http hop can read a session cookie; use it for plain-http development only"
+                .to_owned(),
+        );
         for (name, client) in &clients {
             if client.same_site == Some(SameSite::None) {
                 warnings.push(format!(
@@ -243,6 +249,17 @@ pub(crate) fn build(
                 ));
             }
         }
+    }
+
+    // With `apiKeys`, a management route needs a key flagged `management` (none flagged: closed
+    // to everyone); without `managementClient` it answers 501.
+    if management_client.is_some() && api_keys.is_empty() && server.management_bind.is_none() {
+        warnings.push(
+            "the management routes (/users/active) are open to anyone who reaches the listener: \
+             set `server.managementBind` to serve them on a private address, or add `apiKeys` \
+             with a key flagged `management`"
+                .to_owned(),
+        );
     }
 
     Ok(Settings {
@@ -505,6 +522,12 @@ fn build_server(
             "server.auth0TimeoutMs",
             raw.auth0_timeout_ms,
             defaults.auth0_timeout_ms,
+        )?,
+        body_timeout_ms: positive(
+            p,
+            "server.bodyTimeoutMs",
+            raw.body_timeout_ms,
+            defaults.body_timeout_ms,
         )?,
     })
 }

@@ -68,6 +68,7 @@ const SERVER: Shape = Object(&[
     ("bodyLimitBytes", Scalar),
     ("importBodyLimitBytes", Scalar),
     ("auth0TimeoutMs", Scalar),
+    ("bodyTimeoutMs", Scalar),
 ]);
 
 const API_KEY: Shape = Object(&[("key", Str), ("clientType", Str), ("management", Scalar)]);

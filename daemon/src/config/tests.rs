@@ -127,6 +127,7 @@ fn minimal_config_gets_every_default() {
             "192.168.0.0/16",
             "fc00::/7"
         ]
+    assert_eq!(s.server.body_timeout_ms, 10_000);
     );
     assert!(s.server.allowed_hosts.is_empty());
     assert!(!s.server.insecure_cookies);
@@ -229,7 +230,13 @@ fn example_json_file_loads() {
         m.supported_connection_names(),
         ["Partners", "Username-Password-Authentication"]
     );
-    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The upstream format has no `apiKeys` nor `server.managementBind`.
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].contains("management routes"),
+        "{:?}",
+        s.warnings
+    );
 }
 
 #[test]
@@ -602,9 +609,41 @@ fn management_client_defaults_must_be_supported() {
 fn authorize_state_required_in_management_client_is_ignored_with_a_warning() {
     let s = load(management(json!({"authorizeStateRequired": true})));
     assert!(s.management_client.is_some());
-    assert_eq!(s.warnings.len(), 1);
+    assert_eq!(
+        s.warnings
+            .iter()
+            .filter(|w| w.contains("managementClient.authorizeStateRequired"))
+            .count(),
+        1,
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn insecure_cookies_and_open_management_routes_warn_at_start() {
+    let warned = |s: &Settings, needle: &str| s.warnings.iter().any(|w| w.contains(needle));
+    assert!(!warned(&load(base()), "insecureCookies"));
+
+    // Management routes need a `managementClient` to answer at all.
+    assert!(!warned(&load(base()), "management routes"));
+    let open = load(management(json!({})));
+    assert!(warned(&open, "management routes"), "{:?}", open.warnings);
+    let behind_bind = with(
+        management(json!({})),
+        "/server",
+        json!({"managementBind": "127.0.0.1:9090"}),
+    );
+    assert!(!warned(&load(behind_bind), "management routes"));
+    let with_keys = with(
+        management(json!({})),
+        "/apiKeys",
+        json!([{"key": "k-1", "clientType": "web", "management": true}]),
+    );
+    assert!(!warned(&load(with_keys), "management routes"));
+    let s = load(with(base(), "/server", json!({"insecureCookies": true})));
     assert!(
-        s.warnings[0].contains("managementClient.authorizeStateRequired"),
+        warned(&s, "`server.insecureCookies` is true"),
         "{:?}",
         s.warnings
     );
@@ -790,7 +829,8 @@ fn server_values_are_checked() {
             "insecureCookies": true,
             "bodyLimitBytes": 1024,
             "importBodyLimitBytes": 2048,
-            "auth0TimeoutMs": 500
+            "auth0TimeoutMs": 500,
+            "bodyTimeoutMs": 2500
         }),
     ));
     assert_eq!(s.server.bind.to_string(), "::1");
@@ -812,6 +852,7 @@ fn server_values_are_checked() {
     assert!(s.server.insecure_cookies);
     assert_eq!(
         (
+    assert_eq!(s.server.body_timeout_ms, 2500);
             s.server.body_limit_bytes,
             s.server.import_body_limit_bytes,
             s.server.auth0_timeout_ms
@@ -866,6 +907,11 @@ fn server_values_are_checked() {
             json!({"importBodyLimitBytes": 0}),
             "server.importBodyLimitBytes",
             "greater than 0",
+        (
+            json!({"bodyTimeoutMs": 0}),
+            "server.bodyTimeoutMs",
+            "greater than 0",
+        ),
         ),
         (
             json!({"auth0TimeoutMs": 0}),
@@ -1347,9 +1393,11 @@ fn generic_overrides_reach_every_level() {
             (
                 "AUTH0_CLIENT__SESSIONS__PATH",
                 "/var/lib/auth0-client/sessions",
+            ("AUTH0_CLIENT__SERVER__BODYTIMEOUTMS", "1500"),
             ),
             ("AUTH0_CLIENT__JOBS__POLLINTERVALMS", "250"),
             ("AUTH0_CLIENT__CLIENTS__WEB__CLIENTSECRET", "0123456789"),
+    assert_eq!(s.server.body_timeout_ms, 1500);
             ("AUTH0_CLIENT__clients__web__scopes", "openid,email"),
             ("AUTH0_CLIENT__DefaultClient", "web"),
             ("AUTH0_CLIENT__SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),

@@ -251,6 +251,9 @@ pub struct ServerSettings {
     pub import_body_limit_bytes: usize,
     /// Timeout of one Auth0 call.
     pub auth0_timeout_ms: u64,
+    /// Time allowed to receive a request body, counted from the end of its head; past it the
+    /// answer is 408 and the connection closes.
+    pub body_timeout_ms: u64,
 }
 
 impl ServerSettings {
@@ -277,6 +280,7 @@ impl Default for ServerSettings {
             http_port: 8080,
             management_bind: None,
             trusted_proxies: Self::default_trusted_proxies(),
+            body_timeout_ms: 10_000,
             allowed_hosts: Vec::new(),
             insecure_cookies: false,
             body_limit_bytes: 64 * 1024,

@@ -29,6 +29,13 @@ pub enum ApiError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// The path exists without this method: 405 with `Allow` listing the methods it has.
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: HeaderValue },
+    /// The request body did not arrive within `server.bodyTimeoutMs`: 408, and the connection
+    /// closes (the rest of the body may still be on its way).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -51,6 +58,9 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// An error actix raised itself (before or around a handler), answered with its status.
+    #[error("{message}")]
+    Status { status: StatusCode, message: String },
     /// A bug or an unexpected failure: the client gets an opaque message, the log gets the cause.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -74,6 +84,25 @@ pub struct ErrorBody {
 impl ApiError {
     pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(err.into())
+    }
+
+    /// The JSON answer to an error actix raised itself rather than one of ours: a raw body
+    /// (`web::Bytes`) over `body_limit` bytes or cut short, an extractor without an error
+    /// handler. Same status; the message is actix's, cut.
+    pub fn from_actix(err: &actix_web::Error, body_limit: usize) -> Self {
+        if let Some(payload) = err.as_error::<actix_web::error::PayloadError>() {
+            return match payload {
+                actix_web::error::PayloadError::Overflow => Self::PayloadTooLarge(format!(
+                    "request body is larger than the limit of {body_limit} bytes"
+                )),
+                other => extractors::payload_error(other),
+            };
+        }
+        Self::Status {
+            status: err.as_response_error().status_code(),
+            message: crate::echo::Clipped(&err.to_string(), extractors::MAX_DETAIL_CHARS)
+                .to_string(),
+        }
     }
 
     fn error_code(&self) -> Option<&str> {
@@ -110,6 +139,8 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::UserRefused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -117,6 +148,7 @@ impl ResponseError for ApiError {
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Status { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,12 +161,22 @@ impl ResponseError for ApiError {
             tracing::info!(error = %self, status = status.as_u16(), "request refused");
         }
         let mut response = HttpResponse::build(status);
-        if let Self::TooManyRequests {
-            retry_after_seconds,
-            ..
-        } = self
-        {
-            response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
+        match self {
+            Self::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => {
+                response
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds)));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, allow.clone()));
+            }
+            // The rest of the body may still come: nothing after it can be read as a request.
+            Self::RequestTimeout(_) => {
+                response.force_close();
+            }
+            _ => {}
         }
         response.json(self.body())
     }
@@ -307,12 +349,21 @@ impl From<crate::actors::tokens::TokenError> for ApiError {
     }
 }
 
-/// Maps actix's extractor failures (bad JSON, bad form, bad query, oversized body) to `ApiError`,
-/// so a malformed request gets SPEC §4's body and never actix's plain-text default.
+/// Maps actix's extractor failures (bad JSON, bad form, bad query, oversized or late body) to
+/// `ApiError`, so a malformed request gets SPEC §4's body and never actix's plain-text default.
+/// A parser's message may quote the caller's value: it is cut at [`MAX_DETAIL_CHARS`].
 pub mod extractors {
     use super::ApiError;
+    use crate::echo::Clipped;
     use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError, UrlencodedError};
     use actix_web::{HttpRequest, web};
+
+    /// The most characters of a parser's error message an answer repeats.
+    pub const MAX_DETAIL_CHARS: usize = 160;
+
+    fn detail(err: &dyn std::fmt::Display) -> String {
+        Clipped(&err.to_string(), MAX_DETAIL_CHARS).to_string()
+    }
 
     pub fn json_config(limit: usize) -> web::JsonConfig {
         web::JsonConfig::default()
@@ -332,18 +383,33 @@ pub mod extractors {
 
     pub fn path_config() -> web::PathConfig {
         web::PathConfig::default().error_handler(|err, _req: &HttpRequest| {
-            ApiError::BadRequest(format!("invalid path parameter: {err}")).into()
+            ApiError::BadRequest(format!("invalid path parameter: {}", detail(&err))).into()
         })
     }
 
+    /// The limit of raw bodies (`web::Bytes`), whose extractor takes no error handler: the
+    /// middleware answers its errors in JSON ([`super::ApiError::from_actix`]).
     pub fn payload_config(limit: usize) -> web::PayloadConfig {
         web::PayloadConfig::new(limit)
     }
 
-    fn payload_error(err: &PayloadError) -> ApiError {
+    /// What the body deadline (`server.bodyTimeoutMs`) makes the body stream fail with.
+    pub fn body_timed_out() -> PayloadError {
+        PayloadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request body did not arrive in time",
+        ))
+    }
+
+    pub fn payload_error(err: &PayloadError) -> ApiError {
         match err {
             PayloadError::Overflow => {
                 ApiError::PayloadTooLarge("request body is larger than allowed".into())
+            }
+            PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                ApiError::RequestTimeout(
+                    "the request body did not arrive within `server.bodyTimeoutMs`".into(),
+                )
             }
             other => ApiError::BadRequest(format!("could not read the request body: {other}")),
         }
@@ -361,10 +427,10 @@ pub mod extractors {
                 "expected a JSON body (Content-Type: application/json)".into(),
             ),
             JsonPayloadError::Deserialize(e) => {
-                ApiError::BadRequest(format!("malformed JSON body: {e}"))
+                ApiError::BadRequest(format!("malformed JSON body: {}", detail(&e)))
             }
             JsonPayloadError::Payload(e) => payload_error(&e),
-            other => ApiError::BadRequest(format!("malformed JSON body: {other}")),
+            other => ApiError::BadRequest(format!("malformed JSON body: {}", detail(&other))),
         }
     }
 
@@ -376,18 +442,20 @@ pub mod extractors {
             UrlencodedError::ContentType => ApiError::UnsupportedMediaType(
                 "expected a form body (Content-Type: application/x-www-form-urlencoded)".into(),
             ),
-            UrlencodedError::Parse(e) => ApiError::BadRequest(format!("malformed form body: {e}")),
+            UrlencodedError::Parse(e) => {
+                ApiError::BadRequest(format!("malformed form body: {}", detail(&e)))
+            }
             UrlencodedError::Payload(e) => payload_error(&e),
-            other => ApiError::BadRequest(format!("malformed form body: {other}")),
+            other => ApiError::BadRequest(format!("malformed form body: {}", detail(&other))),
         }
     }
 
     pub fn query_error(err: QueryPayloadError) -> ApiError {
         match err {
             QueryPayloadError::Deserialize(e) => {
-                ApiError::BadRequest(format!("invalid query string: {e}"))
+                ApiError::BadRequest(format!("invalid query string: {}", detail(&e)))
             }
-            other => ApiError::BadRequest(format!("invalid query string: {other}")),
+            other => ApiError::BadRequest(format!("invalid query string: {}", detail(&other))),
         }
     }
 }
@@ -559,7 +627,7 @@ mod tests {
         assert_eq!(api.status_code().as_u16(), 400);
         assert_eq!(
             api.body().message,
-            "connection `C` is not supported by this client"
+            "connection \"C\" is not supported by this client"
         );
     }
 }

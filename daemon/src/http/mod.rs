@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the route definitions.
 
 pub mod authorize;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod logout;
@@ -15,7 +16,8 @@ pub mod token;
 pub mod users;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpRequest, HttpResponse, body::MessageBody, web};
+use actix_web::http::Method;
+use actix_web::{App, HttpResponse, body::MessageBody, web};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
@@ -83,9 +85,12 @@ where
         app.service(utoipa_actix_web::scope(prefix).configure(groups))
     };
     app.service(utoipa_actix_web::scope("/-").configure(status::configure))
-        .route("/documentation/json", web::get().to(documentation))
+        .route(DOCUMENTATION, web::get().to(documentation))
         .split_for_parts()
 }
+
+/// The OpenAPI document's own route (which the document does not describe).
+const DOCUMENTATION: &str = "/documentation/json";
 
 /// The actix-web application of one listener.
 pub fn app(
@@ -124,22 +129,22 @@ pub fn app(
         .app_data(error::extractors::query_config())
         .app_data(error::extractors::path_config());
     let (app, api) = routes(base, &settings.service_prefix, listener);
+    let methods = web::Data::new(edge::MethodTable::new(
+        &api,
+        &[(DOCUMENTATION, Method::GET)],
+    ));
     let document = web::Data::new(api);
+    let limits = edge::EdgeLimits {
+        body_timeout: std::time::Duration::from_millis(settings.server.body_timeout_ms),
+        body_limit: settings.server.body_limit_bytes,
+    };
     app.app_data(document)
-        .default_service(web::to(not_found))
-        .wrap(observe::Observe::new(state.metrics.recorder()))
+        .app_data(methods)
+        .default_service(web::to(edge::unrouted))
+        .wrap(observe::Observe::new(state.metrics.recorder(), limits))
 }
 
 /// The OpenAPI 3 document of every route.
 async fn documentation(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
     HttpResponse::Ok().json(api.get_ref())
-}
-
-/// Unknown routes are JSON 404s like every other error.
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
 }

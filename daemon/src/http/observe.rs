@@ -1,19 +1,25 @@
 //! The middleware around every request: the `x-request-id` (honoured or generated, echoed back),
 //! a tracing span carrying it so every log line of the request shows it, one access log line,
-//! and the HTTP metrics.
+//! the HTTP metrics, and the rules of [`super::edge`] (`HEAD` as `GET`, the body deadline, the
+//! JSON shape of actix's own errors). One middleware, so the hot path pays for one layer.
 
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::time::Instant;
 
 use actix_web::Error;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
+use super::edge::{self, EdgeLimits};
 use super::metrics::{HTTP_FLUSH_INTERVAL, HttpRecorder};
+use crate::echo::Clipped;
+
+/// The most characters of a request's path its log lines carry.
+const MAX_LOGGED_PATH_CHARS: usize = 256;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -47,12 +53,14 @@ fn new_request_id() -> HeaderValue {
 /// The middleware; each worker builds its own (see [`HttpRecorder`]).
 pub struct Observe {
     recorder: Rc<HttpRecorder>,
+    limits: EdgeLimits,
 }
 
 impl Observe {
-    pub fn new(recorder: HttpRecorder) -> Self {
+    pub fn new(recorder: HttpRecorder, limits: EdgeLimits) -> Self {
         Self {
             recorder: Rc::new(recorder),
+            limits,
         }
     }
 }
@@ -61,9 +69,9 @@ impl<S, B> Transform<S, ServiceRequest> for Observe
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     S::Future: 'static,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
     type Transform = ObserveService<S>;
     type InitError = ();
@@ -85,6 +93,7 @@ where
         ready(Ok(ObserveService {
             service,
             recorder: self.recorder.clone(),
+            limits: self.limits,
         }))
     }
 }
@@ -92,33 +101,38 @@ where
 pub struct ObserveService<S> {
     service: S,
     recorder: Rc<HttpRecorder>,
+    limits: EdgeLimits,
 }
 
 impl<S, B> Service<ServiceRequest> for ObserveService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
     S::Future: 'static,
-    B: MessageBody,
+    B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let id = request_id(&req);
         let span = tracing::info_span!(
             "request",
             request_id = id.to_str().unwrap_or_default(),
             method = %req.method(),
-            path = %req.path(),
+            path = %Clipped(req.path(), MAX_LOGGED_PATH_CHARS),
         );
+        edge::head_as_get(&mut req);
+        let timed_out = edge::bound_body(&mut req, self.limits.body_timeout);
         let answer = span.in_scope(|| self.service.call(req));
         let recorder = self.recorder.clone();
+        let limits = self.limits;
         Box::pin(async move {
-            let mut res = answer.instrument(span.clone()).await?;
+            let res = answer.instrument(span.clone()).await?;
+            let mut res = span.in_scope(|| edge::finish(res, timed_out.as_ref(), &limits));
             let status = res.status();
             let route = res
                 .request()

@@ -15,6 +15,7 @@ use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::PasswordLogin;
 use crate::config::{ClientSettings, Settings};
+use crate::echo::quoted;
 use crate::login::resolve_connection;
 use crate::store::{Session, Timestamp};
 
@@ -107,8 +108,9 @@ fn read_fields(req: &HttpRequest, body: &[u8]) -> Result<TokenFields, ApiError> 
         },
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
-                "unsupported Content-Type `{other}`: send application/x-www-form-urlencoded or \
-                 application/json"
+                "unsupported Content-Type {}: send application/x-www-form-urlencoded or \
+                 application/json",
+                quoted(other)
             )));
         }
     };
@@ -211,7 +213,8 @@ async fn token(
             code_exchange(&req, fields, client, &settings, &actors).await
         }
         Some(other) => Err(ApiError::BadRequest(format!(
-            "unsupported grant_type `{other}`: use `password` or `authorization_code`"
+            "unsupported grant_type {}: use `password` or `authorization_code`",
+            quoted(other)
         ))),
     }
 }

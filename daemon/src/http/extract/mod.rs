@@ -76,14 +76,8 @@ fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
         .filter(|value| !value.is_empty())
 }
 
-/// A caller-supplied value fit for an error message: at most 64 characters, escaped.
-fn quoted(value: &str) -> String {
-    const MAX: usize = 64;
-    match value.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{:?}…", &value[..cut]),
-        None => format!("{value:?}"),
-    }
-}
+/// A caller-supplied value fit for an error message (see [`crate::echo`]).
+use crate::echo::quoted;
 
 #[cfg(test)]
 pub(crate) mod test_support {

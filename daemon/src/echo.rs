@@ -1,0 +1,76 @@
+//! Caller-supplied values in answers and log lines: [`Quoted`] (and [`quoted`]) is the one way a
+//! request value (a `grant_type`, a `connection`, a header, a path) is echoed. It is escaped and
+//! between double quotes, so a hostile value can neither forge a log line nor pass for our own
+//! words, and cut at [`MAX_ECHO_CHARS`] characters with `…`, so a 60 KB field does not come back
+//! 60 KB long. [`Clipped`] cuts without quoting, for values logged as structured fields (the
+//! JSON log escapes them already).
+
+use std::fmt;
+
+/// The most characters of a caller's value an answer or a log line repeats.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `value` escaped, quoted and cut at [`MAX_ECHO_CHARS`] characters: `"abc"`, `"a\nb"`,
+/// `"aaaa…aaa"…`. Formats without allocating (for `tracing` fields: `%Quoted(value)`).
+#[derive(Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(MAX_ECHO_CHARS) {
+            Some((cut, _)) => write!(f, "{:?}…", &self.0[..cut]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// [`Quoted`] as a `String`, for `format!`-built messages.
+pub fn quoted(value: &str) -> String {
+    Quoted(value).to_string()
+}
+
+/// `value` cut at `max` characters with `…`, not quoted: for structured log fields and for
+/// messages that are ours but may carry a caller's value inside (a parser's error).
+#[derive(Clone, Copy)]
+pub struct Clipped<'a>(pub &'a str, pub usize);
+
+impl fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(self.1) {
+            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_escaped_and_cut() {
+        assert_eq!(quoted("password"), "\"password\"");
+        assert_eq!(quoted("a\nb\"c"), "\"a\\nb\\\"c\"");
+        assert_eq!(quoted(""), "\"\"");
+        let long = "é".repeat(200);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("\"{}\"…", "é".repeat(MAX_ECHO_CHARS)));
+        assert_eq!(
+            quoted(&"x".repeat(MAX_ECHO_CHARS)).len(),
+            MAX_ECHO_CHARS + 2
+        );
+    }
+
+    #[test]
+    fn clipped_cuts_without_quoting() {
+        assert_eq!(Clipped("/userinfo", 8).to_string(), "/userinf…");
+        assert_eq!(Clipped("/userinfo", 9).to_string(), "/userinfo");
+        assert_eq!(Clipped("ça", 1).to_string(), "ç…");
+    }
+}
