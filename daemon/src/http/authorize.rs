@@ -73,6 +73,7 @@ use crate::actors::sessions::StatePut;
 use crate::actors::tokens::{CodeLogin, TokenError};
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
+use crate::echo::Quoted;
 use crate::login::resolve_connection;
 use crate::store::{Session, StateRecord};
 
@@ -606,9 +607,16 @@ async fn callback(
         let record = take_state(&req, &actors, &settings, &state, Presentation::Callback)
             .await
             .inspect_err(|_| {
-                tracing::info!(%error, "Auth0 answered a login with an error, refused");
+                tracing::info!(
+                    error = %Quoted(&error),
+                    "Auth0 answered a login with an error, refused"
+                );
             })?;
-        tracing::info!(client = %record.client, %error, "Auth0 answered the login with an error");
+        tracing::info!(
+            client = %record.client,
+            error = %Quoted(&error),
+            "Auth0 answered the login with an error"
+        );
         let location = with_error(
             record.redirect.as_deref().unwrap_or("/"),
             &error,
