@@ -43,15 +43,20 @@ fn settings(req: &HttpRequest) -> Result<web::Data<Settings>, ApiError> {
         .ok_or_else(|| ApiError::internal("web::Data<Settings> is not registered in the app"))
 }
 
-/// The first value of header `name` as text, trimmed; `None` when absent, empty or not visible
-/// ASCII (such a value cannot be any of the names, keys or addresses these rules look for).
+/// The first value of header `name` as text, trimmed; `None` when absent or empty. A value that
+/// is not visible ASCII is present all the same, as [`UNREADABLE`], which matches no client name,
+/// key or host: a header the caller sent is never taken as absent (that would select the default
+/// client for `client-type: \xff`).
 fn header<N: AsHeaderName>(req: &HttpRequest, name: N) -> Option<&str> {
     req.headers()
         .get(name)
-        .and_then(|value| value.to_str().ok())
+        .map(|value| value.to_str().unwrap_or(UNREADABLE))
         .map(str::trim)
         .filter(|value| !value.is_empty())
 }
+
+/// What [`header`] reads for a value that is not visible ASCII.
+const UNREADABLE: &str = "\u{fffd}";
 
 /// The value of the first cookie called `name` across every `Cookie` header, unquoted; `None`
 /// when absent or empty.
@@ -154,6 +159,13 @@ mod tests {
         assert_eq!(header(&req, "client-type"), Some("web"));
         assert_eq!(header(&req, "secret"), None);
         assert_eq!(header(&req, "client-key"), None);
+        let unreadable = TestRequest::default()
+            .insert_header((
+                "client-type",
+                actix_web::http::header::HeaderValue::from_bytes(b"api\xff").expect("bytes"),
+            ))
+            .to_http_request();
+        assert_eq!(header(&unreadable, "client-type"), Some(UNREADABLE));
     }
 
     #[test]
