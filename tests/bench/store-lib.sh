@@ -236,12 +236,13 @@ function response(status, headers, body)
     if limit > 0 and good + bad >= limit and not stopping then
         -- wrk's main thread sleeps for the whole duration whatever its threads do: interrupt it
         -- as Ctrl-C would (its handler ends the run), then stop this thread. Not os.execute:
-        -- system() ignores SIGINT in the caller while its command runs.
+        -- system() ignores SIGINT in the caller while its command runs. Repeated until wrk is
+        -- gone (at most 10 s), since one signal was seen to be lost now and then.
         stopping = true
         local stat = io.open("/proc/self/stat")
         local pid = stat:read("*n")
         stat:close()
-        io.popen("kill -INT " .. pid):close()
+        io.popen("(for i in $(seq 50); do kill -INT " .. pid .. " || exit 0; sleep 0.2; done) >/dev/null 2>&1 &"):close()
         wrk.thread:stop()
     end
 end

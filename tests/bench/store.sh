@@ -70,6 +70,11 @@ strace_args=(strace -f --seccomp-bpf -qq -c -e trace=fsync,fdatasync,sync_file_r
 fsync_count() {
     awk '$NF ~ /^(fsync|fdatasync|sync_file_range|msync)$/ { n += $4 } END { print n + 0 }' "$1"
 }
+# fsync_calls FILE: the same by system call, "sync_file_range=N,fsync=N" (sled syncs its log with
+# sync_file_range on Linux).
+fsync_calls() {
+    awk '$NF ~ /^(fsync|fdatasync|sync_file_range|msync)$/ { s = s (s ? "," : "") $NF "=" $4 } END { print s ? s : "-" }' "$1"
+}
 
 # A daemon that starts and stops without load: its fsyncs are subtracted from the fsync runs.
 declare -A idle
@@ -85,15 +90,16 @@ idle_fsyncs() {
 
 # The figures, in the order each side measures them: KIND<CONNECTIONS>.
 figures=()
-for c in ${LOGIN_CONNECTIONS:-4 64}; do figures+=("login$c"); done
-for c in ${FSYNC_CONNECTIONS:-4 16}; do figures+=("fsync$c"); done
-for c in ${AUTHORIZE_CONNECTIONS:-16}; do figures+=("authorize$c"); done
+# (an empty list leaves that kind out: FSYNC_CONNECTIONS= AUTHORIZE_CONNECTIONS= measures logins only)
+for c in ${LOGIN_CONNECTIONS-4 64}; do figures+=("login$c"); done
+for c in ${FSYNC_CONNECTIONS-4 16}; do figures+=("fsync$c"); done
+for c in ${AUTHORIZE_CONNECTIONS-16}; do figures+=("authorize$c"); done
 
 # measure ROUND SIDE BIN: every figure on SIDE, each on a fresh daemon, one line each appended to
 # $work/results: round side figure value good bad timeouts sockerr wedged stopped-by stalled
 measure() {
     local round=$1 side=$2 bin=$3 figure kind connections good bad timeouts sockerr secs stalled value
-    local wedged expect calls
+    local wedged expect calls detail
     for figure in "${figures[@]}"; do
         kind=${figure%%[0-9]*}
         connections=${figure#"$kind"}
@@ -111,8 +117,10 @@ measure() {
         stop_daemon "$daemon_pid"
         wait "$daemon_wrapper" || true
         forget_pid "$daemon_wrapper"
+        detail=
         if [[ $kind == fsync ]]; then
             calls=$(fsync_count "$work/strace.txt")
+            detail=$(fsync_calls "$work/strace.txt")
             value=$(python3 -c "import sys; c,i,g=map(float,sys.argv[1:]); print(f'{max(c-i,0)/g:.4f}' if g else 'nan')" \
                 "$calls" "${idle[$side]}" "$good")
         else
@@ -120,8 +128,8 @@ measure() {
         fi
         rm -rf "$daemon_dir"
         echo "$round $side $figure $value $good $bad $timeouts $sockerr $wedged $stop_how $stalled" >>"$work/results"
-        printf '%-6s %-4s %-12s %10s %7s %6s %6s %6s %-7s %-6s %s\n' \
-            "$round" "$side" "$figure" "$value" "$good" "$bad" "$timeouts" "$sockerr" "$stalled" "$wedged" "$stop_how"
+        printf '%-6s %-4s %-12s %10s %7s %6s %6s %6s %-7s %-6s %-10s %s\n' \
+            "$round" "$side" "$figure" "$value" "$good" "$bad" "$timeouts" "$sockerr" "$stalled" "$wedged" "$stop_how" "$detail"
     done
 }
 
@@ -132,8 +140,8 @@ echo "old: $old_name"
 echo "new: $new_name"
 echo "$rounds rounds of ${seconds}s per throughput figure, alternating; $bench_users users;" \
     "fsyncs of an idle start and stop: old ${idle[old]}, new ${idle[new]}"
-printf '%-6s %-4s %-12s %10s %7s %6s %6s %6s %-7s %-6s %s\n' \
-    round side figure value good non-ok tmout sockerr stalled wedged stopped-by
+printf '%-6s %-4s %-12s %10s %7s %6s %6s %6s %-7s %-6s %-10s %s\n' \
+    round side figure value good non-ok tmout sockerr stalled wedged stopped-by "sync calls"
 : >"$work/results"
 for round in $(seq "$rounds"); do
     # Which side goes first alternates too, so neither always runs on a machine the other warmed.
@@ -160,7 +168,7 @@ figures = [(key, label(key)) for key in keys]
 def fmt(x, digits):
     return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.{digits}f}")
 print()
-print(f"{'figure':<40} {'old':>9} {'new':>9} {'new/old':>8}  {'range':<15} rounds")
+print(f"{'figure':<40} {'old':>9} {'new':>9} {'new/old':>8}  {'range':<20} {'rounds':>6}  wedged old, new")
 for key, label in figures:
     by_round = {}
     for r, side, fig, value, *_ in rows:
@@ -176,10 +184,14 @@ for key, label in figures:
     med = lambda xs: statistics.median([x for x in xs if not math.isnan(x)] or [math.nan])
     digits = 3 if key.startswith("fsync") else 0
     span = f"{fmt(min(ratios), 2)} to {fmt(max(ratios), 2)}" if ratios else "n/a"
+    wedged = {side: sum(r[8] == "yes" for r in rows if r[1] == side and r[2] == key) for side in ("old", "new")}
     print(f"{label:<40} {fmt(med(olds), digits):>9} {fmt(med(news), digits):>9} "
-          f"{fmt(med(ratios) if ratios else math.nan, 2):>8}  {span:<15} {len(ratios)}")
+          f"{fmt(med(ratios) if ratios else math.nan, 2):>8}  {span:<20} {len(ratios):>6}  "
+          f"{wedged['old']}/{len(by_round)}, {wedged['new']}/{len(by_round)}")
 print()
-print("old and new: medians over the rounds; new/old: median of the rounds' ratios, with their range.")
+print("old and new: medians over the rounds; new/old: median of the rounds' ratios, with their range;")
+print("wedged: rounds whose run left that side's daemon wedged. A wedged side's figure only says how")
+print("far it got before wedging (its fsyncs per login count only the few logins answered).")
 print("Failures over all rounds: answers not 200/3xx, wrk's timeouts and socket errors (wrk does not")
 print("count requests that never get an answer); runs the watchdog ended because the good answers")
 print("stopped for 8 s; runs that left the daemon wedged (a 5 s probe afterwards failed); daemons that")
