@@ -1,11 +1,14 @@
 //! Readiness and check-up: a list of named probes each part of the daemon adds to at start
-//! (`/-/ready`: store reachable, plugins loaded, actors answering; `/-/check-up`: Auth0 reachable),
-//! and the shutting-down flag SIGTERM raises.
+//! (`/-/ready`: store reachable, plugins loaded, actors answering; `/-/check-up`: Auth0 reachable,
+//! and the `proxies` check: untrusted peers that sent forwarding headers), and the shutting-down
+//! flag SIGTERM raises.
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -65,6 +68,7 @@ pub struct Health {
     shutting_down: AtomicBool,
     readiness: Vec<Arc<dyn Probe>>,
     checkup: Vec<Arc<dyn Probe>>,
+    untrusted_forwarders: UntrustedForwarders,
 }
 
 impl Health {
@@ -96,7 +100,96 @@ impl Health {
     }
 
     pub async fn checkup(&self) -> ProbeReport {
-        run(&self.checkup).await
+        let mut report = run(&self.checkup).await;
+        let proxies = self.untrusted_forwarders.report();
+        if proxies != "OK" {
+            report.status = "KO";
+        }
+        report.checks.insert(PROXIES_CHECK.into(), proxies);
+        report
+    }
+
+    /// The peers outside `server.trustedProxies` that sent forwarding headers.
+    pub fn untrusted_forwarders(&self) -> &UntrustedForwarders {
+        &self.untrusted_forwarders
+    }
+}
+
+/// The name of the check-up entry that reports [`UntrustedForwarders`].
+pub const PROXIES_CHECK: &str = "proxies";
+
+/// Peers outside `server.trustedProxies` whose requests carried forwarding headers (which were
+/// ignored). Such a peer is most likely a proxy nobody listed: every user behind it then looks
+/// like one address to Auth0's brute-force protection, which blocks them all at once. Kept for
+/// `/-/check-up` and warned about once per address; at most [`Self::MAX_PEERS`] addresses are
+/// remembered, later ones only counted.
+#[derive(Debug, Default)]
+pub struct UntrustedForwarders {
+    peers: Mutex<BTreeSet<IpAddr>>,
+    /// Whether a peer arrived once the cap was reached (and so was not remembered).
+    overflowed: AtomicBool,
+}
+
+impl UntrustedForwarders {
+    /// Peers remembered, so a client sending headers from many addresses cannot grow memory.
+    pub const MAX_PEERS: usize = 1_000;
+
+    /// How many addresses the check-up names; the rest are counted.
+    const SHOWN: usize = 10;
+
+    /// Records `peer`; true the first time it is seen (the caller then logs a warning). A peer
+    /// past the cap is never "first": nothing more is logged once the cap is reached.
+    pub fn note(&self, peer: IpAddr) -> bool {
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if peers.contains(&peer) {
+            return false;
+        }
+        if peers.len() >= Self::MAX_PEERS {
+            self.overflowed.store(true, Ordering::Relaxed);
+            return false;
+        }
+        peers.insert(peer)
+    }
+
+    /// The remembered peers, in address order.
+    pub fn peers(&self) -> Vec<IpAddr> {
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// `OK`, or a sentence naming the peers and the setting to change.
+    pub fn report(&self) -> String {
+        let peers = self.peers();
+        if peers.is_empty() {
+            return "OK".into();
+        }
+        let mut shown: Vec<String> = peers
+            .iter()
+            .take(Self::SHOWN)
+            .map(ToString::to_string)
+            .collect();
+        let more = peers.len() - shown.len();
+        if self.overflowed.load(Ordering::Relaxed) {
+            shown.push(format!(
+                "and {more} more, and others past the first {}",
+                Self::MAX_PEERS
+            ));
+        } else if more > 0 {
+            shown.push(format!("and {more} more"));
+        }
+        format!(
+            "X-Forwarded-For from peers outside server.trustedProxies was ignored: {}; if these \
+             are your proxies, list them (or their network) in server.trustedProxies, else every \
+             user behind them looks like one address to Auth0",
+            shown.join(", ")
+        )
     }
 }
 
@@ -114,5 +207,46 @@ async fn run(probes: &[Arc<dyn Probe>]) -> ProbeReport {
     ProbeReport {
         status: if ok { "OK" } else { "KO" },
         checks: results.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_forwarders_are_noted_once_and_bounded() {
+        let seen = UntrustedForwarders::default();
+        assert_eq!(seen.report(), "OK");
+        let peer: IpAddr = "10.0.0.7".parse().expect("ip");
+        assert!(seen.note(peer));
+        assert!(!seen.note(peer));
+        let report = seen.report();
+        assert!(report.contains("10.0.0.7"), "{report}");
+        assert!(report.contains("server.trustedProxies"), "{report}");
+
+        for i in 0..(UntrustedForwarders::MAX_PEERS as u32 + 50) {
+            seen.note(IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i)));
+        }
+        assert_eq!(seen.peers().len(), UntrustedForwarders::MAX_PEERS);
+        let report = seen.report();
+        assert!(
+            report.contains("and 990 more, and others past the first 1000"),
+            "{report}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn the_checkup_reports_untrusted_forwarders() {
+        let health = Health::default();
+        let report = health.checkup().await;
+        assert_eq!(report.status, "OK");
+        assert_eq!(report.checks[PROXIES_CHECK], "OK");
+        health
+            .untrusted_forwarders()
+            .note("192.168.1.4".parse().expect("ip"));
+        let report = health.checkup().await;
+        assert_eq!(report.status, "KO");
+        assert!(report.checks[PROXIES_CHECK].contains("192.168.1.4"));
     }
 }

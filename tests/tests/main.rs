@@ -14,6 +14,7 @@ mod errors;
 mod login_state;
 mod ownership;
 mod process;
+mod proxies;
 mod sessions;
 mod soak;
 mod status;

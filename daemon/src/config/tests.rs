@@ -119,21 +119,15 @@ fn minimal_config_gets_every_default() {
         .collect();
     assert_eq!(
         proxies,
-        [
-            "127.0.0.0/8",
-            "::1/128",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "fc00::/7"
-        ]
-    assert_eq!(s.server.body_timeout_ms, 10_000);
+        ["127.0.0.0/8", "::1/128"],
+        "loopback only: proxies elsewhere are listed by the operator"
     );
     assert!(s.server.allowed_hosts.is_empty());
     assert!(!s.server.insecure_cookies);
     assert_eq!(s.server.body_limit_bytes, 64 * 1024);
     assert_eq!(s.server.import_body_limit_bytes, 20 * 1024 * 1024);
     assert_eq!(s.server.auth0_timeout_ms, 10_000);
+    assert_eq!(s.server.body_timeout_ms, 10_000);
     assert!(s.api_keys.is_empty());
     assert_eq!(s.sessions.store, StoreKind::Sled);
     assert_eq!(s.sessions.path, PathBuf::from("data"));
@@ -623,6 +617,12 @@ fn authorize_state_required_in_management_client_is_ignored_with_a_warning() {
 #[test]
 fn insecure_cookies_and_open_management_routes_warn_at_start() {
     let warned = |s: &Settings, needle: &str| s.warnings.iter().any(|w| w.contains(needle));
+    let s = load(with(base(), "/server", json!({"insecureCookies": true})));
+    assert!(
+        warned(&s, "`server.insecureCookies` is true"),
+        "{:?}",
+        s.warnings
+    );
     assert!(!warned(&load(base()), "insecureCookies"));
 
     // Management routes need a `managementClient` to answer at all.
@@ -641,12 +641,6 @@ fn insecure_cookies_and_open_management_routes_warn_at_start() {
         json!([{"key": "k-1", "clientType": "web", "management": true}]),
     );
     assert!(!warned(&load(with_keys), "management routes"));
-    let s = load(with(base(), "/server", json!({"insecureCookies": true})));
-    assert!(
-        warned(&s, "`server.insecureCookies` is true"),
-        "{:?}",
-        s.warnings
-    );
 }
 
 #[test]
@@ -852,13 +846,13 @@ fn server_values_are_checked() {
     assert!(s.server.insecure_cookies);
     assert_eq!(
         (
-    assert_eq!(s.server.body_timeout_ms, 2500);
             s.server.body_limit_bytes,
             s.server.import_body_limit_bytes,
             s.server.auth0_timeout_ms
         ),
         (1024, 2048, 500)
     );
+    assert_eq!(s.server.body_timeout_ms, 2500);
     assert!(
         load(with(base(), "/server", json!({"trustedProxies": []})))
             .server
@@ -907,15 +901,15 @@ fn server_values_are_checked() {
             json!({"importBodyLimitBytes": 0}),
             "server.importBodyLimitBytes",
             "greater than 0",
-        (
-            json!({"bodyTimeoutMs": 0}),
-            "server.bodyTimeoutMs",
-            "greater than 0",
-        ),
         ),
         (
             json!({"auth0TimeoutMs": 0}),
             "server.auth0TimeoutMs",
+            "greater than 0",
+        ),
+        (
+            json!({"bodyTimeoutMs": 0}),
+            "server.bodyTimeoutMs",
             "greater than 0",
         ),
     ] {
@@ -1393,17 +1387,17 @@ fn generic_overrides_reach_every_level() {
             (
                 "AUTH0_CLIENT__SESSIONS__PATH",
                 "/var/lib/auth0-client/sessions",
-            ("AUTH0_CLIENT__SERVER__BODYTIMEOUTMS", "1500"),
             ),
             ("AUTH0_CLIENT__JOBS__POLLINTERVALMS", "250"),
             ("AUTH0_CLIENT__CLIENTS__WEB__CLIENTSECRET", "0123456789"),
-    assert_eq!(s.server.body_timeout_ms, 1500);
             ("AUTH0_CLIENT__clients__web__scopes", "openid,email"),
             ("AUTH0_CLIENT__DefaultClient", "web"),
             ("AUTH0_CLIENT__SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
+            ("AUTH0_CLIENT__SERVER__BODYTIMEOUTMS", "1500"),
         ],
     );
     assert_eq!(s.server.management_bind.map(|a| a.port()), Some(9999));
+    assert_eq!(s.server.body_timeout_ms, 1500);
     assert_eq!(
         s.sessions.path,
         PathBuf::from("/var/lib/auth0-client/sessions")
@@ -1413,6 +1407,27 @@ fn generic_overrides_reach_every_level() {
     assert_eq!(web.client_secret.expose_secret(), "0123456789");
     assert_eq!(web.scopes, ["openid", "email"]);
     assert_eq!(s.server.trusted_proxies.len(), 1);
+}
+
+/// The forms the systemd unit's sample and the README show for a real proxy and a pod range.
+#[test]
+fn trusted_proxies_override_as_the_samples_write_it() {
+    for text in [
+        "10.0.3.7,10.244.0.0/16",
+        " 10.0.3.7 , 10.244.0.0/16 ",
+        "[\"10.0.3.7\", \"10.244.0.0/16\"]",
+    ] {
+        let s = load_env(base(), &[("AUTH0_CLIENT__SERVER__TRUSTEDPROXIES", text)]);
+        let proxies: Vec<String> = s
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.3.7/32", "10.244.0.0/16"], "{text:?}");
+    }
+    let s = load_env(base(), &[("AUTH0_CLIENT__SERVER__TRUSTEDPROXIES", "[]")]);
+    assert!(s.server.trusted_proxies.is_empty());
 }
 
 #[test]

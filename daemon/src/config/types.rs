@@ -257,19 +257,14 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// The default `server.trustedProxies`: loopback and the private ranges.
+    /// The default `server.trustedProxies`: loopback only. A private address is not a proxy by
+    /// itself (a client on the same private network could forge its IP); real proxies and a
+    /// cluster's pod range are listed explicitly.
     pub fn default_trusted_proxies() -> Vec<IpNet> {
-        [
-            "127.0.0.0/8",
-            "::1/128",
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "fc00::/7",
-        ]
-        .iter()
-        .filter_map(|net| net.parse().ok())
-        .collect()
+        ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect()
     }
 }
 
@@ -280,12 +275,12 @@ impl Default for ServerSettings {
             http_port: 8080,
             management_bind: None,
             trusted_proxies: Self::default_trusted_proxies(),
-            body_timeout_ms: 10_000,
             allowed_hosts: Vec::new(),
             insecure_cookies: false,
             body_limit_bytes: 64 * 1024,
             import_body_limit_bytes: 20 * 1024 * 1024,
             auth0_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -552,7 +547,7 @@ mod tests {
     #[test]
     fn defaults() {
         let server = ServerSettings::default();
-        assert_eq!(server.trusted_proxies.len(), 6);
+        assert_eq!(server.trusted_proxies.len(), 2);
         assert_eq!(server.body_limit_bytes, 65_536);
         assert_eq!(server.import_body_limit_bytes, 20_971_520);
         assert_eq!(SessionSettings::default().path, PathBuf::from("data"));

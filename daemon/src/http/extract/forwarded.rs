@@ -10,9 +10,17 @@
 //!   (a request from inside the trusted network). An entry that is not an address breaks the
 //!   chain: the nearest hop vouched for (a trusted proxy, or the peer) is used, since nothing left
 //!   of the break can be believed.
-//! - `X-Forwarded-Host` and the protocol headers may carry a list (`a, b`) when proxies append:
-//!   the first value is the original one, as Express and most frameworks read it. The host is
-//!   checked against `server.allowedHosts` whichever header it came from.
+//! - `X-Forwarded-Host` and the protocol headers may carry a list (`a, b`, or several header
+//!   lines) when proxies append: they are walked like `X-Forwarded-For`, and the value read is the
+//!   rightmost one, which the peer (a trusted proxy) set. Anything left of it came from further
+//!   out, where a client may have written it (`X-Forwarded-Host: evil.example` sent to a proxy
+//!   that appends). The host is checked against `server.allowedHosts` whichever header it came
+//!   from.
+//! - A request from a peer outside `server.trustedProxies` that carries `X-Forwarded-For` (or
+//!   another `X-Forwarded-*` header) is most likely behind a proxy nobody listed: its headers are
+//!   ignored, a warning naming `server.trustedProxies` is logged once per peer address, and
+//!   `/-/check-up` reports the peer ([`crate::health::UntrustedForwarders`]). This is noticed where
+//!   the headers would be read: the end user's IP, the public host and scheme.
 //! - `server.allowedHosts`: names compare case-insensitively and IP addresses by value
 //!   (`[0:0::1]` is `[::1]`). An entry without a port allows the host on any port (`app.example.com`
 //!   allows `app.example.com:8443`); an entry with a port allows only that port.
@@ -28,11 +36,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest, web};
 
 use super::redirect::RelativeRedirect;
 use super::{quoted, settings};
 use crate::config::Settings;
+use crate::health::Health;
 use crate::http::ApiError;
 
 /// The header Auth0 reads the end user's IP from on token requests (password grants). Auth0 only
@@ -57,8 +66,41 @@ fn is_trusted(settings: &Settings, ip: IpAddr) -> bool {
 }
 
 /// Whether the TCP peer is in `server.trustedProxies`, so its forwarding headers are believed.
+/// An untrusted peer that sent forwarding headers anyway is noted (see the module doc).
 pub fn trusted_peer(req: &HttpRequest, settings: &Settings) -> bool {
-    peer_ip(req).is_some_and(|ip| is_trusted(settings, ip))
+    match peer_ip(req) {
+        Some(ip) if is_trusted(settings, ip) => true,
+        Some(ip) => {
+            note_untrusted_forwarding(req, ip);
+            false
+        }
+        None => false,
+    }
+}
+
+/// Notes `peer`, an untrusted peer, when its request carries forwarding headers: a warning once
+/// per address, and the `proxies` entry of `/-/check-up`. Nothing when the app registered no
+/// [`Health`] (unit tests of the rules).
+fn note_untrusted_forwarding(req: &HttpRequest, peer: IpAddr) {
+    let headers = req.headers();
+    let forwarding = [X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO]
+        .into_iter()
+        .find(|name| headers.contains_key(*name));
+    let Some(header) = forwarding else {
+        return;
+    };
+    let Some(health) = req.app_data::<web::Data<Health>>() else {
+        return;
+    };
+    if health.untrusted_forwarders().note(peer) {
+        tracing::warn!(
+            %peer,
+            header,
+            "a peer outside server.trustedProxies sent forwarding headers, which were ignored: \
+             if it is a proxy, list it (or its network) in server.trustedProxies, else every user \
+             behind it looks like one address to Auth0's brute-force protection"
+        );
+    }
 }
 
 /// The end user's IP: the first untrusted hop of `X-Forwarded-For`, walking from the right, when
@@ -67,6 +109,7 @@ pub fn trusted_peer(req: &HttpRequest, settings: &Settings) -> bool {
 pub fn end_user_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr> {
     let peer = peer_ip(req)?;
     if !is_trusted(settings, peer) {
+        note_untrusted_forwarding(req, peer);
         return Some(peer);
     }
     // A line that is not text is one unreadable hop: the walk stops there.
@@ -144,20 +187,20 @@ impl FromRequest for EndUser {
     }
 }
 
-/// The first value of a forwarding header (`a, b` gives `a`); `None` when absent or empty, 400
-/// naming the header when it is not text.
-fn first_value<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, ApiError> {
-    let Some(value) = req.headers().get(name) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::BadRequest(format!("the `{name}` header is not printable ASCII")))?;
-    Ok(value
-        .split(',')
-        .next()
-        .map(str::trim)
-        .filter(|v| !v.is_empty()))
+/// The value of a forwarding header that the nearest proxy set: the rightmost non-empty element
+/// over every line of header `name` (`a, b` and two lines `a` then `b` both give `b`). `None`
+/// when absent or empty; 400 naming the header when a line that must be read is not text.
+fn rightmost_value<'r>(req: &'r HttpRequest, name: &str) -> Result<Option<&'r str>, ApiError> {
+    let lines: Vec<_> = req.headers().get_all(name).collect();
+    for line in lines.into_iter().rev() {
+        let line = line.to_str().map_err(|_| {
+            ApiError::BadRequest(format!("the `{name}` header is not printable ASCII"))
+        })?;
+        if let Some(value) = line.rsplit(',').map(str::trim).find(|v| !v.is_empty()) {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
 }
 
 /// The scheme of the URL the user sees.
@@ -196,16 +239,16 @@ impl fmt::Display for Scheme {
 }
 
 /// The scheme the user reached us with (SPEC §5 `/logout`): the header named by
-/// `ORIGINAL_PROTOCOL_HEADER`, else `X-Forwarded-Proto`, both only from a trusted peer; else
-/// `https`. A value other than `http` or `https` (any case) is 400 naming the header.
+/// `ORIGINAL_PROTOCOL_HEADER`, else `X-Forwarded-Proto`, both only from a trusted peer (their
+/// rightmost value); else `https`. A value other than `http` or `https` (any case) is 400 naming
+/// the header.
 pub fn public_scheme(req: &HttpRequest, settings: &Settings) -> Result<Scheme, ApiError> {
-    if !trusted_peer(req, settings) {
-        return Ok(Scheme::Https);
-    }
-    let named = settings.original_protocol_header.as_deref();
-    for name in named.into_iter().chain([X_FORWARDED_PROTO]) {
-        if let Some(value) = first_value(req, name)? {
-            return Scheme::parse(value, name);
+    if trusted_peer(req, settings) {
+        let named = settings.original_protocol_header.as_deref();
+        for name in named.into_iter().chain([X_FORWARDED_PROTO]) {
+            if let Some(value) = rightmost_value(req, name)? {
+                return Scheme::parse(value, name);
+            }
         }
     }
     Ok(Scheme::Https)
@@ -312,12 +355,13 @@ impl fmt::Display for PublicHost {
 }
 
 /// The host the user reached us at, for absolute URLs (SPEC §4): `X-Forwarded-Host` from a
-/// trusted peer, else `Host` (else the HTTP/2 authority). It must parse as a [`PublicHost`] and be
+/// trusted peer (its rightmost value, which that peer set), else `Host` (else the HTTP/2
+/// authority). It must parse as a [`PublicHost`] and be
 /// allowed by `server.allowedHosts` when that is non-empty; otherwise 400 naming the host and the
 /// header it came from.
 pub fn public_host(req: &HttpRequest, settings: &Settings) -> Result<PublicHost, ApiError> {
     let forwarded = if trusted_peer(req, settings) {
-        first_value(req, X_FORWARDED_HOST)?
+        rightmost_value(req, X_FORWARDED_HOST)?
     } else {
         None
     };
@@ -398,10 +442,19 @@ mod tests {
     use actix_web::http::header::HeaderValue;
     use actix_web::test::TestRequest;
     use actix_web::{FromRequest, ResponseError};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::http::extract::test_support::{doc, request, settings, settings_env};
+
+    /// The test document with the proxies these tests stand behind: loopback and private ranges.
+    fn proxied() -> Value {
+        let mut d = doc();
+        d["server"] = json!({"trustedProxies": [
+            "127.0.0.0/8", "::1", "10.0.0.0/8", "192.168.0.0/16", "fd00::/8"
+        ]});
+        d
+    }
 
     fn with_headers(mut req: TestRequest, headers: &[(&str, &str)]) -> HttpRequest {
         for header in headers {
@@ -412,8 +465,7 @@ mod tests {
 
     #[test]
     fn end_user_ip_walks_x_forwarded_for_from_a_trusted_peer() {
-        // Default trustedProxies: loopback and the private ranges.
-        let s = settings(doc());
+        let s = settings(proxied());
         for (peer, xff, want) in [
             // An untrusted peer is the user, whatever it claims.
             ("203.0.113.7", vec!["1.1.1.1"], "203.0.113.7"),
@@ -465,7 +517,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_x_forwarded_for_line_stops_the_walk() {
-        let s = settings(doc());
+        let s = settings(proxied());
         let req = request(&s, "10.0.0.1")
             .append_header(("x-forwarded-for", "6.6.6.6"))
             .append_header((
@@ -524,7 +576,7 @@ mod tests {
 
     #[actix_web::test]
     async fn end_user_extractor() {
-        let s = settings(doc());
+        let s = settings(proxied());
         let req = request(&s, "10.0.0.1")
             .insert_header(("x-forwarded-for", "198.51.100.9"))
             .to_http_request();
@@ -646,7 +698,7 @@ mod tests {
 
     #[test]
     fn public_host_believes_x_forwarded_host_from_trusted_peers_only() {
-        let s = settings(doc());
+        let s = settings(proxied());
         for (peer, headers, want) in [
             (
                 "10.0.0.1",
@@ -656,13 +708,50 @@ mod tests {
                 ],
                 Ok("app.example.com"),
             ),
+            // A proxy that appends: the client's own claim is on the left, the proxy's last.
             (
                 "10.0.0.1",
                 vec![
                     ("host", "internal"),
-                    ("x-forwarded-host", "a.example, b.example"),
+                    ("x-forwarded-host", "evil.example, app.example.com"),
                 ],
-                Ok("a.example"),
+                Ok("app.example.com"),
+            ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-host", "evil.example"),
+                    ("x-forwarded-host", "app.example.com"),
+                ],
+                Ok("app.example.com"),
+            ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-host", "app.example.com, "),
+                    ("x-forwarded-host", ""),
+                ],
+                Ok("app.example.com"),
+            ),
+            // The rightmost value is the one read, so a client's bad first element is no error.
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "internal"),
+                    ("x-forwarded-host", "evil.example/x, app.example.com"),
+                ],
+                Ok("app.example.com"),
+            ),
+            // An untrusted peer: no element is believed, the rightmost included.
+            (
+                "203.0.113.7",
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-host", "other.example, evil.example"),
+                ],
+                Ok("app.example.com"),
             ),
             (
                 "203.0.113.7",
@@ -720,9 +809,9 @@ mod tests {
 
     #[test]
     fn public_host_must_be_allowed_when_allowed_hosts_is_set() {
-        let mut d = doc();
-        d["server"] =
-            json!({"allowedHosts": ["App.Example.com", "admin.example.com:8443", "[::1]:8080"]});
+        let mut d = proxied();
+        d["server"]["allowedHosts"] =
+            json!(["App.Example.com", "admin.example.com:8443", "[::1]:8080"]);
         let s = settings(d);
         for (peer, headers, want) in [
             (
@@ -760,6 +849,19 @@ mod tests {
                 ],
                 Err("host `evil.example` (from the `X-Forwarded-Host` header)"),
             ),
+            (
+                "10.0.0.1",
+                vec![
+                    ("host", "app.example.com"),
+                    ("x-forwarded-host", "app.example.com, evil.example"),
+                ],
+                Err("host `evil.example` (from the `X-Forwarded-Host` header)"),
+            ),
+            (
+                "10.0.0.1",
+                vec![("x-forwarded-host", "evil.example, app.example.com")],
+                Ok("app.example.com"),
+            ),
             ("203.0.113.7", vec![("host", "[::1]")], Err("`[::1]`")),
         ] {
             let got = host_case(&s, peer, &headers);
@@ -778,8 +880,11 @@ mod tests {
 
     #[test]
     fn scheme_from_the_original_protocol_header_then_x_forwarded_proto() {
-        let plain = settings(doc());
-        let named = settings_env(doc(), &[("ORIGINAL_PROTOCOL_HEADER", "X-Original-Proto")]);
+        let plain = settings(proxied());
+        let named = settings_env(
+            proxied(),
+            &[("ORIGINAL_PROTOCOL_HEADER", "X-Original-Proto")],
+        );
         for (s, peer, headers, want) in [
             (
                 &named,
@@ -812,10 +917,26 @@ mod tests {
                 Ok(Scheme::Https),
             ),
             (&named, "10.0.0.1", vec![], Ok(Scheme::Https)),
+            // Walked like X-Forwarded-For: the value the nearest proxy set, not a client's.
             (
                 &named,
                 "10.0.0.1",
                 vec![("x-original-proto", "http, https")],
+                Ok(Scheme::Https),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![
+                    ("x-forwarded-proto", "http"),
+                    ("x-forwarded-proto", "https"),
+                ],
+                Ok(Scheme::Https),
+            ),
+            (
+                &plain,
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "javascript, http")],
                 Ok(Scheme::Http),
             ),
             // Untrusted peers cannot downgrade the scheme.
@@ -891,8 +1012,84 @@ mod tests {
     }
 
     #[test]
+    fn by_default_only_loopback_is_a_proxy() {
+        let s = settings(doc());
+        for (peer, want) in [
+            ("127.0.0.1", "198.51.100.9"),
+            ("::1", "198.51.100.9"),
+            ("10.0.0.1", "10.0.0.1"),
+            ("192.168.1.1", "192.168.1.1"),
+            ("172.16.0.1", "172.16.0.1"),
+            ("fd00::5", "fd00::5"),
+        ] {
+            let req = with_headers(
+                request(&s, peer),
+                &[
+                    ("x-forwarded-for", "198.51.100.9"),
+                    ("x-forwarded-host", "evil.example"),
+                    ("host", "app.example.com"),
+                ],
+            );
+            let got = end_user_ip(&req, &s).map(|ip| ip.to_string());
+            assert_eq!(got.as_deref(), Some(want), "peer {peer}");
+            let host = public_host(&req, &s).expect("host").to_string();
+            let believed = want == "198.51.100.9";
+            assert_eq!(
+                host,
+                if believed {
+                    "evil.example"
+                } else {
+                    "app.example.com"
+                },
+                "peer {peer}"
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_peers_sending_forwarding_headers_are_noted_once_each() {
+        let s = settings(doc());
+        let health = web::Data::new(Health::default());
+        let req = |peer: &str, headers: &[(&str, &str)]| {
+            with_headers(request(&s, peer).app_data(health.clone()), headers)
+        };
+        // A trusted proxy, and an untrusted peer without forwarding headers: nothing noted.
+        end_user_ip(&req("127.0.0.1", &[("x-forwarded-for", "1.2.3.4")]), &s);
+        end_user_ip(&req("10.0.0.1", &[]), &s);
+        assert!(health.untrusted_forwarders().peers().is_empty());
+
+        end_user_ip(&req("10.0.0.1", &[("x-forwarded-for", "1.2.3.4")]), &s);
+        end_user_ip(&req("10.0.0.1", &[("x-forwarded-for", "5.6.7.8")]), &s);
+        public_host(
+            &req(
+                "10.0.0.2",
+                &[("x-forwarded-host", "a.example"), ("host", "b.example")],
+            ),
+            &s,
+        )
+        .expect("Host");
+        public_scheme(&req("10.0.0.3", &[("x-forwarded-proto", "http")]), &s).expect("https");
+        let peers: Vec<String> = health
+            .untrusted_forwarders()
+            .peers()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(peers, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        // Noted once: a second note of the same peer is not new.
+        assert!(
+            !health
+                .untrusted_forwarders()
+                .note("10.0.0.1".parse().expect("ip"))
+        );
+    }
+
+    #[test]
     fn origin_and_absolute_urls() {
-        let s = settings_env(doc(), &[("ORIGINAL_PROTOCOL_HEADER", "x-original-proto")]);
+        let s = settings_env(
+            proxied(),
+            &[("ORIGINAL_PROTOCOL_HEADER", "x-original-proto")],
+        );
         let redirect = RelativeRedirect::parse("/web-login?redirect=/backoffice").expect("valid");
 
         let req = with_headers(
@@ -934,7 +1131,7 @@ mod tests {
 
     #[test]
     fn non_text_forwarding_headers_are_400() {
-        let s = settings(doc());
+        let s = settings(proxied());
         let req = request(&s, "10.0.0.1")
             .insert_header((
                 "x-forwarded-host",
