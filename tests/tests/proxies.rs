@@ -1,5 +1,6 @@
 //! Forwarding headers (issue 12): believed only from the proxies `server.trustedProxies` names
-//! (loopback by default), walked from the right, and an unlisted proxy reported.
+//! (loopback by default), walked from the right, and an unlisted proxy reported; a plain-http
+//! deployment's logout comes back over http.
 //!
 //! In-process tests connect from 127.0.0.1, a trusted proxy by default; an untrusted peer is a
 //! config with `server.trustedProxies: []`.
@@ -180,5 +181,44 @@ async fn a_forwarded_host_outside_allowed_hosts_is_400() {
     assert_eq!(
         return_to(&response).as_deref(),
         Some("https://app.example/")
+    );
+}
+
+#[actix_rt::test]
+async fn a_plain_http_deployment_logs_out_back_over_http() {
+    // The demo's settings: plain http, declared with insecureCookies.
+    let app = spawn_app_configured(|c| c["server"]["insecureCookies"] = json!(true), &[]).await;
+    let sid = app.login_cookie().await;
+    let response = get_with(&app, "/logout?redirect=/", Some(&sid), &[]).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(
+        return_to(&response).as_deref(),
+        Some(format!("http://127.0.0.1:{}/", app.port).as_str())
+    );
+    assert_eq!(app.userinfo_cookie(&sid).await.status(), 401);
+
+    // A trusted proxy that says https is believed.
+    let response = get_with(
+        &app,
+        "/logout?redirect=/",
+        None,
+        &[
+            ("client-type", "api"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "app.example"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        return_to(&response).as_deref(),
+        Some("https://app.example/")
+    );
+
+    // Without insecureCookies the same logout is https.
+    let app = spawn_app().await;
+    let response = get_with(&app, "/logout?redirect=/", None, &[("client-type", "api")]).await;
+    assert_eq!(
+        return_to(&response).as_deref(),
+        Some(format!("https://127.0.0.1:{}/", app.port).as_str())
     );
 }

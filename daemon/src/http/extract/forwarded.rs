@@ -21,6 +21,8 @@
 //!   ignored, a warning naming `server.trustedProxies` is logged once per peer address, and
 //!   `/-/check-up` reports the peer ([`crate::health::UntrustedForwarders`]). This is noticed where
 //!   the headers would be read: the end user's IP, the public host and scheme.
+//! - Without a believed protocol header, a deployment that declares itself plain http with
+//!   `server.insecureCookies` is `http`; any other is `https` (SPEC §5 `/logout`).
 //! - `server.allowedHosts`: names compare case-insensitively and IP addresses by value
 //!   (`[0:0::1]` is `[::1]`). An entry without a port allows the host on any port (`app.example.com`
 //!   allows `app.example.com:8443`); an entry with a port allows only that port.
@@ -240,8 +242,8 @@ impl fmt::Display for Scheme {
 
 /// The scheme the user reached us with (SPEC §5 `/logout`): the header named by
 /// `ORIGINAL_PROTOCOL_HEADER`, else `X-Forwarded-Proto`, both only from a trusted peer (their
-/// rightmost value); else `https`. A value other than `http` or `https` (any case) is 400 naming
-/// the header.
+/// rightmost value); else `http` when `server.insecureCookies` declares a plain-http deployment;
+/// else `https`. A value other than `http` or `https` (any case) is 400 naming the header.
 pub fn public_scheme(req: &HttpRequest, settings: &Settings) -> Result<Scheme, ApiError> {
     if trusted_peer(req, settings) {
         let named = settings.original_protocol_header.as_deref();
@@ -251,7 +253,11 @@ pub fn public_scheme(req: &HttpRequest, settings: &Settings) -> Result<Scheme, A
             }
         }
     }
-    Ok(Scheme::Https)
+    Ok(if settings.server.insecure_cookies {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    })
 }
 
 /// A host fit for an absolute URL: `name[:port]`, IPv4`[:port]` or `[IPv6][:port]`, names in lower
@@ -1009,6 +1015,49 @@ mod tests {
                 (got, want) => panic!("{peer} {headers:?}: wanted {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_plain_http_deployment_is_http_unless_a_trusted_proxy_says_otherwise() {
+        let mut d = proxied();
+        d["server"]["insecureCookies"] = json!(true);
+        let s = settings_env(d, &[("ORIGINAL_PROTOCOL_HEADER", "x-original-proto")]);
+        for (peer, headers, want) in [
+            ("127.0.0.1", vec![], Scheme::Http),
+            ("203.0.113.7", vec![], Scheme::Http),
+            // An untrusted peer cannot upgrade or downgrade it either.
+            (
+                "203.0.113.7",
+                vec![("x-forwarded-proto", "https")],
+                Scheme::Http,
+            ),
+            (
+                "10.0.0.1",
+                vec![("x-forwarded-proto", "https")],
+                Scheme::Https,
+            ),
+            (
+                "10.0.0.1",
+                vec![("x-original-proto", "https")],
+                Scheme::Https,
+            ),
+            (
+                "10.0.0.1",
+                vec![("x-original-proto", "http"), ("x-forwarded-proto", "https")],
+                Scheme::Http,
+            ),
+        ] {
+            let req = with_headers(request(&s, peer), &headers);
+            assert_eq!(
+                public_scheme(&req, &s).expect("valid"),
+                want,
+                "{peer} {headers:?}"
+            );
+        }
+        // Without insecureCookies the same bare request is https.
+        let s = settings(proxied());
+        let req = request(&s, "127.0.0.1").to_http_request();
+        assert_eq!(public_scheme(&req, &s).expect("valid"), Scheme::Https);
     }
 
     #[test]
