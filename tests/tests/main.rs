@@ -15,6 +15,7 @@ mod login_state;
 mod ownership;
 mod process;
 mod proxies;
+mod security;
 mod sessions;
 mod soak;
 mod status;

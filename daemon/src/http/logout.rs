@@ -7,7 +7,10 @@ use serde::Deserialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::extract::{OptionalBrowserClient, PublicOrigin, RelativeRedirect, SessionCredential};
+use super::extract::{
+    BrowserAction, CrossSiteCheck, OptionalBrowserClient, PublicOrigin, RelativeRedirect,
+    SessionCredential,
+};
 use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::Revoke;
@@ -37,6 +40,7 @@ pub struct LogoutQuery {
             headers(("Location" = String, description = "the tenant's `/v2/logout`, with `returnTo` when `redirect` was given"), ("Set-Cookie" = String, description = "`sid` cleared"))),
         (status = 400, body = super::error::ErrorBody, description = "a `redirect` that is not a relative path, a host not in `server.allowedHosts`, or several `sid` cookies"),
         (status = 401, body = super::error::ErrorBody, description = "no session and no client"),
+        (status = 403, body = super::error::ErrorBody, description = "the `sid` cookie's session, from a cross-site page: nothing ended"),
         (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
@@ -46,6 +50,7 @@ async fn logout(
     query: web::Query<LogoutQuery>,
     credential: SessionCredential,
     client: OptionalBrowserClient,
+    cross_site: CrossSiteCheck,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
@@ -54,7 +59,12 @@ async fn logout(
         Some(_) => Some(PublicOrigin::of(&req, &settings)?),
         None => None,
     };
-    let sessions = sessions_to_end(&actors, &credential).await?;
+    let (sessions, by_cookie) = sessions_to_end(&actors, &credential).await?;
+    // A page of another site may not end the browser's session (a Bearer caller holds its token
+    // itself); refused, nothing is ended and the cookie stays.
+    if by_cookie && !sessions.is_empty() {
+        cross_site.refuse_cross_site(BrowserAction::LogOut)?;
+    }
     let client = match sessions.first() {
         Some(session) => client.for_session(&session.client)?,
         None => client.required()?,
@@ -94,19 +104,23 @@ async fn logout(
 }
 
 /// What a logout ends: every session a Bearer access token opens (two logins in one second may
-/// share one), else the `sid` cookie's session. Read from the store, never from memory.
+/// share one), else the `sid` cookie's session (then `true`). Read from the store, never from
+/// memory.
 async fn sessions_to_end(
     actors: &Actors,
     credential: &SessionCredential,
-) -> Result<Vec<Session>, ApiError> {
+) -> Result<(Vec<Session>, bool), ApiError> {
     if let Some(token) = credential.bearer() {
         let sessions = actors.sessions.sessions_by_token(token).await?;
         if !sessions.is_empty() {
-            return Ok(sessions);
+            return Ok((sessions, false));
         }
     }
     Ok(match &credential.cookie_sid {
-        Some(sid) => actors.sessions.by_id(sid).await?.into_iter().collect(),
-        None => Vec::new(),
+        Some(sid) => (
+            actors.sessions.by_id(sid).await?.into_iter().collect(),
+            true,
+        ),
+        None => (Vec::new(), false),
     })
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::extract::{OptionalApiClient, SessionCredential};
+use super::extract::{BrowserAction, CrossSiteCheck, OptionalApiClient, SessionCredential};
 use super::session_cookie;
 use super::token::TokenAnswer;
 use std::sync::Arc;
@@ -122,10 +122,11 @@ async fn refresh_token(
     body: web::Bytes,
     credential: SessionCredential,
     client: OptionalApiClient,
+    cross_site: CrossSiteCheck,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
-    explicit_refresh(body, credential, client, settings, actors).await
+    explicit_refresh(body, credential, client, cross_site, settings, actors).await
 }
 
 /// The same as `POST /refreshtoken`, at the path the upstream documentation's curl uses.
@@ -156,10 +157,11 @@ async fn refresh_token_alias(
     body: web::Bytes,
     credential: SessionCredential,
     client: OptionalApiClient,
+    cross_site: CrossSiteCheck,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
-    explicit_refresh(body, credential, client, settings, actors).await
+    explicit_refresh(body, credential, client, cross_site, settings, actors).await
 }
 
 fn refresh_body(body: &[u8]) -> Result<RefreshBody, ApiError> {
@@ -188,12 +190,18 @@ async fn explicit_refresh(
     body: web::Bytes,
     credential: SessionCredential,
     client: OptionalApiClient,
+    cross_site: CrossSiteCheck,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
     let body = refresh_body(&body)?;
     let credential = credential.require()?;
     let (session, kind, via) = explicit_target(&actors, &credential, &body).await?;
+    // The cookie is the browser's: a page of another site may not renew it (a Bearer caller
+    // holds its token itself).
+    if via == Via::Cookie {
+        cross_site.refuse_cross_site(BrowserAction::Refresh)?;
+    }
     let client = client.for_session(&session.client)?;
     let mut outcome = refresh(&actors, &session, kind).await;
     // A caller that joined a transparent refresh (which does not extend) still extends.

@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::authorize;
-use super::extract::{ApiClient, EndUser, SelectedClient};
+use super::extract::{ApiClient, BrowserAction, CrossSiteCheck, EndUser, SelectedClient};
 use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::PasswordLogin;
@@ -186,7 +186,7 @@ pub fn session_answer(
             headers(("Set-Cookie" = String, description = "`sid`, for `website` clients"), ("Location" = String, description = "the login's `redirect`, after a code exchange"))),
         (status = 400, body = super::error::ErrorBody, description = "a missing or malformed field, an unknown `grant_type`, a `connection` not supported, a `state` unknown, expired or used, a malformed body"),
         (status = 401, body = super::error::ErrorBody, description = "no client (an unknown `client-type`, or no valid API key when `apiKeys` are configured)"),
-        (status = 403, body = super::error::ErrorBody, description = "Auth0 refused the user"),
+        (status = 403, body = super::error::ErrorBody, description = "Auth0 refused the user; or a `website` client's login from a cross-site page (`Sec-Fetch-Site: cross-site`, or an `Origin` neither this host nor in `server.allowedHosts`); or a code exchange without the login's binding cookie, when the client's `redirectUrl` is this daemon's `/oauth/callback` (the state stays usable)"),
         (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
         (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
         (status = 415, body = super::error::ErrorBody, description = "a body that is neither a form nor JSON"),
@@ -202,11 +202,21 @@ async fn token(
     body: web::Bytes,
     client: ApiClient,
     end_user: EndUser,
+    cross_site: CrossSiteCheck,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
     let fields = read_fields(&req, &body)?;
     let client = client.into_inner();
+    // A `website` client's login answers with the `sid` cookie: a page of another site must not
+    // plant its own session in the browser (login CSRF). Token clients answer JSON to their caller.
+    let login = matches!(
+        fields.grant_type.as_deref(),
+        None | Some("password" | "authorization_code")
+    );
+    if login && client.settings.is_website() {
+        cross_site.refuse_cross_site(BrowserAction::LogIn)?;
+    }
     match fields.grant_type.as_deref() {
         Some("password") => password(fields, client, end_user, &settings, &actors).await,
         None | Some("authorization_code") => {

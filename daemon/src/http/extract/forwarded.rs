@@ -340,6 +340,14 @@ impl PublicHost {
         self.port
     }
 
+    /// The same host without its port.
+    pub fn without_port(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            port: None,
+        }
+    }
+
     /// Whether the `server.allowedHosts` entry `allowed` admits this host (see the module doc).
     pub fn allowed_by(&self, allowed: &PublicHost) -> bool {
         self.name == allowed.name && allowed.port.is_none_or(|port| self.port == Some(port))

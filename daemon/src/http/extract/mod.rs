@@ -2,6 +2,8 @@
 //!
 //! - [`client`]: which login client a request is for (`apiKeys`, `client-type`, `defaultClient`),
 //!   and how that meets a session's own client;
+//! - [`cross_site`]: [`CrossSiteCheck`], whether the browser says the request comes from a page
+//!   of another site (refused for cookie-issuing logins, cookie refreshes and cookie logouts);
 //! - [`forwarded`]: whom the request is from and how it was addressed: the end user's IP, the
 //!   public host and scheme, each believing forwarding headers only from `server.trustedProxies`;
 //! - [`redirect`]: [`RelativeRedirect`], the only form in which a caller's `redirect` is used;
@@ -12,6 +14,7 @@
 //! and read `web::Data<Settings>` from the app data.
 
 pub mod client;
+pub mod cross_site;
 pub mod forwarded;
 pub mod redirect;
 pub mod session;
@@ -29,6 +32,7 @@ pub use client::{
     Route, RouteKind, SelectedClient, resolve_session_client, select_client,
     select_client_optional,
 };
+pub use cross_site::{BrowserAction, CrossSite, CrossSiteCheck};
 pub use forwarded::{
     AUTH0_FORWARDED_FOR, EndUser, PublicHost, PublicOrigin, Scheme, auth0_forwarded_for,
     end_user_ip, public_host, public_scheme, trusted_peer,
