@@ -69,12 +69,21 @@ const UNREADABLE: &str = "\u{fffd}";
 /// cookie: a stray cookie set by another application on the same domain must not hide `sid`.
 /// Values are not percent-decoded: session ids and API keys are compared as sent.
 fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    cookies(req, name).next().filter(|value| !value.is_empty())
+}
+
+/// Every value of the cookies called `name` across every `Cookie` header, in order, unquoted
+/// (empty ones included), parsed as [`cookie`] parses them.
+fn cookies<'r, 'n>(req: &'r HttpRequest, name: &'n str) -> impl Iterator<Item = &'r str> + 'n
+where
+    'r: 'n,
+{
     req.headers()
         .get_all(actix_web::http::header::COOKIE)
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| line.split(';'))
         .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| key.trim() == name)
+        .filter(move |(key, _)| key.trim() == name)
         .map(|(_, value)| {
             let value = value.trim();
             value
@@ -82,7 +91,6 @@ fn cookie<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(value)
         })
-        .filter(|value| !value.is_empty())
 }
 
 /// A caller-supplied value fit for an error message (see [`crate::echo`]).

@@ -109,20 +109,7 @@ impl FromRequest for SessionCredential {
 /// Every non-empty `sid` cookie value across every `Cookie` header, unquoted (read by hand like
 /// [`super::cookie`], so one malformed cookie of another application does not hide it).
 fn sid_cookies(req: &HttpRequest) -> impl Iterator<Item = &str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| key.trim() == SID_COOKIE)
-        .map(|(_, value)| {
-            let value = value.trim();
-            value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value)
-        })
-        .filter(|value| !value.is_empty())
+    super::cookies(req, SID_COOKIE).filter(|value| !value.is_empty())
 }
 
 /// The `Authorization` header and where its token is when it is `Bearer <token>` (see the module

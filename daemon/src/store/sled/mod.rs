@@ -322,6 +322,31 @@ impl SledStore {
         self.inner.pool.run(what, move || work(&engine)).await
     }
 
+    /// Sweeps a tree of single-key records in batches of [`SWEEP_BATCH`], each its own pool call,
+    /// removing those `expired` says are; returns how many it removed.
+    async fn sweep_tree(
+        &self,
+        what: &'static str,
+        tree: fn(&Engine) -> &Tree,
+        expired: impl Fn(&[u8]) -> Result<bool, StoreError> + Clone + Send + 'static,
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        let mut after: Option<IVec> = None;
+        loop {
+            let (cursor, expired) = (after.take(), expired.clone());
+            let batch = self
+                .call(what, move |e| {
+                    e.sweep_singles(tree(e), cursor, SWEEP_BATCH, expired)
+                })
+                .await?;
+            removed += batch.removed;
+            match batch.next {
+                Some(next) => after = Some(next),
+                None => return Ok(removed),
+            }
+        }
+    }
+
     /// Waits until every write so far is on disk (group commit, see [`flusher`]).
     async fn durable(&self) -> Result<(), StoreError> {
         self.inner.commit.durable().await
@@ -1021,38 +1046,22 @@ impl SessionStore for SledStore {
                     break;
                 }
             }
-            let mut after: Option<IVec> = None;
-            loop {
-                let cursor = after.take();
-                let batch = self
-                    .call("sweep states", move |e| {
-                        e.sweep_singles(&e.trees.states, cursor, SWEEP_BATCH, |bytes| {
-                            decode::<StateRecord>("state record", bytes).map(|r| !r.is_live(now))
-                        })
-                    })
-                    .await?;
-                report.states += batch.removed;
-                match batch.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-            let mut after: Option<IVec> = None;
-            loop {
-                let cursor = after.take();
-                let batch = self
-                    .call("sweep leases", move |e| {
-                        e.sweep_singles(&e.trees.leases, cursor, SWEEP_BATCH, |bytes| {
-                            decode::<Lease>("lease", bytes).map(|l| now >= l.expires_at)
-                        })
-                    })
-                    .await?;
-                report.leases += batch.removed;
-                match batch.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            report.states = self
+                .sweep_tree(
+                    "sweep states",
+                    |e| &e.trees.states,
+                    move |bytes| {
+                        decode::<StateRecord>("state record", bytes).map(|r| !r.is_live(now))
+                    },
+                )
+                .await?;
+            report.leases = self
+                .sweep_tree(
+                    "sweep leases",
+                    |e| &e.trees.leases,
+                    move |bytes| decode::<Lease>("lease", bytes).map(|l| now >= l.expires_at),
+                )
+                .await?;
             if let Some(path) = &self.inner.path
                 && let Err(error) = secure_folder(path)
             {
