@@ -904,11 +904,7 @@ impl SessionStore for SledStore {
         Box::pin(async move {
             self.call("take state", move |e| {
                 // `remove` is atomic: of concurrent takes, one gets the value, the others `None`.
-                let Some(bytes) = e.trees.states.remove(state.as_bytes())? else {
-                    return Ok(None);
-                };
-                let record: StateRecord = decode("state record", &bytes)?;
-                Ok(record.is_live(now).then_some(record))
+                live_state(e.trees.states.remove(state.as_bytes())?, now)
             })
             .await
         })
@@ -919,11 +915,7 @@ impl SessionStore for SledStore {
         let now = self.now();
         Box::pin(async move {
             self.call("get state", move |e| {
-                let Some(bytes) = e.trees.states.get(state.as_bytes())? else {
-                    return Ok(None);
-                };
-                let record: StateRecord = decode("state record", &bytes)?;
-                Ok(record.is_live(now).then_some(record))
+                live_state(e.trees.states.get(state.as_bytes())?, now)
             })
             .await
         })
@@ -1164,6 +1156,15 @@ fn remove_if_unchanged(tree: &Tree, key: &[u8], value: &IVec) -> Result<bool, St
     Ok(tree
         .compare_and_swap(key, Some(value), None::<&[u8]>)?
         .is_ok())
+}
+
+/// The state record in `bytes`, when there is one and it is live at `now`.
+fn live_state(bytes: Option<IVec>, now: Timestamp) -> Result<Option<StateRecord>, StoreError> {
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    let record: StateRecord = decode("state record", &bytes)?;
+    Ok(record.is_live(now).then_some(record))
 }
 
 fn encode<T: Serialize>(what: &str, record: &T) -> Result<Vec<u8>, StoreError> {
