@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::{
-    CasOutcome, IdToken, IssuedTokens, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
+    CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
     RefreshedTokens, Session, SessionId, SessionStore, StateRecord, StoreFuture, Timestamp,
     TokenHash,
 };
@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             a_state_is_read_in_place_and_taken_only_as_read,
             leases_are_exclusive_expire_and_are_released_by_their_holder,
             jobs_list_newest_first_with_before,
+            job_pages_never_skip_records_created_in_one_millisecond,
             finished_jobs_past_retention_are_deleted,
             records_survive_a_reopen,
             ping_and_flush_answer,
@@ -794,6 +795,34 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
     );
 }
 
+pub async fn job_pages_never_skip_records_created_in_one_millisecond(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let at = 1_700_000_000_000;
+    for id in ["job_a", "job_b", "job_c", "job_d", "job_e"] {
+        store
+            .put_job(&job(id, at, JobStatus::Pending))
+            .await
+            .expect("put");
+    }
+    store
+        .put_job(&job("job_z", at - 1, JobStatus::Pending))
+        .await
+        .expect("put");
+    // Page through two at a time, each page starting after the last item of the one before.
+    let mut seen = Vec::new();
+    let mut cursor: Option<JobCursor> = None;
+    loop {
+        let page = store.list_jobs(2, cursor.as_ref()).await.expect("list");
+        let Some(last) = page.last() else { break };
+        cursor = Some(JobCursor {
+            created_at: last.created_at,
+            id: Some(last.id.clone()),
+        });
+        seen.extend(page.into_iter().map(|j| j.id));
+    }
+    assert_eq!(seen, ["job_e", "job_d", "job_c", "job_b", "job_a", "job_z"]);
+}
+
 pub async fn jobs_list_newest_first_with_before(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     assert!(store.list_jobs(10, None).await.expect("list").is_empty());
@@ -824,22 +853,37 @@ pub async fn jobs_list_newest_first_with_before(fixture: &dyn Fixture) {
         ids(store.list_jobs(3, None).await.expect("list")),
         ["job_4", "job_3", "batch_2"]
     );
-    let next = Some(Timestamp::from_millis(base + 2_000));
+    let next = JobCursor {
+        created_at: Timestamp::from_millis(base + 2_000),
+        id: Some("batch_2".into()),
+    };
     assert_eq!(
-        ids(store.list_jobs(3, next).await.expect("list")),
+        ids(store.list_jobs(3, Some(&next)).await.expect("list")),
         ["job_1", "job_0"]
     );
     assert_eq!(
-        ids(store.list_jobs(1, next).await.expect("list")),
+        ids(store.list_jobs(1, Some(&next)).await.expect("list")),
         ["job_1"]
     );
     assert!(store.list_jobs(0, None).await.expect("list").is_empty());
+    let bare = JobCursor {
+        created_at: Timestamp::from_millis(base),
+        id: None,
+    };
     assert!(
         store
-            .list_jobs(10, Some(Timestamp::from_millis(base)))
+            .list_jobs(10, Some(&bare))
             .await
             .expect("list")
             .is_empty()
+    );
+    let bare = JobCursor {
+        created_at: Timestamp::from_millis(base + 2_000),
+        id: None,
+    };
+    assert_eq!(
+        ids(store.list_jobs(10, Some(&bare)).await.expect("list")),
+        ["job_1", "job_0"]
     );
 
     // An update changes the record in place: no duplicate in the listing.

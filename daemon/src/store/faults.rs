@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    CasOutcome, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture,
-    SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCursor, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError,
+    StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 
 /// The switches of a [`FaultyStore`]; clones share them.
@@ -185,11 +185,11 @@ impl SessionStore for FaultyStore {
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
         self.read(self.store.get_job(id))
     }
-    fn list_jobs(
-        &self,
+    fn list_jobs<'a>(
+        &'a self,
         limit: usize,
-        before: Option<Timestamp>,
-    ) -> StoreFuture<'_, Vec<JobRecord>> {
+        before: Option<&'a JobCursor>,
+    ) -> StoreFuture<'a, Vec<JobRecord>> {
         self.read(self.store.list_jobs(limit, before))
     }
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {

@@ -24,9 +24,9 @@ use std::time::Duration;
 
 pub use error::StoreError;
 pub use records::{
-    IdToken, InvalidSessionId, IssuedTokens, JobKind, JobRecord, JobStatus, KEPT_REFRESH_TOKENS,
-    RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken, Session, SessionId, StateRecord,
-    Timestamp, TokenHash,
+    IdToken, InvalidSessionId, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus,
+    KEPT_REFRESH_TOKENS, RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken, Session,
+    SessionId, StateRecord, Timestamp, TokenHash,
 };
 pub use sled::{SledOptions, SledStore};
 
@@ -119,12 +119,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>>;
 
-    /// Up to `limit` records, newest `created_at` first, only those created strictly before
-    /// `before` when given (`GET /users/import/jobs?limit&before`). Records created in the same
-    /// millisecond come in descending id order; a page boundary inside such a tie skips the rest
-    /// of the tie.
-    fn list_jobs(&self, limit: usize, before: Option<Timestamp>)
-    -> StoreFuture<'_, Vec<JobRecord>>;
+    /// Up to `limit` records in descending `(created_at, id)` order, only those after `before`
+    /// in that order when given (`GET /users/import/jobs?limit&before`, see [`JobCursor`]): a
+    /// page boundary inside records created in one millisecond skips none of them.
+    fn list_jobs<'a>(
+        &'a self,
+        limit: usize,
+        before: Option<&'a JobCursor>,
+    ) -> StoreFuture<'a, Vec<JobRecord>>;
 
     /// Every record whose status is not final, oldest first: what the jobs actor resumes at start.
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;

@@ -61,8 +61,8 @@ use serde::{Deserialize, Serialize};
 use self::flusher::GroupCommit;
 use self::pool::BlockingPool;
 use super::{
-    CasOutcome, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError, StoreFuture,
-    SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCursor, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError,
+    StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -616,10 +616,11 @@ impl Engine {
     fn newest_jobs(
         &self,
         limit: usize,
-        before: Option<Timestamp>,
+        end: Option<Vec<u8>>,
     ) -> Result<Vec<JobRecord>, StoreError> {
-        let keys = match before {
-            Some(before) => self.trees.jobs_by_created.range(..time_bytes(before)),
+        // Index keys are `created_at ‖ id`: everything below the cursor's key, newest first.
+        let keys = match end {
+            Some(end) => self.trees.jobs_by_created.range(..end),
             None => self.trees.jobs_by_created.iter(),
         };
         let mut jobs = Vec::new();
@@ -964,13 +965,17 @@ impl SessionStore for SledStore {
         Box::pin(async move { self.call("get job", move |e| e.read_job(&id)).await })
     }
 
-    fn list_jobs(
-        &self,
+    fn list_jobs<'a>(
+        &'a self,
         limit: usize,
-        before: Option<Timestamp>,
-    ) -> StoreFuture<'_, Vec<JobRecord>> {
+        before: Option<&'a JobCursor>,
+    ) -> StoreFuture<'a, Vec<JobRecord>> {
+        let end = before.map(|cursor| match &cursor.id {
+            Some(id) => created_key(cursor.created_at, id),
+            None => time_bytes(cursor.created_at).to_vec(),
+        });
         Box::pin(async move {
-            self.call("list jobs", move |e| e.newest_jobs(limit, before))
+            self.call("list jobs", move |e| e.newest_jobs(limit, end))
                 .await
         })
     }
