@@ -157,6 +157,7 @@ impl Application {
             },
             clock.clone(),
         )
+        .shared_with_other_daemons(settings.sessions.store == StoreKind::Redis)
         .with_pending_logins(crate::pending::PendingLogins::new(
             settings.sessions.max_pending_logins,
             settings.sessions.max_pending_logins_per_ip,

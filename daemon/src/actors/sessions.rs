@@ -44,6 +44,8 @@ pub struct SessionService {
     clock: Clock,
     /// The live `/authorize` states this process wrote, per end-user address and in total.
     pending: Arc<PendingLogins>,
+    /// Whether other daemons write the store too (Redis): refresh flights then take a lease.
+    shared: bool,
 }
 
 /// What [`SessionService::put_state`] did.
@@ -71,7 +73,19 @@ impl SessionService {
             cache: (cache_bytes > 0).then(|| Arc::new(ReadCache::new(cache_bytes))),
             clock,
             pending: Arc::default(),
+            shared: false,
         }
+    }
+
+    /// Declares the store written by other daemons too (Redis).
+    pub fn shared_with_other_daemons(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Whether other daemons write the store (see [`Self::shared_with_other_daemons`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Counts logins in progress with `pending`'s caps (`sessions.maxPendingLogins` and
@@ -230,6 +244,21 @@ impl SessionService {
             self.pending.release(&record.state);
         }
         Ok(taken)
+    }
+
+    /// Takes (or extends) the lease `key` for `holder` for `ttl`; whether `holder` holds it.
+    pub async fn try_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        bounded(self.limit, self.store.try_lease(key, holder, ttl)).await
+    }
+
+    /// Releases the lease `key` when `holder` holds it.
+    pub async fn release_lease(&self, key: &str, holder: &str) -> Result<bool, StoreError> {
+        bounded(self.limit, self.store.release_lease(key, holder)).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -151,7 +151,18 @@ struct Deps {
     settings: web::Data<Settings>,
     repo: SessionService,
     clock: Clock,
+    /// This daemon's name as a lease holder (random per start, so a restarted daemon does not
+    /// take a dead one's lease for its own).
+    holder: Arc<str>,
 }
+
+/// A refresh lease this daemon holds on a session (shared store only).
+struct LeaseHeld {
+    key: String,
+}
+
+/// The first pause of a flight waiting for another daemon's lease; doubles up to 8 times this.
+const LEASE_POLL: Duration = Duration::from_millis(25);
 
 /// The login flows, run on the HTTP workers. Cheap to clone.
 #[derive(Clone)]
@@ -211,6 +222,7 @@ impl Tokens {
             settings,
             repo,
             clock,
+            holder: uuid::Uuid::new_v4().to_string().into(),
         };
         let logins = Logins { deps: deps.clone() };
         (
@@ -334,6 +346,33 @@ impl Deps {
         Duration::from_secs(self.settings.sessions.refresh_grace_seconds)
     }
 
+    /// How long a refresh lease lasts: longer than a flight can run (the Auth0 call and a JWKS
+    /// fetch, each within `server.auth0TimeoutMs`, and two store writes within
+    /// `sessions.timeoutMs`), so it never lapses while its holder still works; a holder that died
+    /// delays the session's next refresh by at most this.
+    fn lease_ttl(&self) -> Duration {
+        let auth0 = Duration::from_millis(self.settings.server.auth0_timeout_ms);
+        let store = Duration::from_millis(self.settings.sessions.timeout_ms);
+        auth0.saturating_mul(2) + store.saturating_mul(2)
+    }
+
+    /// Takes the refresh lease of session `id`: `None` while another daemon holds it.
+    async fn take_lease(&self, id: &SessionId) -> Result<Option<LeaseHeld>, StoreError> {
+        let key = format!("refresh:{}", TokenHash::of(id.as_str()).as_str());
+        let taken = self
+            .repo
+            .try_lease(&key, &self.holder, self.lease_ttl())
+            .await?;
+        Ok(taken.then_some(LeaseHeld { key }))
+    }
+
+    /// Releases a refresh lease, best effort: one left behind lapses after [`Self::lease_ttl`].
+    async fn release_lease(&self, held: LeaseHeld) {
+        if let Err(error) = self.repo.release_lease(&held.key, &self.holder).await {
+            tracing::warn!(error = %error, "releasing a refresh lease failed; it lapses by itself");
+        }
+    }
+
     async fn verify(
         &self,
         client: &ClientSettings,
@@ -438,7 +477,13 @@ impl Deps {
         };
         let extend = kind.extends();
         if let Some(pending) = &unsaved {
-            // Auth0 already rotated: save that first, and never call it with the old token.
+            // Auth0 already rotated: save that first, and never call it with the old token. The
+            // lease was kept for this; extend it for the save, and release it once saved.
+            let held = if self.repo.is_shared() {
+                self.take_lease(id).await.map_err(keep(&unsaved))?
+            } else {
+                None
+            };
             let saved = self
                 .save(
                     session,
@@ -448,13 +493,92 @@ impl Deps {
                 )
                 .await
                 .map_err(keep(&unsaved))?;
+            if let Some(held) = held {
+                self.release_lease(held).await;
+            }
             tracing::info!("saved a token set kept after a failed store write");
             return Ok(saved.map_or(RefreshOutcome::Ended, |s| {
                 RefreshOutcome::Refreshed(Box::new(s))
             }));
         }
+        // Across daemons (a shared store), the Auth0 call is made under the session's lease;
+        // whoever waits for it re-reads, and a refresh another daemon made meanwhile serves.
+        let first_refresh = session.refreshed_at;
+        let mut session = session;
+        let mut lease: Option<LeaseHeld> = None;
+        let (mut polls, mut waited) = (0u32, Duration::ZERO);
+        let outcome = loop {
+            // Refreshed by another daemon since this flight's first read: those tokens serve.
+            let refreshed_elsewhere = session.refreshed_at != first_refresh;
+            if refreshed_elsewhere || !self.needs_auth0(&session, kind) {
+                let session = if extend {
+                    self.extend(session).await
+                } else {
+                    Ok(Some(session))
+                };
+                break session.map_err(Failure::from).map(|s| {
+                    s.map_or(RefreshOutcome::Ended, |s| {
+                        RefreshOutcome::Refreshed(Box::new(s))
+                    })
+                });
+            }
+            if session.refresh_token.is_none() {
+                break Ok(RefreshOutcome::NoRefreshToken);
+            }
+            if !self.repo.is_shared() || lease.is_some() {
+                break self.rotate(session, extend).await;
+            }
+            match self.take_lease(id).await {
+                Ok(held) => lease = held,
+                Err(error) => break Err(error.into()),
+            }
+            // Taken: re-read, since another daemon may have refreshed between the first read and
+            // the lease. Not taken: another daemon's flight runs; wait a little and look again.
+            if lease.is_none() {
+                if waited >= self.lease_ttl() {
+                    break Err(StoreError::Unavailable(
+                        "another daemon's refresh of this session did not finish in time".into(),
+                    )
+                    .into());
+                }
+                let pause = LEASE_POLL.saturating_mul(1 << polls.min(3));
+                polls += 1;
+                waited += pause;
+                tokio::time::sleep(pause).await;
+            }
+            session = match self.repo.by_id(id).await {
+                Ok(Some(session)) => session,
+                Ok(None) => break Ok(RefreshOutcome::Ended),
+                Err(error) => break Err(error.into()),
+            };
+        };
+        if let Some(held) = lease {
+            // Kept while Auth0's new tokens wait to be saved: another daemon would otherwise
+            // present the rotated refresh token (reuse, which revokes the whole family).
+            let unsaved = matches!(
+                &outcome,
+                Err(Failure {
+                    unsaved: Some(_),
+                    ..
+                })
+            );
+            if !unsaved {
+                self.release_lease(held).await;
+            }
+        }
+        if let Ok(RefreshOutcome::NoRefreshToken) = outcome
+            && kind == RefreshKind::Transparent
+        {
+            self.repo.end(id).await?;
+            return Ok(RefreshOutcome::Ended);
+        }
+        outcome
+    }
+
+    /// Whether a refresh of `kind` must ask Auth0 for new tokens (see the module docs' table).
+    fn needs_auth0(&self, session: &Session, kind: RefreshKind) -> bool {
         let now = self.clock.now();
-        let call_auth0 = match kind {
+        match kind {
             RefreshKind::Rotate => true,
             // Refreshed within the grace window: a storm of cookie callers gets those tokens.
             RefreshKind::Cookie => session
@@ -462,22 +586,12 @@ impl Deps {
                 .is_none_or(|at| now > at.saturating_add(self.grace())),
             RefreshKind::Extend => false,
             RefreshKind::Transparent => session.access_expired(now),
-        };
-        if !call_auth0 {
-            let session = if extend {
-                self.extend(session).await?
-            } else {
-                Some(session)
-            };
-            return Ok(session.map_or(RefreshOutcome::Ended, |s| {
-                RefreshOutcome::Refreshed(Box::new(s))
-            }));
         }
+    }
+
+    /// The refresh token grant for `session`, and the new tokens saved.
+    async fn rotate(&self, session: Session, extend: bool) -> Result<RefreshOutcome, Failure> {
         let Some(refresh_token) = session.refresh_token.clone() else {
-            if kind == RefreshKind::Transparent {
-                self.repo.end(id).await?;
-                return Ok(RefreshOutcome::Ended);
-            }
             return Ok(RefreshOutcome::NoRefreshToken);
         };
         let client = self.client(&session.client)?;
