@@ -147,14 +147,12 @@ impl Application {
             ));
             (store, faults)
         };
-        // Only the embedded store is written by this process alone (see `SessionService::lookup`).
+        // On Redis, other daemons write too: a cached copy is served only after a revision check
+        // (see `SessionService::lookup`).
         let repo = SessionService::new(
             store,
             Duration::from_millis(settings.sessions.timeout_ms),
-            match settings.sessions.store {
-                StoreKind::Sled => settings.sessions.cache_bytes,
-                StoreKind::Redis => 0,
-            },
+            settings.sessions.cache_bytes,
             clock.clone(),
         )
         .shared_with_other_daemons(settings.sessions.store == StoreKind::Redis)

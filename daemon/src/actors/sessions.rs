@@ -115,10 +115,11 @@ impl SessionService {
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(key)
         {
-            if hit.session.is_live(now) {
+            if hit.session.is_live(now) && self.still_stored(&hit.session).await? {
                 return Ok(Some(hit));
             }
-            // Expired: drop the copy, so a client that keeps sending it does not keep it warm.
+            // Expired, or changed by another daemon: drop the copy (so a client that keeps
+            // sending an expired one does not keep it warm) and read the store.
             cache.forget_id(&hit.session.id);
         }
         let seen = self.cache.as_ref().map(|c| c.generation());
@@ -136,6 +137,19 @@ impl SessionService {
             }
             read
         }))
+    }
+
+    /// Whether a copy from the read cache is the stored record. Every write of this process
+    /// drops its copies, so on a store only this process writes (sled) a copy is always current;
+    /// on a shared store (Redis) another daemon may have refreshed or ended the session, so the
+    /// record's revision is read first (one small read instead of the record), and a logout on
+    /// any daemon is honoured at once.
+    async fn still_stored(&self, copy: &Session) -> Result<bool, StoreError> {
+        if !self.shared {
+            return Ok(true);
+        }
+        let stored = bounded(self.limit, self.store.session_revision(&copy.id)).await?;
+        Ok(stored == Some(copy.revision))
     }
 
     /// The session with this id, from the store itself (never from memory).
@@ -456,6 +470,63 @@ mod tests {
         repo.end(&session.id).await.expect("end");
         assert!(by_token(&repo, "a1").await.is_none());
         assert!(by_token(&repo, "a2").await.is_none());
+    }
+
+    /// Two daemons on one store, each with its read cache: what one writes, the other never
+    /// serves from an old copy.
+    #[tokio::test]
+    async fn on_a_shared_store_a_copy_another_daemon_changed_or_ended_is_never_served() {
+        let store: Arc<dyn SessionStore> =
+            Arc::new(SledStore::open_temporary().expect("temporary store"));
+        let daemon = |store: &Arc<dyn SessionStore>| {
+            SessionService::new(
+                store.clone(),
+                Duration::from_secs(5),
+                64 << 20,
+                Clock::system(),
+            )
+            .shared_with_other_daemons(true)
+        };
+        let (a, b) = (daemon(&store), daemon(&store));
+        let mut session = session("a1");
+        a.create(&session).await.expect("create");
+        let first = by_token(&b, "a1").await.expect("B reads A's session");
+        let again = by_token(&b, "a1").await.expect("and again");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged record is served from memory"
+        );
+
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: "a2".into(),
+                access_expires_at: Timestamp::now().saturating_add(Duration::from_secs(60)),
+                refresh_token: None,
+                id_token: None,
+            },
+            Timestamp::now(),
+        );
+        assert!(matches!(
+            a.replace(&session).await.expect("replace"),
+            CasOutcome::Written(_)
+        ));
+        let read = by_token(&b, "a1").await.expect("found after A's write");
+        assert_eq!(
+            read.session.access_token, "a2",
+            "B reads A's refresh at once"
+        );
+
+        a.end(&session.id).await.expect("end");
+        assert!(
+            by_token(&b, "a1").await.is_none(),
+            "A's logout is honoured by B at once"
+        );
+        assert!(
+            b.lookup(SessionKey::Id(&session.id))
+                .await
+                .expect("lookup")
+                .is_none()
+        );
     }
 
     #[tokio::test]

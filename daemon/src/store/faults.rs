@@ -146,6 +146,9 @@ impl SessionStore for FaultyStore {
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         self.read(self.store.get_session(id))
     }
+    fn session_revision<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<u64>> {
+        self.read(self.store.session_revision(id))
+    }
     fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>> {
         self.read(self.store.sessions_by_token(hash))
     }

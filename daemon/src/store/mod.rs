@@ -60,6 +60,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The live session with this id (the `sid` cookie).
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>>;
 
+    /// The `revision` of the live session with this id: whether a copy held in memory is still
+    /// the stored record, for a daemon that shares the store with others (Redis). Backends answer
+    /// it with a read smaller than the record where they can; the default reads the record.
+    fn session_revision<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move { Ok(self.get_session(id).await?.map(|s| s.revision)) })
+    }
+
     /// Every live session that issued the access token with this hash (`Authorization: Bearer`),
     /// current or earlier. Usually one; several when one user logged in twice through one
     /// client within a second (Auth0's tokens carry no `jti`, and RS256 is deterministic). The
