@@ -173,6 +173,12 @@ impl Application {
             repo.clone(),
         )?))?;
 
+        let management = crate::actors::ManagementService::start(
+            crate::auth0::management::ManagementApi::from_settings(&http, &settings),
+            clock.clone(),
+        );
+        let jobs_gauge = crate::actors::jobs::Jobs::gauge()?;
+        metrics.register(Box::new(jobs_gauge.clone()))?;
         let settings = web::Data::new(settings);
         let (tokens, logins) = Tokens::new(
             AuthenticationClient::new(http),
@@ -186,6 +192,19 @@ impl Application {
             Sessions::new(repo.clone(), sessions_live),
             tokens,
             logins,
+            management.clone(),
+            crate::actors::jobs::Jobs::new(
+                crate::actors::jobs::JobService::new(
+                    repo.store().clone(),
+                    Duration::from_millis(settings.sessions.timeout_ms),
+                    management,
+                    repo.clock().clone(),
+                ),
+                &settings.jobs,
+                Duration::from_millis(settings.server.auth0_timeout_ms),
+                repo.is_shared(),
+                jobs_gauge,
+            ),
         );
         let mut health = Health::default();
         health.add_readiness(actors.probe());

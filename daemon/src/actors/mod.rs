@@ -10,6 +10,8 @@
 //!
 //! Each actor answers [`Alive`], which `/-/ready` asks of all.
 
+pub mod jobs;
+pub mod management;
 mod read_cache;
 pub mod sessions;
 pub mod single_flight;
@@ -21,6 +23,7 @@ use actix::prelude::*;
 
 use crate::clock::Clock;
 use crate::health::{FnProbe, ProbeFuture};
+pub use management::ManagementService;
 pub use sessions::{SessionService, Sessions};
 pub use tokens::{Logins, Tokens};
 
@@ -37,6 +40,10 @@ pub struct Actors {
     pub logins: Logins,
     pub tokens: Addr<Tokens>,
     pub sweeper: Addr<Sessions>,
+    /// Management API calls (token cache, rate-limit pause, retries: see [`management`]).
+    pub management: ManagementService,
+    /// Bulk imports: submit, status, list, and the poll loop (see [`jobs`]).
+    pub jobs: jobs::JobsHandle,
     /// What "now" is (a manual clock in tests).
     pub clock: Clock,
 }
@@ -50,6 +57,8 @@ impl Actors {
         sweeper: Sessions,
         tokens: Tokens,
         logins: Logins,
+        management: ManagementService,
+        jobs: jobs::Jobs,
     ) -> Self {
         let arbiter = Arbiter::new();
         let sweeper = Sessions::start_in_arbiter(&arbiter.handle(), move |_| sweeper);
@@ -59,6 +68,8 @@ impl Actors {
             logins,
             tokens: tokens.start(),
             sweeper,
+            management,
+            jobs: jobs.start_in_own_arbiter(),
         }
     }
 
@@ -76,6 +87,10 @@ impl Actors {
                     (
                         "Tokens",
                         actors.tokens.send(Alive).timeout(ALIVE_TIMEOUT).await,
+                    ),
+                    (
+                        "Jobs",
+                        actors.jobs.actor.send(Alive).timeout(ALIVE_TIMEOUT).await,
                     ),
                 ];
                 for (name, answer) in answers {

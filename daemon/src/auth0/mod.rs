@@ -15,6 +15,7 @@
 pub mod authentication;
 pub mod error;
 pub mod jwks;
+pub mod management;
 
 use std::time::{Duration, Instant};
 

@@ -58,6 +58,15 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// Auth0's own 4xx answer on a management route, passed through verbatim: its status, its
+    /// body and content type, and `Retry-After` on a 429 (SPEC §6).
+    #[error("Auth0 answered HTTP {}", status.as_u16())]
+    Passthrough {
+        status: StatusCode,
+        content_type: String,
+        body: Vec<u8>,
+        retry_after_seconds: Option<u64>,
+    },
     /// An error actix raised itself (before or around a handler), answered with its status.
     #[error("{message}")]
     Status { status: StatusCode, message: String },
@@ -148,7 +157,7 @@ impl ResponseError for ApiError {
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Status { status, .. } => *status,
+            Self::Status { status, .. } | Self::Passthrough { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +170,20 @@ impl ResponseError for ApiError {
             tracing::info!(error = %self, status = status.as_u16(), "request refused");
         }
         let mut response = HttpResponse::build(status);
+        if let Self::Passthrough {
+            content_type,
+            body,
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            if let Some(seconds) = retry_after_seconds {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from(*seconds)));
+            }
+            return response
+                .content_type(content_type.as_str())
+                .body(body.clone());
+        }
         match self {
             Self::TooManyRequests {
                 retry_after_seconds,
@@ -267,6 +290,96 @@ impl From<&Auth0Error> for ApiError {
             }
         }
     }
+}
+
+/// A failed Management API call (SPEC §6): Auth0's 4xx pass through with their status and body;
+/// a refusal of the daemon's own management token or scopes is a configuration error (502,
+/// logged as such); the rate limit is 429 with `Retry-After`; 5xx and unreachable 502, timeout
+/// 504; no `managementClient` 501.
+impl From<crate::auth0::management::ManagementError> for ApiError {
+    fn from(err: crate::auth0::management::ManagementError) -> Self {
+        use crate::auth0::management::ManagementError;
+        match err {
+            ManagementError::NotConfigured => Self::NotImplemented(
+                "the management routes need `managementClient` in the configuration".into(),
+            ),
+            ManagementError::Refused(failure) => Self::Passthrough {
+                status: actix_status(failure.status),
+                content_type: failure.passthrough_content_type().to_owned(),
+                body: failure.body.clone(),
+                retry_after_seconds: None,
+            },
+            ManagementError::RateLimited {
+                retry_after,
+                failure,
+            } => {
+                let retry_after_seconds = retry_after.as_secs().max(1);
+                match failure {
+                    Some(failure) => Self::Passthrough {
+                        status: actix_status(failure.status),
+                        content_type: failure.passthrough_content_type().to_owned(),
+                        body: failure.body.clone(),
+                        retry_after_seconds: Some(retry_after_seconds),
+                    },
+                    None => Self::TooManyRequests {
+                        message: format!(
+                            "Auth0's Management API rate limit is reached; retry in {retry_after_seconds} s"
+                        ),
+                        retry_after_seconds,
+                        error_code: None,
+                    },
+                }
+            }
+            ManagementError::Credentials(failure) => {
+                tracing::error!(
+                    target: "auth0_client::auth0",
+                    kind = "configuration",
+                    status = failure.status.as_u16(),
+                    code = failure.code.as_deref().unwrap_or(""),
+                    error = ?failure,
+                    "Auth0 refused the daemon's management token or its scopes: check \
+                     managementClient's clientId, clientSecret and auth0Url, and that the \
+                     application is authorized for the Management API with the scopes \
+                     read:users, create:users, update:users and delete:users"
+                );
+                Self::BadGateway {
+                    message: format!(
+                        "Auth0 refused the daemon's management credentials (HTTP {}){}",
+                        failure.status.as_u16(),
+                        failure
+                            .description
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ),
+                    error_code: failure.code.clone(),
+                }
+            }
+            ManagementError::Upstream(err) => Self::from(err.as_ref()),
+            ManagementError::InvalidAnswer { reason } => {
+                tracing::warn!(target: "auth0_client::auth0", %reason, "unreadable Management API answer");
+                Self::BadGateway {
+                    message: "Auth0's Management API answered with an unexpected body".to_owned(),
+                    error_code: None,
+                }
+            }
+            ManagementError::Deadline {
+                budget_ms,
+                attempts,
+            } => Self::GatewayTimeout(format!(
+                "Auth0's Management API did not answer within {budget_ms} ms ({attempts} attempts)"
+            )),
+            ManagementError::Unavailable => {
+                Self::ServiceUnavailable("the management client is stopping".to_owned())
+            }
+        }
+    }
+}
+
+/// reqwest's status as actix's (two versions of the `http` crate); never fails for a status
+/// Auth0 answered, 502 otherwise.
+fn actix_status(status: reqwest::StatusCode) -> StatusCode {
+    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
 /// An ID token Auth0 handed over that does not verify is Auth0's (or an attacker's) fault, not
@@ -629,5 +742,70 @@ mod tests {
             api.body().message,
             "connection \"C\" is not supported by this client"
         );
+    }
+
+    #[actix_rt::test]
+    async fn management_failures_pass_auth0s_4xx_through_and_blame_the_daemons_token_with_502() {
+        use crate::auth0::management::{ManagementError, failure_of};
+        let body_of = |response: HttpResponse| async move {
+            actix_web::body::to_bytes(response.into_body())
+                .await
+                .expect("body")
+        };
+        let conflict = r#"{"statusCode":409,"error":"Conflict","message":"The user already exists.","errorCode":"auth0_idp_error"}"#;
+        let api = ApiError::from(failure_of(failure(
+            409,
+            conflict,
+            &[("content-type", "application/json; charset=utf-8")],
+        )));
+        let response = api.error_response();
+        assert_eq!(response.status().as_u16(), 409);
+        assert_eq!(body_of(response).await, conflict.as_bytes());
+
+        let limited = ApiError::from(failure_of(failure(
+            429,
+            r#"{"statusCode":429}"#,
+            &[("retry-after", "12")],
+        )));
+        let response = limited.error_response();
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(
+            response.headers().get("retry-after").expect("retry-after"),
+            "12"
+        );
+
+        let paused = ApiError::from(ManagementError::RateLimited {
+            retry_after: std::time::Duration::from_secs(5),
+            failure: None,
+        });
+        assert_eq!(paused.status_code().as_u16(), 429);
+        assert_eq!(
+            paused
+                .error_response()
+                .headers()
+                .get("retry-after")
+                .expect("retry-after"),
+            "5"
+        );
+
+        let scope = ApiError::from(failure_of(failure(
+            403,
+            r#"{"statusCode":403,"error":"Forbidden","message":"Insufficient scope, expected any of: read:users","errorCode":"insufficient_scope"}"#,
+            &[],
+        )));
+        assert_eq!(scope.status_code().as_u16(), 502);
+        assert_eq!(
+            scope.body().error_code.as_deref(),
+            Some("insufficient_scope")
+        );
+        assert_eq!(
+            ApiError::from(failure_of(failure(503, "", &[])))
+                .status_code()
+                .as_u16(),
+            502
+        );
+        let unconfigured = ApiError::from(ManagementError::NotConfigured);
+        assert_eq!(unconfigured.status_code().as_u16(), 501);
+        assert!(unconfigured.body().message.contains("managementClient"));
     }
 }
