@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{Application, StopError};
 use crate::config::{Env, Settings};
+use crate::import_client;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +37,29 @@ enum Command {
     },
     /// Load and validate the config as `serve` would; print the effective config, secrets redacted.
     CheckConfig,
+    /// Send a users file to a running daemon's POST /users/import (the API key from
+    /// $AUTH0_CLIENT_API_KEY). Exit 0 all imported, 1 some users failed, 2 the daemon or Auth0
+    /// could not be reached.
+    Import {
+        /// A JSON array of users, as Auth0's users files.
+        file: PathBuf,
+        /// A key of managementClient.supportedConnectionsMap (default: the daemon's default).
+        #[arg(long)]
+        connection: Option<String>,
+        /// The daemon (default: server.managementBind, else http://127.0.0.1:$HTTP_PORT, plus
+        /// $SERVICE_PREFIX).
+        #[arg(long)]
+        url: Option<String>,
+        /// Follow the job or batch to its end, then print the summary and the first errors.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Recent import jobs and batches of a running daemon, as a table.
+    Jobs {
+        /// The daemon (default as for `import`).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// Parses the command line and runs the command; the process exits with the returned code.
@@ -44,6 +68,21 @@ pub fn main() -> ExitCode {
     let env = Env::from_process();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => check_config(cli.config, &env),
+        Command::Import {
+            file,
+            connection,
+            url,
+            wait,
+        } => {
+            let url =
+                url.unwrap_or_else(|| import_client::default_url(cli.config.as_deref(), &env));
+            import_client::import(&file, connection.as_deref(), &url, wait, &env)
+        }
+        Command::Jobs { url } => {
+            let url =
+                url.unwrap_or_else(|| import_client::default_url(cli.config.as_deref(), &env));
+            import_client::jobs(&url, &env)
+        }
         Command::Serve => match Settings::load(cli.config.as_deref(), &env) {
             Ok(settings) => serve(settings, |_| {}),
             Err(err) => {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod echo;
 pub mod health;
 pub mod http;
+pub mod import_client;
 pub mod login;
 pub mod pending;
 pub mod store;

@@ -462,6 +462,28 @@ impl From<crate::actors::tokens::TokenError> for ApiError {
     }
 }
 
+/// An import refused before Auth0 was called (413 for one user over Auth0's limit, naming its
+/// index), or a failure of its Auth0 call or its record (SPEC §6).
+impl From<crate::actors::jobs::ImportError> for ApiError {
+    fn from(err: crate::actors::jobs::ImportError) -> Self {
+        use crate::actors::jobs::ImportError;
+        match err {
+            ImportError::UserTooLarge { .. } => Self::PayloadTooLarge(err.to_string()),
+            ImportError::NoUsers => Self::BadRequest(err.to_string()),
+            ImportError::UnknownBatch(_) => Self::NotFound(err.to_string()),
+            ImportError::Store(err) => Self::from(err),
+            ImportError::Auth0(err) => Self::from(err),
+            ImportError::InvalidAnswer(reason) => {
+                tracing::warn!(target: "auth0_client::auth0", %reason, "unreadable import job answer");
+                Self::BadGateway {
+                    message: "Auth0 answered the import with an unexpected body".to_owned(),
+                    error_code: None,
+                }
+            }
+        }
+    }
+}
+
 /// Maps actix's extractor failures (bad JSON, bad form, bad query, oversized or late body) to
 /// `ApiError`, so a malformed request gets SPEC §4's body and never actix's plain-text default.
 /// A parser's message may quote the caller's value: it is cut at [`MAX_DETAIL_CHARS`].

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod logout;
 pub mod metrics;
 pub mod observe;
@@ -75,6 +76,7 @@ where
         }
         if listener != Listener::Public {
             cfg.configure(users::configure);
+            cfg.configure(import::configure);
         }
     };
     let app = app.into_utoipa_app().openapi(ApiDoc::openapi());

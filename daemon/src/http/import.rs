@@ -1,0 +1,550 @@
+//! Bulk user imports (SPEC §6): `POST /users/import`, `GET /users/import/status/{jobID}`,
+//! `GET /users/import/status/{jobID}/errors`, `GET /users/import/jobs`. The handlers parse and
+//! refuse; the jobs machinery ([`crate::actors::jobs`]) submits, records and tracks.
+//!
+//! Every refusal comes before Auth0 is called, in this order: no `managementClient` or the
+//! deprecated connection shape (501), a body that is neither `multipart/form-data` nor JSON (415),
+//! over `server.importBodyLimitBytes` (413), `connection_id` given (400), an unknown or missing
+//! connection (400), `users` missing or not a JSON array or empty (400), a boolean that is not one
+//! (400), one user over Auth0's limit (413 naming its index).
+//!
+//! Choices where SPEC is silent: a `connection` part is accepted in the multipart form too (the
+//! JSON form's field); `users` must hold at least one user; `limit` of the listing is 1..=1000.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use super::ApiError;
+use super::extract::ManagementClient;
+use crate::actors::Actors;
+use crate::actors::jobs::{Answer, ImportOptions, Submitted};
+use crate::auth0::management::ManagementAnswer;
+use crate::config::{ManagementClientSettings, Settings};
+use crate::echo::quoted;
+use crate::store::{JobCursor, Timestamp};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(import)
+        .service(list_jobs)
+        .service(job_status)
+        .service(job_errors);
+}
+
+/// Imports need `supportedConnectionsMap` (SPEC §6): 501 naming what is missing otherwise.
+fn import_client(settings: &Settings) -> Result<&ManagementClientSettings, ApiError> {
+    match &settings.management_client {
+        None => Err(ApiError::NotImplemented(
+            "the management routes need `managementClient` in the configuration".into(),
+        )),
+        Some(client) if !client.supports_import() => Err(ApiError::NotImplemented(
+            "bulk imports need `managementClient.supportedConnectionsMap` (with \
+             `defaultManagementConnectionName`); the deprecated `supportedConnections` shape \
+             has no connection ids"
+                .into(),
+        )),
+        Some(client) => Ok(client),
+    }
+}
+
+/// The longest text part of the multipart form read (`external_id`, `connection`, booleans).
+const MAX_TEXT_PART: usize = 4096;
+
+/// An import request as read, before its rules are checked.
+#[derive(Debug, Default)]
+struct ImportForm {
+    users: Option<Value>,
+    connection: Option<String>,
+    connection_id: bool,
+    upsert: Option<bool>,
+    external_id: Option<String>,
+    send_completion_email: Option<bool>,
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the import body is larger than `server.importBodyLimitBytes` ({limit} bytes)"
+    ))
+}
+
+fn body_error(err: &actix_web::error::PayloadError) -> ApiError {
+    super::error::extractors::payload_error(err)
+}
+
+/// A boolean of the multipart form: `true` or `false`, as Auth0 takes them.
+fn form_bool(name: &str, text: &str) -> Result<bool, ApiError> {
+    match text.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(ApiError::BadRequest(format!(
+            "`{name}` must be true or false, not {}",
+            quoted(other)
+        ))),
+    }
+}
+
+fn parse_users(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "`users` is not JSON (line {}, column {}): it must be a JSON array of users",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+async fn read_multipart(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<ImportForm, ApiError> {
+    let mut multipart = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut form = ImportForm::default();
+    let mut total = 0usize;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|e| multipart_error(&e))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let part_limit = if name == "users" {
+            limit
+        } else {
+            MAX_TEXT_PART
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| multipart_error(&e))?;
+            total += chunk.len();
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            if bytes.len() + chunk.len() > part_limit {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the multipart part {} is longer than {MAX_TEXT_PART} bytes",
+                    quoted(&name)
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = || {
+            String::from_utf8(bytes.clone()).map_err(|_| {
+                ApiError::BadRequest(format!("the multipart part `{name}` is not UTF-8"))
+            })
+        };
+        match name.as_str() {
+            "users" => form.users = Some(parse_users(&bytes)?),
+            "connection" => form.connection = Some(text()?),
+            "connection_id" => form.connection_id = true,
+            "upsert" => form.upsert = Some(form_bool("upsert", &text()?)?),
+            "external_id" => form.external_id = Some(text()?),
+            "send_completion_email" => {
+                form.send_completion_email = Some(form_bool("send_completion_email", &text()?)?);
+            }
+            // Unknown parts are ignored, as unknown parameters are everywhere (SPEC §4).
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+fn multipart_error(err: &actix_multipart::MultipartError) -> ApiError {
+    use actix_multipart::MultipartError;
+    match err {
+        MultipartError::Payload(payload) => body_error(payload),
+        other => ApiError::BadRequest(format!(
+            "malformed multipart body: {}",
+            crate::echo::Clipped(
+                &other.to_string(),
+                super::error::extractors::MAX_DETAIL_CHARS
+            )
+        )),
+    }
+}
+
+async fn read_json(mut payload: web::Payload, limit: usize) -> Result<ImportForm, ApiError> {
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| body_error(&e))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "malformed JSON body (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::BadRequest(
+            "the JSON body must be an object: {\"users\": [...], \"connection\": ...}".into(),
+        ));
+    };
+    let string = |body: &mut Map<String, Value>, name: &str| match body.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::BadRequest(format!("`{name}` must be a string"))),
+    };
+    let boolean = |body: &mut Map<String, Value>, name: &str| match body.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "`{name}` must be true or false"
+        ))),
+    };
+    Ok(ImportForm {
+        connection_id: body.contains_key("connection_id"),
+        users: body.remove("users"),
+        connection: string(&mut body, "connection")?,
+        upsert: boolean(&mut body, "upsert")?,
+        external_id: string(&mut body, "external_id")?,
+        send_completion_email: boolean(&mut body, "send_completion_email")?,
+    })
+}
+
+/// Checks the rules of SPEC §6 and resolves the connection.
+fn validate(
+    form: ImportForm,
+    client: &ManagementClientSettings,
+) -> Result<(Vec<Value>, ImportOptions), ApiError> {
+    if form.connection_id {
+        return Err(ApiError::BadRequest(
+            "`connection_id` is not accepted: name the connection with `connection`, a key of \
+             `managementClient.supportedConnectionsMap`"
+                .into(),
+        ));
+    }
+    let connection = match form.connection.filter(|c| !c.is_empty()) {
+        Some(name) => name,
+        None => client
+            .default_connection()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                "no `connection` given and no `managementClient.defaultManagementConnectionName` \
+                 configured"
+                    .into(),
+            )
+            })?,
+    };
+    let connection_id = client.connection_id(&connection).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "connection {} is not in `managementClient.supportedConnectionsMap`",
+            quoted(&connection)
+        ))
+    })?;
+    let users = match form.users {
+        None => return Err(ApiError::BadRequest("`users` is required".into())),
+        Some(Value::Array(users)) => users,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`users` must be a JSON array of users".into(),
+            ));
+        }
+    };
+    let options = ImportOptions {
+        connection_id: connection_id.to_owned(),
+        connection,
+        upsert: form.upsert,
+        external_id: form.external_id.filter(|e| !e.is_empty()),
+        send_completion_email: form.send_completion_email,
+    };
+    Ok((users, options))
+}
+
+/// Auth0's answer, passed through with its status and body.
+fn passthrough(answer: &ManagementAnswer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::OK);
+    if answer.body.is_empty() {
+        return HttpResponse::build(status).finish();
+    }
+    let content_type = answer
+        .headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json; charset=utf-8");
+    HttpResponse::build(status)
+        .content_type(content_type)
+        .body(answer.body.clone())
+}
+
+fn answer(answer: Answer) -> HttpResponse {
+    match answer {
+        Answer::Auth0(answer) => passthrough(&answer),
+        Answer::Json(body) => HttpResponse::Ok().json(body),
+        Answer::NoContent => HttpResponse::NoContent().finish(),
+    }
+}
+
+/// The JSON form of `POST /users/import`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ImportJson {
+    /// The users, as in an Auth0 users file.
+    users: Vec<Map<String, Value>>,
+    /// A key of `managementClient.supportedConnectionsMap`; default
+    /// `defaultManagementConnectionName`.
+    connection: Option<String>,
+    upsert: Option<bool>,
+    external_id: Option<String>,
+    send_completion_email: Option<bool>,
+}
+
+/// The multipart form of `POST /users/import`, as Auth0's `POST /api/v2/jobs/users-imports`
+/// takes it (`connection` instead of `connection_id`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ImportMultipart {
+    /// The users file: a JSON array of users.
+    #[schema(value_type = String, format = Binary)]
+    users: Vec<u8>,
+    connection: Option<String>,
+    /// `true` or `false`.
+    upsert: Option<String>,
+    external_id: Option<String>,
+    /// `true` or `false`.
+    send_completion_email: Option<String>,
+}
+
+/// Sends users to Auth0's bulk import. Up to 512000 bytes (the compact JSON array): one Auth0 job,
+/// Auth0's 202 answered. Larger: split at user boundaries into a batch of parts sent in the
+/// background within Auth0's 2-active-jobs limit; 202 with the batch object.
+#[utoipa::path(
+    post,
+    path = "/users/import",
+    tag = "management",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    request_body(content(
+        (ImportJson = "application/json"),
+        (ImportMultipart = "multipart/form-data"),
+    )),
+    responses(
+        (status = 202, description = "Auth0's job, or the batch object", body = Object),
+        (status = 400, body = super::error::ErrorBody, description = "`connection_id` given, an unknown or missing connection, `users` missing, empty or not a JSON array, a malformed body or boolean; or Auth0's 400, passed through"),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 404, body = super::error::ErrorBody, description = "Auth0's 404, passed through"),
+        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
+        (status = 413, body = super::error::ErrorBody, description = "the body is over `server.importBodyLimitBytes`, or one user is over Auth0's 512000 bytes (named by index)"),
+        (status = 415, body = super::error::ErrorBody, description = "neither multipart/form-data nor JSON"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit or its 2-active-jobs limit", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or its deprecated shape without `supportedConnectionsMap`"),
+        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
+        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
+        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
+    )
+)]
+#[post("/users/import")]
+async fn import(
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let client = import_client(&settings)?;
+    let limit = settings.server.import_body_limit_bytes;
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let form = if content_type.starts_with("multipart/form-data") {
+        read_multipart(&req, payload, limit).await?
+    } else if content_type.starts_with("application/json") {
+        read_json(payload, limit).await?
+    } else {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected multipart/form-data (a `users` file, like Auth0's users-imports) or \
+             application/json ({\"users\": [...]})"
+                .into(),
+        ));
+    };
+    let (users, options) = validate(form, client)?;
+    match actors.jobs.submit(&users, options).await? {
+        Submitted::Job(answer) => Ok(passthrough(&answer)),
+        Submitted::Batch(batch) => Ok(HttpResponse::Accepted().json(batch)),
+    }
+}
+
+/// A job's status: Auth0's job body, or the stored record once Auth0 forgot the job (`expired` if
+/// it never finished). A `batch_…` id answers the batch object.
+#[utoipa::path(
+    get,
+    path = "/users/import/status/{jobID}",
+    tag = "management",
+    params(
+        ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
+        super::openapi::ClientHeaders, super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 200, description = "Auth0's job, the stored record, or the batch object", body = Object),
+        (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
+        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
+        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
+        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
+    )
+)]
+#[get("/users/import/status/{jobID}")]
+async fn job_status(
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    import_client(&settings)?;
+    let id = job_id(&id)?;
+    Ok(answer(actors.jobs.status(id).await?))
+}
+
+/// A job's errors: Auth0's (200 array, 200 job object when the whole job failed, 204 none), the
+/// stored ones once Auth0 forgot the job; for a batch, one `{part, id, errors}` per finished part.
+#[utoipa::path(
+    get,
+    path = "/users/import/status/{jobID}/errors",
+    tag = "management",
+    params(
+        ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
+        super::openapi::ClientHeaders, super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 200, description = "the errors", body = Object),
+        (status = 204, description = "the job has no errors (or has not finished)"),
+        (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
+        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
+        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
+        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
+    )
+)]
+#[get("/users/import/status/{jobID}/errors")]
+async fn job_errors(
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    import_client(&settings)?;
+    let id = job_id(&id)?;
+    Ok(answer(actors.jobs.errors(id).await?))
+}
+
+/// A job id must be a path segment Auth0 can be asked about.
+fn job_id(id: &str) -> Result<&str, ApiError> {
+    if crate::auth0::management::valid_segment(id) && id.len() <= 256 {
+        Ok(id)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "{} is not a job id",
+            quoted(&crate::echo::Clipped(id, 64).to_string())
+        )))
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// How many (1 to 1000, default 50).
+    limit: Option<String>,
+    /// The last item's `created_at` and `id` joined by `,` (a bare `created_at` is accepted).
+    before: Option<String>,
+}
+
+/// The most items one page of the listing holds.
+const MAX_LIMIT: usize = 1000;
+
+/// Parses `before`: `<created_at>[,<id>]`, `created_at` as RFC 3339.
+fn parse_cursor(before: &str) -> Result<JobCursor, ApiError> {
+    let (at, id) = match before.split_once(',') {
+        Some((at, id)) => (at, Some(id.to_owned())),
+        None => (before, None),
+    };
+    let at = time::OffsetDateTime::parse(at.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`before` must be an item's `created_at` (RFC 3339) and `id` joined by `,`, not {}",
+                quoted(&crate::echo::Clipped(before, 64).to_string())
+            ))
+        })?;
+    Ok(JobCursor {
+        created_at: Timestamp::from(at),
+        id: id.filter(|id| !id.is_empty()),
+    })
+}
+
+/// The jobs and batches submitted through this store (every daemon sharing it), newest first,
+/// each with its last known status.
+#[utoipa::path(
+    get,
+    path = "/users/import/jobs",
+    tag = "management",
+    params(ListQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    responses(
+        (status = 200, description = "`[{id, type, status, connection, created_at, summary?}]`", body = Vec<Object>),
+        (status = 400, body = super::error::ErrorBody, description = "a bad `limit` or `before`"),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
+        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
+    )
+)]
+#[get("/users/import/jobs")]
+async fn list_jobs(
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    import_client(&settings)?;
+    let limit = match query.limit.as_deref() {
+        None => 50,
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
+            })?,
+    };
+    let before = query.before.as_deref().map(parse_cursor).transpose()?;
+    Ok(HttpResponse::Ok().json(actors.jobs.list(limit, before.as_ref()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_with_and_without_an_id() {
+        let cursor = parse_cursor("2023-01-25T17:48:16.543Z,job_abc").expect("parses");
+        assert_eq!(cursor.created_at, Timestamp::from_millis(1_674_668_896_543));
+        assert_eq!(cursor.id.as_deref(), Some("job_abc"));
+        assert_eq!(
+            parse_cursor("2023-01-25T17:48:16.543Z").expect("parses").id,
+            None
+        );
+        assert!(parse_cursor("yesterday").is_err());
+        assert!(parse_cursor("").is_err());
+    }
+
+    #[test]
+    fn multipart_booleans_are_true_or_false() {
+        assert!(form_bool("upsert", "true").expect("bool"));
+        assert!(!form_bool("upsert", " false ").expect("bool"));
+        assert!(form_bool("upsert", "yes").is_err());
+    }
+}
