@@ -32,6 +32,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot set up the Auth0 client: {0}")]
     Auth0(#[from] SetupError),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin_host::LoadError),
     #[error(
         "sessions.store is redis, which this version does not support yet; use the default sled store"
     )]
@@ -121,6 +123,8 @@ impl Application {
     /// [`Application::build`] with the clock every expiry is checked against (tests pass a
     /// manual one and move it instead of sleeping).
     pub fn build_with_clock(settings: Settings, clock: Clock) -> Result<Self, StartError> {
+        // Plugins first: a plugin that cannot load stops the start before anything is bound.
+        let plugins = crate::plugin_host::load_all(&settings.plugins)?;
         let main_listener = bind(SocketAddr::new(
             settings.server.bind,
             settings.server.http_port,
@@ -179,6 +183,8 @@ impl Application {
         );
         let jobs_gauge = crate::actors::jobs::Jobs::gauge()?;
         metrics.register(Box::new(jobs_gauge.clone()))?;
+        let plugins = crate::actors::Plugins::start(plugins, clock.clone())?;
+        metrics.register(Box::new(plugins.calls_metric()))?;
         let settings = web::Data::new(settings);
         let (tokens, logins) = Tokens::new(
             AuthenticationClient::new(http),
@@ -186,6 +192,7 @@ impl Application {
             settings.clone(),
             repo.clone(),
             clock,
+            plugins.clone(),
         );
         let actors = Actors::start(
             repo.clone(),
@@ -204,10 +211,16 @@ impl Application {
                 Duration::from_millis(settings.server.auth0_timeout_ms),
                 repo.is_shared(),
                 jobs_gauge,
-            ),
+            )
+            .with_finished_hook(plugins.job_finished_hook()),
+            plugins.clone(),
         );
         let mut health = Health::default();
         health.add_readiness(actors.probe());
+        health.add_readiness(FnProbe::new("plugins", move || {
+            let ready = plugins.readiness();
+            Box::pin(async move { ready }) as ProbeFuture
+        }));
         health.add_readiness(FnProbe::new("store", move || {
             let repo = repo.clone();
             Box::pin(async move {

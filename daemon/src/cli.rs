@@ -37,6 +37,11 @@ enum Command {
     },
     /// Load and validate the config as `serve` would; print the effective config, secrets redacted.
     CheckConfig,
+    /// Load one plugin library; print its name, version, ABI version and hooks.
+    PluginInfo {
+        /// The plugin's shared library (`lib<name>.so`).
+        path: PathBuf,
+    },
     /// Send a users file to a running daemon's POST /users/import (the API key from
     /// $AUTH0_CLIENT_API_KEY). Exit 0 all imported, 1 some users failed, 2 the daemon or Auth0
     /// could not be reached.
@@ -68,6 +73,7 @@ pub fn main() -> ExitCode {
     let env = Env::from_process();
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => check_config(cli.config, &env),
+        Command::PluginInfo { path } => plugin_info(&path),
         Command::Import {
             file,
             connection,
@@ -106,9 +112,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `plugin-info PATH`: the library opened and its entry checked, not initialised (no config).
+fn plugin_info(path: &std::path::Path) -> ExitCode {
+    match crate::plugin_host::inspect(path) {
+        Ok(entry) => {
+            let hooks: Vec<&str> = entry.hooks().iter().map(|h| h.name()).collect();
+            println!("name: {}", entry.name());
+            println!("version: {}", entry.version());
+            println!("abi: {}", entry.abi_version());
+            println!("hooks: {}", hooks.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("auth0-client: cannot load plugin {}: {err}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
     match Settings::load(path.as_deref(), env) {
         Ok(settings) => {
+            // Plugins are loaded (and initialised with their config) as `serve` would.
+            if let Err(err) = crate::plugin_host::load_all(&settings.plugins) {
+                eprintln!("auth0-client: invalid configuration: {err}");
+                return ExitCode::FAILURE;
+            }
             match serde_json::to_string_pretty(&settings.redacted_json()) {
                 Ok(text) => println!("{text}"),
                 Err(err) => {

@@ -15,6 +15,7 @@ pub mod http;
 pub mod import_client;
 pub mod login;
 pub mod pending;
+pub mod plugin_host;
 pub mod store;
 pub mod telemetry;
 

@@ -3,6 +3,11 @@
 //! holds a rule the other needs. Nothing here knows HTTP: a refusal is a [`LoginError`], which
 //! `http/error.rs` turns into the answer of SPEC §4.
 
+pub use auth0_client_plugin_api::LoginFlow;
+use auth0_client_plugin_api::MapConnectionInput;
+use auth0_client_plugin_api::host::Hook;
+
+use crate::actors::plugins::{PluginFailure, Plugins};
 use crate::config::ClientSettings;
 
 /// Why a login is refused before Auth0 is asked.
@@ -12,14 +17,45 @@ pub enum LoginError {
     /// (quoted and cut in the message: it is the caller's value).
     #[error("connection {} is not supported by this client", crate::echo::Quoted(.0))]
     UnsupportedConnection(String),
+    /// A `fail-closed` plugin's `map_connection` failed (502).
+    #[error(transparent)]
+    Plugin(#[from] PluginFailure),
+}
+
+/// The connection of a login with the plugins' `map_connection` (SPEC §9) in its place: asked
+/// only when the request names no connection, in config order, the first non-null answer wins
+/// (one outside a non-empty `supportedConnections` is that plugin's failure, see
+/// [`Plugins::map_connection`]); without an answer, [`resolve_connection`]'s default rules.
+/// `username` is `None` on `/authorize`, where the user types it at Auth0.
+pub async fn choose_connection(
+    plugins: &Plugins,
+    client_name: &str,
+    client: &ClientSettings,
+    requested: Option<&str>,
+    flow: LoginFlow,
+    username: Option<&str>,
+) -> Result<Option<String>, LoginError> {
+    if requested.is_none() && plugins.has(Hook::MapConnection) {
+        let input = MapConnectionInput {
+            client: client_name.to_owned(),
+            flow,
+            username: username.map(str::to_owned),
+            supported_connections: client.supported_connections.clone(),
+            default_connection: client.default_connection.clone(),
+        };
+        if let Some(connection) = plugins.map_connection(&input).await? {
+            return Ok(Some(connection));
+        }
+    }
+    resolve_connection(client, requested)
 }
 
 /// The connection of a login (SPEC §5), for the password grant and `/authorize` alike: the
 /// request's (which must be in `supportedConnections` when that list is non-empty), else the
 /// client's `defaultConnection`, else its single supported connection, else none.
 ///
-/// The plugins' `map_connection` hook (SPEC §9) plugs in here once plugins are loaded: asked only
-/// when the request names no connection, between the request's connection and
+/// The plugins' `map_connection` hook (SPEC §9) comes before this, in [`choose_connection`]:
+/// asked only when the request names no connection, between the request's connection and
 /// `defaultConnection`; its answer must be in a non-empty `supportedConnections` like a
 /// request's.
 pub fn resolve_connection(

@@ -7,11 +7,13 @@
 //! | [`Logins`] | nothing: the password grant and the code exchange | the workers (a cloned handle) |
 //! | [`Tokens`] | the refresh flights ([`single_flight::SingleFlight`]), token sets whose save failed | its own actor |
 //! | [`Sessions`] | the expiry sweeper and the live-session gauge | its own arbiter |
+//! | [`Plugins`] | the loaded plugins, their concurrency bounds and cool-downs | a `SyncArbiter` pool (a cloned handle) |
 //!
 //! Each actor answers [`Alive`], which `/-/ready` asks of all.
 
 pub mod jobs;
 pub mod management;
+pub mod plugins;
 mod read_cache;
 pub mod sessions;
 pub mod single_flight;
@@ -24,6 +26,7 @@ use actix::prelude::*;
 use crate::clock::Clock;
 use crate::health::{FnProbe, ProbeFuture};
 pub use management::ManagementService;
+pub use plugins::Plugins;
 pub use sessions::{SessionService, Sessions};
 pub use tokens::{Logins, Tokens};
 
@@ -44,6 +47,8 @@ pub struct Actors {
     pub management: ManagementService,
     /// Bulk imports: submit, status, list, and the poll loop (see [`jobs`]).
     pub jobs: jobs::JobsHandle,
+    /// The loaded plugins' hooks (see [`plugins`]).
+    pub plugins: Plugins,
     /// What "now" is (a manual clock in tests).
     pub clock: Clock,
 }
@@ -59,6 +64,7 @@ impl Actors {
         logins: Logins,
         management: ManagementService,
         jobs: jobs::Jobs,
+        plugins: Plugins,
     ) -> Self {
         let arbiter = Arbiter::new();
         let sweeper = Sessions::start_in_arbiter(&arbiter.handle(), move |_| sweeper);
@@ -70,6 +76,7 @@ impl Actors {
             sweeper,
             management,
             jobs: jobs.start_in_own_arbiter(),
+            plugins,
         }
     }
 

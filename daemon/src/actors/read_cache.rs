@@ -58,6 +58,17 @@ impl ReadSession {
         self.rendered.get_or_init(|| render(&self.session)).clone()
     }
 
+    /// The body kept for this copy, if any (see [`ReadSession::keep_body`]).
+    pub fn cached_body(&self) -> Option<Bytes> {
+        self.rendered.get().cloned()
+    }
+
+    /// Keeps `body` as this copy's body, for a body made asynchronously (the plugins'
+    /// `custom_claims`); the first body kept wins and is returned.
+    pub fn keep_body(&self, body: Bytes) -> Bytes {
+        self.rendered.get_or_init(|| body).clone()
+    }
+
     fn touch(&self, now: u64) {
         // A load first: a hot entry's cache line is not written on every hit.
         if self.last_used.load(Ordering::Relaxed) < now {

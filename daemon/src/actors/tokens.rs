@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
+use auth0_client_plugin_api::TokensKind;
 use futures_util::FutureExt as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -151,6 +152,8 @@ struct Deps {
     settings: web::Data<Settings>,
     repo: SessionService,
     clock: Clock,
+    /// `on_tokens` after a login or a refresh (fire and forget).
+    plugins: super::Plugins,
     /// This daemon's name as a lease holder (random per start, so a restarted daemon does not
     /// take a dead one's lease for its own).
     holder: Arc<str>,
@@ -215,6 +218,7 @@ impl Tokens {
         settings: web::Data<Settings>,
         repo: SessionService,
         clock: Clock,
+        plugins: super::Plugins,
     ) -> (Self, Logins) {
         let deps = Deps {
             auth,
@@ -222,6 +226,7 @@ impl Tokens {
             settings,
             repo,
             clock,
+            plugins,
             holder: uuid::Uuid::new_v4().to_string().into(),
         };
         let logins = Logins { deps: deps.clone() };
@@ -420,6 +425,7 @@ impl Deps {
             now,
         );
         self.repo.create(&session).await?;
+        self.plugins.session_tokens(&session, TokensKind::Login);
         Ok(session)
     }
 
@@ -612,9 +618,11 @@ impl Deps {
         };
         let presented = TokenHash::of(&refresh_token);
         match self.save(session, &refreshed, &presented, extend).await {
-            Ok(saved) => Ok(saved.map_or(RefreshOutcome::Ended, |s| {
-                RefreshOutcome::Refreshed(Box::new(s))
-            })),
+            Ok(saved) => Ok(saved
+                .inspect(|s| self.plugins.session_tokens(s, TokensKind::Refresh))
+                .map_or(RefreshOutcome::Ended, |s| {
+                    RefreshOutcome::Refreshed(Box::new(s))
+                })),
             Err(error) => {
                 tracing::warn!(
                     error = %error,

@@ -74,7 +74,7 @@ use crate::actors::tokens::{CodeLogin, TokenError};
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
 use crate::echo::Quoted;
-use crate::login::resolve_connection;
+use crate::login::{LoginFlow, choose_connection};
 use crate::store::{Session, StateRecord};
 
 /// Longest `state` accepted, in bytes.
@@ -513,7 +513,15 @@ async fn authorize(
     let query = query.into_inner();
     let client = client.into_inner();
     let redirect = redirect_of(&query)?;
-    let connection = resolve_connection(&client.settings, non_empty(query.connection).as_deref())?;
+    let connection = choose_connection(
+        &actors.plugins,
+        client.name.as_str(),
+        &client.settings,
+        non_empty(query.connection).as_deref(),
+        LoginFlow::Authorize,
+        None,
+    )
+    .await?;
     let caller_state = client.settings.authorize_state_required;
     let state = if caller_state {
         let state = non_empty(query.state).ok_or_else(|| {

@@ -430,6 +430,17 @@ impl From<crate::login::LoginError> for ApiError {
     fn from(err: crate::login::LoginError) -> Self {
         match err {
             crate::login::LoginError::UnsupportedConnection(_) => Self::BadRequest(err.to_string()),
+            crate::login::LoginError::Plugin(failure) => Self::from(failure),
+        }
+    }
+}
+
+/// A `fail-closed` plugin failed (SPEC §9): 502 naming the plugin and the hook.
+impl From<crate::actors::plugins::PluginFailure> for ApiError {
+    fn from(failure: crate::actors::plugins::PluginFailure) -> Self {
+        Self::BadGateway {
+            message: failure.to_string(),
+            error_code: None,
         }
     }
 }

@@ -14,6 +14,8 @@ use super::session_cookie;
 use super::token::TokenAnswer;
 use std::sync::Arc;
 
+use auth0_client_plugin_api::host::Hook;
+
 use crate::actors::Actors;
 use crate::actors::sessions::{ReadSession, SessionKey};
 use crate::actors::tokens::{Refresh, RefreshKind, RefreshOutcome};
@@ -372,6 +374,28 @@ async fn users_me(
     who_is_it(credential, client, settings, actors).await
 }
 
+/// The `/userinfo` body with the plugins' `custom_claims` merged in config order, and whether
+/// every plugin answered. A complete body is kept with the session's cached copy, so a plugin is
+/// asked once per session and token, not per request; it is made again when that copy goes: a
+/// refresh or logout (any write to the session), eviction from the read cache, and on every
+/// request when the cache is off (`sessions.cacheBytes: 0`). A body made after a fail-open
+/// plugin's failure lacks its claims and is never kept, so the next request asks again.
+async fn with_plugin_claims(
+    actors: &Actors,
+    settings: &Settings,
+    session: &Session,
+) -> Result<(web::Bytes, bool), ApiError> {
+    let mut claims = user_claims(&session.claims, &settings.custom_claims_namespaces);
+    let complete = actors
+        .plugins
+        .custom_claims(&session.client, &session.sub, &mut claims)
+        .await?;
+    let body = serde_json::to_vec(&claims)
+        .map(web::Bytes::from)
+        .unwrap_or_default();
+    Ok((body, complete))
+}
+
 /// The hot path: one store read, no write, no Auth0 call while the access token is valid.
 async fn who_is_it(
     credential: SessionCredential,
@@ -393,9 +417,22 @@ async fn who_is_it(
         .unwrap_or_default()
     };
     let body = if found.session.access_expired(actors.clock.now()) {
-        render(&refresh(&actors, &found.session, RefreshKind::Transparent).await?)
-    } else {
+        let session = refresh(&actors, &found.session, RefreshKind::Transparent).await?;
+        if actors.plugins.has(Hook::CustomClaims) {
+            with_plugin_claims(&actors, &settings, &session).await?.0
+        } else {
+            render(&session)
+        }
+    } else if !actors.plugins.has(Hook::CustomClaims) {
         found.rendered(render)
+    } else if let Some(body) = found.cached_body() {
+        body
+    } else {
+        // Made once per cached copy of the session (see `with_plugin_claims`).
+        match with_plugin_claims(&actors, &settings, &found.session).await? {
+            (body, true) => found.keep_body(body),
+            (body, false) => body,
+        }
     };
     Ok(HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())

@@ -16,7 +16,7 @@ use crate::actors::Actors;
 use crate::actors::tokens::PasswordLogin;
 use crate::config::{ClientSettings, Settings};
 use crate::echo::quoted;
-use crate::login::resolve_connection;
+use crate::login::{LoginFlow, choose_connection};
 use crate::store::{Session, Timestamp};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -282,7 +282,15 @@ async fn password(
 ) -> Result<HttpResponse, ApiError> {
     let username = required(fields.username, "username")?;
     let password = SecretString::from(required(fields.password, "password")?);
-    let connection = resolve_connection(&client.settings, fields.connection.as_deref())?;
+    let connection = choose_connection(
+        &actors.plugins,
+        client.name.as_str(),
+        &client.settings,
+        fields.connection.as_deref(),
+        LoginFlow::Password,
+        Some(&username),
+    )
+    .await?;
     let session = actors
         .logins
         .password(PasswordLogin {
