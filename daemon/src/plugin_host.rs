@@ -33,9 +33,9 @@ pub enum LoadFailure {
     #[error("its SHA-256 is {found}, the config pins {expected}")]
     HashMismatch { expected: String, found: String },
     #[error("it is not a loadable shared library: {0}")]
-    Open(libloading::Error),
+    Open(String),
     #[error("it exports no `AUTH0_CLIENT_PLUGIN` entry symbol (not an auth0-client plugin): {0}")]
-    MissingSymbol(libloading::Error),
+    MissingSymbol(String),
     #[error("{0}")]
     Entry(#[from] EntryError),
     #[error("its init refused the config: {0}")]
@@ -103,6 +103,14 @@ pub fn inspect(path: &Path) -> Result<Entry, LoadFailure> {
     open(path, None)
 }
 
+/// libloading's error with the loader's own message (`dlerror`), which it keeps as the source.
+fn detail(err: &libloading::Error) -> String {
+    match std::error::Error::source(err) {
+        Some(source) => format!("{err}: {source}"),
+        None => err.to_string(),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -140,14 +148,15 @@ fn open(path: &Path, sha256: Option<&str>) -> Result<Entry, LoadFailure> {
     // SAFETY: loading a library runs its initialisers; the operator named this file in the
     // config (and pinned its hash, when `sha256` is set). Plugins built with
     // auth0-client-plugin-api have no initialisers of their own.
-    let library = unsafe { libloading::Library::new(&through) }.map_err(LoadFailure::Open)?;
+    let library =
+        unsafe { libloading::Library::new(&through) }.map_err(|e| LoadFailure::Open(detail(&e)))?;
     drop(file);
     // Never unloaded (see the module docs): the entry and every instance point into it.
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: the symbol is looked up as the address of a static; nothing is read through it
     // until `Entry::check`.
     let symbol = unsafe { library.get::<*const PluginEntry>(ENTRY_SYMBOL) }
-        .map_err(LoadFailure::MissingSymbol)?;
+        .map_err(|e| LoadFailure::MissingSymbol(detail(&e)))?;
     let ptr: *const PluginEntry = *symbol;
     // SAFETY: `ptr` is the address of the library's `AUTH0_CLIENT_PLUGIN` static, whose first
     // two `u32` fields every ABI version keeps; the library is never unloaded.

@@ -13,6 +13,7 @@ mod browser;
 mod errors;
 mod login_state;
 mod ownership;
+mod plugins;
 mod process;
 mod proxies;
 mod security;
