@@ -50,6 +50,9 @@ macro_rules! conformance_suite {
             a_state_is_taken_once_by_concurrent_takers,
             a_state_is_read_in_place_and_taken_only_as_read,
             leases_are_exclusive_expire_and_are_released_by_their_holder,
+            leases_are_extended_only_by_their_holder,
+            an_expired_lease_is_no_longer_held_by_its_holder,
+            one_of_concurrent_holders_gets_a_lease,
             jobs_list_newest_first_with_before,
             job_pages_never_skip_records_created_in_one_millisecond,
             finished_jobs_past_retention_are_deleted,
@@ -792,6 +795,101 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
             .try_lease("refresh:x", "daemon-a", DAY)
             .await
             .expect("lease")
+    );
+}
+
+pub async fn leases_are_extended_only_by_their_holder(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let half = Duration::from_millis(500);
+    assert!(store.try_lease("job:x", "a", SHORT).await.expect("lease"));
+    fixture.clock().advance(half);
+    assert!(
+        store.try_lease("job:x", "a", SHORT).await.expect("lease"),
+        "the holder extends its lease"
+    );
+    assert!(
+        !store.try_lease("job:x", "b", DAY).await.expect("lease"),
+        "another holder's attempt neither takes nor extends it"
+    );
+    // Past the first term, within the extension: still held.
+    fixture.clock().advance(half);
+    assert!(
+        !store.try_lease("job:x", "b", SHORT).await.expect("lease"),
+        "the extension counts from when it was made"
+    );
+    // Past the extension: free, although b asked for a day while a held it.
+    fixture.clock().advance(PAST_SHORT);
+    assert!(
+        store.try_lease("job:x", "c", SHORT).await.expect("lease"),
+        "a refused attempt extended nothing"
+    );
+    assert!(
+        !store.release_lease("job:x", "b").await.expect("release"),
+        "only the holder releases"
+    );
+    assert!(store.release_lease("job:x", "c").await.expect("release"));
+}
+
+pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(
+        store
+            .try_lease("refresh:y", "a", SHORT)
+            .await
+            .expect("lease")
+    );
+    fixture.clock().advance(PAST_SHORT);
+    assert!(
+        !store
+            .release_lease("refresh:y", "a")
+            .await
+            .expect("release"),
+        "a lease past its expiry is not held any more, even by nobody else"
+    );
+    assert!(
+        store
+            .try_lease("refresh:y", "b", SHORT)
+            .await
+            .expect("lease"),
+        "and another holder takes it"
+    );
+    assert!(
+        !store
+            .try_lease("refresh:y", "a", SHORT)
+            .await
+            .expect("lease"),
+        "its old holder does not get it back while it is held"
+    );
+    fixture.clock().advance(PAST_SHORT);
+    assert!(
+        store
+            .try_lease("refresh:y", "a", SHORT)
+            .await
+            .expect("lease"),
+        "once it expired again, anyone gets it"
+    );
+}
+
+pub async fn one_of_concurrent_holders_gets_a_lease(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let takers: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let holder = format!("daemon-{i}");
+                store.try_lease("contended", &holder, DAY).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.expect("joins").expect("lease") {
+            winners += 1;
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "exactly one of concurrent holders gets the lease"
     );
 }
 

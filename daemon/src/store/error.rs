@@ -29,6 +29,10 @@ pub enum StoreError {
     /// The sled folder cannot be opened for another reason (permissions, disk, foreign layout).
     #[error("the session folder {} cannot be opened: {message}", path.display())]
     Open { path: PathBuf, message: String },
+    /// The store's settings cannot work (a Redis host that is not `host:port`, an unreadable CA
+    /// file): found at start, where it stops the daemon.
+    #[error("the session store settings are invalid: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -6,6 +6,7 @@
 //!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
 //! - [`error`]: [`StoreError`], the one error type.
 //! - [`sled`]: [`SledStore`], the embedded default.
+//! - [`redis`]: [`RedisStore`], shared by several daemons.
 //! - `faults.rs` (`test-hooks` feature only): a wrapper that fails or stalls on demand.
 //! - `conformance.rs` (tests only): the one suite every backend passes.
 
@@ -13,6 +14,7 @@ pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod faults;
 pub mod records;
+pub mod redis;
 pub mod sled;
 
 #[cfg(test)]
@@ -28,6 +30,7 @@ pub use records::{
     KEPT_REFRESH_TOKENS, RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken, Session,
     SessionId, StateRecord, Timestamp, TokenHash,
 };
+pub use redis::{RedisOptions, RedisStore};
 pub use sled::{SledOptions, SledStore};
 
 /// The future every store operation returns.

@@ -1,0 +1,493 @@
+//! [`Link`]: the store's one connection to Redis, which finds the server (ordered failover over
+//! several hosts, or the master a sentinel names), bounds every call in time, and reconnects by
+//! itself after an outage.
+//!
+//! | what | how |
+//! |---|---|
+//! | the connection | one multiplexed connection (`redis::aio::MultiplexedConnection`, many calls in flight on one socket), driven by a one-thread runtime the store owns, so its I/O never waits on a busy HTTP worker and does not die with one |
+//! | a call | bounded by the response timeout (`sessions.timeoutMs`); a late answer is matched to its call and dropped, so a timeout never shifts answers |
+//! | connecting | one attempt at a time, each host bounded by the connection timeout (`sessions.timeoutMs`); callers arriving while an attempt runs during an outage fail at once instead of queueing |
+//! | standalone, several hosts | tried in the order given; the link stays on the host it reached until that host fails, then tries them all from the first again |
+//! | sentinel | each sentinel in order is asked for the master (`SENTINEL get-master-addr-by-name`), which must answer `ROLE` as master; sentinels are asked without credentials, then with them if they require auth |
+//! | when to reconnect | the socket dropped or was refused, the server refused a write as a replica (`READONLY`, a failover), or [`TIMEOUTS_BEFORE_RECONNECT`] calls in a row timed out (a frozen or black-holed server) |
+//! | after a failed attempt | calls fail at once for [`RETRY_PAUSE`], then the next call tries again: a daemon started during an outage recovers by itself |
+//!
+//! Calls that only read are retried once on a fresh connection when the connection turned out to
+//! be broken (a Redis restart between two requests); writes are never retried, since one may have
+//! been applied before the connection broke: the caller answers 503 and its client retries.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, IntoConnectionInfo as _,
+    RedisConnectionInfo, RedisError, ServerErrorKind, TlsCertificates, Value,
+};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::store::StoreError;
+
+/// Consecutive timed-out calls after which the connection is dropped and made again.
+pub(super) const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// How long calls fail at once after a connection attempt failed, before the next one tries.
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Where Redis is and how to talk to it (from `sessions.redis`).
+#[derive(Clone)]
+pub(super) struct LinkOptions {
+    /// `(host, port)` each: the servers in failover order, or the sentinels.
+    pub endpoints: Vec<(String, u16)>,
+    /// The master's name in sentinel mode; `None` in standalone mode.
+    pub master_name: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// `Some` with TLS: the CA certificates (PEM) to trust, or `None` for the system's roots.
+    pub tls: Option<Option<Vec<u8>>>,
+    /// Bound on connecting to one host and on every call (`sessions.timeoutMs`).
+    pub timeout: Duration,
+}
+
+/// A connection that worked, with the generation that tells a stale handle from the current one.
+#[derive(Clone)]
+struct Live {
+    generation: u64,
+    connection: MultiplexedConnection,
+    /// `host:port` of the server, for messages.
+    at: String,
+}
+
+type Attempt = Shared<BoxFuture<'static, Result<Live, String>>>;
+
+#[derive(Default)]
+struct State {
+    current: Option<Live>,
+    generation: u64,
+    /// The running connection attempt, which every caller that needs a connection awaits.
+    attempt: Option<Attempt>,
+    /// The last failed attempt: when, and why.
+    failed: Option<(Instant, String)>,
+    /// Calls in a row on the current connection that timed out.
+    timeouts: u32,
+    /// When a call last succeeded, for [`Link::stalled`].
+    last_answer: Option<Instant>,
+}
+
+/// What connection attempts and callers share.
+struct Core {
+    options: LinkOptions,
+    state: Mutex<State>,
+}
+
+/// The connection to Redis. Dropping it stops its runtime and closes the connection.
+pub(super) struct Link {
+    core: Arc<Core>,
+    io: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Does not block, so a store may be dropped inside async code.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One call: a command or a script invocation.
+pub(super) enum Call<'a> {
+    Cmd(&'a redis::Cmd),
+    Script(&'a redis::ScriptInvocation<'a>),
+}
+
+/// Whether a call may be sent again after the connection broke under it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// A read: sent again once on a fresh connection.
+    Read,
+    /// A write: never sent twice.
+    Write,
+}
+
+impl Link {
+    /// Starts the link's runtime; connects on the first call (or [`Link::warm_up`]).
+    pub(super) fn start(options: LinkOptions) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("redis-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the Redis runtime: {e}")))?;
+        Ok(Self {
+            core: Arc::new(Core {
+                options,
+                state: Mutex::new(State::default()),
+            }),
+            io: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Connects in the background and logs the outcome, without waiting for it.
+    pub(super) fn warm_up(&self) {
+        let attempt = self.core.attempt(&self.io);
+        self.io.spawn(async move {
+            let _ = attempt.await;
+        });
+    }
+
+    /// Runs `call` within the response timeout and decodes its answer.
+    pub(super) async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        retry: Retry,
+        call: Call<'_>,
+    ) -> Result<T, StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let live = self.connection().await?;
+            let mut connection = live.connection.clone();
+            let answer = match call {
+                Call::Cmd(cmd) => cmd.query_async::<Value>(&mut connection).await,
+                Call::Script(script) => script.invoke_async::<Value>(&mut connection).await,
+            };
+            match answer {
+                Ok(value) => {
+                    self.core.answered(live.generation);
+                    return redis::from_redis_value(value).map_err(|e| {
+                        StoreError::Corrupt(format!("Redis answered {what} unexpectedly: {e}"))
+                    });
+                }
+                Err(error) => {
+                    let broken = self.core.failed(&live, &error);
+                    if broken && retry == Retry::Read && attempts < 2 && !error.is_timeout() {
+                        continue;
+                    }
+                    return Err(self.core.error(what, &live.at, &error));
+                }
+            }
+        }
+    }
+
+    /// Why the store looks stuck: the server has not answered a call for longer than the timeout.
+    pub(super) fn stalled(&self) -> Option<String> {
+        let state = self.core.lock();
+        let live = state.current.as_ref()?;
+        if state.timeouts == 0 {
+            return None;
+        }
+        let silent = state.last_answer.map(|at| at.elapsed())?;
+        (silent > self.core.options.timeout).then(|| {
+            format!(
+                "Redis at {} has not answered for {} ms",
+                live.at,
+                silent.as_millis()
+            )
+        })
+    }
+
+    /// The current connection, or a new one.
+    async fn connection(&self) -> Result<Live, StoreError> {
+        let attempt = {
+            let state = self.core.lock();
+            if let Some(live) = &state.current {
+                return Ok(live.clone());
+            }
+            match (&state.attempt, &state.failed) {
+                // An outage: do not queue behind an attempt that will probably fail too.
+                (Some(_), Some((_, why))) => return Err(StoreError::Unavailable(why.clone())),
+                (None, Some((at, why))) if at.elapsed() < RETRY_PAUSE => {
+                    return Err(StoreError::Unavailable(why.clone()));
+                }
+                _ => {}
+            }
+            drop(state);
+            self.core.attempt(&self.io)
+        };
+        attempt.await.map_err(StoreError::Unavailable)
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain bookkeeping behind: keep using it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running attempt, or a new one spawned on `io`; it stores its outcome itself, so a
+    /// caller that gives up waiting does not lose a connection that was made.
+    fn attempt(self: &Arc<Self>, io: &tokio::runtime::Handle) -> Attempt {
+        let mut state = self.lock();
+        if let Some(live) = &state.current {
+            let live = live.clone();
+            return async move { Ok(live) }.boxed().shared();
+        }
+        if let Some(attempt) = &state.attempt {
+            return attempt.clone();
+        }
+        let core = Arc::clone(self);
+        let task = io.spawn(async move {
+            let outcome = connect(&core.options).await;
+            core.settle(outcome)
+        });
+        let attempt = async move {
+            task.await
+                .unwrap_or_else(|e| Err(format!("the Redis connection attempt failed: {e}")))
+        }
+        .boxed()
+        .shared();
+        state.attempt = Some(attempt.clone());
+        attempt
+    }
+
+    /// Records the outcome of a connection attempt.
+    fn settle(
+        &self,
+        outcome: Result<(MultiplexedConnection, String), String>,
+    ) -> Result<Live, String> {
+        let mut state = self.lock();
+        state.attempt = None;
+        match outcome {
+            Ok((connection, at)) => {
+                state.generation += 1;
+                let live = Live {
+                    generation: state.generation,
+                    connection,
+                    at,
+                };
+                if state.failed.take().is_some() {
+                    tracing::warn!(redis = %live.at, "connected to Redis again");
+                } else {
+                    tracing::info!(redis = %live.at, "connected to Redis");
+                }
+                state.current = Some(live.clone());
+                state.timeouts = 0;
+                state.last_answer = Some(Instant::now());
+                Ok(live)
+            }
+            Err(why) => {
+                let first = state.failed.is_none();
+                state.failed = Some((Instant::now(), why.clone()));
+                if first {
+                    tracing::error!(error = %why, "cannot connect to Redis; calls answer 503 until it answers");
+                }
+                Err(why)
+            }
+        }
+    }
+
+    fn answered(&self, generation: u64) {
+        let mut state = self.lock();
+        if state
+            .current
+            .as_ref()
+            .is_some_and(|l| l.generation == generation)
+        {
+            state.timeouts = 0;
+            state.last_answer = Some(Instant::now());
+        }
+    }
+
+    /// Counts a failed call against its connection; drops the connection when it is broken.
+    /// Returns whether it was.
+    fn failed(&self, live: &Live, error: &RedisError) -> bool {
+        let mut state = self.lock();
+        let current = state
+            .current
+            .as_ref()
+            .is_some_and(|l| l.generation == live.generation);
+        let broken = if error.is_timeout() {
+            if current {
+                state.timeouts += 1;
+            }
+            state.timeouts >= TIMEOUTS_BEFORE_RECONNECT
+        } else {
+            breaks_connection(error)
+        };
+        if broken && current {
+            tracing::warn!(redis = %live.at, error = %error, "dropping the Redis connection");
+            state.current = None;
+            state.timeouts = 0;
+        }
+        broken
+    }
+
+    fn error(&self, what: &str, at: &str, error: &RedisError) -> StoreError {
+        if error.is_timeout() {
+            return StoreError::Timeout(self.options.timeout);
+        }
+        if unavailable(error) {
+            StoreError::Unavailable(format!("Redis at {at} ({what}): {error}"))
+        } else {
+            StoreError::Corrupt(format!("Redis at {at} refused {what}: {error}"))
+        }
+    }
+}
+
+/// Errors after which the connection is not used again.
+fn breaks_connection(error: &RedisError) -> bool {
+    error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+        || (error.is_io_error() && !error.is_timeout())
+        || matches!(
+            error.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
+}
+
+/// Errors that are an outage (503) rather than a defect (500).
+fn unavailable(error: &RedisError) -> bool {
+    breaks_connection(error)
+        || error.is_timeout()
+        || matches!(
+            error.kind(),
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::NoPerm
+                        | ServerErrorKind::ClusterDown
+                )
+        )
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "MASTERDOWN"))
+}
+
+/// Connects to the first host that answers (standalone) or to the master (sentinel); the error
+/// names every host tried and why it failed.
+async fn connect(options: &LinkOptions) -> Result<(MultiplexedConnection, String), String> {
+    let mut failures = Vec::new();
+    for (host, port) in &options.endpoints {
+        let at = format!("{host}:{port}");
+        let outcome = match &options.master_name {
+            None => open(options, host, *port, true).await,
+            Some(name) => via_sentinel(options, host, *port, name).await,
+        };
+        match outcome {
+            Ok(found) => return Ok(found),
+            Err(why) => failures.push(format!("{at}: {why}")),
+        }
+    }
+    let what = if options.master_name.is_some() {
+        "no sentinel named a reachable master"
+    } else {
+        "no Redis host answered"
+    };
+    Err(format!("{what} ({})", failures.join("; ")))
+}
+
+/// Asks the sentinel at `host:port` for the master, then connects to it.
+async fn via_sentinel(
+    options: &LinkOptions,
+    host: &str,
+    port: u16,
+    name: &str,
+) -> Result<(MultiplexedConnection, String), String> {
+    let ask = |mut sentinel: MultiplexedConnection| async move {
+        redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(name)
+            .query_async::<Option<(String, u16)>>(&mut sentinel)
+            .await
+    };
+    let (sentinel, _) = open(options, host, port, false).await?;
+    let answer = match ask(sentinel).await {
+        // A sentinel that requires auth: ask again with the credentials.
+        Err(e) if matches!(e.code(), Some("NOAUTH")) => {
+            let (sentinel, _) = open(options, host, port, true).await?;
+            ask(sentinel).await
+        }
+        other => other,
+    };
+    let Some((master_host, master_port)) = answer.map_err(|e| e.to_string())? else {
+        return Err(format!("the sentinel knows no master named {name:?}"));
+    };
+    let (mut master, at) = open(options, &master_host, master_port, true)
+        .await
+        .map_err(|why| format!("the master it names, {master_host}:{master_port}: {why}"))?;
+    let role: Vec<Value> = redis::cmd("ROLE")
+        .query_async(&mut master)
+        .await
+        .map_err(|e| format!("the master it names, {at}: {e}"))?;
+    match role.first() {
+        Some(Value::BulkString(role)) if role == b"master" => Ok((master, at)),
+        _ => Err(format!(
+            "the master it names, {at}, is not a master (a failover is under way)"
+        )),
+    }
+}
+
+/// Connects to one server within the connection timeout; `auth` sends the credentials.
+async fn open(
+    options: &LinkOptions,
+    host: &str,
+    port: u16,
+    auth: bool,
+) -> Result<(MultiplexedConnection, String), String> {
+    let at = format!("{host}:{port}");
+    let client = client(options, host, port, auth).map_err(|e| e.to_string())?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(options.timeout))
+        .set_response_timeout(Some(options.timeout));
+    match tokio::time::timeout(
+        options.timeout,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => Ok((connection, at)),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!(
+            "no answer within {} ms",
+            options.timeout.as_millis()
+        )),
+    }
+}
+
+/// A connection error in words an operator can act on.
+fn describe(error: &RedisError) -> String {
+    match (error.kind(), error.code()) {
+        (ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS" | "NOAUTH")) => {
+            format!("refused the credentials (check REDIS_USERNAME and REDIS_PASSWORD): {error}")
+        }
+        _ if error.is_connection_refusal() => format!("connection refused: {error}"),
+        _ => error.to_string(),
+    }
+}
+
+fn client(options: &LinkOptions, host: &str, port: u16, auth: bool) -> redis::RedisResult<Client> {
+    let host = host.to_owned();
+    let addr = match &options.tls {
+        Some(_) => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        },
+        None => ConnectionAddr::Tcp(host, port),
+    };
+    let mut redis = RedisConnectionInfo::default();
+    if auth {
+        if let Some(username) = &options.username {
+            redis = redis.set_username(username);
+        }
+        if let Some(password) = &options.password {
+            redis = redis.set_password(password.expose_secret());
+        }
+    }
+    let info = addr.into_connection_info()?.set_redis_settings(redis);
+    match &options.tls {
+        Some(Some(ca)) => Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        _ => Client::open(info),
+    }
+}

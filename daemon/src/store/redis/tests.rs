@@ -1,0 +1,443 @@
+//! The conformance suite on Redis (each test on its own `redis-server`, under a scope of its own),
+//! and what only the Redis store has: scopes, failover, sentinel, auth, TLS, no token in a key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Map;
+
+use super::testing::{RedisSentinel, RedisServer, free_port};
+use super::*;
+use crate::store::conformance::{Fixture, conformance_suite};
+use crate::store::{IdToken, IssuedTokens, RefreshedTokens};
+
+/// Calls in these tests are bounded like the daemon's (`sessions.timeoutMs`), shorter.
+const TIMEOUT: Duration = Duration::from_millis(1_000);
+
+fn options(hosts: Vec<String>, scope: &str, clock: &Clock) -> RedisOptions {
+    RedisOptions {
+        redis: RedisSettings {
+            hosts,
+            ..RedisSettings::default()
+        },
+        scope: scope.to_owned(),
+        timeout: TIMEOUT,
+        clock: clock.clone(),
+    }
+}
+
+/// A server of its own and a scope with a separator in it; `open` reopens the same scope.
+struct RedisFixture {
+    server: RedisServer,
+    scope: String,
+    clock: Clock,
+}
+
+fn fixture() -> RedisFixture {
+    RedisFixture {
+        server: RedisServer::start(),
+        scope: format!("conformance:{}", SessionId::generate().as_str()),
+        clock: Clock::manual(),
+    }
+}
+
+impl Fixture for RedisFixture {
+    fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>> {
+        Box::pin(async move {
+            let store = RedisStore::open(options(
+                vec![self.server.host_port()],
+                &self.scope,
+                &self.clock,
+            ))?;
+            Ok(Arc::new(store) as Arc<dyn SessionStore>)
+        })
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
+conformance_suite!(fixture());
+
+fn session(sub: &str, access_token: &str) -> Session {
+    let now = Timestamp::now();
+    Session::new(
+        "web",
+        sub,
+        IssuedTokens {
+            access_token: access_token.into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some(format!("refresh-{access_token}")),
+            id_token: IdToken {
+                token: format!("id-{access_token}"),
+                claims: Map::new(),
+            },
+        },
+        now.saturating_add(Duration::from_secs(86_400)),
+        now,
+    )
+}
+
+/// Waits (a bounded number of times) until the store answers: it connects in the background.
+async fn answering(store: &RedisStore) {
+    for _ in 0..50 {
+        if store.ping().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the store never answered: {:?}", store.ping().await.err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_scopes_on_one_server_never_see_each_others_records() {
+    let server = RedisServer::start();
+    let clock = Clock::manual();
+    // `a` and `a:s` would share keys under a naive `scope:` prefix (`a:s:…`).
+    let a = RedisStore::open(options(vec![server.host_port()], "a", &clock)).expect("opens");
+    let b = RedisStore::open(options(vec![server.host_port()], "a:s", &clock)).expect("opens");
+    let shared = session("auth0|both", "shared-token");
+    a.create_session(&shared).await.expect("create");
+    let state = StateRecord {
+        state: "one-state".into(),
+        client: "web".into(),
+        redirect: None,
+        pkce_verifier: "v".into(),
+        nonce: "n".into(),
+        binding: "b".into(),
+        expires_at: Timestamp::now().saturating_add(Duration::from_secs(600)),
+    };
+    assert!(a.put_state(&state).await.expect("put"));
+    assert!(a.try_lease("job:1", "a", TIMEOUT).await.expect("lease"));
+
+    assert_eq!(b.get_session(&shared.id).await.expect("get"), None);
+    assert!(
+        b.sessions_by_token(&TokenHash::of("shared-token"))
+            .await
+            .expect("by token")
+            .is_empty()
+    );
+    assert!(b.sessions_of("auth0|both").await.expect("of").is_empty());
+    assert!(b.active_subs().await.expect("active").is_empty());
+    assert_eq!(b.count_live_sessions().await.expect("count"), 0);
+    assert_eq!(b.get_state("one-state").await.expect("get"), None);
+    assert!(
+        b.put_state(&state).await.expect("put"),
+        "the same state in another scope is another record"
+    );
+    assert!(
+        b.try_lease("job:1", "b", TIMEOUT).await.expect("lease"),
+        "a lease in another scope is another lease"
+    );
+    assert!(
+        b.delete_sessions_of("auth0|both")
+            .await
+            .expect("delete")
+            .is_empty()
+    );
+    assert_eq!(
+        a.get_session(&shared.id).await.expect("get"),
+        Some(shared),
+        "nothing in the other scope touched it"
+    );
+    for key in server.keys() {
+        assert!(
+            key.starts_with("auth0-client:1:a:") || key.starts_with("auth0-client:3:a:s:"),
+            "{key} is outside both scopes"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_holds_a_token() {
+    let server = RedisServer::start();
+    let clock = Clock::manual();
+    let store = RedisStore::open(options(vec![server.host_port()], "", &clock)).expect("opens");
+    // A login, a rotation, a second login sharing the first access token, a state, a lease.
+    let mut first = session("auth0|keys", "eyJ.access-one");
+    let second = session("auth0|keys", "eyJ.access-one");
+    store.create_session(&first).await.expect("create");
+    store.create_session(&second).await.expect("create");
+    let now = clock.now();
+    first.apply_refresh(
+        RefreshedTokens {
+            access_token: "eyJ.access-two".into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some("v1.refresh-two".into()),
+            id_token: None,
+        },
+        now,
+    );
+    let CasOutcome::Written(_) = store.replace_session(&first).await.expect("replace") else {
+        panic!("the rotation was not written");
+    };
+    assert!(
+        store
+            .try_lease("refresh", "daemon-a", TIMEOUT)
+            .await
+            .expect("lease")
+    );
+    let keys = server.keys();
+    assert!(keys.len() >= 6, "the layout wrote its keys: {keys:?}");
+    for token in [
+        "eyJ.access-one",
+        "eyJ.access-two",
+        "refresh-eyJ.access-one",
+        "v1.refresh-two",
+        "id-eyJ.access-one",
+    ] {
+        for key in &keys {
+            assert!(!key.contains(token), "{key} holds the token {token}");
+        }
+        assert!(
+            keys.iter()
+                .any(|k| k.contains(TokenHash::of(token).as_str()))
+                || !token.starts_with("eyJ"),
+            "an access token is indexed by its hash"
+        );
+    }
+    // The record's own TTL is a margin past its expiry, not forever.
+    let ttl: i64 = server
+        .command(&["PTTL", &format!("auth0-client:0::s:{}", first.id.as_str())])
+        .parse()
+        .expect("a number");
+    let expected =
+        i64::try_from((Duration::from_secs(86_400) + GC_MARGIN).as_millis()).expect("small");
+    assert!(
+        ttl > expected - 60_000 && ttl <= expected,
+        "the session's own TTL is its expiry plus the margin: {ttl}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_next_host_and_back_to_work() {
+    let first = RedisServer::start();
+    let second = RedisServer::start();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let clock = Clock::manual();
+    // The first host is down at start: the second answers.
+    let store = RedisStore::open(options(
+        vec![dead.clone(), second.host_port()],
+        "failover",
+        &clock,
+    ))
+    .expect("opens");
+    answering(&store).await;
+    let kept = session("auth0|failover", "failover-1");
+    store.create_session(&kept).await.expect("create");
+    assert_eq!(
+        second.command(&["ZCARD", "auth0-client:8:failover:expiry"]),
+        "1"
+    );
+
+    // Now a store on [first, second]: it uses the first; when the first dies it moves on.
+    let mut first = first;
+    let store = RedisStore::open(options(
+        vec![first.host_port(), second.host_port()],
+        "failover",
+        &clock,
+    ))
+    .expect("opens");
+    answering(&store).await;
+    assert_eq!(
+        store.get_session(&kept.id).await.expect("get"),
+        None,
+        "the first host has its own data"
+    );
+    first.kill();
+    // A read after the crash is retried once on the next host.
+    let mut found = None;
+    for _ in 0..20 {
+        match store.get_session(&kept.id).await {
+            Ok(session) => {
+                found = session;
+                break;
+            }
+            Err(error) => {
+                assert!(error.is_unavailable(), "{error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(found, Some(kept), "the store moved to the second host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_unavailable_and_the_store_reconnects_by_itself() {
+    let mut server = RedisServer::start();
+    let port = server.port();
+    let clock = Clock::manual();
+    let store =
+        RedisStore::open(options(vec![server.host_port()], "outage", &clock)).expect("opens");
+    answering(&store).await;
+    let kept = session("auth0|outage", "outage-1");
+    store.create_session(&kept).await.expect("create");
+
+    // Frozen: every call is bounded and unavailable, none hangs.
+    server.pause();
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        let error = store
+            .get_session(&kept.id)
+            .await
+            .expect_err("a frozen Redis does not answer");
+        assert!(error.is_unavailable(), "{error}");
+        assert!(started.elapsed() < TIMEOUT * 3, "{:?}", started.elapsed());
+    }
+    server.resume();
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(session) = store.get_session(&kept.id).await {
+            back = session;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        back.as_ref(),
+        Some(&kept),
+        "the same store answers after SIGCONT"
+    );
+
+    // Dead, then a new server on the same port: the store reconnects (the data is gone with it).
+    server.kill();
+    let error = store.ping().await.expect_err("nobody listens");
+    assert!(error.is_unavailable(), "{error}");
+    let _restarted = RedisServer::builder().port(port).start();
+    answering(&store).await;
+    assert_eq!(store.get_session(&kept.id).await.expect("get"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_mode_finds_the_master() {
+    let sentinel = RedisSentinel::start("mymaster");
+    let clock = Clock::manual();
+    let mut settings = options(vec![sentinel.host_port()], "sentinel", &clock);
+    settings.redis.mode = RedisMode::Sentinel;
+    settings.redis.master_name = Some("mymaster".into());
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    answering(&store).await;
+    let created = session("auth0|sentinel", "sentinel-1");
+    store.create_session(&created).await.expect("create");
+    assert_eq!(
+        sentinel
+            .master()
+            .command(&["ZCARD", "auth0-client:8:sentinel:expiry"]),
+        "1",
+        "the session is on the master the sentinel named"
+    );
+
+    settings.redis.master_name = Some("unknown".into());
+    let store = RedisStore::open(settings).expect("opens");
+    let error = store.ping().await.expect_err("no such master");
+    assert!(
+        error.is_unavailable() && error.to_string().contains("no master named"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_and_acl_user_authenticate_and_a_wrong_one_is_a_clear_error() {
+    let clock = Clock::manual();
+    let server = RedisServer::builder().password("s3cret-pass").start();
+    let mut settings = options(vec![server.host_port()], "auth", &clock);
+    settings.redis.password = Some(SecretString::from("s3cret-pass"));
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    answering(&store).await;
+    store
+        .create_session(&session("auth0|auth", "auth-1"))
+        .await
+        .expect("create");
+
+    settings.redis.password = Some(SecretString::from("wrong-pass"));
+    let store = RedisStore::open(settings).expect("opens: a wrong password is not a config error");
+    let error = store.ping().await.expect_err("refused");
+    let message = error.to_string();
+    assert!(error.is_unavailable(), "{message}");
+    assert!(message.contains("REDIS_PASSWORD"), "{message}");
+    assert!(
+        !message.contains("wrong-pass"),
+        "the password is in {message}"
+    );
+
+    let acl = RedisServer::builder().user("daemon", "acl-pass").start();
+    let mut settings = options(vec![acl.host_port()], "acl", &clock);
+    settings.redis.username = Some("daemon".into());
+    settings.redis.password = Some(SecretString::from("acl-pass"));
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    answering(&store).await;
+    settings.redis.username = None;
+    let store = RedisStore::open(settings).expect("opens");
+    assert!(store.ping().await.is_err(), "the default user is off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    if let Err(why) = RedisServer::tls_supported() {
+        // Said loudly: this test proves nothing here (README, "Running several daemons").
+        eprintln!("SKIPPED: TLS cannot be tested on this machine: {why}");
+        return;
+    }
+    let server = RedisServer::builder().tls().start();
+    let clock = Clock::manual();
+    let mut settings = options(vec![server.host_port()], "tls", &clock);
+    settings.redis.tls = true;
+    settings.redis.tls_ca_cert = server.ca_cert();
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    answering(&store).await;
+    let created = session("auth0|tls", "tls-1");
+    store.create_session(&created).await.expect("create");
+    assert_eq!(
+        store.get_session(&created.id).await.expect("get"),
+        Some(created)
+    );
+
+    // Without the private CA the server's certificate is not trusted.
+    settings.redis.tls_ca_cert = None;
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    assert!(store.ping().await.is_err(), "an unknown CA is refused");
+    // Plain text to a TLS port does not work either.
+    settings.redis.tls = false;
+    let store = RedisStore::open(settings).expect("opens");
+    assert!(store.ping().await.is_err());
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_open() {
+    let clock = Clock::manual();
+    let refused = |settings: RedisOptions| match RedisStore::open(settings) {
+        Err(StoreError::Invalid(message)) => message,
+        Err(other) => panic!("not an invalid-settings error: {other}"),
+        Ok(_) => panic!("opened"),
+    };
+    assert!(refused(options(vec![], "", &clock)).contains("REDIS_HOSTS"));
+    assert!(refused(options(vec!["no-port".into()], "", &clock)).contains("host:port"));
+    let mut sentinel = options(vec!["127.0.0.1:26379".into()], "", &clock);
+    sentinel.redis.mode = RedisMode::Sentinel;
+    assert!(refused(sentinel).contains("REDIS_MASTER_NAME"));
+    let mut tls = options(vec!["127.0.0.1:6379".into()], "", &clock);
+    tls.redis.tls = true;
+    tls.redis.tls_ca_cert = Some("/nonexistent/ca.pem".into());
+    assert!(refused(tls).contains("REDIS_TLS_CACERT"));
+}
+
+#[test]
+fn hosts_and_times_encode_as_the_layout_says() {
+    assert_eq!(
+        parse_host("[::1]:6380").ok(),
+        Some(("::1".to_owned(), 6380))
+    );
+    assert_eq!(
+        parse_host("redis-a:6379").ok(),
+        Some(("redis-a".to_owned(), 6379))
+    );
+    assert_eq!(scope_prefix(""), "auth0-client:0::");
+    assert_eq!(scope_prefix("shop"), "auth0-client:4:shop:");
+    let early = time_hex(Timestamp::from_millis(-5));
+    let late = time_hex(Timestamp::from_millis(1_700_000_000_000));
+    assert_eq!(early.len(), 16);
+    assert!(early < late);
+    assert_eq!(score(Timestamp::from_millis(i64::MAX)), MAX_SCORE);
+}
