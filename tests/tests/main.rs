@@ -16,6 +16,7 @@ mod ownership;
 mod plugins;
 mod process;
 mod proxies;
+mod redis_store;
 mod security;
 mod sessions;
 mod soak;
