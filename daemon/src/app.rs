@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
-use crate::store::{RedisOptions, RedisStore, SessionStore, SledOptions, SledStore, StoreError};
+use crate::store::{SessionStore, SledOptions, SledStore, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,10 @@ pub enum StartError {
     Auth0(#[from] SetupError),
     #[error(transparent)]
     Plugin(#[from] crate::plugin_host::LoadError),
+    #[error(
+        "sessions.store is redis, which this version does not support yet; use the default sled store"
+    )]
+    RedisUnsupported,
 }
 
 /// Why the daemon stopped other than cleanly.
@@ -55,12 +59,7 @@ fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn SessionStore
             &settings.sessions.path,
             SledOptions::from_settings(&settings.sessions, clock.clone()),
         )?),
-        // Does not wait for Redis: the daemon starts, `/-/ready` is 503 until Redis answers, and
-        // the store connects by itself. Only settings that cannot work stop it here.
-        StoreKind::Redis => Arc::new(RedisStore::open(RedisOptions::from_settings(
-            settings,
-            clock.clone(),
-        ))?),
+        StoreKind::Redis => return Err(StartError::RedisUnsupported),
     };
     Ok(store)
 }
@@ -83,6 +82,7 @@ pub struct Application {
     servers: Vec<actix_web::dev::Server>,
     shutdown: ShutdownHandle,
     repo: SessionService,
+    jobs: crate::actors::jobs::JobsHandle,
     #[cfg(feature = "test-hooks")]
     store_faults: crate::store::faults::StoreFaults,
 }
@@ -283,6 +283,7 @@ impl Application {
             servers,
             shutdown,
             repo: state.actors.sessions.clone(),
+            jobs: state.actors.jobs.clone(),
             #[cfg(feature = "test-hooks")]
             store_faults,
         })
@@ -292,6 +293,11 @@ impl Application {
     #[cfg(feature = "test-hooks")]
     pub fn store_faults(&self) -> crate::store::faults::StoreFaults {
         self.store_faults.clone()
+    }
+
+    /// The bulk-import jobs (their poll loop can be run a round at a time: `poll_once`).
+    pub fn jobs(&self) -> crate::actors::jobs::JobsHandle {
+        self.jobs.clone()
     }
 
     pub fn port(&self) -> u16 {

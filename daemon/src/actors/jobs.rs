@@ -1032,7 +1032,13 @@ impl Round {
             }
             let mut record = record;
             let advance = match record.kind {
-                JobKind::Job => self.advance_job(&mut record).await,
+                JobKind::Job => {
+                    let advance = self.advance_job(&mut record).await;
+                    if record.status.is_final() {
+                        active = active.saturating_sub(1);
+                    }
+                    advance
+                }
                 JobKind::Batch => self.advance_batch(&mut record, &mut active).await,
             };
             if record.status.is_final() {
@@ -1355,6 +1361,12 @@ impl JobsHandle {
 
     pub async fn errors(&self, id: &str) -> Result<Answer, ImportError> {
         self.service.errors(id).await
+    }
+
+    /// Runs one round of the poll loop now and answers what it did (`None` once the loop has
+    /// stopped): how tests drive the loop instead of sleeping.
+    pub async fn poll_once(&self) -> Option<PollReport> {
+        self.actor.send(PollOnce).await.ok()
     }
 
     pub async fn list(
