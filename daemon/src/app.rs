@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
-use crate::store::{SessionStore, SledOptions, SledStore, StoreError};
+use crate::store::{RedisOptions, RedisStore, SessionStore, SledOptions, SledStore, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +34,6 @@ pub enum StartError {
     Auth0(#[from] SetupError),
     #[error(transparent)]
     Plugin(#[from] crate::plugin_host::LoadError),
-    #[error(
-        "sessions.store is redis, which this version does not support yet; use the default sled store"
-    )]
-    RedisUnsupported,
 }
 
 /// Why the daemon stopped other than cleanly.
@@ -59,7 +55,12 @@ fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn SessionStore
             &settings.sessions.path,
             SledOptions::from_settings(&settings.sessions, clock.clone()),
         )?),
-        StoreKind::Redis => return Err(StartError::RedisUnsupported),
+        // Does not wait for Redis: the daemon starts, `/-/ready` is 503 until Redis answers, and
+        // the store connects by itself. Only settings that cannot work stop it here.
+        StoreKind::Redis => Arc::new(RedisStore::open(RedisOptions::from_settings(
+            settings,
+            clock.clone(),
+        ))?),
     };
     Ok(store)
 }

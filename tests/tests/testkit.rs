@@ -629,3 +629,58 @@ fn test_target_dir() -> std::path::PathBuf {
     );
     deps.parent().unwrap().parent().unwrap().to_path_buf()
 }
+
+/// The shared library of a plugin package of the workspace (`email-domain-connection`,
+/// `groups-to-permissions`, `audit-log`, and the test-only `test-plugin` and
+/// `foreign-abi-plugin`), built once per test process with `$CARGO build -p ...` (debug) into
+/// the target directory of this test binary: `cargo test` builds no other package's cdylib.
+pub fn plugin_library(package: &str) -> std::path::PathBuf {
+    const PACKAGES: [&str; 5] = [
+        "email-domain-connection",
+        "groups-to-permissions",
+        "audit-log",
+        "test-plugin",
+        "foreign-abi-plugin",
+    ];
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    assert!(PACKAGES.contains(&package), "no plugin package {package}");
+    let dir = DIR.get_or_init(|| {
+        let target_dir = test_target_dir();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = std::process::Command::new(&cargo);
+        command.arg("build");
+        for p in PACKAGES {
+            command.args(["-p", p]);
+        }
+        let output = command
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+        assert!(
+            output.status.success(),
+            "building the plugins failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target_dir.join("debug")
+    });
+    let file = dir.join(format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(file.is_file(), "cargo built no {}", file.display());
+    file
+}
+
+/// The value of one sample of `/-/metrics` (`name{labels}` as the exposition prints it), 0 when
+/// absent.
+pub async fn metric_value(app: &TestApp, sample: &str) -> f64 {
+    let text = app.get("/-/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
