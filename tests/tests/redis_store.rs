@@ -267,3 +267,30 @@ async fn a_frozen_redis_is_503_never_401_and_the_daemon_recovers_by_itself() {
     );
     assert_eq!(app.get("/-/ready").await.status(), 200);
 }
+
+#[actix_rt::test]
+async fn a_wrong_redis_password_starts_the_daemon_not_ready_and_says_why() {
+    let redis = RedisServer::builder().password("right-password").start();
+    let hosts = redis.host_port();
+    let app = spawn_app_configured(
+        |_| {},
+        &[
+            ("REDIS_HOSTS", &hosts),
+            ("REDIS_PASSWORD", "wrong-password"),
+        ],
+    )
+    .await;
+    let (status, body) = app.get_json("/-/ready").await;
+    assert_eq!(status, 503);
+    let store = body["checks"]["store"].as_str().unwrap_or_default();
+    assert!(store.contains("REDIS_PASSWORD"), "{body}");
+    assert!(!body.to_string().contains("wrong-password"), "{body}");
+    let login = app
+        .login("api", demo::USER_EMAIL, demo::USER_PASSWORD)
+        .await;
+    assert_eq!(
+        login.status(),
+        503,
+        "nothing can be stored: 503, not a crash"
+    );
+}

@@ -71,8 +71,9 @@ struct State {
     failed: Option<(Instant, String)>,
     /// Calls in a row on the current connection that timed out.
     timeouts: u32,
-    /// When a call last succeeded, for [`Link::stalled`].
-    last_answer: Option<Instant>,
+    /// Since when calls have been failing (timed out, connection lost or refused) with no answer
+    /// in between, for [`Link::stalled`].
+    failing_since: Option<Instant>,
 }
 
 /// What connection attempts and callers share.
@@ -173,20 +174,17 @@ impl Link {
         }
     }
 
-    /// Why the store looks stuck: the server has not answered a call for longer than the timeout.
+    /// Why the store looks stuck: calls have been failing, with no answer in between, for longer
+    /// than the timeout. An idle link is never stalled.
     pub(super) fn stalled(&self) -> Option<String> {
         let state = self.core.lock();
-        let live = state.current.as_ref()?;
-        if state.timeouts == 0 {
-            return None;
-        }
-        let silent = state.last_answer.map(|at| at.elapsed())?;
-        (silent > self.core.options.timeout).then(|| {
-            format!(
-                "Redis at {} has not answered for {} ms",
-                live.at,
-                silent.as_millis()
-            )
+        let failing = state.failing_since?.elapsed();
+        (failing > self.core.options.timeout).then(|| {
+            let why = match &state.failed {
+                Some((_, why)) => format!(": {why}"),
+                None => String::new(),
+            };
+            format!("Redis has not answered for {} ms{why}", failing.as_millis())
         })
     }
 
@@ -266,12 +264,13 @@ impl Core {
                 }
                 state.current = Some(live.clone());
                 state.timeouts = 0;
-                state.last_answer = Some(Instant::now());
+                state.failing_since = None;
                 Ok(live)
             }
             Err(why) => {
                 let first = state.failed.is_none();
                 state.failed = Some((Instant::now(), why.clone()));
+                state.failing_since.get_or_insert_with(Instant::now);
                 if first {
                     tracing::error!(error = %why, "cannot connect to Redis; calls answer 503 until it answers");
                 }
@@ -288,7 +287,7 @@ impl Core {
             .is_some_and(|l| l.generation == generation)
         {
             state.timeouts = 0;
-            state.last_answer = Some(Instant::now());
+            state.failing_since = None;
         }
     }
 
@@ -300,6 +299,9 @@ impl Core {
             .current
             .as_ref()
             .is_some_and(|l| l.generation == live.generation);
+        if error.is_timeout() || breaks_connection(error) {
+            state.failing_since.get_or_insert_with(Instant::now);
+        }
         let broken = if error.is_timeout() {
             if current {
                 state.timeouts += 1;
