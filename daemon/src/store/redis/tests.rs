@@ -272,6 +272,7 @@ async fn an_outage_is_unavailable_and_the_store_reconnects_by_itself() {
     let store =
         RedisStore::open(options(vec![server.host_port()], "outage", &clock)).expect("opens");
     answering(&store).await;
+    assert_eq!(store.stalled(), None);
     let kept = session("auth0|outage", "outage-1");
     store.create_session(&kept).await.expect("create");
 
@@ -286,6 +287,10 @@ async fn an_outage_is_unavailable_and_the_store_reconnects_by_itself() {
         assert!(error.is_unavailable(), "{error}");
         assert!(started.elapsed() < TIMEOUT * 3, "{:?}", started.elapsed());
     }
+    let stalled = store
+        .stalled()
+        .expect("calls failed for longer than the bound: stalled");
+    assert!(stalled.contains("has not answered"), "{stalled}");
     server.resume();
     let mut back = None;
     for _ in 0..50 {
@@ -300,6 +305,7 @@ async fn an_outage_is_unavailable_and_the_store_reconnects_by_itself() {
         Some(&kept),
         "the same store answers after SIGCONT"
     );
+    assert_eq!(store.stalled(), None, "an answer ends the stall");
 
     // Dead, then a new server on the same port: the store reconnects (the data is gone with it).
     server.kill();
