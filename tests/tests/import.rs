@@ -793,3 +793,86 @@ async fn the_import_and_jobs_commands_follow_a_job_to_its_end() {
     let (code, _, _) = cli(&["jobs", "--url", &url], &key).await;
     assert_eq!(code, 2);
 }
+
+/// The daemon of `daemons` whose log says it took the lease of `job`.
+fn lease_holder(daemons: &[&DaemonProcess], job: &str) -> Option<usize> {
+    daemons.iter().position(|daemon| {
+        daemon.log_lines().iter().any(|line| {
+            line["job_id"] == job
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("import job lease taken"))
+        })
+    })
+}
+
+#[actix_rt::test]
+async fn with_two_daemons_on_one_redis_the_other_takes_a_job_over_when_its_poller_dies() {
+    let redis = auth0_client::store::redis::testing::RedisServer::start();
+    let emulator = auth0_emulator::Emulator::start(crate::testkit::test_seed()).unwrap();
+    emulator.update_settings(|s| s.job_seconds = 5.0);
+    let mut config = emulator_config(&emulator);
+    // A lease lasts maxPollIntervalMs + 3 × auth0TimeoutMs: 3.2 s here.
+    config["jobs"] = json!({"pollIntervalMs": 100, "maxPollIntervalMs": 200});
+    config["server"]["auth0TimeoutMs"] = json!(1_000);
+    let hosts = redis.host_port();
+    let env = [("REDIS_HOSTS", hosts.as_str())];
+    let first = DaemonProcess::start(crate::DAEMON, &config, &env);
+    let second = DaemonProcess::start(crate::DAEMON, &config, &env);
+    let response = reqwest::Client::new()
+        .post(first.url("/users/import"))
+        .json(&json!({"users": [user(1)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let holder = loop {
+        if let Some(holder) = lease_holder(&[&first, &second], &id) {
+            break holder;
+        }
+        assert!(std::time::Instant::now() < deadline, "nobody polls {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (mut poller, other) = if holder == 0 {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(
+        lease_holder(&[&other], &id),
+        None,
+        "one daemon polls a job at a time"
+    );
+    // Both daemons list it, from the one store.
+    let listed: Value = reqwest::get(other.url("/users/import/jobs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_ne!(
+        listed[0]["status"], "completed",
+        "still pending at the kill"
+    );
+
+    poller.signal("KILL");
+    poller.wait_exit(10);
+    let listed = wait_for(&other.url("/users/import/jobs"), 30, |jobs| {
+        jobs[0]["status"] == "completed"
+    })
+    .await;
+    assert_eq!(listed[0]["summary"]["inserted"], 1);
+    assert_eq!(
+        lease_holder(&[&other], &id),
+        Some(0),
+        "the survivor took the job over"
+    );
+    assert!(emulator.user("imported1@example.com").is_some());
+}

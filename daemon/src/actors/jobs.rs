@@ -756,6 +756,8 @@ impl PollReport {
 struct Due {
     at: Timestamp,
     interval: Duration,
+    /// Whether this daemon held the record's lease at its last look.
+    held: bool,
 }
 
 /// The poll loop (see the module doc). Build with [`Jobs::new`], optionally
@@ -1002,7 +1004,12 @@ impl Round {
             )
             .await
             {
-                Ok(true) => {}
+                Ok(true) if due.is_some_and(|d| d.held) => {}
+                Ok(true) => tracing::info!(
+                    job_id = %record.id,
+                    holder = %self.holder,
+                    "import job lease taken: this daemon polls it"
+                ),
                 Ok(false) => {
                     self.report.leased_elsewhere.push(record.id.clone());
                     self.schedule.insert(
@@ -1010,6 +1017,7 @@ impl Round {
                         Due {
                             at: now.saturating_add(interval),
                             interval,
+                            held: false,
                         },
                     );
                     *counts.entry(record.status).or_insert(0) += 1;
@@ -1024,6 +1032,7 @@ impl Round {
                         Due {
                             at: now.saturating_add(interval),
                             interval,
+                            held: false,
                         },
                     );
                     *counts.entry(record.status).or_insert(0) += 1;
@@ -1066,6 +1075,7 @@ impl Round {
                 Due {
                     at: service.clock.now().saturating_add(wait),
                     interval: next,
+                    held: true,
                 },
             );
         }
