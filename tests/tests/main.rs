@@ -17,6 +17,7 @@ mod ownership;
 mod plugins;
 mod process;
 mod proxies;
+mod redis_cluster;
 mod redis_store;
 mod security;
 mod sessions;

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 pub const NON_ROTATING_CLIENT_ID: &str = "non-rotating-client";
 
 pub struct TestApp {
-    /// The Auth0 emulator the daemon talks to.
-    pub emulator: EmulatorHandle,
+    /// The Auth0 emulator the daemon talks to (shared by the daemons of a [`spawn_pair`]).
+    pub emulator: std::sync::Arc<EmulatorHandle>,
     /// `http://127.0.0.1:PORT` of the main listener.
     pub address: String,
     pub port: u16,
@@ -129,7 +129,31 @@ pub async fn spawn_app_with(config: Value, env: &[(&str, &str)]) -> TestApp {
     start(emulator, config, env).await
 }
 
+/// Two daemons with one config and one environment (say, one Redis in `REDIS_HOSTS`), one
+/// emulator and one clock: what two daemons behind a load balancer look like.
+pub async fn spawn_pair(
+    change: impl FnOnce(&mut Value),
+    env: &[(&str, &str)],
+) -> (TestApp, TestApp) {
+    let emulator = std::sync::Arc::new(Emulator::start(test_seed()).unwrap());
+    let mut config = emulator_config(&emulator);
+    change(&mut config);
+    let clock = Clock::manual();
+    let first = start_on(emulator.clone(), config.clone(), env, clock.clone()).await;
+    let second = start_on(emulator, config, env, clock).await;
+    (first, second)
+}
+
 async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) -> TestApp {
+    start_on(std::sync::Arc::new(emulator), config, env, Clock::manual()).await
+}
+
+async fn start_on(
+    emulator: std::sync::Arc<EmulatorHandle>,
+    config: Value,
+    env: &[(&str, &str)],
+    clock: Clock,
+) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let mut vars: BTreeMap<String, String> = BTreeMap::from([
         ("HTTP_PORT".to_owned(), "0".to_owned()),
@@ -143,7 +167,6 @@ async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) ->
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_value(config, &Env::from_pairs(vars)).unwrap();
-    let clock = Clock::manual();
     let app = Application::build_with_clock(settings, clock.clone()).unwrap();
     let store_faults = app.store_faults();
     let jobs = app.jobs();
