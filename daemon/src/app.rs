@@ -182,7 +182,8 @@ impl Application {
         let management = crate::actors::ManagementService::start(
             crate::auth0::management::ManagementApi::from_settings(&http, &settings),
             clock.clone(),
-        );
+        )
+        .with_authentication(AuthenticationClient::new(http.clone()));
         let jobs_gauge = crate::actors::jobs::Jobs::gauge()?;
         metrics.register(Box::new(jobs_gauge.clone()))?;
         let plugins = crate::actors::Plugins::start(plugins, clock.clone())?;

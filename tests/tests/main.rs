@@ -23,3 +23,4 @@ mod security;
 mod sessions;
 mod soak;
 mod status;
+mod users;

@@ -20,11 +20,13 @@ use secrecy::SecretString;
 use super::Alive;
 use super::single_flight::{Flight, SingleFlight};
 use crate::auth0::Auth0Error;
+use crate::auth0::authentication::AuthenticationClient;
 use crate::auth0::management::{
     BUDGET_TIMEOUTS, MAX_RETRIES, ManagementAnswer, ManagementApi, ManagementError,
     ManagementRequest, backoff, failure_of, pause_from,
 };
 use crate::clock::Clock;
+use crate::config::ClientSettings;
 use crate::store::Timestamp;
 
 /// A token is renewed this long before it expires (at most half its lifetime).
@@ -207,13 +209,20 @@ struct Inner {
     api: ManagementApi,
     actor: Addr<Management>,
     clock: Clock,
+    /// For `POST /change-password`, which is the Authentication API's.
+    auth: Option<AuthenticationClient>,
 }
 
 impl ManagementService {
     /// The service of a started [`Management`] actor.
     pub fn new(api: ManagementApi, actor: Addr<Management>, clock: Clock) -> Self {
         Self {
-            inner: Some(Inner { api, actor, clock }),
+            inner: Some(Inner {
+                api,
+                actor,
+                clock,
+                auth: None,
+            }),
         }
     }
 
@@ -231,6 +240,33 @@ impl ManagementService {
             }
             None => Self::unconfigured(),
         }
+    }
+
+    /// With the Authentication API client `POST /change-password` calls.
+    pub fn with_authentication(mut self, auth: AuthenticationClient) -> Self {
+        if let Some(inner) = &mut self.inner {
+            inner.auth = Some(auth);
+        }
+        self
+    }
+
+    /// `POST /dbconnections/change_password` for `email` in `connection` with `client`'s id:
+    /// Auth0's message. Its refusals are handled like the Management API's (4xx passed through,
+    /// the client's own credentials refused: a configuration error).
+    pub async fn change_password(
+        &self,
+        client: &ClientSettings,
+        email: &str,
+        connection: &str,
+    ) -> Result<String, ManagementError> {
+        let auth = self
+            .inner
+            .as_ref()
+            .and_then(|inner| inner.auth.as_ref())
+            .ok_or(ManagementError::NotConfigured)?;
+        auth.change_password(client, email, connection)
+            .await
+            .map_err(failure_of)
     }
 
     /// The actor's address, for the readiness probe (`None` without a `managementClient`).

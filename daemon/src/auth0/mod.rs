@@ -16,6 +16,7 @@ pub mod authentication;
 pub mod error;
 pub mod jwks;
 pub mod management;
+pub mod user_query;
 
 use std::time::{Duration, Instant};
 

@@ -376,6 +376,13 @@ impl From<crate::auth0::management::ManagementError> for ApiError {
     }
 }
 
+/// A `GET /users` parameter or `acl_rows` that cannot be translated: 400 naming it.
+impl From<crate::auth0::user_query::UserQueryError> for ApiError {
+    fn from(err: crate::auth0::user_query::UserQueryError) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
 /// reqwest's status as actix's (two versions of the `http` crate); never fails for a status
 /// Auth0 answered, 502 otherwise.
 fn actix_status(status: reqwest::StatusCode) -> StatusCode {

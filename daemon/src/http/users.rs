@@ -1,17 +1,49 @@
-//! The management routes over users (SPEC §6). `GET /users/active` answers from the store.
+//! The management routes over users (SPEC §6): `GET /users/active` answers from the store; the
+//! rest forward to Auth0's Management API through [`ManagementService`] (token cache, rate-limit
+//! pause, retries), with the query translation of [`crate::auth0::user_query`].
+//!
+//! Route precedence: `/users/me` (session routes), `/users/active` and `/users/import…` are
+//! registered before `/users/{userID}`, and a `{userID}` that is one of those words is not taken
+//! as a user id (405 or 404, never a call to Auth0), since actix tries the next route when a
+//! method does not match.
+//!
+//! Choices where SPEC is silent: Auth0's 2xx bodies pass through (`_id` added on reads); the
+//! sessions of a deleted, blocked or re-passworded user end after Auth0 accepted the change (a
+//! refused change logs nobody out), and the refresh tokens of a blocked or re-passworded user's
+//! sessions are revoked at Auth0, best effort; `POST /change-password` answers `{"message"}`.
 
-use actix_web::{HttpResponse, get, web};
-use serde::Serialize;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::ManagementClient;
 use crate::actors::Actors;
+use crate::actors::ManagementService;
+use crate::actors::tokens::Revoke;
+use crate::auth0::management::{
+    ManagementAnswer, ManagementRequest, encode_segment, valid_segment,
+};
+use crate::auth0::user_query::{self, ACL_ROWS};
 use crate::config::Settings;
+use crate::echo::quoted;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(active_users);
+    // Fixed paths first: `/users/{userID}` would take them otherwise.
+    cfg.service(active_users)
+        .service(list_users)
+        .service(create_user)
+        .service(change_password)
+        .service(end_user_sessions)
+        .service(get_user)
+        .service(patch_user)
+        .service(delete_user);
 }
+
+/// Words of fixed `/users/<word>` routes, never user ids.
+const RESERVED_IDS: [&str; 3] = ["active", "me", "import"];
 
 /// Management routes need a `managementClient` (SPEC §6): 501 naming the key otherwise.
 pub fn require_management(settings: &Settings) -> Result<(), ApiError> {
@@ -21,6 +53,93 @@ pub fn require_management(settings: &Settings) -> Result<(), ApiError> {
             "the management routes need `managementClient` in the configuration".into(),
         )),
     }
+}
+
+/// The `{userID}` of the path, checked: not a word of a fixed route, not `.`/`..`, not empty.
+fn user_id(req: &HttpRequest, id: &str) -> Result<String, ApiError> {
+    if RESERVED_IDS.contains(&id) {
+        return Err(if req.method() == Method::GET && id == "me" {
+            ApiError::NotFound(format!(
+                "{} is not served on this listener",
+                quoted(req.path())
+            ))
+        } else {
+            ApiError::MethodNotAllowed {
+                message: format!("{} is not allowed on {}", req.method(), quoted(req.path())),
+                allow: actix_web::http::header::HeaderValue::from_static(if id == "import" {
+                    "POST"
+                } else {
+                    "GET, HEAD"
+                }),
+            }
+        });
+    }
+    if !valid_segment(id) {
+        return Err(ApiError::BadRequest(
+            "invalid `userID`: it may not be empty, `.` or `..`".into(),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// The path of a user at the Management API (`users/auth0%7C1`).
+fn user_path(id: &str) -> String {
+    format!("users/{}", encode_segment(id))
+}
+
+/// A JSON answer of Auth0 with `_id` = `user_id` added to each user.
+fn with_ids(answer: &ManagementAnswer) -> Result<HttpResponse, ApiError> {
+    let mut body = answer.json()?;
+    let add = |user: &mut Value| {
+        if let Some(fields) = user.as_object_mut()
+            && let Some(id) = fields.get("user_id").cloned()
+        {
+            fields.insert("_id".to_owned(), id);
+        }
+    };
+    match &mut body {
+        Value::Array(users) => users.iter_mut().for_each(add),
+        user => add(user),
+    }
+    Ok(HttpResponse::build(status(answer)).json(body))
+}
+
+/// Auth0's status as actix's.
+fn status(answer: &ManagementAnswer) -> StatusCode {
+    StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::OK)
+}
+
+/// Auth0's answer as it came (status, JSON body; none for a 204).
+fn passthrough(answer: &ManagementAnswer) -> HttpResponse {
+    let mut response = HttpResponse::build(status(answer));
+    if answer.body.is_empty() || answer.status.as_u16() == 204 {
+        return response.finish();
+    }
+    response
+        .content_type("application/json; charset=utf-8")
+        .body(answer.body.clone())
+}
+
+/// Ends every session of `sub` here, revoking their refresh tokens at Auth0 when `revoke`.
+async fn end_sessions(actors: &Actors, sub: &str, revoke: bool) -> Result<usize, ApiError> {
+    let ended = actors.sessions.end_user(sub).await?;
+    tracing::info!(sessions = ended.len(), "ended the sessions of a user");
+    if revoke {
+        for session in &ended {
+            if let Some(refresh_token) = &session.refresh_token {
+                actors.tokens.do_send(Revoke {
+                    client: session.client.clone(),
+                    refresh_token: refresh_token.clone().into(),
+                });
+            }
+        }
+    }
+    Ok(ended.len())
+}
+
+fn service(actors: &Actors, settings: &Settings) -> Result<ManagementService, ApiError> {
+    require_management(settings)?;
+    Ok(actors.management.clone())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -59,4 +178,371 @@ async fn active_users(
         .map(|user_id| ActiveUser { user_id })
         .collect();
     Ok(HttpResponse::Ok().json(users))
+}
+
+/// The query parameters of `GET /users` (documentation only: the handler reads the raw query,
+/// since `connection` and `app_metadata.<path>` repeat).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListUsersQuery {
+    /// Page size (Auth0 `per_page`), 1 to 100.
+    #[param(minimum = 1, maximum = 100, default = 25)]
+    _l: Option<u32>,
+    /// Users to skip (Auth0 `page` = `_sk / _l`).
+    #[param(minimum = 0, default = 0)]
+    _sk: Option<u32>,
+    /// Exact e-mail, or a prefix ending in `*`.
+    email: Option<String>,
+    /// Exact nickname, or a prefix ending in `*`.
+    nickname: Option<String>,
+    /// Exact username, or a prefix ending in `*`.
+    username: Option<String>,
+    /// A connection (repeatable); each must be supported. Default: every supported connection.
+    connection: Option<Vec<String>>,
+}
+
+/// Auth0 users matching the filters (SPEC §6), each with `_id` = `user_id`. Besides the listed
+/// parameters, `app_metadata.<path>=<value>` (repeatable) filters on app metadata, and the
+/// `acl_rows` header (a Mongo-style JSON filter with `$and $or $in $eq $ne $exists`) restricts
+/// the rows.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "management",
+    params(
+        ListUsersQuery,
+        ("acl_rows" = Option<String>, Header, description = "a Mongo-style JSON row filter"),
+        super::openapi::ClientHeaders,
+        super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 200, description = "Auth0's users, each with `_id`", body = Vec<Object>),
+        (status = 400, body = super::error::ErrorBody, description = "a bad parameter or `acl_rows`, naming it; or Auth0's 400 passed through"),
+        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
+        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`"),
+        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody, description = "no `managementClient` configured"),
+        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed, or refused the daemon's management credentials"),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[get("/users")]
+async fn list_users(
+    req: HttpRequest,
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let management = service(&actors, &settings)?;
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| ApiError::BadRequest("the query string is not valid".into()))?;
+    let acl = match req.headers().get(ACL_ROWS) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            ApiError::BadRequest("invalid `acl_rows`: the header is not visible ASCII".into())
+        })?),
+    };
+    let supported = settings
+        .management_client
+        .as_ref()
+        .map(|m| m.supported_connection_names())
+        .unwrap_or_default();
+    let search = user_query::translate(&params, acl, &supported)?;
+    let request =
+        ManagementRequest::new(reqwest::Method::GET, "users").with_query(search.to_query());
+    with_ids(&management.send(request).await?)
+}
+
+/// One Auth0 user, with `_id` = `user_id`.
+#[utoipa::path(
+    get,
+    path = "/users/{userID}",
+    tag = "management",
+    params(
+        ("userID" = String, Path, description = "the Auth0 `user_id` (`auth0|…`), percent-encoded or not"),
+        super::openapi::ClientHeaders,
+        super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 200, description = "Auth0's user, with `_id`", body = Object),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody, description = "Auth0's 404 passed through"),
+        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[get("/users/{userID}")]
+async fn get_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&req, &path)?;
+    let management = service(&actors, &settings)?;
+    let answer = management
+        .send(ManagementRequest::new(reqwest::Method::GET, user_path(&id)))
+        .await?;
+    with_ids(&answer)
+}
+
+/// Creates a user: Auth0's create body; `connection` defaults to
+/// `defaultManagementConnectionName`, else `defaultCreateUserConnection`, and must be supported.
+/// Auth0's 201 and body pass through.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "management",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    request_body(content = Object, description = "Auth0's `POST /api/v2/users` body; `connection` optional", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Auth0's new user", body = Object),
+        (status = 400, body = super::error::ErrorBody, description = "no connection and no default, an unsupported connection, or Auth0's 400 passed through"),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "the user exists (Auth0's 409 passed through)"),
+        (status = 413, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[post("/users")]
+async fn create_user(
+    _client: ManagementClient,
+    body: web::Json<Map<String, Value>>,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let management = service(&actors, &settings)?;
+    let mut body = body.into_inner();
+    let config = settings
+        .management_client
+        .as_ref()
+        .ok_or_else(|| ApiError::NotImplemented("no `managementClient`".into()))?;
+    let connection = match body.get("connection") {
+        None | Some(Value::Null) => {
+            config
+                .default_connection()
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "`connection` is required: no `defaultManagementConnectionName` (or \
+                 `defaultCreateUserConnection`) is configured"
+                            .into(),
+                    )
+                })?
+        }
+        Some(Value::String(name)) => {
+            let supported = config.supported_connection_names();
+            if !supported.is_empty() && !supported.contains(&name.as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "`connection` {} is not a supported connection",
+                    quoted(name)
+                )));
+            }
+            name.clone()
+        }
+        Some(_) => return Err(ApiError::BadRequest("`connection` must be a string".into())),
+    };
+    body.insert("connection".to_owned(), Value::String(connection));
+    let request =
+        ManagementRequest::new(reqwest::Method::POST, "users").with_json(Value::Object(body));
+    Ok(passthrough(&management.send(request).await?))
+}
+
+/// Updates a user (Auth0's patch body, passed through). Setting `blocked: true` or a `password`
+/// also ends every session of the user.
+#[utoipa::path(
+    patch,
+    path = "/users/{userID}",
+    tag = "management",
+    params(
+        ("userID" = String, Path, description = "the Auth0 `user_id`"),
+        super::openapi::ClientHeaders,
+        super::openapi::ClientCookie
+    ),
+    request_body(content = Object, description = "Auth0's `PATCH /api/v2/users/{id}` body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Auth0's updated user", body = Object),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody),
+        (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
+        (status = 413, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "Auth0 accepted the change but the sessions could not be ended (store unavailable): retry"),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[patch("/users/{userID}")]
+async fn patch_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _client: ManagementClient,
+    body: web::Json<Map<String, Value>>,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&req, &path)?;
+    let management = service(&actors, &settings)?;
+    let body = body.into_inner();
+    let ends_sessions = body.get("blocked") == Some(&Value::Bool(true))
+        || body.get("password").is_some_and(|p| !p.is_null());
+    let request = ManagementRequest::new(reqwest::Method::PATCH, user_path(&id))
+        .with_json(Value::Object(body));
+    let answer = management.send(request).await?;
+    if ends_sessions {
+        end_sessions(&actors, &id, true).await?;
+    }
+    Ok(passthrough(&answer))
+}
+
+/// Deletes a user at Auth0 and ends every session of theirs here; Auth0's 204 passes through.
+#[utoipa::path(
+    delete,
+    path = "/users/{userID}",
+    tag = "management",
+    params(
+        ("userID" = String, Path, description = "the Auth0 `user_id`"),
+        super::openapi::ClientHeaders,
+        super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 204, description = "deleted (also when Auth0 had no such user)"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
+        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the user is deleted but the sessions could not be ended (store unavailable): retry"),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[delete("/users/{userID}")]
+async fn delete_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&req, &path)?;
+    let management = service(&actors, &settings)?;
+    let answer = management
+        .send(ManagementRequest::new(
+            reqwest::Method::DELETE,
+            user_path(&id),
+        ))
+        .await?;
+    end_sessions(&actors, &id, false).await?;
+    Ok(passthrough(&answer))
+}
+
+/// Ends every session of the user here (no Auth0 call).
+#[utoipa::path(
+    delete,
+    path = "/users/{userID}/sessions",
+    tag = "management",
+    params(
+        ("userID" = String, Path, description = "the user's `sub` (Auth0 `user_id`)"),
+        super::openapi::ClientHeaders,
+        super::openapi::ClientCookie
+    ),
+    responses(
+        (status = 204, description = "every session of the user is ended (also when there was none)"),
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
+    )
+)]
+#[delete("/users/{userID}/sessions")]
+async fn end_user_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    _client: ManagementClient,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(&req, &path)?;
+    require_management(&settings)?;
+    end_sessions(&actors, &id, true).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body of `POST /change-password`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChangePassword {
+    /// The user's e-mail address.
+    email: String,
+    /// The database connection; default: the client's, as for the password grant.
+    connection: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChangePasswordAnswer {
+    /// Auth0's message ("We've just sent you an email to reset your password.").
+    message: String,
+}
+
+/// Asks Auth0 to e-mail the user a password-reset link (Auth0's
+/// `POST /dbconnections/change_password` with the client's `clientId`).
+#[utoipa::path(
+    post,
+    path = "/change-password",
+    tag = "management",
+    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    request_body(content = ChangePassword, content_type = "application/json"),
+    responses(
+        (status = 200, body = ChangePasswordAnswer),
+        (status = 400, body = super::error::ErrorBody, description = "no e-mail, an unsupported or missing connection, or Auth0's 400 passed through"),
+        (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 501, body = super::error::ErrorBody),
+        (status = 502, body = super::error::ErrorBody),
+        (status = 504, body = super::error::ErrorBody),
+    )
+)]
+#[post("/change-password")]
+async fn change_password(
+    client: ManagementClient,
+    body: web::Json<ChangePassword>,
+    settings: web::Data<Settings>,
+    actors: web::Data<Actors>,
+) -> Result<HttpResponse, ApiError> {
+    let management = service(&actors, &settings)?;
+    let body = body.into_inner();
+    if body.email.trim().is_empty() {
+        return Err(ApiError::BadRequest("`email` may not be empty".into()));
+    }
+    let requested = body.connection.as_deref().filter(|c| !c.is_empty());
+    let connection =
+        crate::login::resolve_connection(&client.settings, requested)?.ok_or_else(|| {
+            ApiError::BadRequest(
+                "`connection` is required: the client has no `defaultConnection`".into(),
+            )
+        })?;
+    let message = management
+        .change_password(&client.settings, &body.email, &connection)
+        .await?;
+    Ok(HttpResponse::Ok().json(ChangePasswordAnswer { message }))
 }
