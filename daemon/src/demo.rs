@@ -124,12 +124,23 @@ auth0-client demo: listening on {base}
   # The same from the shell, through the emulator's non-interactive login (login_hint + password):
   curl -s -L -b {jar} -c {jar} \"$(curl -s -c {jar} -o /dev/null -w '%{{redirect_url}}' '{base}/authorize?redirect=/userinfo')&login_hint={user}&password={password}\"
 
+  # User management (Auth0's Management API through the daemon: keep these routes private, see the README):
+  curl -s '{base}/users?email=demo*&_l=10'
+  curl -s {base}/users/{user_id}
+  curl -s -X POST {base}/users -H 'Content-Type: application/json' -d '{{\"email\": \"new@example.com\", \"password\": \"N3w-user-passw0rd!\"}}'
+  curl -s -X PATCH {base}/users/{admin_id} -H 'Content-Type: application/json' -d '{{\"app_metadata\": {{\"groups\": [\"admin\", \"staff\"]}}}}'
+  curl -s -X POST {base}/change-password -H 'Content-Type: application/json' -d '{{\"email\": \"{user}\"}}'
+  curl -s {base}/users/active
+  curl -s -X DELETE {base}/users/{user_id}/sessions -D -
+
   # Metrics after all that:
   curl -s {base}/-/metrics | grep -E 'auth0_client_(http_requests|auth0_requests)_total'
 
 Press Ctrl-C to stop (sessions are kept in a temporary folder and deleted).
 ",
         admin = demo::ADMIN_EMAIL,
+        user_id = demo::USER_ID.replace('|', "%7C"),
+        admin_id = demo::ADMIN_ID.replace('|', "%7C"),
         admin_password = demo::ADMIN_PASSWORD,
         access = field("accessToken"),
         refresh = field("refreshToken"),
