@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             jobs_list_newest_first_with_before,
             job_pages_never_skip_records_created_in_one_millisecond,
             finished_jobs_past_retention_are_deleted,
+            unfinished_jobs_are_oldest_first_and_leave_once_final,
             records_survive_a_reopen,
             ping_and_flush_answer,
         );
@@ -1067,6 +1068,50 @@ pub async fn finished_jobs_past_retention_are_deleted(fixture: &dyn Fixture) {
         store.delete_finished_jobs(cutoff).await.expect("retention"),
         0
     );
+}
+
+/// What the jobs loop resumes from: unfinished records oldest first (ties in any order), a
+/// record leaving the set once a write makes it final, and a batch's large `detail` round-tripped.
+pub async fn unfinished_jobs_are_oldest_first_and_leave_once_final(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let base = 1_700_000_000_000;
+    let mut batch = job("batch_c", base - 5_000, JobStatus::Pending);
+    batch.detail =
+        json!({"parts": [{"part": 1, "status": "queued", "users": "x".repeat(600_000)}]});
+    for record in [
+        job("job_b", base, JobStatus::Pending),
+        job("job_a", base, JobStatus::Processing),
+        batch.clone(),
+        job("job_d", base + 5_000, JobStatus::Completed),
+        job("job_e", base + 6_000, JobStatus::Pending),
+    ] {
+        store.put_job(&record).await.expect("put");
+    }
+    let ids = |jobs: &[JobRecord]| jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    let unfinished = store.unfinished_jobs().await.expect("unfinished");
+    let order = ids(&unfinished);
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert_eq!(order[0], "batch_c");
+    assert_eq!(
+        BTreeSet::from([order[1].clone(), order[2].clone()]),
+        BTreeSet::from(["job_a".to_owned(), "job_b".to_owned()])
+    );
+    assert_eq!(order[3], "job_e");
+    assert_eq!(unfinished[0], batch, "the detail round-trips");
+
+    let mut done = job("job_a", base, JobStatus::Completed);
+    done.updated_at = Timestamp::from_millis(base + 9_000);
+    store.put_job(&done).await.expect("put");
+    let mut expired = batch.clone();
+    expired.status = JobStatus::Expired;
+    expired.detail = json!({"parts": []});
+    store.put_job(&expired).await.expect("put");
+    assert_eq!(
+        ids(&store.unfinished_jobs().await.expect("unfinished")),
+        ["job_b", "job_e"]
+    );
+    assert_eq!(store.get_job("batch_c").await.expect("get"), Some(expired));
+    assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 5);
 }
 
 pub async fn records_survive_a_reopen(fixture: &dyn Fixture) {
