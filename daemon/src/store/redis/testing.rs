@@ -15,6 +15,7 @@
 //! let acl = RedisServer::builder().user("daemon", "pw").start();        // an ACL user
 //! let tls = RedisServer::builder().tls().start();     // TLS only, throw-away CA: tls.ca_cert()
 //! let sentinel = RedisSentinel::start("mymaster");    // a master and one sentinel
+//! let ha = RedisSentinel::start_with_replica("mymaster"); // + a replica it fails over to
 //! ```
 //!
 //! A missing `redis-server` panics with "redis-server not found: install it (apt-get install
@@ -49,9 +50,16 @@ pub struct RedisServerBuilder {
     user: Option<(String, String)>,
     tls: bool,
     port: Option<u16>,
+    replica_of: Option<(u16, Option<String>)>,
 }
 
 impl RedisServerBuilder {
+    /// A replica of `master` (`--replicaof`, with `masterauth` when the master has a password).
+    pub fn replica_of(mut self, master: &RedisServer) -> Self {
+        self.replica_of = Some((master.port, master.password.clone()));
+        self
+    }
+
     /// `requirepass`: the default user's password (AUTH with a password only).
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_owned());
@@ -94,6 +102,9 @@ impl RedisServerBuilder {
             dir.path().join("redis.log").display().to_string(),
             "--daemonize".into(),
             "no".into(),
+            // A replica syncs at once instead of after the default 5 s.
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
         ];
         if self.tls {
             let files = throwaway_tls(dir.path());
@@ -116,6 +127,12 @@ impl RedisServerBuilder {
         }
         if let Some(password) = &self.password {
             args.extend(["--requirepass".into(), password.clone()]);
+        }
+        if let Some((master, auth)) = &self.replica_of {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
+            if let Some(auth) = auth {
+                args.extend(["--masterauth".into(), auth.clone()]);
+            }
         }
         if let Some((name, password)) = &self.user {
             args.extend([
@@ -337,6 +354,7 @@ impl Drop for RedisServer {
 /// A master [`RedisServer`] and one sentinel watching it under a name; both killed on drop.
 pub struct RedisSentinel {
     master: RedisServer,
+    replica: Option<RedisServer>,
     sentinel: Option<Child>,
     port: u16,
     _dir: tempfile::TempDir,
@@ -352,12 +370,40 @@ impl RedisSentinel {
     /// A sentinel for an already started master (say, one with a password: the sentinel is told
     /// it with `auth-pass`).
     pub fn start_with(master: RedisServer, master_name: &str) -> Self {
+        Self::start_watching(master, None, master_name)
+    }
+
+    /// A master, a replica in sync with it, and a sentinel that fails over to the replica about
+    /// a second after the master stops answering (kill it with `master_mut().kill()`).
+    pub fn start_with_replica(master_name: &str) -> Self {
+        let master = RedisServer::start();
+        let replica = RedisServer::builder().replica_of(&master).start();
+        let started = Instant::now();
+        while !master
+            .command(&["INFO", "replication"])
+            .contains("state=online")
+        {
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "the replica did not connect"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self::start_watching(master, Some(replica), master_name)
+    }
+
+    fn start_watching(
+        master: RedisServer,
+        replica: Option<RedisServer>,
+        master_name: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder for the sentinel");
         let port = free_port();
         let mut conf = format!(
             "port {port}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
              sentinel monitor {master_name} 127.0.0.1 {} 1\n\
-             sentinel down-after-milliseconds {master_name} 1000\n",
+             sentinel down-after-milliseconds {master_name} 500\n\
+             sentinel failover-timeout {master_name} 2000\n",
             dir.path().display(),
             dir.path().join("sentinel.log").display(),
             master.port,
@@ -373,6 +419,7 @@ impl RedisSentinel {
         );
         let sentinel = Self {
             master,
+            replica,
             sentinel: Some(child),
             port,
             _dir: dir,
@@ -385,9 +432,16 @@ impl RedisSentinel {
                     &["SENTINEL", "get-master-addr-by-name", master_name],
                 )
             });
+            let knows_replica = || match &sentinel.replica {
+                None => true,
+                Some(replica) => connect(port)
+                    .and_then(|mut s| request(&mut s, &["SENTINEL", "replicas", master_name]))
+                    .is_ok_and(|a| a.contains(&replica.port.to_string())),
+            };
             if answer
                 .as_deref()
                 .is_ok_and(|a| a.contains(&sentinel.master.port.to_string()))
+                && knows_replica()
             {
                 return sentinel;
             }
@@ -410,6 +464,24 @@ impl RedisSentinel {
 
     pub fn master_mut(&mut self) -> &mut RedisServer {
         &mut self.master
+    }
+
+    /// The replica of [`Self::start_with_replica`].
+    pub fn replica(&self) -> Option<&RedisServer> {
+        self.replica.as_ref()
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn master_port_now(&self, master_name: &str) -> Option<u16> {
+        let answer = connect(self.port)
+            .and_then(|mut s| {
+                request(
+                    &mut s,
+                    &["SENTINEL", "get-master-addr-by-name", master_name],
+                )
+            })
+            .ok()?;
+        answer.lines().nth(1)?.parse().ok()
     }
 }
 

@@ -345,6 +345,53 @@ async fn sentinel_mode_finds_the_master() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
+    let mut sentinel = RedisSentinel::start_with_replica("ha");
+    let replica_port = sentinel.replica().expect("a replica").port();
+    let clock = Clock::manual();
+    let mut settings = options(vec![sentinel.host_port()], "ha", &clock);
+    settings.redis.mode = RedisMode::Sentinel;
+    settings.redis.master_name = Some("ha".into());
+    let store = RedisStore::open(settings).expect("opens");
+    answering(&store).await;
+    let before = session("auth0|ha", "ha-1");
+    store.create_session(&before).await.expect("create");
+    // Replicated before the master dies.
+    assert_eq!(sentinel.master().command(&["WAIT", "1", "1000"]), "1");
+
+    sentinel.master_mut().kill();
+    let after = session("auth0|ha", "ha-2");
+    let mut written = false;
+    for _ in 0..150 {
+        match store.create_session(&after).await {
+            Ok(()) => {
+                written = true;
+                break;
+            }
+            Err(error) => assert!(error.is_unavailable(), "{error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        written,
+        "the store writes again once the sentinel promoted the replica"
+    );
+    assert_eq!(sentinel.master_port_now("ha"), Some(replica_port));
+    assert_eq!(
+        store.get_session(&before.id).await.expect("get"),
+        Some(before),
+        "what was replicated is still there"
+    );
+    assert_eq!(
+        sentinel
+            .replica()
+            .expect("a replica")
+            .command(&["ZCARD", "auth0-client:2:ha:expiry"]),
+        "2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_and_acl_user_authenticate_and_a_wrong_one_is_a_clear_error() {
     let clock = Clock::manual();
     let server = RedisServer::builder().password("s3cret-pass").start();
