@@ -133,6 +133,10 @@ auth0-client demo: listening on {base}
   curl -s {base}/users/active
   curl -s -X DELETE {base}/users/{user_id}/sessions -D -
 
+  # Bulk user import (a management route): one user as JSON, then the jobs the daemon follows:
+  curl -s -X POST {base}/users/import -H 'Content-Type: application/json' -d '{{\"users\": [{{\"email\": \"imported@example.com\", \"email_verified\": true}}]}}'
+  curl -s {base}/users/import/jobs
+
   # Metrics after all that:
   curl -s {base}/-/metrics | grep -E 'auth0_client_(http_requests|auth0_requests)_total'
 
