@@ -357,6 +357,14 @@ fn unavailable(error: &RedisError) -> bool {
                 )
         )
         || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "MASTERDOWN"))
+        || refused_by_acl(error)
+}
+
+/// The server's ACL refused a key or command, also from inside a script (where Redis reports it
+/// as a script error): an operator's fix, not a broken record, so an outage rather than a defect.
+fn refused_by_acl(error: &RedisError) -> bool {
+    let text = error.to_string();
+    text.contains("NOPERM") || text.contains("can't access") || text.contains("no permissions")
 }
 
 /// Connects to the first host that answers (standalone) or to the master (sentinel); the error

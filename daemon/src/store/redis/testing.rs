@@ -51,6 +51,8 @@ pub struct RedisServerBuilder {
     tls: bool,
     port: Option<u16>,
     replica_of: Option<(u16, Option<String>)>,
+    /// The ACL rules of `user`; every permission when empty.
+    rules: Vec<String>,
 }
 
 impl RedisServerBuilder {
@@ -69,6 +71,13 @@ impl RedisServerBuilder {
     /// An ACL user with every permission, and the default user disabled (AUTH user password).
     pub fn user(mut self, name: &str, password: &str) -> Self {
         self.user = Some((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// An ACL user with only `rules` (`~pattern`, `+@category`, ...), the default user disabled.
+    pub fn user_with_rules(mut self, name: &str, password: &str, rules: &[&str]) -> Self {
+        self.user = Some((name.to_owned(), password.to_owned()));
+        self.rules = rules.iter().map(|r| (*r).to_owned()).collect();
         self
     }
 
@@ -140,13 +149,13 @@ impl RedisServerBuilder {
                 name.clone(),
                 "on".into(),
                 format!(">{password}"),
-                "~*".into(),
-                "&*".into(),
-                "+@all".into(),
-                "--user".into(),
-                "default".into(),
-                "off".into(),
             ]);
+            if self.rules.is_empty() {
+                args.extend(["~*".into(), "&*".into(), "+@all".into()]);
+            } else {
+                args.extend(self.rules.iter().cloned());
+            }
+            args.extend(["--user".into(), "default".into(), "off".into()]);
         }
         let child = spawn("redis-server", &args);
         let mut server = RedisServer {

@@ -426,6 +426,60 @@ async fn password_and_acl_user_authenticate_and_a_wrong_one_is_a_clear_error() {
     assert!(store.ping().await.is_err(), "the default user is off");
 }
 
+/// The ACL of the README ("Running several daemons"): the daemon needs nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_acl_confines_a_daemon_to_its_scope_and_suffices() {
+    let acl = RedisServer::builder()
+        .user_with_rules(
+            "auth0-client",
+            "acl-pass",
+            &[
+                "~auth0-client:4:shop:*",
+                "+@read",
+                "+@write",
+                "+@scripting",
+                "+ping",
+            ],
+        )
+        .start();
+    let clock = Clock::manual();
+    let mut settings = options(vec![acl.host_port()], "shop", &clock);
+    settings.redis.username = Some("auth0-client".into());
+    settings.redis.password = Some(SecretString::from("acl-pass"));
+    let store = RedisStore::open(settings.clone()).expect("opens");
+    answering(&store).await;
+    let mut created = session("auth0|acl", "acl-1");
+    store.create_session(&created).await.expect("create");
+    created.expires_at = created.expires_at.saturating_add(Duration::from_secs(60));
+    assert!(matches!(
+        store.replace_session(&created).await.expect("replace"),
+        CasOutcome::Written(_)
+    ));
+    assert_eq!(
+        store
+            .sessions_by_token(&TokenHash::of("acl-1"))
+            .await
+            .expect("by token")
+            .len(),
+        1
+    );
+    assert!(store.try_lease("job:1", "a", TIMEOUT).await.expect("lease"));
+    assert_eq!(store.active_subs().await.expect("active"), ["auth0|acl"]);
+    store.sweep().await.expect("sweep");
+    store.delete_session(&created.id).await.expect("delete");
+
+    // Another scope is out of its reach: refused, as an outage the operator must fix.
+    settings.scope = "other".into();
+    let store = RedisStore::open(settings).expect("opens");
+    answering(&store).await;
+    let error = store
+        .create_session(&session("auth0|acl", "acl-2"))
+        .await
+        .expect_err("outside the ACL's keys");
+    assert!(error.is_unavailable(), "{error}");
+    assert!(error.to_string().contains("access"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca() {
     if let Err(why) = RedisServer::tls_supported() {
