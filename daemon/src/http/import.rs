@@ -284,6 +284,7 @@ fn answer(answer: Answer) -> HttpResponse {
 #[allow(dead_code)]
 struct ImportJson {
     /// The users, as in an Auth0 users file.
+    #[schema(min_items = 1)]
     users: Vec<Map<String, Value>>,
     /// A key of `managementClient.supportedConnectionsMap`; default
     /// `defaultManagementConnectionName`.
@@ -457,9 +458,11 @@ fn job_id(id: &str) -> Result<&str, ApiError> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// How many (1 to 1000, default 50).
+    /// How many (1 to 1000, default 50; empty is the default).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
-    /// The last item's `created_at` and `id` joined by `,` (a bare `created_at` is accepted).
+    /// The last item's `created_at` and `id` joined by `,` (a bare `created_at` is accepted;
+    /// empty is none).
     before: Option<String>,
 }
 
@@ -509,7 +512,7 @@ async fn list_jobs(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     import_client(&settings)?;
-    let limit = match query.limit.as_deref() {
+    let limit = match query.limit.as_deref().filter(|l| !l.is_empty()) {
         None => 50,
         Some(text) => text
             .trim()
@@ -520,7 +523,12 @@ async fn list_jobs(
                 ApiError::BadRequest(format!("`limit` must be an integer from 1 to {MAX_LIMIT}"))
             })?,
     };
-    let before = query.before.as_deref().map(parse_cursor).transpose()?;
+    let before = query
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(parse_cursor)
+        .transpose()?;
     Ok(HttpResponse::Ok().json(actors.jobs.list(limit, before.as_ref()).await?))
 }
 
