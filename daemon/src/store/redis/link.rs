@@ -356,7 +356,11 @@ fn unavailable(error: &RedisError) -> bool {
                         | ServerErrorKind::ClusterDown
                 )
         )
-        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "MASTERDOWN"))
+        // BUSY: a script runs past its time limit; OOM: maxmemory reached with noeviction.
+        || matches!(
+            error.code(),
+            Some("NOAUTH" | "WRONGPASS" | "MASTERDOWN" | "BUSY" | "OOM")
+        )
         || refused_by_acl(error)
 }
 

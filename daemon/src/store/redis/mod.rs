@@ -203,7 +203,8 @@ impl RedisStore {
         invocation
     }
 
-    /// Adds a session's fields: data, then (after the caller's own) expiry, sub, aliases.
+    /// What the scripts index a session by: its expiry (a score), its sub, and its alias hashes
+    /// (space-separated; hex never contains a space).
     fn session_fields(session: &Session) -> (String, String, String) {
         let aliases = session
             .alias_hashes()
