@@ -345,6 +345,25 @@ async fn sentinel_mode_finds_the_master() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_mode_with_a_password_on_the_master_only() {
+    let master = RedisServer::builder().password("master-pass").start();
+    let sentinel = RedisSentinel::start_with(master, "secured");
+    let clock = Clock::manual();
+    let mut settings = options(vec![sentinel.host_port()], "secured", &clock);
+    settings.redis.mode = RedisMode::Sentinel;
+    settings.redis.master_name = Some("secured".into());
+    settings.redis.password = Some(SecretString::from("master-pass"));
+    let store = RedisStore::open(settings).expect("opens");
+    answering(&store).await;
+    let created = session("auth0|secured", "secured-1");
+    store.create_session(&created).await.expect("create");
+    assert_eq!(
+        store.get_session(&created.id).await.expect("get"),
+        Some(created)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
     let mut sentinel = RedisSentinel::start_with_replica("ha");
     let replica_port = sentinel.replica().expect("a replica").port();
