@@ -876,3 +876,43 @@ async fn with_two_daemons_on_one_redis_the_other_takes_a_job_over_when_its_polle
     );
     assert!(emulator.user("imported1@example.com").is_some());
 }
+
+#[actix_rt::test]
+async fn import_wait_follows_a_batch_part_by_part() {
+    // The loop on its real timer this time: the command follows what the daemon does alone.
+    let app = spawn_app_configured(
+        |config| config["jobs"] = json!({"pollIntervalMs": 100, "maxPollIntervalMs": 200}),
+        &[],
+    )
+    .await;
+    app.emulator.update_settings(|s| s.job_seconds = 0.2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.json");
+    std::fs::write(&file, users_of(700, "cli").to_string()).unwrap();
+    let (code, stdout, stderr) = cli(
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--url",
+            &app.address,
+            "--wait",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("submitted batch_"), "{stdout}");
+    assert!(stdout.contains(", 2 parts)"), "{stdout}");
+    for part in ["part 1/2", "part 2/2"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(part) && l.ends_with(": completed")),
+            "{part}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("completed: 700 inserted, 0 updated, 0 failed, 700 in all"),
+        "{stdout}"
+    );
+}
