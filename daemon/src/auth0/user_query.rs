@@ -14,8 +14,8 @@
 //! (`app_metadata.<path>`, an `acl_rows` key) must be `[A-Za-z0-9_.]+` and not a Lucene word
 //! (`AND`, `OR`, `NOT`, `_exists_`), else the request is refused naming the parameter.
 //!
-//! Choices where the upstream service is silent: an empty `email`/`nickname`/`username` is no
-//! filter; a single-valued parameter given twice is refused; in `acl_rows`, `field: null` and
+//! Choices where the upstream service is silent: an empty `email`/`nickname`/`username`/
+//! `connection` is no filter; a single-valued parameter given twice is refused; in `acl_rows`, `field: null` and
 //! `{"$exists": false}` are `(NOT _exists_:field)`, `$ne` is `(NOT field:"v")` (in parentheses:
 //! Lucene reads a bare `NOT a OR b` as "b and not a"), a top-level `{}` is no filter, and an empty
 //! `$and`/`$or`/`$in` is refused (Lucene cannot say "nothing").
@@ -128,7 +128,7 @@ pub fn translate(
     }
     let requested: Vec<&str> = params
         .iter()
-        .filter(|(k, _)| k == "connection")
+        .filter(|(k, v)| k == "connection" && !v.is_empty())
         .map(|(_, v)| v.as_str())
         .collect();
     for connection in &requested {
@@ -427,6 +427,10 @@ mod tests {
         );
         assert_eq!(q(&[("email", "")], None, &[]), None);
         assert_eq!(
+            q(&[("connection", "")], None, &["A"]).unwrap(),
+            r#"(identities.connection:"A")"#
+        );
+        assert_eq!(
             q(&[("app_metadata.groups", "admin")], None, &[]).unwrap(),
             r#"app_metadata.groups:"admin""#
         );
@@ -563,7 +567,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
             #[test]
             fn every_filter_keeps_its_structure(
@@ -574,7 +578,7 @@ mod tests {
                 meta in any::<String>(),
                 acl_field in field_name(),
                 acl_values in proptest::collection::vec(any::<String>(), 1..4),
-                connection in any::<String>(),
+                connection in any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
             ) {
                 let field = format!("app_metadata.{path}");
                 let pairs = vec![

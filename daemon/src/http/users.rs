@@ -237,7 +237,8 @@ async fn list_users(
     let management = service(&actors, &settings)?;
     let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::BadRequest("the query string is not valid".into()))?;
-    let acl = match req.headers().get(ACL_ROWS) {
+    // An empty header is no filter, as an empty value means "unset" everywhere in SPEC.
+    let acl = match req.headers().get(ACL_ROWS).filter(|v| !v.is_empty()) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiError::BadRequest("invalid `acl_rows`: the header is not visible ASCII".into())
