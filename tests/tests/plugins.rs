@@ -552,3 +552,45 @@ fn plugin_info_and_check_config_load_the_library() {
         "{stderr}"
     );
 }
+
+#[actix_rt::test]
+async fn on_job_finished_reaches_the_plugin_once_per_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let app = spawn_app_configured(
+        |config| {
+            config["plugins"] = json!([plugin("audit-log", json!({"path": path}))]);
+            // No background rounds: the test drives them.
+            config["jobs"] = json!({"pollIntervalMs": 3_600_000, "maxPollIntervalMs": 3_600_000});
+        },
+        &[],
+    )
+    .await;
+    app.emulator.update_settings(|s| s.job_seconds = 0.0);
+    let response = app
+        .client
+        .post(app.url("/users/import"))
+        .json(&json!({"users": [{"email": "imported@example.com", "email_verified": true}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..20 {
+        app.jobs.poll_once().await.unwrap();
+        app.clock.advance(Duration::from_secs(3_601));
+        if app.jobs.poll_once().await.unwrap().is_idle() {
+            break;
+        }
+    }
+    let lines = lines_of(&path, 1).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["event"], "job_finished");
+    assert_eq!(lines[0]["jobId"], id.as_str());
+    assert_eq!(lines[0]["status"], "completed");
+    assert_eq!(lines[0]["connection"], demo::CONNECTION);
+    assert_eq!(lines[0]["summary"]["inserted"], 1);
+}
