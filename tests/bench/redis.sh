@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Benchmark of /userinfo on the Redis store against the same daemon on sled (issue 13): one config,
+# one emulator, one redis-server, and three daemons measured in turn in every round, in a rotating
+# order, beside a trivial actix-web handler answering a body of the same size:
+#   sled          the embedded store (its read cache is authoritative: one process writes it)
+#   redis-cache   Redis with the read cache: a copy is served after reading the record's revision
+#   redis-nocache Redis with `sessions.cacheBytes: 0`: every request reads the session record
+# Ratios are medians over the rounds (absolute figures on a shared 2-core machine are noise).
+#
+# Usage: tests/bench/redis.sh [ROUNDS] [SECONDS]   (needs wrk and redis-server)
+# PLUGIN=path/to/libgroups_to_permissions.so adds the two Redis variants and sled with that plugin
+# loaded (config {"permissions": {"admin": ["users:read", "users:write"]}}).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-7}
+seconds=${2:-5}
+connections=${CONNECTIONS:-32}
+for tool in wrk redis-server; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
+done
+
+cargo build --release -q -p e2e --bin e2e-auth0-client --bin bench-baseline
+cargo build --release -q -p auth0-emulator
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+redis_port=$(free_port)
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+emulator_port=$(free_port)
+"$bin/auth0-emulator" --port "$emulator_port" >"$work/emulator.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$emulator_port/.well-known/jwks.json"
+
+# config NAME CACHE_BYTES [PLUGIN]: the daemon's settings, the demo tenant's login client.
+config() {
+    python3 - "$work/$1.json" "$emulator_port" "$2" "${3:-}" <<'PY'
+import json, sys
+path, port, cache, plugin = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ns = "https://demo.example/"
+config = {
+    "clients": {"api": {
+        "auth0Url": f"http://127.0.0.1:{port}",
+        "clientId": "demo-login-client",
+        "clientSecret": "demo-login-secret",
+        "redirectUrl": "http://127.0.0.1/callback",
+        "scopes": ["offline_access", "profile", "email"],
+        "supportedConnections": ["Username-Password-Authentication"],
+    }},
+    "defaultClient": "api",
+    "customClaimsNamespaces": [ns + "app_metadata", ns + "user_metadata"],
+    "server": {"bind": "127.0.0.1"},
+    "sessions": {"cacheBytes": cache},
+}
+if plugin:
+    config["plugins"] = [{"path": plugin, "config": {"permissions": {"admin": ["users:read", "users:write"]}}}]
+json.dump(config, open(path, "w"))
+PY
+}
+
+# start NAME STORE CACHE_BYTES [PLUGIN]: prints "url token" of a fresh session on that daemon.
+start() {
+    local name=$1 store=$2 port
+    port=$(free_port)
+    config "$name" "$3" "${4:-}"
+    if [ "$store" = redis ]; then
+        env REDIS_HOSTS="127.0.0.1:$redis_port" SESSION_SCOPE="$name" HTTP_PORT="$port" \
+            DELAY_SHUTDOWN_SECONDS=0 LOG_LEVEL=${LOG_LEVEL:-warn} \
+            "$bin/e2e-auth0-client" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
+    else
+        env AUTH0_CLIENT__SESSIONS__PATH="$work/$name-sled" HTTP_PORT="$port" \
+            DELAY_SHUTDOWN_SECONDS=0 LOG_LEVEL=${LOG_LEVEL:-warn} \
+            "$bin/e2e-auth0-client" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
+    fi
+    pids+=($!)
+    wait_for "http://127.0.0.1:$port/-/ready"
+    local token
+    token=$(curl -fs -X POST "http://127.0.0.1:$port/oauth/token" \
+        --data-urlencode grant_type=password \
+        --data-urlencode username=admin@example.com \
+        --data-urlencode password=admin-password |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+    echo "http://127.0.0.1:$port/userinfo $token"
+}
+
+names=(sled redis-cache redis-nocache)
+declare -A url token
+read -r url[sled] token[sled] < <(start sled sled 67108864)
+read -r url[redis-cache] token[redis-cache] < <(start redis-cache redis 67108864)
+read -r url[redis-nocache] token[redis-nocache] < <(start redis-nocache redis 0)
+if [ -n "${PLUGIN:-}" ]; then
+    for variant in sled redis-cache redis-nocache; do
+        name="$variant+plugin"
+        case $variant in
+            sled) read -r url[$name] token[$name] < <(start "$name" sled 67108864 "$PLUGIN") ;;
+            redis-cache) read -r url[$name] token[$name] < <(start "$name" redis 67108864 "$PLUGIN") ;;
+            redis-nocache) read -r url[$name] token[$name] < <(start "$name" redis 0 "$PLUGIN") ;;
+        esac
+        names+=("$name")
+    done
+fi
+bytes=$(curl -fs -H "Authorization: Bearer ${token[sled]}" "${url[sled]}" | wc -c)
+base_port=$(free_port)
+"$bin/bench-baseline" --port "$base_port" --body-bytes "$bytes" >"$work/baseline.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$base_port/userinfo"
+url[baseline]="http://127.0.0.1:$base_port/userinfo"
+token[baseline]=none
+names+=(baseline)
+
+# measure URL TOKEN: "req/s p99_ms"; fails on any non-2xx answer.
+measure() {
+    wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $2" "$1" >"$work/wrk.txt"
+    python3 - "$work/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", text).groups()
+p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+if non2xx:
+    sys.exit(f"{non2xx.group(1)} error answers during the run")
+print(f"{rps:.0f} {p99_ms:.3f}")
+PY
+}
+
+echo "body: $bytes bytes; $rounds rounds of ${seconds}s each, $connections connections, order rotating"
+printf '%-6s %-22s %12s %10s\n' round target req/s p99_ms
+count=${#names[@]}
+for round in $(seq "$rounds"); do
+    for i in $(seq 0 $((count - 1))); do
+        name=${names[$(((i + round) % count))]}
+        read -r rps p99 < <(measure "${url[$name]}" "${token[$name]}")
+        printf '%-6s %-22s %12s %10s\n' "$round" "$name" "$rps" "$p99" | tee -a "$work/rows.txt"
+    done
+done
+python3 - "$work/rows.txt" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    round_, name, rps, p99 = line.split()
+    rows[round_][name] = (float(rps), float(p99))
+names = [n for n in next(iter(rows.values())) if n != "baseline"]
+def ratios(num, den, field):
+    return [r[num][field] / r[den][field] for r in rows.values()]
+def show(label, values):
+    print(f"{label}: {statistics.median(values):.2f} median, {min(values):.2f} to {max(values):.2f}")
+for name in sorted(names):
+    show(f"{name:22} throughput / trivial handler", ratios(name, "baseline", 0))
+    show(f"{name:22} p99 / trivial handler", ratios(name, "baseline", 1))
+for name in sorted(names):
+    if name != "sled":
+        show(f"{name:22} throughput / sled", ratios(name, "sled", 0))
+PY
