@@ -103,6 +103,10 @@ impl Actors {
                 for (name, answer) in answers {
                     answer.map_err(|e| format!("actor {name} does not answer: {e}"))?;
                 }
+                if let Some(management) = actors.management.actor() {
+                    let answer = management.send(Alive).timeout(ALIVE_TIMEOUT).await;
+                    answer.map_err(|e| format!("actor Management does not answer: {e}"))?;
+                }
                 Ok(())
             }) as ProbeFuture
         })
