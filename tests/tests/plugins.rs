@@ -594,3 +594,34 @@ async fn on_job_finished_reaches_the_plugin_once_per_import() {
     assert_eq!(lines[0]["connection"], demo::CONNECTION);
     assert_eq!(lines[0]["summary"]["inserted"], 1);
 }
+
+#[actix_rt::test]
+async fn calls_to_one_plugin_are_bounded() {
+    let mut entry = plugin(
+        "test-plugin",
+        json!({"claims": {"extra": 1}, "sleepMs": {"custom_claims": 1000}}),
+    );
+    entry["timeoutMs"] = json!(10_000);
+    let app = app_with(json!([entry])).await;
+    let token = access_token(&app, demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    // Five requests at once, none cached yet: four calls are admitted, the fifth is refused at
+    // once (fail-open: answered without the plugin's claims).
+    let answers = futures_util::future::join_all((0..5).map(|_| userinfo(&app, &token))).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let without = answers
+        .iter()
+        .filter(|(_, body)| body.get("extra").is_none())
+        .count();
+    assert_eq!(without, 1, "{answers:?}");
+    assert_eq!(
+        metric_value(&app, &calls("test-plugin", "custom_claims", "busy")).await,
+        1.0
+    );
+    assert_eq!(
+        metric_value(&app, &calls("test-plugin", "custom_claims", "ok")).await,
+        4.0
+    );
+}
