@@ -232,9 +232,14 @@ impl Core {
             let outcome = connect(&core.options).await;
             core.settle(outcome)
         });
+        // A task that panicked or was cancelled never settled: settle it here, so the next call
+        // starts a new attempt instead of awaiting this one forever.
+        let core = Arc::clone(self);
         let attempt = async move {
-            task.await
-                .unwrap_or_else(|e| Err(format!("the Redis connection attempt failed: {e}")))
+            match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => core.settle(Err(format!("the Redis connection attempt failed: {e}"))),
+            }
         }
         .boxed()
         .shared();
