@@ -773,6 +773,8 @@ pub struct Jobs {
     last_retention: Option<Timestamp>,
     gauge: prometheus::IntGaugeVec,
     hook: Option<JobFinishedHook>,
+    /// The timer's next round.
+    tick: Option<SpawnHandle>,
 }
 
 impl Jobs {
@@ -801,6 +803,7 @@ impl Jobs {
             last_retention: None,
             gauge,
             hook: None,
+            tick: None,
         }
     }
 
@@ -830,6 +833,28 @@ impl Jobs {
         let arbiter = Arbiter::new();
         let actor = Self::start_in_arbiter(&arbiter.handle(), move |_| self);
         JobsHandle { service, actor }
+    }
+
+    /// When the timer's next round is worth running: at the earliest record's turn, within
+    /// `jobs.pollIntervalMs`..=`jobs.maxPollIntervalMs`; with nothing unfinished, the longest wait
+    /// (a submit here wakes the loop at once; another daemon's jobs are polled by that daemon, and
+    /// taken over within the wait if it dies).
+    fn next_tick(&self) -> Duration {
+        let now = self.service.clock.now().as_millis();
+        self.schedule
+            .values()
+            .map(|due| Duration::from_millis(u64::try_from(due.at.as_millis() - now).unwrap_or(0)))
+            .min()
+            .unwrap_or(self.max_interval)
+            .clamp(self.poll_interval, self.max_interval)
+    }
+
+    /// (Re)sets the timer to [`Jobs::next_tick`].
+    fn schedule_tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some(tick) = self.tick.take() {
+            ctx.cancel_future(tick);
+        }
+        self.tick = Some(ctx.run_later(self.next_tick(), |_, ctx| ctx.notify(Tick)));
     }
 
     fn finished(&self, record: &JobRecord) {
@@ -907,9 +932,9 @@ impl Handler<Tick> for Jobs {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, _: Tick, _: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.round().map(|_, actor, ctx| {
-            ctx.run_later(actor.poll_interval, |_, ctx| ctx.notify(Tick));
-        })))
+        AtomicResponse::new(Box::pin(
+            self.round().map(|_, actor, ctx| actor.schedule_tick(ctx)),
+        ))
     }
 }
 
@@ -918,7 +943,10 @@ impl Handler<Wake> for Jobs {
 
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) -> Self::Result {
         self.schedule.clear();
-        AtomicResponse::new(Box::pin(self.round().map(|_, _, _| ())))
+        // The round may have found work due sooner than the timer's next round.
+        AtomicResponse::new(Box::pin(
+            self.round().map(|_, actor, ctx| actor.schedule_tick(ctx)),
+        ))
     }
 }
 
@@ -1011,7 +1039,9 @@ impl Round {
                     "import job lease taken: this daemon polls it"
                 ),
                 Ok(false) => {
+                    // Another daemon polls it: look again less and less often, in case it dies.
                     self.report.leased_elsewhere.push(record.id.clone());
+                    let interval = (interval * 2).min(self.max_interval);
                     self.schedule.insert(
                         record.id.clone(),
                         Due {
