@@ -58,20 +58,20 @@ pub fn require_management(settings: &Settings) -> Result<(), ApiError> {
 /// The `{userID}` of the path, checked: not a word of a fixed route, not `.`/`..`, not empty.
 fn user_id(req: &HttpRequest, id: &str) -> Result<String, ApiError> {
     if RESERVED_IDS.contains(&id) {
-        return Err(if req.method() == Method::GET && id == "me" {
-            ApiError::NotFound(format!(
+        if req.method() == Method::GET && id == "me" {
+            return Err(ApiError::NotFound(format!(
                 "{} is not served on this listener",
                 quoted(req.path())
-            ))
-        } else {
-            ApiError::MethodNotAllowed {
-                message: format!("{} is not allowed on {}", req.method(), quoted(req.path())),
-                allow: actix_web::http::header::HeaderValue::from_static(if id == "import" {
-                    "POST"
-                } else {
-                    "GET, HEAD"
-                }),
-            }
+            )));
+        }
+        let allow = if id == "import" { "POST" } else { "GET, HEAD" };
+        return Err(ApiError::MethodNotAllowed {
+            message: format!(
+                "{} is not allowed on {}: use {allow}",
+                crate::echo::Clipped(req.method().as_str(), 16),
+                quoted(req.path())
+            ),
+            allow: actix_web::http::header::HeaderValue::from_static(allow),
         });
     }
     if !valid_segment(id) {
