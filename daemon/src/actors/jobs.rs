@@ -1218,6 +1218,33 @@ impl Round {
         }
     }
 
+    /// Renews this daemon's lease of `id` before one more Auth0 call of a batch, so a round over
+    /// many parts never outlives it; `false` (stop here) when another daemon has it now.
+    async fn keep_lease(&mut self, id: &str) -> bool {
+        let key = format!("job:{id}");
+        let taken = bounded(
+            self.service.limit,
+            self.service
+                .store
+                .try_lease(&key, &self.holder, self.lease_ttl),
+        )
+        .await;
+        match taken {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(
+                    job_id = id,
+                    "another daemon took this batch's lease: leaving it"
+                );
+                false
+            }
+            Err(err) => {
+                self.report.failures.push((id.to_owned(), err.to_string()));
+                false
+            }
+        }
+    }
+
     async fn advance_batch(&mut self, record: &mut JobRecord, active: &mut usize) -> Advance {
         let Some(mut detail) = BatchDetail::of(record) else {
             tracing::error!(batch_id = %record.id, "an import batch record is unreadable: marked failed");
@@ -1241,6 +1268,9 @@ impl Round {
                 continue;
             }
             let name = format!("{}/{}", record.id, part.part);
+            if !self.keep_lease(&record.id).await {
+                break;
+            }
             match self.service.poll_auth0(&id).await {
                 Ok(polled) => {
                     self.report.polled.push((name, polled.status));
@@ -1276,6 +1306,9 @@ impl Round {
                 detail.parts[index].status_details = Some("the part's users were lost".into());
                 continue;
             };
+            if !self.keep_lease(&record.id).await {
+                break;
+            }
             // The intent, durably, before the call.
             detail.parts[index].status = PartStatus::Sending;
             detail.parts[index].attempts += 1;
