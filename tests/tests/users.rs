@@ -134,6 +134,18 @@ async fn hostile_filter_values_are_escaped_and_bad_names_refused_before_auth0() 
         assert_eq!(status, 400, "{path} {acl:?}");
     }
     assert!(users_calls(&app).is_empty(), "refused before Auth0");
+
+    // Auth0's own 400 (past its 1000-user search window) passes through, body and all.
+    let (status, body, _) = send(&app, app.client.get(app.url("/users?_l=100&_sk=1000"))).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You can only page through the first 1000 records"),
+        "{body}"
+    );
+    assert_eq!(users_calls(&app)[0].query_params()["page"], "10");
 }
 
 #[actix_rt::test]
@@ -345,6 +357,27 @@ async fn auth0_refusing_the_daemons_own_credentials_is_502() {
     assert_eq!(status, 502);
     assert_error_body(&body, 502, "management credentials");
     assert!(users_calls(&app).is_empty());
+
+    // A token without the scope the call needs: Auth0's 403 is the daemon's configuration, not
+    // the caller's request.
+    let app = spawn_app().await;
+    app.emulator.add_fault(Fault {
+        status: Some(403),
+        body: Some(json!({
+            "statusCode": 403, "error": "Forbidden", "errorCode": "insufficient_scope",
+            "message": "Insufficient scope, expected any of: delete:users"
+        })),
+        ..fault("/api/v2/users*")
+    });
+    let (status, body, _) = send(
+        &app,
+        app.client
+            .delete(app.url(&format!("/users/{ENCODED_USER_ID}"))),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(body["errorCode"], "insufficient_scope");
+    assert_error_body(&body, 502, "Insufficient scope");
 }
 
 /// Logs the demo user in twice (Bearer and cookie) and warms the read cache of both.
