@@ -7,6 +7,7 @@
 //! | [`Logins`] | nothing: the password grant and the code exchange | the workers (a cloned handle) |
 //! | [`Tokens`] | the refresh flights ([`single_flight::SingleFlight`]), token sets whose save failed | its own actor |
 //! | [`Sessions`] | the expiry sweeper and the live-session gauge | its own arbiter |
+//! | [`ManagementService`] | the management token per tenant (single flight) and the rate-limit pause, in its `Management` actor | the calls on the workers (a cloned handle), the token and pause on its own actor |
 //! | [`Plugins`] | the loaded plugins, their concurrency bounds and cool-downs | a `SyncArbiter` pool (a cloned handle) |
 //!
 //! Each actor answers [`Alive`], which `/-/ready` asks of all.
