@@ -797,7 +797,7 @@ impl Jobs {
             },
             poll_interval: Duration::from_millis(settings.poll_interval_ms),
             max_interval,
-            lease_ttl: max_interval + auth0_timeout * 3,
+            lease_ttl: max_interval.saturating_add(auth0_timeout.saturating_mul(3)),
             retention: Duration::from_secs(settings.retention_days.saturating_mul(86_400)),
             schedule: HashMap::new(),
             last_retention: None,
@@ -1041,7 +1041,7 @@ impl Round {
                 Ok(false) => {
                     // Another daemon polls it: look again less and less often, in case it dies.
                     self.report.leased_elsewhere.push(record.id.clone());
-                    let interval = (interval * 2).min(self.max_interval);
+                    let interval = interval.saturating_mul(2).min(self.max_interval);
                     self.schedule.insert(
                         record.id.clone(),
                         Due {
@@ -1097,7 +1097,7 @@ impl Round {
             let next = if advance.changed {
                 self.poll_interval
             } else {
-                (interval * 2).min(self.max_interval)
+                interval.saturating_mul(2).min(self.max_interval)
             };
             let wait = advance.retry_after.map_or(next, |r| r.max(next));
             self.schedule.insert(
