@@ -347,6 +347,35 @@ async fn a_429_pauses_management_calls_without_reaching_auth0() {
 }
 
 #[actix_rt::test]
+async fn an_exhausted_rate_limit_bucket_pauses_before_any_429() {
+    let app = spawn_app().await;
+    let path = format!("/users/{ENCODED_USER_ID}");
+    assert_eq!(app.get(&path).await.status(), 200);
+    // One request left in Auth0's bucket: it is answered, with X-RateLimit-Remaining: 0.
+    app.emulator.set_rate_limit(Some(RateLimit {
+        routes: vec!["/api/v2/*".into()],
+        reset_at: None,
+        reset_in_seconds: Some(20),
+        remaining: 1,
+        retry_after: false,
+        body: None,
+        limited: 0,
+    }));
+    app.emulator.clear_requests();
+    assert_eq!(app.get(&path).await.status(), 200);
+    let (status, _, headers) = send(&app, app.client.get(app.url(&path))).await;
+    assert_eq!(status, 429);
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        users_calls(&app).len(),
+        1,
+        "the daemon waited instead of collecting a 429"
+    );
+    app.emulator.set_rate_limit(None);
+}
+
+#[actix_rt::test]
 async fn auth0_refusing_the_daemons_own_credentials_is_502() {
     let app = spawn_app_configured(
         |config| config["managementClient"]["clientSecret"] = "wrong".into(),
