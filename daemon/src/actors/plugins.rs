@@ -5,7 +5,7 @@
 //! | rule | how |
 //! |---|---|
 //! | every call bounded by `timeoutMs` | the caller stops waiting; the call's thread finishes it (a thread cannot be interrupted) |
-//! | concurrent calls per plugin bounded | at most [`MAX_CALLS_PER_PLUGIN`] admitted (queued or running) per plugin; past it a call is refused at once (`busy`) |
+//! | concurrent calls per plugin bounded | at most [`MAX_CALLS_PER_PLUGIN`] admitted (queued or running) per plugin, events at most one fewer (one admission stays free for the request hooks); past it a call is refused at once (`busy`; an event is dropped) |
 //! | the pool never exhausted | it has [`MAX_CALLS_PER_PLUGIN`] threads per plugin, so an admitted call always finds a thread, and a stuck plugin holds only its own |
 //! | a plugin that keeps timing out is skipped | after [`TIMEOUTS_BEFORE_COOL_DOWN`] timeouts in a row, its calls are refused (`skipped`, an error) for [`COOL_DOWN`] on the daemon's clock; the first call after it is tried again |
 //! | `onError` | applies to `map_connection` and `custom_claims`: `fail-open` ignores the plugin's failure, `fail-closed` fails the request (502) |
@@ -270,7 +270,7 @@ impl Plugins {
     }
 
     /// Admits a call to `slot` or says why not.
-    fn admit(&self, slot: &Arc<Slot>) -> Result<Admission, Outcome> {
+    fn admit(&self, slot: &Arc<Slot>, hook: Hook) -> Result<Admission, Outcome> {
         let cool_until = slot.cool_until_ms.load(Ordering::Acquire);
         if cool_until > 0 {
             if self.inner.clock.now().as_millis() < cool_until {
@@ -279,7 +279,13 @@ impl Plugins {
             // Cooled down: this call is the trial.
             slot.cool_until_ms.store(0, Ordering::Release);
         }
-        if slot.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_CALLS_PER_PLUGIN {
+        // Events leave one admission to the request hooks, so a burst of logins cannot make a
+        // plugin's `custom_claims` busy on its own.
+        let limit = match hook {
+            Hook::OnTokens | Hook::OnJobFinished => MAX_CALLS_PER_PLUGIN - 1,
+            Hook::MapConnection | Hook::CustomClaims => MAX_CALLS_PER_PLUGIN,
+        };
+        if slot.in_flight.fetch_add(1, Ordering::AcqRel) >= limit {
             slot.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Outcome::Busy);
         }
@@ -288,7 +294,7 @@ impl Plugins {
 
     /// Runs one call of `hook` on `slot` with its timeout.
     async fn call(&self, slot: &Arc<Slot>, hook: Hook, input: Arc<[u8]>) -> Outcome {
-        let admission = match self.admit(slot) {
+        let admission = match self.admit(slot, hook) {
             Ok(admission) => admission,
             Err(outcome) => return outcome,
         };
