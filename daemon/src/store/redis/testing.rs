@@ -94,10 +94,25 @@ impl RedisServerBuilder {
         self
     }
 
-    /// Starts the server and waits until it answers.
+    /// Starts the server and waits until it answers. A free port another process took in the
+    /// meantime is replaced by another one.
     pub fn start(self) -> RedisServer {
+        let mut why = String::new();
+        for _ in 0..5 {
+            let port = self.port.unwrap_or_else(free_port);
+            match self.try_start(port) {
+                Ok(server) => return server,
+                Err(failure) if self.port.is_none() && failure.contains("already in use") => {
+                    why = failure;
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        panic!("redis-server found no free port: {why}");
+    }
+
+    fn try_start(&self, port: u16) -> Result<RedisServer, String> {
         let dir = tempfile::tempdir().expect("a temporary folder for redis-server");
-        let port = self.port.unwrap_or_else(free_port);
         let mut args: Vec<String> = vec![
             "--bind".into(),
             "127.0.0.1".into(),
@@ -161,16 +176,13 @@ impl RedisServerBuilder {
         let mut server = RedisServer {
             child: Some(child),
             port,
-            password: self.password,
-            user: self.user,
+            password: self.password.clone(),
+            user: self.user.clone(),
             tls: self.tls,
             dir,
         };
-        server.wait_until_listening();
-        if !server.tls {
-            server.wait_for_pong();
-        }
-        server
+        server.wait_until_ours()?;
+        Ok(server)
     }
 }
 
@@ -303,9 +315,11 @@ impl RedisServer {
         }
     }
 
-    fn wait_until_listening(&mut self) {
+    /// Waits until this server (not another process that took the port) answers.
+    fn wait_until_ours(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        while connect(self.port).is_err() {
+        let pid = self.pid().to_string();
+        loop {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
@@ -313,38 +327,55 @@ impl RedisServer {
                 if let Some(mut pipe) = child.stderr.take() {
                     let _ = pipe.read_to_string(&mut stderr);
                 }
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "redis-server exited ({status}) instead of listening on {}: {stderr} {}",
                     self.port,
                     self.log()
-                );
+                ));
             }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "redis-server did not listen on {} within {START_TIMEOUT:?}: {}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_for_pong(&self) {
-        let started = Instant::now();
-        loop {
-            let answer = connect(self.port).and_then(|mut stream| {
-                self.authenticate(&mut stream)?;
-                request(&mut stream, &["PING"])
-            });
-            if answer.as_deref().is_ok_and(|a| a == "PONG") {
-                return;
+            if self.tls {
+                // No plain-text question to ask: listening and still alive after a moment.
+                if connect(self.port).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Some(child) = self.child.as_mut()
+                        && let Ok(None) = child.try_wait()
+                    {
+                        return Ok(());
+                    }
+                }
+            } else {
+                let answer = connect(self.port).and_then(|mut stream| {
+                    self.authenticate(&mut stream)?;
+                    request(&mut stream, &["INFO", "server"])
+                });
+                match answer {
+                    Ok(info)
+                        if info
+                            .lines()
+                            .any(|l| l.trim_end() == format!("process_id:{pid}")) =>
+                    {
+                        return Ok(());
+                    }
+                    // A user without INFO (a confined ACL): answering, and still alive.
+                    Err(e) if e.to_string().contains("NOPERM") => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if let Some(child) = self.child.as_mut()
+                            && let Ok(None) = child.try_wait()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    _ => {}
+                }
             }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "redis-server on {} did not answer PING: {answer:?}; {}",
-                self.port,
-                self.log()
-            );
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "redis-server did not answer on {} within {START_TIMEOUT:?}: {}",
+                    self.port,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
