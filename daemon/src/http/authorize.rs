@@ -499,6 +499,7 @@ pub(super) async fn exchange(
         (status = 401, body = super::error::ErrorBody, description = "no client"),
         (status = 429, body = super::error::ErrorBody, description = "too many logins in progress from this end user's IP (`sessions.maxPendingLoginsPerIp`) or in total (`sessions.maxPendingLogins`); `Retry-After` is the seconds until the oldest of them expires",
             headers(("Retry-After" = u64, description = "seconds"))),
+        (status = 502, body = super::error::ErrorBody, description = "a `fail-closed` plugin's `map_connection` failed"),
         (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
