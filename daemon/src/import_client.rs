@@ -232,8 +232,28 @@ fn is_final(status: &str) -> bool {
     matches!(status, "completed" | "failed" | "expired")
 }
 
-/// The parts of a status answer: `(label, status, percentage)` per part (one for a job).
-fn parts_of(id: &str, body: &Value) -> Vec<(String, String, Option<u64>)> {
+/// One part of a status answer (the one part of a job).
+struct PartView {
+    /// `batch_… part 1/3`, or the job id.
+    label: String,
+    /// Auth0's job id, once it has the part.
+    job: Option<String>,
+    status: String,
+    percentage: Option<u64>,
+}
+
+impl PartView {
+    /// The plain line of its status.
+    fn line(&self) -> String {
+        match &self.job {
+            Some(job) if *job != self.label => format!("{} ({job}): {}", self.label, self.status),
+            _ => format!("{}: {}", self.label, self.status),
+        }
+    }
+}
+
+/// The parts of a status answer: one per batch part, or the job itself.
+fn parts_of(id: &str, body: &Value) -> Vec<PartView> {
     let status = |v: &Value| {
         v.get("status")
             .and_then(Value::as_str)
@@ -243,24 +263,23 @@ fn parts_of(id: &str, body: &Value) -> Vec<(String, String, Option<u64>)> {
     match body.get("jobs").and_then(Value::as_array) {
         Some(parts) => parts
             .iter()
-            .map(|p| {
-                let job = p
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("not sent yet");
-                let number = p.get("part").and_then(Value::as_u64).unwrap_or(0);
-                (
-                    format!("{id} part {number}/{} ({job})", parts.len()),
-                    status(p),
-                    None,
-                )
+            .map(|p| PartView {
+                label: format!(
+                    "{id} part {}/{}",
+                    p.get("part").and_then(Value::as_u64).unwrap_or(0),
+                    parts.len()
+                ),
+                job: p.get("id").and_then(Value::as_str).map(str::to_owned),
+                status: status(p),
+                percentage: None,
             })
             .collect(),
-        None => vec![(
-            id.to_owned(),
-            status(body),
-            body.get("percentage_done").and_then(Value::as_u64),
-        )],
+        None => vec![PartView {
+            label: id.to_owned(),
+            job: Some(id.to_owned()),
+            status: status(body),
+            percentage: body.get("percentage_done").and_then(Value::as_u64),
+        }],
     }
 }
 
@@ -276,7 +295,7 @@ enum Progress {
 }
 
 impl Progress {
-    fn new(parts: &[(String, String, Option<u64>)]) -> Self {
+    fn new(parts: &[PartView]) -> Self {
         if !std::io::stdout().is_terminal() {
             return Self::Lines {
                 last: BTreeMap::new(),
@@ -288,10 +307,10 @@ impl Progress {
             .progress_chars("=> ");
         let bars = parts
             .iter()
-            .map(|(label, _, _)| {
+            .map(|part| {
                 let bar = multi.add(indicatif::ProgressBar::new(100));
                 bar.set_style(style.clone());
-                bar.set_prefix(label.clone());
+                bar.set_prefix(part.label.clone());
                 bar
             })
             .collect();
@@ -301,27 +320,31 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, parts: &[(String, String, Option<u64>)]) {
+    fn show(&mut self, parts: &[PartView]) {
         match self {
             Self::Bars { bars, .. } => {
-                for ((_, status, percentage), bar) in parts.iter().zip(bars.iter()) {
-                    let position = match status.as_str() {
+                for (part, bar) in parts.iter().zip(bars.iter()) {
+                    let position = match part.status.as_str() {
                         s if is_final(s) => 100,
-                        "processing" => percentage.unwrap_or(50),
+                        "processing" => part.percentage.unwrap_or(50),
                         _ => 0,
                     };
                     bar.set_position(position);
-                    bar.set_message(status.clone());
-                    if is_final(status) && !bar.is_finished() {
+                    bar.set_message(match &part.job {
+                        Some(job) if *job != part.label => format!("{} {job}", part.status),
+                        _ => part.status.clone(),
+                    });
+                    if is_final(&part.status) && !bar.is_finished() {
                         bar.finish();
                     }
                 }
             }
             Self::Lines { last } => {
-                for (label, status, _) in parts {
-                    if last.get(label) != Some(status) {
-                        println!("{label}: {status}");
-                        last.insert(label.clone(), status.clone());
+                for part in parts {
+                    let line = part.line();
+                    if last.get(&part.label) != Some(&line) {
+                        println!("{line}");
+                        last.insert(part.label.clone(), line);
                     }
                 }
             }
