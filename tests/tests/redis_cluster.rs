@@ -16,7 +16,11 @@ use serde_json::Value;
 /// Two daemons sharing `redis` under one `SESSION_SCOPE`.
 async fn pair_on(redis: &RedisServer) -> (TestApp, TestApp) {
     let hosts = redis.host_port();
-    spawn_pair(|_| {}, &[("REDIS_HOSTS", &hosts), ("SESSION_SCOPE", "pair")]).await
+    spawn_pair(
+        |_| {},
+        &[("REDIS_HOSTS", &hosts), ("SESSION_SCOPE", "pair")],
+    )
+    .await
 }
 
 fn refresh_calls(app: &TestApp) -> usize {
@@ -131,7 +135,11 @@ async fn concurrent_refreshes_across_daemons_by_mixed_routes_make_one_auth0_call
     for response in transparent {
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(new_tokens.len(), 1, "every caller got the one new refresh token");
+    assert_eq!(
+        new_tokens.len(),
+        1,
+        "every caller got the one new refresh token"
+    );
     assert_eq!(refresh_calls(&a), 1, "one refresh reached Auth0");
     let families: Vec<Value> = a
         .client
@@ -183,8 +191,7 @@ async fn two_logins_on_two_daemons_sharing_an_access_token_both_work_and_end_tog
     let (a, b) = spawn_pair(
         |config| {
             for client in ["api", "web"] {
-                config["clients"][client]["audience"] =
-                    auth0_emulator::seed::demo::API.into();
+                config["clients"][client]["audience"] = auth0_emulator::seed::demo::API.into();
             }
         },
         &[("REDIS_HOSTS", &hosts), ("SESSION_SCOPE", "pair")],
@@ -215,7 +222,11 @@ async fn two_logins_on_two_daemons_sharing_an_access_token_both_work_and_end_tog
         let refreshed = app
             .refresh_bearer(&access, &text(tokens, "refreshToken"))
             .await;
-        assert_eq!(refreshed.status(), 200, "each session refreshes by its own refresh token");
+        assert_eq!(
+            refreshed.status(),
+            200,
+            "each session refreshes by its own refresh token"
+        );
     }
     assert_eq!(a.userinfo_bearer(&access).await.status(), 200);
     let logout = b
