@@ -134,9 +134,24 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
     match Settings::load(path.as_deref(), env) {
         Ok(settings) => {
             // Plugins are loaded (and initialised with their config) as `serve` would.
-            if let Err(err) = crate::plugin_host::load_all(&settings.plugins) {
-                eprintln!("auth0-client: invalid configuration: {err}");
-                return ExitCode::FAILURE;
+            match crate::plugin_host::load_all(&settings.plugins) {
+                Ok(plugins) => {
+                    for plugin in plugins {
+                        let entry = plugin.instance.entry();
+                        let hooks: Vec<&str> = entry.hooks().iter().map(|h| h.name()).collect();
+                        eprintln!(
+                            "plugin {} {} loaded from {} (hooks: {})",
+                            plugin.label,
+                            entry.version(),
+                            plugin.settings.path.display(),
+                            hooks.join(", ")
+                        );
+                    }
+                }
+                Err(err) => {
+                    eprintln!("auth0-client: invalid configuration: {err}");
+                    return ExitCode::FAILURE;
+                }
             }
             match serde_json::to_string_pretty(&settings.redacted_json()) {
                 Ok(text) => println!("{text}"),

@@ -524,6 +524,30 @@ fn plugin_info_and_check_config_load_the_library() {
         )
     );
 
+    // check-config loads and initialises the plugins, and says so on stderr.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    let mut config = base_config();
+    config["plugins"] = json!([plugin("groups-to-permissions", json!({"permissions": {}}))]);
+    std::fs::write(&file, config.to_string()).unwrap();
+    let output = std::process::Command::new(crate::DAEMON)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["plugins"][0]["onError"], "fail-open");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "plugin groups-to-permissions {} loaded from",
+            env!("CARGO_PKG_VERSION")
+        )) && stderr.contains("(hooks: custom_claims)"),
+        "{stderr}"
+    );
+
     let foreign = plugin_library("foreign-abi-plugin");
     let output = std::process::Command::new(crate::DAEMON)
         .arg("plugin-info")
@@ -536,8 +560,6 @@ fn plugin_info_and_check_config_load_the_library() {
 
     let mut config = base_config();
     config["plugins"] = json!([{"path": foreign}]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("config.json");
     std::fs::write(&file, config.to_string()).unwrap();
     let output = std::process::Command::new(crate::DAEMON)
         .arg("check-config")
