@@ -109,12 +109,14 @@ pub struct PluginEntry {
     pub hooks: u32,
     pub name: StaticStr,
     pub version: StaticStr,
-    pub init: InitFn,
-    pub map_connection: HookFn,
-    pub custom_claims: HookFn,
-    pub on_tokens: HookFn,
-    pub on_job_finished: HookFn,
-    pub free_buffer: FreeFn,
+    /// Function pointers are nullable (`None` is a null pointer), so the host can refuse an entry
+    /// that lacks one instead of calling through null; `export_plugin!` fills them all.
+    pub init: Option<InitFn>,
+    pub map_connection: Option<HookFn>,
+    pub custom_claims: Option<HookFn>,
+    pub on_tokens: Option<HookFn>,
+    pub on_job_finished: Option<HookFn>,
+    pub free_buffer: Option<FreeFn>,
 }
 
 // SAFETY: the entry is immutable, and its pointers point to `'static` read-only strings and to
@@ -130,12 +132,12 @@ impl PluginEntry {
             hooks,
             name: StaticStr::new(name),
             version: StaticStr::new(version),
-            init: init::<P>,
-            map_connection: map_connection::<P>,
-            custom_claims: custom_claims::<P>,
-            on_tokens: on_tokens::<P>,
-            on_job_finished: on_job_finished::<P>,
-            free_buffer,
+            init: Some(init::<P>),
+            map_connection: Some(map_connection::<P>),
+            custom_claims: Some(custom_claims::<P>),
+            on_tokens: Some(on_tokens::<P>),
+            on_job_finished: Some(on_job_finished::<P>),
+            free_buffer: Some(free_buffer),
         }
     }
 }

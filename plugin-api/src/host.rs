@@ -74,6 +74,8 @@ pub enum EntryError {
     StructSize { found: u32, expected: u32 },
     /// Hook bits this ABI version does not know.
     UnknownHooks(u32),
+    /// A function the entry must have (init, free_buffer, a declared hook) is null.
+    MissingFunction(&'static str),
 }
 
 impl std::fmt::Display for EntryError {
@@ -96,6 +98,7 @@ impl std::fmt::Display for EntryError {
                     "it declares hooks unknown to this daemon (bits {bits:#x})"
                 )
             }
+            EntryError::MissingFunction(name) => write!(f, "its entry has no `{name}` function"),
         }
     }
 }
@@ -179,13 +182,35 @@ impl Entry {
         if entry.hooks & !ALL_HOOKS != 0 {
             return Err(EntryError::UnknownHooks(entry.hooks & !ALL_HOOKS));
         }
-        Ok(Self { entry })
+        if entry.init.is_none() {
+            return Err(EntryError::MissingFunction("init"));
+        }
+        if entry.free_buffer.is_none() {
+            return Err(EntryError::MissingFunction("free_buffer"));
+        }
+        let checked = Self { entry };
+        for hook in checked.hooks() {
+            if checked.function(hook).is_none() {
+                return Err(EntryError::MissingFunction(hook.name()));
+            }
+        }
+        Ok(checked)
     }
 
     /// Checks an entry linked into this process (an `InProcess` test of a plugin crate).
     pub fn from_static(entry: &'static PluginEntry) -> Result<Self, EntryError> {
         // SAFETY: a `&'static PluginEntry` is readable in whole, for ever.
         unsafe { Self::check(entry) }
+    }
+
+    /// The entry's function for `hook`.
+    fn function(&self, hook: Hook) -> Option<HookFn> {
+        match hook {
+            Hook::MapConnection => self.entry.map_connection,
+            Hook::CustomClaims => self.entry.custom_claims,
+            Hook::OnTokens => self.entry.on_tokens,
+            Hook::OnJobFinished => self.entry.on_job_finished,
+        }
     }
 
     /// The plugin's package name.
@@ -211,12 +236,14 @@ impl Entry {
 
     /// One instance built from `config` (JSON bytes); `Err` carries the plugin's message.
     pub fn instantiate(&self, config: &[u8]) -> Result<Instance, CallError> {
+        let Some(init) = self.entry.init else {
+            return Err(CallError::Error("the entry has no init function".into()));
+        };
         let mut instance: *mut c_void = std::ptr::null_mut();
         let mut out = Buffer::empty();
         // SAFETY: `init` is the checked entry's; the config bytes and both out-slots live across
         // the call.
-        let status =
-            unsafe { (self.entry.init)(config.as_ptr(), config.len(), &mut instance, &mut out) };
+        let status = unsafe { init(config.as_ptr(), config.len(), &mut instance, &mut out) };
         let message = self.take(out);
         match status {
             STATUS_OK if !instance.is_null() => Ok(Instance {
@@ -235,8 +262,10 @@ impl Entry {
         }
         // SAFETY: a non-null buffer was filled by the plugin with `len` initialised bytes.
         let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
-        // SAFETY: the buffer is the plugin's and is handed back exactly once.
-        unsafe { (self.entry.free_buffer)(out) };
+        if let Some(free) = self.entry.free_buffer {
+            // SAFETY: the buffer is the plugin's and is handed back exactly once.
+            unsafe { free(out) };
+        }
         bytes
     }
 }
@@ -280,12 +309,14 @@ impl Instance {
 
     /// Calls `hook` with `input` (JSON bytes); `Ok` is the answer's JSON bytes.
     pub fn call_raw(&self, hook: Hook, input: &[u8]) -> Result<Vec<u8>, CallError> {
-        let entry = self.entry.entry;
-        let function: HookFn = match hook {
-            Hook::MapConnection => entry.map_connection,
-            Hook::CustomClaims => entry.custom_claims,
-            Hook::OnTokens => entry.on_tokens,
-            Hook::OnJobFinished => entry.on_job_finished,
+        // A hook the plugin does not declare is not called (its function may be absent).
+        let function = match self.entry.function(hook) {
+            Some(function) if self.entry.implements(hook) => function,
+            _ => {
+                return Err(CallError::Error(format!(
+                    "the plugin does not implement {hook}"
+                )));
+            }
         };
         let mut out = Buffer::empty();
         // SAFETY: the function is the checked entry's; the instance came from its `init`; the

@@ -182,15 +182,14 @@ mod tests {
             })
             .unwrap();
         assert_eq!(out.claims["seen"], 2);
-        // A hook not declared keeps the trait's default body.
-        plugin
-            .on_tokens(&TokensEvent {
-                client: "web".into(),
-                sub: "s".into(),
-                claims: crate::Claims::new(),
-                kind: TokensKind::Login,
-            })
-            .unwrap();
+        // A hook not declared is not called, whatever the trait's default body would do.
+        let event = TokensEvent {
+            client: "web".into(),
+            sub: "s".into(),
+            claims: crate::Claims::new(),
+            kind: TokensKind::Login,
+        };
+        assert!(plugin.on_tokens(&event).is_err());
     }
 
     #[test]
@@ -236,6 +235,30 @@ mod tests {
             InProcessError::Entry(EntryError::AbiVersion { found: 99 })
         );
         assert!(err.to_string().contains("ABI version 99"), "{err}");
+    }
+
+    static HOLLOW: crate::ffi::PluginEntry = crate::ffi::PluginEntry {
+        custom_claims: None,
+        ..crate::ffi::PluginEntry::new::<Probe>(crate::ffi::HOOK_CUSTOM_CLAIMS, "hollow", "0")
+    };
+
+    #[test]
+    fn a_declared_hook_without_its_function_is_refused() {
+        let err = InProcess::new(&HOLLOW, json!({})).unwrap_err();
+        assert_eq!(
+            err,
+            InProcessError::Entry(EntryError::MissingFunction("custom_claims"))
+        );
+    }
+
+    #[test]
+    fn an_undeclared_hook_is_not_called() {
+        let plugin = InProcess::new(&AUTH0_CLIENT_PLUGIN, json!({})).unwrap();
+        let err = plugin.call_raw(Hook::OnTokens, b"{}").unwrap_err();
+        assert_eq!(
+            err,
+            CallError::Error("the plugin does not implement on_tokens".into())
+        );
     }
 
     #[test]
