@@ -683,13 +683,19 @@ async fn a_job_pending_at_a_kill_9_completes_after_the_restart() {
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["summary"]["inserted"], 2);
     assert!(emulator.user("imported2@example.com").is_some());
-    assert!(
-        daemon
-            .log_lines()
-            .iter()
-            .any(|l| l["message"] == "import finished" && l["job_id"] == id.as_str()),
-        "a log line says how the job ended"
-    );
+    // The line is written once the record is: it may trail the listing by a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !daemon
+        .log_lines()
+        .iter()
+        .any(|l| l["message"] == "import finished" && l["job_id"] == id.as_str())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a log line says how the job ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs the daemon's command line with `args` and `env`; returns the exit code and stdout.
