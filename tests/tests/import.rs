@@ -922,3 +922,28 @@ async fn import_wait_follows_a_batch_part_by_part() {
         "{stdout}"
     );
 }
+
+#[actix_rt::test]
+async fn auth0s_429_on_a_whole_import_passes_through_with_retry_after() {
+    let app = spawn().await;
+    let busy = json!({"statusCode": 429, "error": "Too Many Requests", "message": "There are 2 active import users jobs, please wait until some of them are finished and try again"});
+    app.emulator.add_fault(auth0_emulator::Fault {
+        method: Some("POST".into()),
+        status: Some(429),
+        count: Some(1),
+        body: Some(busy.clone()),
+        headers: [("retry-after".to_owned(), "7".to_owned())].into(),
+        ..fault(IMPORTS)
+    });
+    let response = app.import_json(&json!({"users": [user(1)]})).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+    assert_eq!(response.json::<Value>().await.unwrap(), busy);
+    assert!(app.listed_jobs().await.is_empty(), "nothing was recorded");
+}
