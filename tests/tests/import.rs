@@ -947,3 +947,55 @@ async fn auth0s_429_on_a_whole_import_passes_through_with_retry_after() {
     assert_eq!(response.json::<Value>().await.unwrap(), busy);
     assert!(app.listed_jobs().await.is_empty(), "nothing was recorded");
 }
+
+#[actix_rt::test]
+async fn a_part_whose_answer_was_lost_is_sent_again_and_auth0_reports_the_duplicates() {
+    let app = spawn_app_configured(
+        |config| {
+            quiet_loop(config);
+            config["server"]["auth0TimeoutMs"] = json!(300);
+        },
+        &[],
+    )
+    .await;
+    app.emulator.update_settings(|s| s.job_seconds = 0.0);
+    // Auth0 takes the first part but answers after the daemon gave up waiting.
+    app.emulator.add_fault(auth0_emulator::Fault {
+        method: Some("POST".into()),
+        delay_ms: 1_000,
+        count: Some(1),
+        ..fault(IMPORTS)
+    });
+    let response = app
+        .import_json(&json!({"users": users_of(600, "twice")}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.drive_jobs(Duration::from_millis(1_100)).await;
+    let (_, batch) = app.get_json(&format!("/users/import/status/{id}")).await;
+    assert_eq!(batch["status"], "completed", "{batch}");
+    let sent = app.emulator.requests_to(IMPORTS);
+    assert_eq!(sent.len(), 3, "the first part twice, the second once");
+    let (_, errors) = app
+        .get_json(&format!("/users/import/status/{id}/errors"))
+        .await;
+    let codes: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|part| part["errors"].as_array().unwrap())
+        .flat_map(|user| user["errors"].as_array().unwrap())
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert!(!codes.is_empty(), "{errors}");
+    assert!(codes.iter().all(|c| *c == "DUPLICATED_USER"), "{codes:?}");
+    // Every user is in the tenant once; the resent part counts its users as failed duplicates.
+    let first = batch["jobs"][0]["users"].as_u64().unwrap();
+    assert_eq!(codes.len() as u64, first);
+    assert_eq!(batch["summary"]["failed"].as_u64(), Some(first), "{batch}");
+    assert!(app.emulator.user("twice0@example.com").is_some());
+    assert!(app.emulator.user("twice599@example.com").is_some());
+}
