@@ -946,6 +946,12 @@ async fn auth0s_429_on_a_whole_import_passes_through_with_retry_after() {
     );
     assert_eq!(response.json::<Value>().await.unwrap(), busy);
     assert!(app.listed_jobs().await.is_empty(), "nothing was recorded");
+    // Auth0's limit of active import jobs is no rate limit: the other management routes go on,
+    // and so does the next import once a job has finished.
+    let (status, users) = app.get_json("/users").await;
+    assert_eq!(status, 200, "{users}");
+    let response = app.import_json(&json!({"users": [user(2)]})).await;
+    assert_eq!(response.status(), 202);
 }
 
 #[actix_rt::test]

@@ -23,7 +23,7 @@ use crate::auth0::Auth0Error;
 use crate::auth0::authentication::AuthenticationClient;
 use crate::auth0::management::{
     BUDGET_TIMEOUTS, MAX_RETRIES, ManagementAnswer, ManagementApi, ManagementError,
-    ManagementRequest, backoff, failure_of, pause_from,
+    ManagementRequest, backoff, failure_of, is_active_jobs_limit, pause_from,
 };
 use crate::clock::Clock;
 use crate::config::ClientSettings;
@@ -352,6 +352,8 @@ impl Inner {
     fn observe_rate_limit(&self, result: &Result<ManagementAnswer, Auth0Error>) {
         let (status, headers) = match result {
             Ok(answer) => (answer.status, &answer.headers),
+            // Only the next import waits for an active job to finish; the other routes go on.
+            Err(Auth0Error::Status(failure)) if is_active_jobs_limit(failure) => return,
             Err(Auth0Error::Status(failure)) => (failure.status, &failure.headers),
             Err(_) => return,
         };

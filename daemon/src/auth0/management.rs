@@ -373,6 +373,17 @@ pub fn pause_from(status: StatusCode, headers: &HeaderMap, now: i64) -> Option<D
         .then(|| Duration::from_secs(retry_after_seconds(headers, now)))
 }
 
+/// Whether a 429 is Auth0's limit of active import jobs per tenant ("There are 2 active import
+/// users jobs, please wait until some of them are finished and try again") rather than a rate
+/// limit: it concerns only the next import, so it must not pause every management route.
+pub fn is_active_jobs_limit(failure: &HttpFailure) -> bool {
+    failure.status == StatusCode::TOO_MANY_REQUESTS
+        && failure
+            .description
+            .as_deref()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("active import users jobs"))
+}
+
 /// Whether a refusal is about the daemon's own token or its scopes rather than the request: any
 /// 401, or a 403 naming a scope (`insufficient_scope`, "Insufficient scope, expected any of…").
 pub fn is_credentials_refusal(failure: &HttpFailure) -> bool {
@@ -477,6 +488,26 @@ mod tests {
         let err = http.send("/api/v2/users", request).await.unwrap_err();
         assert!(ManagementRequest::new(Method::POST, "users").may_retry(&err));
         assert!(ManagementRequest::new(Method::DELETE, "users/x").may_retry(&err));
+    }
+
+    #[test]
+    fn the_active_import_jobs_limit_is_told_apart_from_a_rate_limit() {
+        let jobs = HttpFailure::new(
+            "/api/v2/jobs/users-imports",
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            br#"{"statusCode":429,"error":"Too Many Requests","message":"There are 2 active import users jobs, please wait until some of them are finished and try again"}"#,
+            0,
+        );
+        assert!(is_active_jobs_limit(&jobs));
+        let rate = HttpFailure::new(
+            "/api/v2/users",
+            StatusCode::TOO_MANY_REQUESTS,
+            &HeaderMap::new(),
+            br#"{"statusCode":429,"error":"Too Many Requests","message":"Global limit has been reached"}"#,
+            0,
+        );
+        assert!(!is_active_jobs_limit(&rate));
     }
 
     #[test]
