@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
-use crate::store::{RedisOptions, RedisStore, SessionStore, SledOptions, SledStore, StoreError};
+use crate::store::{RedisOptions, RedisStore, SledOptions, SledStore, Store, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +49,8 @@ pub enum StopError {
     StoreStuck(StoreError),
 }
 
-fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn SessionStore>, StartError> {
-    let store: Arc<dyn SessionStore> = match settings.sessions.store {
+fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn Store>, StartError> {
+    let store: Arc<dyn Store> = match settings.sessions.store {
         StoreKind::Sled => Arc::new(SledStore::open(
             &settings.sessions.path,
             SledOptions::from_settings(&settings.sessions, clock.clone()),
@@ -147,7 +147,7 @@ impl Application {
         let (store, store_faults) = {
             let faults = crate::store::faults::StoreFaults::default();
             faults.listen_for_signals();
-            let store: Arc<dyn SessionStore> = Arc::new(crate::store::faults::FaultyStore::new(
+            let store: Arc<dyn Store> = Arc::new(crate::store::faults::FaultyStore::new(
                 store,
                 faults.clone(),
             ));
@@ -205,6 +205,7 @@ impl Application {
             management.clone(),
             crate::actors::jobs::Jobs::new(
                 crate::actors::jobs::JobService::new(
+                    repo.store().clone(),
                     repo.store().clone(),
                     Duration::from_millis(settings.sessions.timeout_ms),
                     management,

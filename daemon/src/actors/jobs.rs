@@ -52,7 +52,7 @@ use crate::auth0::management::{
 use crate::clock::Clock;
 use crate::config::JobSettings;
 use crate::store::{
-    JobCursor, JobKind, JobRecord, JobStatus, SessionStore, StoreError, Timestamp, bounded,
+    JobCursor, JobKind, JobRecord, JobStatus, JobStore, LeaseStore, StoreError, Timestamp, bounded,
 };
 
 /// The largest users file Auth0 accepts, in bytes of the JSON array it gets (wire reference §3.1).
@@ -363,7 +363,9 @@ fn classify(err: &ManagementError) -> Failure {
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct JobService {
-    store: Arc<dyn SessionStore>,
+    /// The roles of the store this part needs: job records, and leases on them.
+    jobs: Arc<dyn JobStore>,
+    leases: Arc<dyn LeaseStore>,
     limit: Duration,
     management: ManagementService,
     clock: Clock,
@@ -372,13 +374,15 @@ pub struct JobService {
 impl JobService {
     /// `limit`: `sessions.timeoutMs`, the bound of one store call.
     pub fn new(
-        store: Arc<dyn SessionStore>,
+        jobs: Arc<dyn JobStore>,
+        leases: Arc<dyn LeaseStore>,
         limit: Duration,
         management: ManagementService,
         clock: Clock,
     ) -> Self {
         Self {
-            store,
+            jobs,
+            leases,
             limit,
             management,
             clock,
@@ -386,11 +390,11 @@ impl JobService {
     }
 
     async fn put(&self, record: &JobRecord) -> Result<(), StoreError> {
-        bounded(self.limit, self.store.put_job(record)).await
+        bounded(self.limit, self.jobs.put_job(record)).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        bounded(self.limit, self.store.get_job(id)).await
+        bounded(self.limit, self.jobs.get_job(id)).await
     }
 
     /// Submits an import: one Auth0 job when the users fit in one file (Auth0's 202 answered),
@@ -543,7 +547,7 @@ impl JobService {
         limit: usize,
         before: Option<&JobCursor>,
     ) -> Result<Vec<Value>, ImportError> {
-        let records = bounded(self.limit, self.store.list_jobs(limit, before)).await?;
+        let records = bounded(self.limit, self.jobs.list_jobs(limit, before)).await?;
         Ok(records.iter().map(list_item).collect())
     }
 
@@ -990,7 +994,7 @@ impl Round {
     async fn run(mut self) -> Done {
         let service = self.service.clone();
         let mut counts = HashMap::new();
-        let records = match bounded(service.limit, service.store.unfinished_jobs()).await {
+        let records = match bounded(service.limit, service.jobs.unfinished_jobs()).await {
             Ok(records) => records,
             Err(err) => {
                 tracing::warn!(error = %err, "reading the unfinished import jobs failed");
@@ -1028,7 +1032,7 @@ impl Round {
             let key = format!("job:{}", record.id);
             match bounded(
                 service.limit,
-                service.store.try_lease(&key, &self.holder, self.lease_ttl),
+                service.leases.try_lease(&key, &self.holder, self.lease_ttl),
             )
             .await
             {
@@ -1084,7 +1088,7 @@ impl Round {
                 self.schedule.remove(&record.id);
                 let _ = bounded(
                     service.limit,
-                    service.store.release_lease(&key, &self.holder),
+                    service.leases.release_lease(&key, &self.holder),
                 )
                 .await;
                 self.report
@@ -1134,7 +1138,7 @@ impl Round {
         let cutoff = now.saturating_sub(self.retention);
         match bounded(
             self.service.limit,
-            self.service.store.delete_finished_jobs(cutoff),
+            self.service.jobs.delete_finished_jobs(cutoff),
         )
         .await
         {
@@ -1225,7 +1229,7 @@ impl Round {
         let taken = bounded(
             self.service.limit,
             self.service
-                .store
+                .leases
                 .try_lease(&key, &self.holder, self.lease_ttl),
         )
         .await;

@@ -1,6 +1,7 @@
 //! The read cache of `SessionService::lookup`: sessions read from the store, kept in memory
 //! by the Bearer token they were found by and by session id, each with its `/userinfo` body
-//! rendered on first use. Only in front of a store this process alone writes (sled).
+//! rendered on first use. In front of a store other daemons write too (Redis), `SessionService`
+//! serves a copy only after reading the record's revision.
 //!
 //! **Bounded in bytes** (`sessions.cacheBytes`). Each entry weighs an estimate of what it holds
 //! ([`weight_of`]: its tokens, ID token, claims, the body rendered from them, its keys). When an

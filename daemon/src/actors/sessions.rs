@@ -14,7 +14,9 @@
 //! store, [`SessionService::lookup`] keeps the sessions it read in memory, with their rendered
 //! `/userinfo` body ([`super::read_cache`]): a sled folder belongs to one process (the store
 //! locks it), and every write passes through this handle. In front of a shared store (Redis),
-//! where another daemon may write, nothing is kept.
+//! where another daemon may write, a copy is served only after reading the record's revision
+//! (`SessionService::still_stored`): 2.2 times the throughput of no copies at all, measured in the
+//! README's "Across daemons".
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,7 +31,7 @@ pub use super::read_cache::ReadSession;
 use crate::clock::Clock;
 use crate::pending::{PendingLogins, TooManyPendingLogins};
 use crate::store::{
-    CasOutcome, Session, SessionId, SessionStore, StateRecord, StoreError, TokenHash, bounded,
+    CasOutcome, Session, SessionId, StateRecord, Store, StoreError, TokenHash, bounded,
 };
 
 /// How often expired records are swept and the live-session gauge is refreshed.
@@ -38,7 +40,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// The owner of session and state writes, and the read path. Cheap to clone.
 #[derive(Clone)]
 pub struct SessionService {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     limit: Duration,
     cache: Option<Arc<ReadCache>>,
     clock: Clock,
@@ -61,12 +63,7 @@ pub enum StatePut {
 impl SessionService {
     /// `cache_bytes`: the read cache's budget (`sessions.cacheBytes`); 0 keeps nothing, and so
     /// must a store other processes write.
-    pub fn new(
-        store: Arc<dyn SessionStore>,
-        limit: Duration,
-        cache_bytes: u64,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, limit: Duration, cache_bytes: u64, clock: Clock) -> Self {
         Self {
             store,
             limit,
@@ -284,12 +281,12 @@ impl SessionService {
         bounded(self.limit, self.store.flush()).await
     }
 
-    /// The stall watchdog's finding (see [`SessionStore::stalled`]).
+    /// The stall watchdog's finding (see [`Store::stalled`]).
     pub fn stalled(&self) -> Option<String> {
         self.store.stalled()
     }
 
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 }
@@ -476,9 +473,8 @@ mod tests {
     /// serves from an old copy.
     #[tokio::test]
     async fn on_a_shared_store_a_copy_another_daemon_changed_or_ended_is_never_served() {
-        let store: Arc<dyn SessionStore> =
-            Arc::new(SledStore::open_temporary().expect("temporary store"));
-        let daemon = |store: &Arc<dyn SessionStore>| {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_temporary().expect("temporary store"));
+        let daemon = |store: &Arc<dyn Store>| {
             SessionService::new(
                 store.clone(),
                 Duration::from_secs(5),

@@ -14,8 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
-    RefreshedTokens, Session, SessionId, SessionStore, StateRecord, StoreFuture, Timestamp,
-    TokenHash,
+    RefreshedTokens, Session, SessionId, StateRecord, Store, StoreFuture, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -23,7 +22,7 @@ use crate::clock::Clock;
 /// reopens the same data (the persistence check). Every store it opens reads the time from
 /// [`Fixture::clock`], a manual clock the checks move instead of sleeping.
 pub trait Fixture: Send + Sync {
-    fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>>;
+    fn open(&self) -> StoreFuture<'_, Arc<dyn Store>>;
     fn clock(&self) -> &Clock;
 }
 
@@ -37,6 +36,7 @@ macro_rules! conformance_suite {
     ($fixture:expr) => {
         $crate::store::conformance::conformance_suite!(
             @tests $fixture;
+            // SessionStore
             sessions_create_get_update_delete,
             sessions_are_found_by_every_access_token_they_issued,
             a_stale_revision_is_refused,
@@ -45,18 +45,22 @@ macro_rules! conformance_suite {
             sessions_are_listed_and_deleted_by_sub,
             active_subs_and_live_count,
             expired_sessions_are_never_returned,
-            sweep_removes_expired_records_and_keeps_live_ones,
+            // StateStore
             states_are_single_use_and_expire,
             a_state_is_taken_once_by_concurrent_takers,
             a_state_is_read_in_place_and_taken_only_as_read,
+            // LeaseStore
             leases_are_exclusive_expire_and_are_released_by_their_holder,
             leases_are_extended_only_by_their_holder,
             an_expired_lease_is_no_longer_held_by_its_holder,
             one_of_concurrent_holders_gets_a_lease,
+            // JobStore
             jobs_list_newest_first_with_before,
             job_pages_never_skip_records_created_in_one_millisecond,
             finished_jobs_past_retention_are_deleted,
             unfinished_jobs_are_oldest_first_and_leave_once_final,
+            // Store: maintenance and durability across roles
+            sweep_removes_expired_records_and_keeps_live_ones,
             records_survive_a_reopen,
             ping_and_flush_answer,
         );
@@ -73,7 +77,7 @@ macro_rules! conformance_suite {
 }
 pub(crate) use conformance_suite;
 
-async fn open(fixture: &dyn Fixture) -> Arc<dyn SessionStore> {
+async fn open(fixture: &dyn Fixture) -> Arc<dyn Store> {
     fixture.open().await.expect("the store opens")
 }
 
@@ -134,7 +138,7 @@ fn by_token(token: &str) -> TokenHash {
 }
 
 /// Replaces `session` and returns the stored copy (with its new revision); panics otherwise.
-async fn replace(store: &Arc<dyn SessionStore>, session: &Session) -> Session {
+async fn replace(store: &Arc<dyn Store>, session: &Session) -> Session {
     match store.replace_session(session).await.expect("replace") {
         CasOutcome::Written(stored) => *stored,
         other => panic!("the replace was not written: {other:?}"),
@@ -142,7 +146,7 @@ async fn replace(store: &Arc<dyn SessionStore>, session: &Session) -> Session {
 }
 
 /// The ids of the live sessions `token` opens, sorted.
-async fn ids_by_token(store: &Arc<dyn SessionStore>, token: &str) -> Vec<SessionId> {
+async fn ids_by_token(store: &Arc<dyn Store>, token: &str) -> Vec<SessionId> {
     let mut ids: Vec<SessionId> = store
         .sessions_by_token(&by_token(token))
         .await

@@ -5,7 +5,7 @@
 //!
 //! | control | effect |
 //! |---|---|
-//! | [`StoreFaults::stall`] | every call, and [`SessionStore::flush`], waits forever (as a hung sled would), and [`SessionStore::stalled`] says so |
+//! | [`StoreFaults::stall`] | every call, and [`Store::flush`], waits forever (as a hung sled would), and [`Store::stalled`] says so |
 //! | [`StoreFaults::fail_writes`] | the next N writes fail as an outage ([`StoreError::Unavailable`]) without reaching the backend |
 //!
 //! A daemon process built with the feature also listens for `SIGUSR1` (stall) and `SIGUSR2`
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    CasOutcome, JobCursor, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError,
-    StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
+    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 
 /// The switches of a [`FaultyStore`]; clones share them.
@@ -109,12 +109,12 @@ impl StoreFaults {
 
 /// A backend behind [`StoreFaults`].
 pub struct FaultyStore {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn Store>,
     faults: StoreFaults,
 }
 
 impl FaultyStore {
-    pub fn new(store: Arc<dyn SessionStore>, faults: StoreFaults) -> Self {
+    pub fn new(store: Arc<dyn Store>, faults: StoreFaults) -> Self {
         Self { store, faults }
     }
 
@@ -143,51 +143,71 @@ impl SessionStore for FaultyStore {
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()> {
         self.write(self.store.create_session(session))
     }
+
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         self.read(self.store.get_session(id))
     }
+
     fn session_revision<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<u64>> {
         self.read(self.store.session_revision(id))
     }
+
     fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>> {
         self.read(self.store.sessions_by_token(hash))
     }
+
     fn replace_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, CasOutcome> {
         self.write(self.store.replace_session(session))
     }
+
     fn delete_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         self.write(self.store.delete_session(id))
     }
+
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         self.read(self.store.sessions_of(sub))
     }
+
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         self.write(self.store.delete_sessions_of(sub))
     }
+
     fn active_subs(&self) -> StoreFuture<'_, Vec<String>> {
         self.read(self.store.active_subs())
     }
+
     fn count_live_sessions(&self) -> StoreFuture<'_, u64> {
         self.read(self.store.count_live_sessions())
     }
+}
+
+impl StateStore for FaultyStore {
     fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
         self.write(self.store.put_state(record))
     }
+
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
         self.write(self.store.take_state(state))
     }
+
     fn get_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
         self.read(self.store.get_state(state))
     }
+
     fn take_state_if<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
         self.write(self.store.take_state_if(record))
     }
+}
+
+impl JobStore for FaultyStore {
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         self.write(self.store.put_job(job))
     }
+
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
         self.read(self.store.get_job(id))
     }
+
     fn list_jobs<'a>(
         &'a self,
         limit: usize,
@@ -195,12 +215,17 @@ impl SessionStore for FaultyStore {
     ) -> StoreFuture<'a, Vec<JobRecord>> {
         self.read(self.store.list_jobs(limit, before))
     }
+
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
         self.read(self.store.unfinished_jobs())
     }
+
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64> {
         self.write(self.store.delete_finished_jobs(finished_before))
     }
+}
+
+impl LeaseStore for FaultyStore {
     fn try_lease<'a>(
         &'a self,
         key: &'a str,
@@ -209,18 +234,25 @@ impl SessionStore for FaultyStore {
     ) -> StoreFuture<'a, bool> {
         self.write(self.store.try_lease(key, holder, ttl))
     }
+
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
         self.write(self.store.release_lease(key, holder))
     }
+}
+
+impl Store for FaultyStore {
     fn sweep(&self) -> StoreFuture<'_, SweepReport> {
         self.write(self.store.sweep())
     }
+
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.read(self.store.ping())
     }
+
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.read(self.store.flush())
     }
+
     fn stalled(&self) -> Option<String> {
         match self.faults.stalled_for() {
             Some(running) => Some(format!(

@@ -1,7 +1,9 @@
 //! The session store (SPEC §7, DESIGN.md "Store"): sessions, `/authorize` state records, import job
-//! records and leases, behind one trait so the embedded sled store and Redis are interchangeable.
+//! records and leases, behind role traits so the embedded sled store and Redis are interchangeable.
 //!
-//! - `mod.rs`: the [`SessionStore`] trait, [`SweepReport`], [`bounded`] (the per-operation timeout).
+//! - `mod.rs`: the role traits [`SessionStore`], [`StateStore`], [`JobStore`], [`LeaseStore`] and
+//!   [`Store`] (all four plus maintenance: what a backend implements), [`SweepReport`], [`bounded`]
+//!   (the per-operation timeout).
 //! - [`records`]: the record types and their ids ([`Session`], [`SessionId`], [`TokenHash`],
 //!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
 //! - [`error`]: [`StoreError`], the one error type.
@@ -35,27 +37,16 @@ pub use sled::{SledOptions, SledStore};
 
 /// The future every store operation returns.
 ///
-/// The trait is used as `Arc<dyn SessionStore>`, and `async fn` in traits is not object-safe, so
+/// The traits are used as `Arc<dyn Store>` (and its roles), and `async fn` in traits is not object-safe, so
 /// each method returns a boxed future, as [`crate::health::Probe`] does. This is what the
 /// `async-trait` macro expands to, written out: no extra dependency, and the signatures a reader
 /// sees are the real ones. Implementations write `Box::pin(async move { ... })`. The allocation
 /// per call is noise next to a store round trip.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Everything the daemon keeps: sessions, state records, job records and leases.
-///
-/// Rules every backend follows (the conformance suite checks them):
-/// - A record past its expiry is never returned, swept or not; [`sweep`](Self::sweep) only
-///   reclaims space. Reads never write.
-/// - A write returns once it is durable (survives `kill -9`): session create, update and delete,
-///   job put. State records, lease changes and sweeps need not be: states live for minutes, and
-///   losing one to a crash costs the user a retry of the login.
-/// - Tokens never appear in keys: sessions are indexed by [`TokenHash`].
-/// - Operations are not bounded in time by the store; wrap calls in [`bounded`] with
-///   `sessions.timeoutMs` so an outage answers 503 instead of hanging.
+/// The sessions role: sessions by id, by the hash of every access token they issued, and by
+/// `sub`, with compare-and-swap on `revision`. See [`Store`] for the rules every role follows.
 pub trait SessionStore: Send + Sync + 'static {
-    // Sessions.
-
     /// Stores a new session (as given, `revision` included) and indexes it by id, by the hash of
     /// every access token in [`Session::alias_hashes`], and by `sub`.
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()>;
@@ -100,9 +91,10 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// How many sessions are live (the `auth0_client_sessions_live` gauge).
     fn count_live_sessions(&self) -> StoreFuture<'_, u64>;
+}
 
-    // State records.
-
+/// The state role: single-use `/authorize` state records, taken atomically.
+pub trait StateStore: Send + Sync + 'static {
     /// Stores a state record until its `expires_at`, unless a live record with the same `state`
     /// exists: then returns `false` and keeps the existing one, so a client-chosen `state` can
     /// never replace another login's verifier and redirect.
@@ -121,9 +113,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// takers of one record exactly one gets `true`, and a record replaced since it was read
     /// (a caller's `state`, reused once the first login ended) is left alone.
     fn take_state_if<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool>;
+}
 
-    // Job records.
-
+/// The job role: import job and batch records, listed newest first by a `(created_at, id)`
+/// cursor, and the unfinished ones reloaded at start.
+pub trait JobStore: Send + Sync + 'static {
     /// Stores a job record, replacing the one with the same id.
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()>;
 
@@ -144,9 +138,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes the final records whose `updated_at` is before `finished_before` (now minus
     /// `jobs.retentionDays`); returns how many.
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64>;
+}
 
-    // Leases.
-
+/// The lease role: `try_lease(key, holder, ttl)`, released only by its holder or expiring, so one
+/// daemon at a time does a piece of work (a session's refresh, a job's polling).
+pub trait LeaseStore: Send + Sync + 'static {
     /// Takes the lease `key` for `holder` until now + `ttl` when it is free, expired, or already
     /// `holder`'s (which extends it). Returns whether `holder` now holds it.
     fn try_lease<'a>(
@@ -158,9 +154,23 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Releases the lease when `holder` holds it; returns whether it did. Nobody else can.
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool>;
+}
 
-    // Maintenance.
-
+/// Everything the daemon keeps: sessions, state records, job records and leases, one role trait
+/// each (an actor takes only the roles it needs: the jobs actor a [`JobStore`] and a
+/// [`LeaseStore`]), and the maintenance of the whole store. A backend implements all five; the
+/// conformance suite checks every role on every backend.
+///
+/// Rules every backend follows (the conformance suite checks them):
+/// - A record past its expiry is never returned, swept or not; [`sweep`](Self::sweep) only
+///   reclaims space. Reads never write.
+/// - A write returns once it is durable (survives `kill -9`): session create, update and delete,
+///   job put. State records, lease changes and sweeps need not be: states live for minutes, and
+///   losing one to a crash costs the user a retry of the login.
+/// - Tokens never appear in keys: sessions are indexed by [`TokenHash`].
+/// - Operations are not bounded in time by the store; wrap calls in [`bounded`] with
+///   `sessions.timeoutMs` so an outage answers 503 instead of hanging.
+pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     /// Removes expired sessions (with their index entries), state records and leases. The
     /// Sessions actor calls it on an interval; backends with native expiry only tidy indexes.
     fn sweep(&self) -> StoreFuture<'_, SweepReport>;

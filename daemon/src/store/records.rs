@@ -463,7 +463,7 @@ pub struct JobRecord {
     pub detail: Value,
 }
 
-/// Where a page of [`SessionStore::list_jobs`](super::SessionStore::list_jobs) ends (SPEC §6
+/// Where a page of [`JobStore::list_jobs`](super::JobStore::list_jobs) ends (SPEC §6
 /// `before`): the last listed record's `created_at` and id. The listing is ordered by
 /// `(created_at, id)` descending, and the next page starts strictly after the cursor in that
 /// order, so records created in the same millisecond are never skipped. Without an `id` (a bare

@@ -24,11 +24,11 @@
 //!   its expiry is never returned even before Redis drops it, and tests that move the clock see it.
 //! - A session and its index entries change together in one Lua script (`scripts.rs`); writes
 //!   are compare-and-swap on `revision`. Index entries of a session that expired are pruned as
-//!   the indexes are written and by [`SessionStore::sweep`]; reads skip them by their score.
+//!   the indexes are written and by [`Store::sweep`]; reads skip them by their score.
 //! - No token is in a key: access tokens are named by their [`TokenHash`].
 //! - Every hot read is one round trip (`GET`-like command or one script).
 //! - Durability is Redis's own configuration (`appendonly`, `appendfsync`, replication): a write
-//!   returns once Redis acknowledged it, and [`SessionStore::flush`] has nothing to wait for.
+//!   returns once Redis acknowledged it, and [`Store::flush`] has nothing to wait for.
 //!
 //! The connection (failover, sentinel, TLS, timeouts, reconnection) is [`link`]'s.
 
@@ -48,8 +48,8 @@ use serde::{Deserialize, Serialize};
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
 use super::{
-    CasOutcome, JobCursor, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError,
-    StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
+    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 use crate::config::{RedisMode, RedisSettings, Settings};
@@ -367,7 +367,9 @@ impl SessionStore for RedisStore {
             self.read("count live sessions", Call::Cmd(&cmd)).await
         })
     }
+}
 
+impl StateStore for RedisStore {
     fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let data = encode("state record", record)?;
@@ -423,7 +425,9 @@ impl SessionStore for RedisStore {
             }
         })
     }
+}
 
+impl JobStore for RedisStore {
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let data = encode("job record", job)?;
@@ -504,7 +508,9 @@ impl SessionStore for RedisStore {
                 .await
         })
     }
+}
 
+impl LeaseStore for RedisStore {
     fn try_lease<'a>(
         &'a self,
         key: &'a str,
@@ -559,7 +565,9 @@ impl SessionStore for RedisStore {
             Ok(released == 1)
         })
     }
+}
 
+impl Store for RedisStore {
     /// Sessions expired by the clock are removed with their index entries, in batches; state
     /// records and leases are left to Redis's own expiry (they are never returned once expired
     /// by the clock, and a state expired by the clock may be replaced), so those counts are 0.

@@ -43,14 +43,14 @@ fn fixture() -> RedisFixture {
 }
 
 impl Fixture for RedisFixture {
-    fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>> {
+    fn open(&self) -> StoreFuture<'_, Arc<dyn Store>> {
         Box::pin(async move {
             let store = RedisStore::open(options(
                 vec![self.server.host_port()],
                 &self.scope,
                 &self.clock,
             ))?;
-            Ok(Arc::new(store) as Arc<dyn SessionStore>)
+            Ok(Arc::new(store) as Arc<dyn Store>)
         })
     }
 

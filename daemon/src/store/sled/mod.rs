@@ -16,7 +16,7 @@
 //! Times in keys are 8 big-endian bytes with the sign bit flipped, so byte order is time order.
 //! A session and its index entries change together in one sled transaction, so an index never
 //! points at nothing; the `session_subs` value and the `session_expiry` tree let
-//! [`SessionStore::active_subs`], [`SessionStore::count_live_sessions`] and [`SessionStore::sweep`]
+//! [`SessionStore::active_subs`], [`SessionStore::count_live_sessions`] and [`Store::sweep`]
 //! work on keys without decoding a session. State records and leases are single keys, changed with
 //! compare-and-swap.
 //!
@@ -28,7 +28,7 @@
 //! | durability | never `flush_async`: one flusher thread calls the blocking `Db::flush()`, and a write that must survive `kill -9` waits for the next flush after it ([`flusher`], group commit) |
 //! | which writes wait | sessions (create, update, delete) and job records; state records, leases and sweeps do not (they expire in minutes; a crash costs a retry) |
 //! | sled calls | on a bounded pool of blocking threads ([`pool`]), never inline on an HTTP worker |
-//! | a hung flush or call | reported by [`SessionStore::stalled`] past `sessions.timeoutMs`; callers stop waiting at that bound and answer 503 |
+//! | a hung flush or call | reported by [`Store::stalled`] past `sessions.timeoutMs`; callers stop waiting at that bound and answer 503 |
 //! | dropping a hung store | the database is leaked rather than dropped: sled's `Drop` flushes, and would hang the process |
 //! | files | the folder is made 0700 and its files 0600 at open and after each sweep (they hold refresh tokens) |
 //! | memory | sled's page cache is `sessions.sledCacheBytes` (sled's own default is 1 GiB) |
@@ -61,8 +61,8 @@ use serde::{Deserialize, Serialize};
 use self::flusher::GroupCommit;
 use self::pool::BlockingPool;
 use super::{
-    CasOutcome, JobCursor, JobRecord, Session, SessionId, SessionStore, StateRecord, StoreError,
-    StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
+    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -884,7 +884,9 @@ impl SessionStore for SledStore {
             .await
         })
     }
+}
 
+impl StateStore for SledStore {
     fn put_state<'a>(&'a self, record: &'a StateRecord) -> StoreFuture<'a, bool> {
         let record = record.clone();
         let now = self.now();
@@ -951,7 +953,9 @@ impl SessionStore for SledStore {
             .await
         })
     }
+}
 
+impl JobStore for SledStore {
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         let job = job.clone();
         Box::pin(async move {
@@ -1003,7 +1007,9 @@ impl SessionStore for SledStore {
             .await
         })
     }
+}
 
+impl LeaseStore for SledStore {
     fn try_lease<'a>(
         &'a self,
         key: &'a str,
@@ -1026,7 +1032,9 @@ impl SessionStore for SledStore {
                 .await
         })
     }
+}
 
+impl Store for SledStore {
     fn sweep(&self) -> StoreFuture<'_, SweepReport> {
         let now = self.now();
         Box::pin(async move {
@@ -1266,13 +1274,13 @@ mod tests {
     }
 
     impl Fixture for SledFixture {
-        fn open(&self) -> StoreFuture<'_, Arc<dyn SessionStore>> {
+        fn open(&self) -> StoreFuture<'_, Arc<dyn Store>> {
             Box::pin(async move {
                 let options = SledOptions {
                     clock: self.clock.clone(),
                     ..SledOptions::default()
                 };
-                Ok(Arc::new(SledStore::open(self.dir.path(), options)?) as Arc<dyn SessionStore>)
+                Ok(Arc::new(SledStore::open(self.dir.path(), options)?) as Arc<dyn Store>)
             })
         }
 
