@@ -54,18 +54,13 @@ impl ReadSession {
         })
     }
 
-    /// The body `render` makes from this session, made once per cached copy.
-    pub fn rendered(&self, render: impl FnOnce(&Session) -> Bytes) -> Bytes {
-        self.rendered.get_or_init(|| render(&self.session)).clone()
-    }
-
     /// The body kept for this copy, if any (see [`ReadSession::keep_body`]).
     pub fn cached_body(&self) -> Option<Bytes> {
         self.rendered.get().cloned()
     }
 
-    /// Keeps `body` as this copy's body, for a body made asynchronously (the plugins'
-    /// `custom_claims`); the first body kept wins and is returned.
+    /// Keeps `body` as this copy's `/userinfo` body (made once per copy, asynchronously when
+    /// plugins add claims); the first body kept wins and is returned.
     pub fn keep_body(&self, body: Bytes) -> Bytes {
         self.rendered.get_or_init(|| body).clone()
     }

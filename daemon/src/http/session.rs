@@ -374,22 +374,24 @@ async fn users_me(
     who_is_it(credential, client, settings, actors).await
 }
 
-/// The `/userinfo` body with the plugins' `custom_claims` merged in config order, and whether
-/// every plugin answered. A complete body is kept with the session's cached copy, so a plugin is
-/// asked once per session and token, not per request; it is made again when that copy goes: a
-/// refresh or logout (any write to the session), eviction from the read cache, and on every
-/// request when the cache is off (`sessions.cacheBytes: 0`). A body made after a fail-open
+/// The `/userinfo` body: the session's claims shaped for gateways, with the plugins'
+/// `custom_claims` merged in config order (when a plugin has that hook), and whether every plugin
+/// answered. A complete body is kept with the session's cached copy, so the claims are shaped and
+/// a plugin is asked once per session and token, not per request; it is made again when that copy
+/// goes: a refresh or logout (any write to the session), eviction from the read cache, and on
+/// every request when the cache is off (`sessions.cacheBytes: 0`). A body made after a fail-open
 /// plugin's failure lacks its claims and is never kept, so the next request asks again.
-async fn with_plugin_claims(
+async fn userinfo_body(
     actors: &Actors,
     settings: &Settings,
     session: &Session,
 ) -> Result<(web::Bytes, bool), ApiError> {
     let mut claims = user_claims(&session.claims, &settings.custom_claims_namespaces);
-    let complete = actors
-        .plugins
-        .custom_claims(&session.client, &session.sub, &mut claims)
-        .await?;
+    let complete = !actors.plugins.has(Hook::CustomClaims)
+        || actors
+            .plugins
+            .custom_claims(&session.client, &session.sub, &mut claims)
+            .await?;
     let body = serde_json::to_vec(&claims)
         .map(web::Bytes::from)
         .unwrap_or_default();
@@ -408,28 +410,13 @@ async fn who_is_it(
         .await?
         .ok_or_else(no_session)?;
     client.check_session(&found.session.client)?;
-    let render = |session: &Session| {
-        serde_json::to_vec(&user_claims(
-            &session.claims,
-            &settings.custom_claims_namespaces,
-        ))
-        .map(web::Bytes::from)
-        .unwrap_or_default()
-    };
     let body = if found.session.access_expired(actors.clock.now()) {
         let session = refresh(&actors, &found.session, RefreshKind::Transparent).await?;
-        if actors.plugins.has(Hook::CustomClaims) {
-            with_plugin_claims(&actors, &settings, &session).await?.0
-        } else {
-            render(&session)
-        }
-    } else if !actors.plugins.has(Hook::CustomClaims) {
-        found.rendered(render)
+        userinfo_body(&actors, &settings, &session).await?.0
     } else if let Some(body) = found.cached_body() {
         body
     } else {
-        // Made once per cached copy of the session (see `with_plugin_claims`).
-        match with_plugin_claims(&actors, &settings, &found.session).await? {
+        match userinfo_body(&actors, &settings, &found.session).await? {
             (body, true) => found.keep_body(body),
             (body, false) => body,
         }
