@@ -5,29 +5,11 @@
 //! In-process tests connect from 127.0.0.1, a trusted proxy by default; an untrusted peer is a
 //! config with `server.trustedProxies: []`.
 
-use auth0_emulator::seed::demo;
 use serde_json::{Value, json};
 
 use crate::testkit::{
     TestApp, assert_error_body, location, query_param, spawn_app, spawn_app_configured,
 };
-
-/// `POST /oauth/token`, the demo user's password grant for `client`, with `headers`.
-async fn login_with(app: &TestApp, client: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url("/oauth/token"))
-        .header("client-type", client)
-        .form(&[
-            ("grant_type", "password"),
-            ("username", demo::USER_EMAIL),
-            ("password", demo::USER_PASSWORD),
-        ]);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
 
 /// `GET <path>` with the `sid` cookie, when given, and `headers`.
 async fn get_with(
@@ -58,7 +40,9 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_reported() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["proxies"], "OK");
 
-    let response = login_with(&app, "api", &[("x-forwarded-for", "203.0.113.7")]).await;
+    let response = app
+        .login_with("api", &[("x-forwarded-for", "203.0.113.7")])
+        .await;
     assert_eq!(response.status(), 200);
     let calls = app.emulator.requests_to("/oauth/token");
     assert_eq!(calls.len(), 1);
@@ -93,7 +77,9 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_reported() {
 async fn a_listed_proxy_is_believed_and_its_own_values_read() {
     let app = spawn_app().await;
     // Loopback is listed by default: the first untrusted hop from the right is the user.
-    let response = login_with(&app, "api", &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")]).await;
+    let response = app
+        .login_with("api", &[("x-forwarded-for", "6.6.6.6, 203.0.113.7")])
+        .await;
     assert_eq!(response.status(), 200);
     let calls = app.emulator.requests_to("/oauth/token");
     assert_eq!(calls[0].headers["auth0-forwarded-for"], "203.0.113.7");

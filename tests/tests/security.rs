@@ -4,29 +4,11 @@
 //! In-process tests connect from 127.0.0.1, a trusted proxy by default, so `X-Forwarded-Host`
 //! is believed.
 
-use auth0_emulator::seed::demo;
 use serde_json::{Value, json};
 
 use crate::testkit::{
     TestApp, assert_error_body, set_cookie, sid_cookie, spawn_app, spawn_app_configured,
 };
-
-/// `POST /oauth/token`, the demo user's password grant for `client`, with `headers`.
-async fn login_with(app: &TestApp, client: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url("/oauth/token"))
-        .header("client-type", client)
-        .form(&[
-            ("grant_type", "password"),
-            ("username", demo::USER_EMAIL),
-            ("password", demo::USER_PASSWORD),
-        ]);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
 
 /// `POST /refreshtoken` with the `sid` cookie and `headers`.
 async fn refresh_cookie_with(
@@ -105,7 +87,7 @@ fn borrowed<'h>(headers: &'h [(&'static str, String)]) -> Vec<(&'static str, &'h
 async fn cross_site_cookie_logins_are_refused_with_403_naming_the_reason() {
     let app = spawn_app().await;
     for (headers, reason) in cross_site_forms(app.port) {
-        let response = login_with(&app, "web", &borrowed(&headers)).await;
+        let response = app.login_with("web", &borrowed(&headers)).await;
         assert_eq!(response.status(), 403, "{headers:?}");
         assert_eq!(set_cookie(&response, "sid"), None, "{headers:?}");
         let body: Value = response.json().await.unwrap();
@@ -128,7 +110,7 @@ async fn same_site_and_server_to_server_cookie_logins_pass() {
         vec![("sec-fetch-site", "none")],
         vec![("origin", own.as_str())],
     ] {
-        let response = login_with(&app, "web", &headers).await;
+        let response = app.login_with("web", &headers).await;
         assert_eq!(response.status(), 200, "{headers:?}");
         assert!(sid_cookie(&response).is_some(), "{headers:?}");
     }
@@ -139,7 +121,7 @@ async fn token_clients_are_not_held_to_the_cross_site_rule() {
     // Their answer is token JSON to the caller, not a cookie in the browser.
     let app = spawn_app().await;
     for (headers, _) in cross_site_forms(app.port) {
-        let response = login_with(&app, "api", &borrowed(&headers)).await;
+        let response = app.login_with("api", &borrowed(&headers)).await;
         assert_eq!(response.status(), 200, "{headers:?}");
         let body: Value = response.json().await.unwrap();
         assert!(body["accessToken"].as_str().is_some_and(|t| !t.is_empty()));
@@ -153,10 +135,14 @@ async fn an_origin_in_allowed_hosts_may_log_a_browser_in() {
         &[],
     )
     .await;
-    let response = login_with(&app, "web", &[("origin", "https://login.example")]).await;
+    let response = app
+        .login_with("web", &[("origin", "https://login.example")])
+        .await;
     assert_eq!(response.status(), 200);
     assert!(sid_cookie(&response).is_some());
-    let response = login_with(&app, "web", &[("origin", "https://evil.example")]).await;
+    let response = app
+        .login_with("web", &[("origin", "https://evil.example")])
+        .await;
     assert_eq!(response.status(), 403);
 }
 
@@ -164,30 +150,30 @@ async fn an_origin_in_allowed_hosts_may_log_a_browser_in() {
 async fn behind_a_trusted_proxy_the_origin_is_compared_with_the_forwarded_host() {
     let app = spawn_app().await;
     let proxied = |origin: &'static str| [("x-forwarded-host", "app.example"), ("origin", origin)];
-    let response = login_with(&app, "web", &proxied("https://app.example")).await;
+    let response = app.login_with("web", &proxied("https://app.example")).await;
     assert_eq!(response.status(), 200);
     // The daemon's own address is not the site the user sees behind the proxy.
     let own = app.address.clone();
-    let response = login_with(
-        &app,
-        "web",
-        &[
-            ("x-forwarded-host", "app.example"),
-            ("origin", own.as_str()),
-        ],
-    )
-    .await;
+    let response = app
+        .login_with(
+            "web",
+            &[
+                ("x-forwarded-host", "app.example"),
+                ("origin", own.as_str()),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 403);
     // A client's own element of X-Forwarded-Host is not the public host.
-    let response = login_with(
-        &app,
-        "web",
-        &[
-            ("x-forwarded-host", "evil.example, app.example"),
-            ("origin", "https://evil.example"),
-        ],
-    )
-    .await;
+    let response = app
+        .login_with(
+            "web",
+            &[
+                ("x-forwarded-host", "evil.example, app.example"),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 403);
 }
 

@@ -215,6 +215,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The demo user's password grant for `client`, with extra request `headers`.
+    pub async fn login_with(&self, client: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/oauth/token"))
+            .header("client-type", client)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", demo::USER_EMAIL),
+                ("password", demo::USER_PASSWORD),
+            ]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Logs the demo user in with the `api` client and returns the token JSON.
     pub async fn login_tokens(&self) -> Value {
         let response = self
