@@ -24,3 +24,4 @@ mod sessions;
 mod soak;
 mod status;
 mod users;
+mod users_load;
