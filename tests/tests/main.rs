@@ -12,6 +12,7 @@ mod bad_input;
 mod browser;
 mod errors;
 mod import;
+mod import_load;
 mod login_state;
 mod ownership;
 mod plugins;
