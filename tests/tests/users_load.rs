@@ -37,7 +37,7 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
 }
 
 /// 40 keep-alive clients (one pooled reqwest client) each create a user, rename it and log it
-/// out, while 10 more patch the demo user: every answer is the expected one, every created user
+/// out, while 10 more patch the demo user and ask for password-change emails: every answer is the expected one, every created user
 /// is in Auth0 with its new nickname, and one management token served them all.
 #[actix_rt::test]
 async fn dozens_of_concurrent_writers_get_their_answers_and_their_users() {
@@ -106,6 +106,16 @@ async fn dozens_of_concurrent_writers_get_their_answers_and_their_users() {
             .await;
             assert_error_body(&body, 400, "google-oauth2");
             assert_eq!(status, 400);
+            let (status, body) = answer(
+                app.client
+                    .post(app.url("/change-password"))
+                    .json(&json!({"email": format!("load{i}@example.com")}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200, "change-password: {body}");
         }
     });
     let (emails, _) = futures_util::future::join(
@@ -121,6 +131,12 @@ async fn dozens_of_concurrent_writers_get_their_answers_and_their_users() {
         assert_eq!(user["nickname"], format!("n{i}"), "{user}");
     }
     assert!(app.emulator.user("x@example.com").is_none());
+    assert_eq!(
+        app.emulator
+            .requests_to("/dbconnections/change_password")
+            .len(),
+        10
+    );
     assert_eq!(management_token_fetches(&app), 1);
 }
 
