@@ -424,13 +424,25 @@ pub fn failure_of(err: Auth0Error) -> ManagementError {
     }
 }
 
+/// The `Content-Type` to pass an Auth0 body through with (Auth0's JSON one when it gave none).
+fn passthrough_content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json; charset=utf-8")
+}
+
 impl HttpFailure {
-    /// The `Content-Type` to pass through with the body (Auth0's JSON one when it gave none).
+    /// The `Content-Type` to pass through with the body.
     pub fn passthrough_content_type(&self) -> &str {
-        self.headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json; charset=utf-8")
+        passthrough_content_type(&self.headers)
+    }
+}
+
+impl ManagementAnswer {
+    /// The `Content-Type` to pass through with the body.
+    pub fn passthrough_content_type(&self) -> &str {
+        passthrough_content_type(&self.headers)
     }
 }
 

@@ -11,7 +11,6 @@
 //! Choices where SPEC is silent: a `connection` part is accepted in the multipart form too (the
 //! JSON form's field); `users` must hold at least one user; `limit` of the listing is 1..=1000.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -20,9 +19,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::ManagementClient;
+use super::management::{passthrough, require_management};
 use crate::actors::Actors;
 use crate::actors::jobs::{Answer, ImportOptions, Submitted};
-use crate::auth0::management::ManagementAnswer;
 use crate::config::{ManagementClientSettings, Settings};
 use crate::echo::quoted;
 use crate::store::{JobCursor, Timestamp};
@@ -36,18 +35,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Imports need `supportedConnectionsMap` (SPEC §6): 501 naming what is missing otherwise.
 fn import_client(settings: &Settings) -> Result<&ManagementClientSettings, ApiError> {
-    match &settings.management_client {
-        None => Err(ApiError::NotImplemented(
-            "the management routes need `managementClient` in the configuration".into(),
-        )),
-        Some(client) if !client.supports_import() => Err(ApiError::NotImplemented(
+    let client = require_management(settings)?;
+    if !client.supports_import() {
+        return Err(ApiError::NotImplemented(
             "bulk imports need `managementClient.supportedConnectionsMap` (with \
              `defaultManagementConnectionName`); the deprecated `supportedConnections` shape \
              has no connection ids"
                 .into(),
-        )),
-        Some(client) => Ok(client),
+        ));
     }
+    Ok(client)
 }
 
 /// The longest text part of the multipart form read (`external_id`, `connection`, booleans).
@@ -253,22 +250,6 @@ fn validate(
         send_completion_email: form.send_completion_email,
     };
     Ok((users, options))
-}
-
-/// Auth0's answer, passed through with its status and body.
-fn passthrough(answer: &ManagementAnswer) -> HttpResponse {
-    let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::OK);
-    if answer.body.is_empty() {
-        return HttpResponse::build(status).finish();
-    }
-    let content_type = answer
-        .headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json; charset=utf-8");
-    HttpResponse::build(status)
-        .content_type(content_type)
-        .body(answer.body.clone())
 }
 
 fn answer(answer: Answer) -> HttpResponse {

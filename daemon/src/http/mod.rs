@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod import;
 pub mod logout;
+pub mod management;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

@@ -12,7 +12,7 @@
 //! refused change logs nobody out), and the refresh tokens of a blocked or re-passworded user's
 //! sessions are revoked at Auth0, best effort; `POST /change-password` answers `{"message"}`.
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +20,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::ManagementClient;
+use super::management::{passthrough, require_management, status};
 use crate::actors::Actors;
 use crate::actors::ManagementService;
 use crate::actors::tokens::Revoke;
@@ -44,16 +45,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Words of fixed `/users/<word>` routes, never user ids.
 const RESERVED_IDS: [&str; 3] = ["active", "me", "import"];
-
-/// Management routes need a `managementClient` (SPEC §6): 501 naming the key otherwise.
-pub fn require_management(settings: &Settings) -> Result<(), ApiError> {
-    match settings.management_client {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotImplemented(
-            "the management routes need `managementClient` in the configuration".into(),
-        )),
-    }
-}
 
 /// The `{userID}` of the path, checked: not a word of a fixed route, not `.`/`..`, not empty.
 fn user_id(req: &HttpRequest, id: &str) -> Result<String, ApiError> {
@@ -102,22 +93,6 @@ fn with_ids(answer: &ManagementAnswer) -> Result<HttpResponse, ApiError> {
         user => add(user),
     }
     Ok(HttpResponse::build(status(answer)).json(body))
-}
-
-/// Auth0's status as actix's.
-fn status(answer: &ManagementAnswer) -> StatusCode {
-    StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::OK)
-}
-
-/// Auth0's answer as it came (status, JSON body; none for a 204).
-fn passthrough(answer: &ManagementAnswer) -> HttpResponse {
-    let mut response = HttpResponse::build(status(answer));
-    if answer.body.is_empty() || answer.status.as_u16() == 204 {
-        return response.finish();
-    }
-    response
-        .content_type("application/json; charset=utf-8")
-        .body(answer.body.clone())
 }
 
 /// Ends every session of `sub` here, revoking their refresh tokens at Auth0 when `revoke`.
