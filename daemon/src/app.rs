@@ -179,18 +179,19 @@ impl Application {
             repo.clone(),
         )?))?;
 
+        let auth = AuthenticationClient::new(http.clone());
         let management = crate::actors::ManagementService::start(
             crate::auth0::management::ManagementApi::from_settings(&http, &settings),
             clock.clone(),
         )
-        .with_authentication(AuthenticationClient::new(http.clone()));
+        .with_authentication(auth.clone());
         let jobs_gauge = crate::actors::jobs::Jobs::gauge()?;
         metrics.register(Box::new(jobs_gauge.clone()))?;
         let plugins = crate::actors::Plugins::start(plugins, clock.clone())?;
         metrics.register(Box::new(plugins.calls_metric()))?;
         let settings = web::Data::new(settings);
         let (tokens, logins) = Tokens::new(
-            AuthenticationClient::new(http),
+            auth,
             jwks.clone(),
             settings.clone(),
             repo.clone(),

@@ -764,6 +764,17 @@ struct Due {
     held: bool,
 }
 
+impl Due {
+    /// The next look `wait` after `now`, then backing off from `interval`.
+    fn after(now: Timestamp, wait: Duration, interval: Duration, held: bool) -> Self {
+        Self {
+            at: now.saturating_add(wait),
+            interval,
+            held,
+        }
+    }
+}
+
 /// The poll loop (see the module doc). Build with [`Jobs::new`], optionally
 /// [`Jobs::with_finished_hook`], then start it with [`Jobs::start_in_own_arbiter`].
 pub struct Jobs {
@@ -1048,11 +1059,7 @@ impl Round {
                     let interval = interval.saturating_mul(2).min(self.max_interval);
                     self.schedule.insert(
                         record.id.clone(),
-                        Due {
-                            at: now.saturating_add(interval),
-                            interval,
-                            held: false,
-                        },
+                        Due::after(now, interval, interval, false),
                     );
                     *counts.entry(record.status).or_insert(0) += 1;
                     continue;
@@ -1063,11 +1070,7 @@ impl Round {
                         .push((record.id.clone(), err.to_string()));
                     self.schedule.insert(
                         record.id.clone(),
-                        Due {
-                            at: now.saturating_add(interval),
-                            interval,
-                            held: false,
-                        },
+                        Due::after(now, interval, interval, false),
                     );
                     *counts.entry(record.status).or_insert(0) += 1;
                     continue;
@@ -1106,11 +1109,7 @@ impl Round {
             let wait = advance.retry_after.map_or(next, |r| r.max(next));
             self.schedule.insert(
                 record.id.clone(),
-                Due {
-                    at: service.clock.now().saturating_add(wait),
-                    interval: next,
-                    held: true,
-                },
+                Due::after(service.clock.now(), wait, next, true),
             );
         }
         self.retention().await;
