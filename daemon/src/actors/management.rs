@@ -23,7 +23,7 @@ use crate::auth0::Auth0Error;
 use crate::auth0::authentication::AuthenticationClient;
 use crate::auth0::management::{
     BUDGET_TIMEOUTS, MAX_RETRIES, ManagementAnswer, ManagementApi, ManagementError,
-    ManagementRequest, backoff, failure_of, is_active_jobs_limit, pause_from,
+    ManagementRequest, backoff, failure_of, pause_of,
 };
 use crate::clock::Clock;
 use crate::config::ClientSettings;
@@ -350,15 +350,8 @@ impl ManagementService {
 impl Inner {
     /// Starts the pause when an answer says so.
     fn observe_rate_limit(&self, result: &Result<ManagementAnswer, Auth0Error>) {
-        let (status, headers) = match result {
-            Ok(answer) => (answer.status, &answer.headers),
-            // Only the next import waits for an active job to finish; the other routes go on.
-            Err(Auth0Error::Status(failure)) if is_active_jobs_limit(failure) => return,
-            Err(Auth0Error::Status(failure)) => (failure.status, &failure.headers),
-            Err(_) => return,
-        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(wait) = pause_from(status, headers, now) {
+        if let Some(wait) = pause_of(result, now) {
             self.actor.do_send(Pause {
                 until: self.clock.now().saturating_add(wait),
             });

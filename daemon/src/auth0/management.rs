@@ -373,6 +373,19 @@ pub fn pause_from(status: StatusCode, headers: &HeaderMap, now: i64) -> Option<D
         .then(|| Duration::from_secs(retry_after_seconds(headers, now)))
 }
 
+/// How long an attempt's outcome asks the daemon to hold off every management call (see
+/// [`pause_from`]): never for a failure that did not reach Auth0, nor for Auth0's limit of active
+/// import jobs, which concerns only the next import.
+pub fn pause_of(result: &Result<ManagementAnswer, Auth0Error>, now: i64) -> Option<Duration> {
+    match result {
+        Ok(answer) => pause_from(answer.status, &answer.headers, now),
+        Err(Auth0Error::Status(failure)) if !is_active_jobs_limit(failure) => {
+            pause_from(failure.status, &failure.headers, now)
+        }
+        Err(_) => None,
+    }
+}
+
 /// Whether a 429 is Auth0's limit of active import jobs per tenant ("There are 2 active import
 /// users jobs, please wait until some of them are finished and try again") rather than a rate
 /// limit: it concerns only the next import, so it must not pause every management route.
@@ -520,6 +533,12 @@ mod tests {
             0,
         );
         assert!(!is_active_jobs_limit(&rate));
+        // Only the rate limit pauses every management call.
+        assert_eq!(pause_of(&Err(Auth0Error::Status(Box::new(jobs))), 0), None);
+        assert_eq!(
+            pause_of(&Err(Auth0Error::Status(Box::new(rate))), 0),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]
