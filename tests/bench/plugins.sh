@@ -19,12 +19,7 @@ cargo build --release -q -p groups-to-permissions
 bin=target/release
 library=$(pwd)/$bin/libgroups_to_permissions.so
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+. tests/bench/userinfo-lib.sh
 
 # start NAME [ENV...]: a demo daemon; sets $port.
 start() {
@@ -57,33 +52,16 @@ grep -q '"permissions":\["orders:read","profile:read"\]' <<<"$body" ||
     { echo "the plugin's claim is missing from /userinfo: $body" >&2; exit 1; }
 echo "plain body: $(curl -fs -H "Authorization: Bearer $plain_token" "http://127.0.0.1:$plain_port/userinfo" | wc -c) bytes; with the plugin: ${#body} bytes"
 
-# measure PORT TOKEN: "req/s p99_ms" of wrk on /userinfo.
-measure() {
-    wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $2" \
-        "http://127.0.0.1:$1/userinfo" >"$work/wrk.txt"
-    python3 - "$work/wrk.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", text).groups()
-p99_ms = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-if non2xx:
-    sys.exit(f"{non2xx.group(1)} error answers during the run")
-print(f"{rps:.0f} {p99_ms:.3f}")
-PY
-}
-
 echo "$rounds rounds of ${seconds}s each, $connections connections, alternating"
 printf '%-6s %-10s %12s %10s\n' round target req/s p99_ms
 ratios=()
 for round in $(seq "$rounds"); do
     if ((round % 2)); then
-        read -r g_rps g_p99 < <(measure "$plugin_port" "$plugin_token")
-        read -r p_rps p_p99 < <(measure "$plain_port" "$plain_token")
+        read -r g_rps g_p99 < <(measure "http://127.0.0.1:$plugin_port/userinfo" "$plugin_token")
+        read -r p_rps p_p99 < <(measure "http://127.0.0.1:$plain_port/userinfo" "$plain_token")
     else
-        read -r p_rps p_p99 < <(measure "$plain_port" "$plain_token")
-        read -r g_rps g_p99 < <(measure "$plugin_port" "$plugin_token")
+        read -r p_rps p_p99 < <(measure "http://127.0.0.1:$plain_port/userinfo" "$plain_token")
+        read -r g_rps g_p99 < <(measure "http://127.0.0.1:$plugin_port/userinfo" "$plugin_token")
     fi
     printf '%-6s %-10s %12s %10s\n' "$round" plugin "$g_rps" "$g_p99" "$round" plain "$p_rps" "$p_p99"
     ratios+=("$g_rps $p_rps $g_p99 $p_p99")
