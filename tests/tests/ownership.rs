@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::DAEMON;
 use crate::testkit::{
-    DaemonProcess, TestApp, assert_error_body, emulator_config, fault, set_cookie, sid_cookie,
-    spawn_app, spawn_app_configured, test_seed,
+    DaemonProcess, TestApp, answer, assert_error_body, emulator_config, fault, set_cookie,
+    sid_cookie, spawn_app, spawn_app_configured, test_seed,
 };
 use auth0_emulator::Fault;
 use auth0_emulator::seed::demo;
@@ -68,14 +68,6 @@ fn refresh_calls(app: &TestApp) -> usize {
         .iter()
         .filter(|f| f.get("grant_type").map(String::as_str) == Some("refresh_token"))
         .count()
-}
-
-/// The status and the body (JSON when it is, else the text).
-async fn answer(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
 }
 
 /// `(accessToken, refreshToken)` of a token answer.

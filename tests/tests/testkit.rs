@@ -300,6 +300,14 @@ impl TestApp {
             .collect()
     }
 
+    /// How many management tokens the daemon fetched (client-credentials grants).
+    pub fn management_token_fetches(&self) -> usize {
+        self.token_calls()
+            .iter()
+            .filter(|form| form.get("grant_type").map(String::as_str) == Some("client_credentials"))
+            .count()
+    }
+
     /// Makes the emulator issue access tokens that expire after `seconds`.
     pub fn access_tokens_last(&self, seconds: u64) {
         self.emulator
@@ -315,6 +323,14 @@ impl TestApp {
 }
 
 /// The value of the `sid` cookie a response sets.
+/// The status and the body of an answer (JSON when it is, else the text).
+pub async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
 pub fn sid_cookie(response: &reqwest::Response) -> Option<String> {
     set_cookie(response, "sid").and_then(|c| {
         c.split(';')

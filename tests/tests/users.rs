@@ -18,13 +18,6 @@ fn users_calls(app: &TestApp) -> Vec<RecordedRequest> {
     app.emulator.requests_to("/api/v2/users*")
 }
 
-fn management_token_fetches(app: &TestApp) -> usize {
-    app.token_calls()
-        .iter()
-        .filter(|form| form.get("grant_type").map(String::as_str) == Some("client_credentials"))
-        .count()
-}
-
 async fn send(
     app: &TestApp,
     request: reqwest::RequestBuilder,
@@ -250,12 +243,12 @@ async fn one_management_token_for_concurrent_calls_and_a_new_one_when_it_expires
         assert_eq!(response.unwrap().status(), 200);
     }
     assert_eq!(users_calls(&app).len(), 30);
-    assert_eq!(management_token_fetches(&app), 1);
+    assert_eq!(app.management_token_fetches(), 1);
 
     // The token's lifetime (by the daemon's clock): renewed before the next call.
     app.clock.advance(Duration::from_secs(86_400));
     assert_eq!(app.get(&path).await.status(), 200);
-    assert_eq!(management_token_fetches(&app), 2);
+    assert_eq!(app.management_token_fetches(), 2);
 
     // Auth0 stops accepting it (its signing key changed): one 401, one new token, one retry.
     app.emulator.rotate_signing_key(false);
@@ -263,7 +256,7 @@ async fn one_management_token_for_concurrent_calls_and_a_new_one_when_it_expires
     assert_eq!(app.get(&path).await.status(), 200);
     let statuses: Vec<Option<u16>> = users_calls(&app).iter().map(|c| c.status).collect();
     assert_eq!(statuses, [Some(401), Some(200)]);
-    assert_eq!(management_token_fetches(&app), 1);
+    assert_eq!(app.management_token_fetches(), 1);
 }
 
 #[actix_rt::test]

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::testkit::{
-    DaemonProcess, TestApp, assert_error_body, emulator_config, release_daemon, spawn_app,
+    DaemonProcess, answer, assert_error_body, emulator_config, release_daemon, spawn_app,
     spawn_app_configured, test_seed,
 };
 
@@ -19,21 +19,6 @@ const PASSWORD: &str = "Str0ng-password!";
 
 fn encoded(user_id: &str) -> String {
     user_id.replace('|', "%7C")
-}
-
-fn management_token_fetches(app: &TestApp) -> usize {
-    app.token_calls()
-        .iter()
-        .filter(|form| form.get("grant_type").map(String::as_str) == Some("client_credentials"))
-        .count()
-}
-
-async fn answer(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
 }
 
 /// 40 keep-alive clients (one pooled reqwest client) each create a user, rename it and log it
@@ -137,7 +122,7 @@ async fn dozens_of_concurrent_writers_get_their_answers_and_their_users() {
             .len(),
         10
     );
-    assert_eq!(management_token_fetches(&app), 1);
+    assert_eq!(app.management_token_fetches(), 1);
 }
 
 /// What a raw connection was answered: status, body, whether it then closed, and when.
