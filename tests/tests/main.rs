@@ -5,6 +5,7 @@
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_e2e-auth0-client");
 
 pub mod chromedriver;
+pub mod netns;
 pub mod testkit;
 
 mod authorize;
