@@ -76,6 +76,11 @@ fn cross_site_forms(port: u16) -> Vec<(Vec<(&'static str, String)>, String)> {
             ],
             format!("Origin \"http://localhost:{port}\" is neither"),
         ),
+        // A sibling site the browser calls same-site, without an Origin to show it is this one.
+        (
+            vec![("sec-fetch-site", "same-site".to_owned())],
+            "Sec-Fetch-Site is same-site and no Origin".to_owned(),
+        ),
     ]
 }
 
@@ -106,7 +111,7 @@ async fn same_site_and_server_to_server_cookie_logins_pass() {
         // Server to server: neither header.
         vec![],
         vec![("sec-fetch-site", "same-origin"), ("origin", own.as_str())],
-        vec![("sec-fetch-site", "same-site")],
+        vec![("sec-fetch-site", "same-site"), ("origin", own.as_str())],
         vec![("sec-fetch-site", "none")],
         vec![("origin", own.as_str())],
     ] {

@@ -252,14 +252,20 @@ pub(crate) fn build(
     }
 
     // With `apiKeys`, a management route needs a key flagged `management` (none flagged: closed
-    // to everyone); without `managementClient` it answers 501.
+    // to everyone); without `managementClient` it answers 501. Without either guard, the default
+    // guard of SPEC §6 holds them (`http::extract::guard`).
     if management_client.is_some() && api_keys.is_empty() && server.management_bind.is_none() {
-        warnings.push(
-            "the management routes (/users/active) are open to anyone who reaches the listener: \
-             set `server.managementBind` to serve them on a private address, or add `apiKeys` \
-             with a key flagged `management`"
-                .to_owned(),
-        );
+        let who = if env.original_protocol_header.is_some() {
+            "peers on loopback or in `server.trustedProxies` (upstream mode: the gateway decides \
+             what is exposed)"
+        } else {
+            "local callers only (a loopback peer that forwarded no X-Forwarded-For)"
+        };
+        warnings.push(format!(
+            "neither `apiKeys` nor `server.managementBind` guards the management routes: they \
+             answer {who}; set `server.managementBind` to serve them on a private address, or \
+             add `apiKeys` with a key flagged `management`"
+        ));
     }
 
     Ok(Settings {

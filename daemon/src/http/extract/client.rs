@@ -4,6 +4,10 @@
 //! `defaultClient`; a name that is not a configured client, or no client at all, is 401. With
 //! `apiKeys` configured, every route needs a valid key (401) except the browser-navigated ones
 //! ([`RouteKind::Browser`]), and a management route needs a key flagged `management` (403).
+//! A management route first passes [`management_checks`]: the default guard without `apiKeys`
+//! and `server.managementBind`, and the cross-site refusal on the routes that change anything;
+//! a management key in the `mia_client_key` cookie counts only from a same-origin page or a
+//! caller without browser headers (403 otherwise).
 //!
 //! Choices where the spec is silent:
 //! - The key is read from the `secret` header, else the `client-key` header, else the
@@ -31,6 +35,8 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::cross_site::{BrowserAction, cookie_key_allowed};
+use super::guard::management_guard;
 use super::{cookie, header, quoted, settings};
 use crate::config::{ApiKey, ClientSettings, Settings};
 use crate::http::ApiError;
@@ -198,6 +204,16 @@ fn select_named_client(
         match presented_key(req) {
             Some((place, presented)) => match find_key(&settings.api_keys, presented) {
                 Some(key) => {
+                    if kind == RouteKind::Management
+                        && matches!(place, KeyPlace::Cookie)
+                        && !cookie_key_allowed(req)
+                    {
+                        return Err(ApiError::Forbidden(format!(
+                            "the API key in the {place} is accepted on the management routes only \
+                             from a same-origin page (`Sec-Fetch-Site: same-origin`) or a caller \
+                             that sends no browser headers: send it in the `{SECRET_HEADER}` header"
+                        )));
+                    }
                     if kind == RouteKind::Management && !key.management {
                         return Err(ApiError::Forbidden(format!(
                             "the API key in the {place} may not call the management routes: \
@@ -342,6 +358,18 @@ fn find_key<'k>(keys: &'k [ApiKey], presented: &str) -> Option<&'k ApiKey> {
     found
 }
 
+/// What every management route checks before its client (SPEC §6), so nothing reaches Auth0
+/// otherwise: the default guard ([`management_guard`]), then, on a route that changes anything
+/// (any method but GET, HEAD and OPTIONS), the cross-site refusal of [`same_site`], the rule of
+/// [`super::CrossSiteCheck`].
+pub fn management_checks(req: &HttpRequest, settings: &Settings) -> Result<(), ApiError> {
+    management_guard(req, settings)?;
+    if !req.method().is_safe() {
+        super::CrossSiteCheck::of(req, settings).refuse_cross_site(BrowserAction::Manage)?;
+    }
+    Ok(())
+}
+
 /// Extractor: the client of a route of kind `R`, or the error [`select_client`] answers.
 /// Use the aliases [`ApiClient`], [`BrowserClient`], [`ManagementClient`].
 #[derive(Debug)]
@@ -373,6 +401,9 @@ impl<R: Route> FromRequest for Client<R> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(settings(req).and_then(|settings| {
+            if R::KIND == RouteKind::Management {
+                management_checks(req, &settings)?;
+            }
             Ok(Self {
                 selected: select_client(req, &settings, R::KIND)?,
                 route: PhantomData,

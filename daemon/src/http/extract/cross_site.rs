@@ -1,17 +1,25 @@
 //! [`CrossSiteCheck`]: whether the browser says a request comes from a page of another site, so
 //! that a cookie-issuing login, a cookie refresh and a cookie logout can be refused (login CSRF:
 //! a page elsewhere must not make the victim's browser log in as the attacker, nor end or renew
-//! the victim's session). One rule, used by `/oauth/token`, `/refreshtoken` and `/logout`.
+//! the victim's session), and so can every management route that changes anything (SPEC §6: a
+//! page elsewhere must not make an administrator's browser create, change or import users). One
+//! rule, used by `/oauth/token`, `/refreshtoken`, `/logout` and the management writes.
 //!
 //! A request is cross-site when
 //! - `Sec-Fetch-Site: cross-site` (the browser's own verdict); or
+//! - `Sec-Fetch-Site: same-site` without an `Origin` (a sibling subdomain is another site to the
+//!   daemon unless its `Origin` says it is the public host or in `server.allowedHosts`); or
 //! - it has an `Origin` whose `host[:port]` is neither the daemon's public host (as
 //!   [`super::public_host`] resolves it: `X-Forwarded-Host` from a trusted proxy, else `Host`) nor
 //!   allowed by `server.allowedHosts`. `Origin: null` (sandboxed frames, `file:` pages, some
 //!   redirects), and one that is not `scheme://host[:port]`, count as cross-site.
 //!
-//! Server-to-server callers send neither header and pass; so do `Sec-Fetch-Site: same-origin`,
-//! `same-site` and `none` (a typed URL, a bookmark) when the `Origin`, if any, passes.
+//! Server-to-server callers send neither header and pass; so do `Sec-Fetch-Site: same-origin`
+//! and `none` (a typed URL, a bookmark) when the `Origin`, if any, passes.
+//!
+//! The management key in the `mia_client_key` cookie is a browser's credential, which travels with
+//! any request the browser makes: [`cookie_key_allowed`] accepts it only from a same-origin page
+//! (`Sec-Fetch-Site: same-origin`) or a caller that sends no browser header at all.
 //!
 //! Choices where the spec is silent:
 //! - The scheme of the `Origin` is not compared (the rule is about hosts), but it gives the
@@ -40,6 +48,8 @@ const SEC_FETCH_SITE: &str = "sec-fetch-site";
 pub enum CrossSite {
     /// `Sec-Fetch-Site: cross-site`.
     FetchSite,
+    /// `Sec-Fetch-Site: same-site` with no `Origin` to show it is this site.
+    SameSiteWithoutOrigin,
     /// `Origin: null`.
     NullOrigin,
     /// An `Origin` that is not `scheme://host[:port]`.
@@ -52,6 +62,10 @@ impl fmt::Display for CrossSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::FetchSite => f.write_str("Sec-Fetch-Site is cross-site"),
+            Self::SameSiteWithoutOrigin => f.write_str(
+                "Sec-Fetch-Site is same-site and no Origin shows this site's host or one in \
+                 `server.allowedHosts`",
+            ),
             Self::NullOrigin => f.write_str("Origin is null"),
             Self::BadOrigin(origin) => write!(f, "Origin {} is not a valid origin", quoted(origin)),
             Self::ForeignOrigin(origin) => write!(
@@ -72,6 +86,8 @@ pub enum BrowserAction {
     Refresh,
     /// The end of the session the `sid` cookie names.
     LogOut,
+    /// A management route that changes something (POST, PATCH, DELETE, an import).
+    Manage,
 }
 
 impl BrowserAction {
@@ -80,6 +96,7 @@ impl BrowserAction {
             Self::LogIn => "log a browser in",
             Self::Refresh => "refresh a browser's session",
             Self::LogOut => "end a browser's session",
+            Self::Manage => "call a management route that changes anything",
         }
     }
 }
@@ -90,6 +107,9 @@ pub fn same_site(req: &HttpRequest, settings: &Settings) -> Result<(), CrossSite
         return Err(CrossSite::FetchSite);
     }
     let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+        if header(req, SEC_FETCH_SITE).is_some_and(|site| site.eq_ignore_ascii_case("same-site")) {
+            return Err(CrossSite::SameSiteWithoutOrigin);
+        }
         return Ok(());
     };
     let text = origin.to_str().map(str::trim).unwrap_or("\u{FFFD}");
@@ -110,6 +130,17 @@ pub fn same_site(req: &HttpRequest, settings: &Settings) -> Result<(), CrossSite
         Ok(())
     } else {
         Err(CrossSite::ForeignOrigin(text.to_owned()))
+    }
+}
+
+/// Whether a management key read from the `mia_client_key` cookie may be used: the request says
+/// `Sec-Fetch-Site: same-origin`, or carries no browser header (`Sec-Fetch-Site`, `Origin`) at
+/// all, as a server or a script does. Any other browser request may have been made by a page of
+/// another site riding on the cookie.
+pub fn cookie_key_allowed(req: &HttpRequest) -> bool {
+    match header(req, SEC_FETCH_SITE) {
+        Some(site) => site.eq_ignore_ascii_case("same-origin"),
+        None => !req.headers().contains_key(actix_web::http::header::ORIGIN),
     }
 }
 
@@ -163,6 +194,13 @@ pub struct CrossSiteCheck {
 }
 
 impl CrossSiteCheck {
+    /// The verdict of [`same_site`] on `req`.
+    pub fn of(req: &HttpRequest, settings: &Settings) -> Self {
+        Self {
+            verdict: same_site(req, settings),
+        }
+    }
+
     /// The reason the request is cross-site, if it is.
     pub fn cross_site(&self) -> Option<&CrossSite> {
         self.verdict.as_ref().err()
@@ -185,9 +223,7 @@ impl FromRequest for CrossSiteCheck {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(settings(req).map(|settings| Self {
-            verdict: same_site(req, &settings),
-        }))
+        ready(settings(req).map(|settings| Self::of(req, &settings)))
     }
 }
 
@@ -216,7 +252,11 @@ mod tests {
             vec![],
             vec![("host", "auth.example.com")],
             vec![("sec-fetch-site", "same-origin")],
-            vec![("sec-fetch-site", "same-site")],
+            vec![
+                ("host", "auth.example.com"),
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://auth.example.com"),
+            ],
             vec![("sec-fetch-site", "none")],
             vec![("sec-fetch-site", "something-new")],
             vec![
@@ -271,6 +311,10 @@ mod tests {
                     ("origin", "https://auth.example.com"),
                 ],
                 CrossSite::FetchSite,
+            ),
+            (
+                vec![host, ("sec-fetch-site", "same-site")],
+                CrossSite::SameSiteWithoutOrigin,
             ),
             (vec![host, ("origin", "null")], CrossSite::NullOrigin),
             (
@@ -341,6 +385,36 @@ mod tests {
             ))
             .to_http_request();
         assert!(matches!(same_site(&req, &s), Err(CrossSite::BadOrigin(_))));
+    }
+
+    #[test]
+    fn a_cookie_key_needs_a_same_origin_page_or_no_browser_at_all() {
+        let s = settings(doc());
+        for (headers, allowed) in [
+            (vec![], true),
+            (vec![("sec-fetch-site", "same-origin")], true),
+            (
+                vec![
+                    ("sec-fetch-site", "Same-Origin"),
+                    ("origin", "https://auth.example.com"),
+                ],
+                true,
+            ),
+            (vec![("sec-fetch-site", "same-site")], false),
+            (vec![("sec-fetch-site", "cross-site")], false),
+            (vec![("sec-fetch-site", "none")], false),
+            (vec![("origin", "https://auth.example.com")], false),
+        ] {
+            let mut req = request(&s, "127.0.0.1");
+            for header in &headers {
+                req = req.append_header(*header);
+            }
+            assert_eq!(
+                cookie_key_allowed(&req.to_http_request()),
+                allowed,
+                "{headers:?}"
+            );
+        }
     }
 
     #[test]
@@ -434,6 +508,13 @@ mod tests {
             .refuse_cross_site(BrowserAction::LogOut)
             .expect_err("cross-site");
         assert!(err.to_string().contains("end a browser's session"));
+        let err = check
+            .refuse_cross_site(BrowserAction::Manage)
+            .expect_err("cross-site");
+        assert!(
+            err.to_string()
+                .contains("may not call a management route that changes anything")
+        );
 
         let req = request(&s, "203.0.113.7")
             .insert_header(("host", "auth.example.com"))

@@ -50,16 +50,16 @@ use crate::http::ApiError;
 /// honours it for applications with "Trust Token Endpoint IP Header" enabled.
 pub const AUTH0_FORWARDED_FOR: &str = "auth0-forwarded-for";
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub(super) const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// The TCP peer's address, IPv4-mapped IPv6 addresses as IPv4.
-fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
+pub(super) fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|addr| addr.ip().to_canonical())
 }
 
-fn is_trusted(settings: &Settings, ip: IpAddr) -> bool {
+pub(super) fn is_trusted(settings: &Settings, ip: IpAddr) -> bool {
     settings
         .server
         .trusted_proxies

@@ -4,6 +4,8 @@
 //!   and how that meets a session's own client;
 //! - [`cross_site`]: [`CrossSiteCheck`], whether the browser says the request comes from a page
 //!   of another site (refused for cookie-issuing logins, cookie refreshes and cookie logouts);
+//! - [`guard`]: who may call the management routes when neither `apiKeys` nor
+//!   `server.managementBind` protects them;
 //! - [`forwarded`]: whom the request is from and how it was addressed: the end user's IP, the
 //!   public host and scheme, each believing forwarding headers only from `server.trustedProxies`;
 //! - [`redirect`]: [`RelativeRedirect`], the only form in which a caller's `redirect` is used;
@@ -16,6 +18,7 @@
 pub mod client;
 pub mod cross_site;
 pub mod forwarded;
+pub mod guard;
 pub mod redirect;
 pub mod session;
 
@@ -32,11 +35,12 @@ pub use client::{
     Route, RouteKind, SelectedClient, resolve_session_client, select_client,
     select_client_optional,
 };
-pub use cross_site::{BrowserAction, CrossSite, CrossSiteCheck};
+pub use cross_site::{BrowserAction, CrossSite, CrossSiteCheck, cookie_key_allowed};
 pub use forwarded::{
     AUTH0_FORWARDED_FOR, EndUser, PublicHost, PublicOrigin, Scheme, auth0_forwarded_for,
     end_user_ip, public_host, public_scheme, trusted_peer,
 };
+pub use guard::{guard_in_force, management_guard};
 pub use redirect::{InvalidRedirect, RelativeRedirect};
 pub use session::SessionCredential;
 
