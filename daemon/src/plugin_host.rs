@@ -5,9 +5,18 @@
 //!
 //! - **Never unloaded.** A library's code may still run on a thread whose call timed out, and the
 //!   instances point into it, so every loaded `Library` is leaked for the life of the process.
-//! - **Pinned by hash.** With `sha256`, the file is opened once, hashed from that descriptor, and
-//!   the library opened through `/proc/self/fd/N`: the bytes checked are the bytes loaded, even if
-//!   the path is replaced in between.
+//! - **Read once, checked, loaded from a sealed copy.** The file is opened once (never blocking,
+//!   so a FIFO cannot hang the start), must be a regular file, and is read whole into memory; its
+//!   ELF headers must parse (a 64-bit shared object whose program headers, section headers and
+//!   every segment lie inside the bytes read), since the loader maps segments past the end of a
+//!   truncated file and the process then dies of SIGBUS. Those bytes are what `sha256` is
+//!   compared with, and exactly they are loaded: written to a `memfd`, sealed against any change
+//!   (`F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`), and opened through
+//!   `/proc/self/fd/N`, so replacing the path, a symlink swap or an in-place write after the read
+//!   changes nothing.
+//! - **The memfd stays open** for the life of the process: the loader knows a library by the name
+//!   it was opened with, and a later plugin's memfd reusing the number `N` would otherwise be taken
+//!   for the library already loaded under `/proc/self/fd/N`.
 //! - **Loading runs the library's code** (its initialisers): only load files an operator
 //!   controls, writable by root alone.
 //!
@@ -15,7 +24,9 @@
 //! `unsafe` is allowed (each block says why it holds).
 #![allow(unsafe_code)]
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use auth0_client_plugin_api::PluginEntry;
@@ -30,6 +41,14 @@ use crate::config::PluginSettings;
 pub enum LoadFailure {
     #[error("cannot read it: {0}")]
     Read(std::io::Error),
+    #[error("it is not a regular file ({0})")]
+    NotAFile(&'static str),
+    #[error("it is larger than {} MiB", MAX_LIBRARY_BYTES >> 20)]
+    TooLarge,
+    #[error("it is not a sound ELF shared library: {0}")]
+    Elf(String),
+    #[error("cannot copy it into a sealed memory file: {0}")]
+    Seal(std::io::Error),
     #[error("its SHA-256 is {found}, the config pins {expected}")]
     HashMismatch { expected: String, found: String },
     #[error("it is not a loadable shared library: {0}")]
@@ -115,42 +134,141 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Opens the library (checking its hash when pinned) and checks its entry symbol.
-fn open(path: &Path, sha256: Option<&str>) -> Result<Entry, LoadFailure> {
-    // The file must exist and be readable: dlopen's own message for a missing file is vaguer.
-    let mut file = std::fs::File::open(path).map_err(LoadFailure::Read)?;
-    let mut through = path.to_path_buf();
-    if let Some(expected) = sha256 {
-        let mut hasher = Sha256::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = file.read(&mut chunk).map_err(LoadFailure::Read)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&chunk[..n]);
+/// The largest plugin file read (plugins are a few MiB at most).
+const MAX_LIBRARY_BYTES: u64 = 256 << 20;
+
+/// The bytes of the regular file at `path`, read once through one descriptor opened without
+/// blocking (a FIFO would otherwise wait for a writer forever).
+fn read_library(path: &Path) -> Result<Vec<u8>, LoadFailure> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(LoadFailure::Read)?;
+    let meta = file.metadata().map_err(LoadFailure::Read)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt as _;
+        return Err(LoadFailure::NotAFile(if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a plain file"
+        }));
+    }
+    if meta.len() > MAX_LIBRARY_BYTES {
+        return Err(LoadFailure::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A file that grows while being read is cut at the limit and then refused.
+    (&mut file)
+        .take(MAX_LIBRARY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(LoadFailure::Read)?;
+    if bytes.len() as u64 > MAX_LIBRARY_BYTES {
+        return Err(LoadFailure::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// Whether `bytes` are a shared library the loader can map without reading past their end: a
+/// 64-bit ELF shared object of this machine's byte order whose headers parse and whose every
+/// segment's file range lies inside `bytes`.
+fn check_elf(bytes: &[u8]) -> Result<(), LoadFailure> {
+    use object::read::elf::{ElfFile64, FileHeader as _, ProgramHeader as _};
+    let bad = |why: String| LoadFailure::Elf(why);
+    if bytes.is_empty() {
+        return Err(bad("the file is empty".into()));
+    }
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(bad("no ELF magic number at its start".into()));
+    }
+    let elf = ElfFile64::<object::Endianness>::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let endian = elf.endian();
+    let header = elf.elf_header();
+    if header.e_type(endian) != object::elf::ET_DYN {
+        return Err(bad(
+            "it is not a shared object (ELF type is not ET_DYN)".into()
+        ));
+    }
+    if endian != object::Endianness::default() {
+        return Err(bad("its byte order is not this machine's".into()));
+    }
+    let segments = elf.elf_program_headers();
+    if !segments
+        .iter()
+        .any(|ph| ph.p_type(endian) == object::elf::PT_LOAD)
+    {
+        return Err(bad("it has no loadable segment".into()));
+    }
+    for (i, ph) in segments.iter().enumerate() {
+        let (offset, size) = ph.file_range(endian);
+        if ph.data(endian, bytes).is_err() {
+            return Err(bad(format!(
+                "segment {i} (bytes {offset}..{}) lies outside the file's {} bytes",
+                offset.saturating_add(size),
+                bytes.len()
+            )));
         }
-        let found = hex(&hasher.finalize());
+        if ph.p_type(endian) == object::elf::PT_LOAD && size > ph.p_memsz(endian) {
+            return Err(bad(format!(
+                "segment {i} holds more bytes in the file than in memory"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `bytes` in a memfd sealed against every change, left open for the life of the process (see
+/// the module doc); the path the loader opens it by.
+fn sealed_copy(bytes: &[u8]) -> Result<PathBuf, LoadFailure> {
+    use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+    let fd = memfd_create(
+        "auth0-client-plugin",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| LoadFailure::Seal(e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes).map_err(LoadFailure::Seal)?;
+    fcntl_add_seals(
+        &file,
+        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )
+    .map_err(|e| LoadFailure::Seal(e.into()))?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    // Never closed: the library is never unloaded, and its number must not be reused.
+    std::mem::forget(file);
+    Ok(path)
+}
+
+/// Reads the library once, checks it (regular file, sound ELF, the pinned hash), and loads
+/// exactly the bytes checked from a sealed copy; then checks its entry symbol.
+fn open(path: &Path, sha256: Option<&str>) -> Result<Entry, LoadFailure> {
+    let bytes = read_library(path)?;
+    check_elf(&bytes)?;
+    if let Some(expected) = sha256 {
+        let found = hex(&Sha256::digest(&bytes));
         if found != expected {
             return Err(LoadFailure::HashMismatch {
                 expected: expected.to_owned(),
                 found,
             });
         }
-        let by_fd = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&file)
-        ));
-        if by_fd.exists() {
-            through = by_fd;
-        }
     }
+    let through = sealed_copy(&bytes)?;
+    drop(bytes);
     // SAFETY: loading a library runs its initialisers; the operator named this file in the
     // config (and pinned its hash, when `sha256` is set). Plugins built with
-    // auth0-client-plugin-api have no initialisers of their own.
+    // auth0-client-plugin-api have no initialisers of their own. The sealed copy cannot change
+    // under the loader, and its segments were checked to lie inside it, so mapping them reads
+    // no byte past its end (no SIGBUS).
     let library =
         unsafe { libloading::Library::new(&through) }.map_err(|e| LoadFailure::Open(detail(&e)))?;
-    drop(file);
     // Never unloaded (see the module docs): the entry and every instance point into it.
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: the symbol is looked up as the address of a static; nothing is read through it

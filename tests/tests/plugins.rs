@@ -478,7 +478,7 @@ async fn libraries_that_are_not_loadable_plugins_stop_the_start_by_name() {
     std::fs::write(&junk, b"not a library").unwrap();
     let err = start_error(json!([{"path": good, "config": config}, {"path": junk}]));
     assert!(err.contains("plugins.1"), "{err}");
-    assert!(err.contains("not a loadable shared library"), "{err}");
+    assert!(err.contains("not a sound ELF shared library"), "{err}");
 
     let wrong = "0".repeat(64);
     let err = start_error(json!([{"path": good, "sha256": wrong, "config": config}]));
@@ -652,5 +652,197 @@ async fn calls_to_one_plugin_are_bounded() {
     assert_eq!(
         metric_value(&app, &calls("test-plugin", "custom_claims", "ok")).await,
         4.0
+    );
+}
+
+/// `auth0-client ARGS` run to its end (killed after 30 s: a hang fails the test), with its exit
+/// status and stderr.
+fn run_daemon(args: &[&std::ffi::OsStr]) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(crate::DAEMON)
+        .args(args)
+        .env("HTTP_PORT", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("auth0-client {args:?} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
+
+/// `plugin-info`, `check-config` and `serve` on a config naming `path` as `plugins.0`: each exits 1
+/// with one line naming the plugin entry (not `plugin-info`, which has none), the file and
+/// `reason`; never a signal (SIGBUS) nor a hang.
+fn assert_refused_everywhere(path: &std::path::Path, reason: &str) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    let mut config = base_config();
+    config["plugins"] = json!([{"path": path}]);
+    config["sessions"] = json!({"path": dir.path().join("sessions")});
+    std::fs::write(&file, config.to_string()).unwrap();
+    let runs: [(&str, Vec<&std::ffi::OsStr>); 3] = [
+        (
+            "plugin-info",
+            vec!["plugin-info".as_ref(), path.as_os_str()],
+        ),
+        (
+            "check-config",
+            vec![
+                "check-config".as_ref(),
+                "--config".as_ref(),
+                file.as_os_str(),
+            ],
+        ),
+        (
+            "serve",
+            vec!["serve".as_ref(), "--config".as_ref(), file.as_os_str()],
+        ),
+    ];
+    for (command, args) in runs {
+        let (status, stderr) = run_daemon(&args);
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(1), None),
+            "{command} {}: {stderr}",
+            path.display()
+        );
+        let line = stderr
+            .lines()
+            .find(|line| line.contains(&path.display().to_string()) && line.contains(reason))
+            .unwrap_or_else(|| {
+                panic!("{command}: no line naming the file and {reason:?}: {stderr}")
+            });
+        if command != "plugin-info" {
+            assert!(line.contains("plugins.0"), "{command}: {line}");
+        }
+    }
+}
+
+#[test]
+fn damaged_plugin_files_exit_1_naming_the_plugin_never_sigbus_or_a_hang() {
+    let good = std::fs::read(plugin_library("groups-to-permissions")).unwrap();
+    assert!(
+        good.len() > 100 * 1024,
+        "the plugin is {} bytes",
+        good.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+
+    // Cut to 1..100 KB: segments now lie past the end of the file.
+    for kb in [1, 4, 16, 40, 64, 100] {
+        let cut = dir.path().join(format!("cut-{kb}k.so"));
+        std::fs::write(&cut, &good[..kb * 1024]).unwrap();
+        assert_refused_everywhere(&cut, "is not a sound ELF shared library");
+    }
+    // Random bytes, and random bytes behind a valid ELF magic.
+    let mut random = vec![0u8; 64 * 1024];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for byte in &mut random {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let noise = dir.path().join("random.so");
+    std::fs::write(&noise, &random).unwrap();
+    assert_refused_everywhere(&noise, "no ELF magic number");
+    random[..good.len().min(64)].copy_from_slice(&good[..64]);
+    std::fs::write(&noise, &random).unwrap();
+    assert_refused_everywhere(&noise, "is not a sound ELF shared library");
+    // Empty.
+    let empty = dir.path().join("empty.so");
+    std::fs::write(&empty, b"").unwrap();
+    assert_refused_everywhere(&empty, "the file is empty");
+    // A FIFO (nobody writes to it: reading it would wait forever).
+    let fifo = dir.path().join("fifo.so");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_refused_everywhere(&fifo, "is not a regular file (a FIFO)");
+    // A symlink swapped to point at a device, a directory, a truncated copy.
+    let link = dir.path().join("link.so");
+    std::os::unix::fs::symlink(plugin_library("groups-to-permissions"), &link).unwrap();
+    let (status, stderr) = run_daemon(&["plugin-info".as_ref(), link.as_os_str()]);
+    assert!(status.success(), "{stderr}");
+    for (target, reason) in [
+        (
+            std::path::PathBuf::from("/dev/zero"),
+            "is not a regular file (a device)",
+        ),
+        (
+            dir.path().to_path_buf(),
+            "is not a regular file (a directory)",
+        ),
+        (
+            dir.path().join("cut-16k.so"),
+            "is not a sound ELF shared library",
+        ),
+    ] {
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_refused_everywhere(&link, reason);
+    }
+}
+
+#[actix_rt::test]
+async fn the_bytes_hashed_are_the_bytes_loaded() {
+    // A pinned plugin loads from its sealed copy: overwriting the file once the daemon runs
+    // changes nothing, and the next start sees the new bytes refused by the pin.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libpinned.so");
+    std::fs::copy(plugin_library("groups-to-permissions"), &copy).unwrap();
+    let pin = sha256_of(&copy);
+    let app = app_with(json!([{
+        "path": copy, "sha256": pin, "config": {"permissions": {"users": ["profile:read"]}}
+    }]))
+    .await;
+    let good = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &good[..8 * 1024]).unwrap();
+    let token = access_token(&app, demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    let (status, body) = userinfo(&app, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["permissions"], json!(["profile:read"]));
+    let err = start_error(json!([{"path": copy, "sha256": pin}]));
+    assert!(
+        err.contains("plugins.0") && err.contains("not a sound ELF"),
+        "{err}"
+    );
+}
+
+#[actix_rt::test]
+async fn sub_and_groups_survive_every_plugin_answer() {
+    let app = app_with(json!([
+        plugin(
+            "test-plugin",
+            json!({"claims": {"sub": null, "groups": null, "extra": 1}})
+        ),
+        plugin("test-plugin", json!({"claims": {"groups": "admin"}})),
+    ]))
+    .await;
+    let token = access_token(&app, demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    let (status, body) = userinfo(&app, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], demo::USER_ID, "{body}");
+    assert!(body["groups"].is_array(), "{body}");
+    assert_eq!(body["extra"], 1, "{body}");
+    // A `groups` that is not an array is the second plugin's error, its answer dropped.
+    assert_eq!(
+        metric_value(&app, &calls("test-plugin#1", "custom_claims", "invalid")).await,
+        1.0
     );
 }

@@ -43,6 +43,9 @@ pub const TIMEOUTS_BEFORE_COOL_DOWN: u32 = 3;
 /// How long a plugin that keeps timing out is skipped.
 pub const COOL_DOWN: Duration = Duration::from_secs(30);
 
+/// The `/userinfo` claims a plugin's `custom_claims` may never remove (SPEC §9).
+const PROTECTED_CLAIMS: [&str; 2] = ["sub", "groups"];
+
 /// A `map_connection` or `custom_claims` failure of a `fail-closed` plugin: the request fails
 /// with 502.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -413,7 +416,8 @@ impl Plugins {
 
     /// `custom_claims` (SPEC §9): each plugin with the hook, in config order, sees the body so
     /// far and its answer is merged in (a claim replaced by name, removed by `null`; `sub` may
-    /// not change). `Ok(true)`: every plugin answered, the body may be cached; `Ok(false)`: a
+    /// not change, and a `null` for `sub` or `groups` is ignored: both are always present;
+    /// `groups` may only be replaced by an array). `Ok(true)`: every plugin answered, the body may be cached; `Ok(false)`: a
     /// fail-open plugin failed, the body lacks its claims and must not be cached.
     pub async fn custom_claims(
         &self,
@@ -437,14 +441,25 @@ impl Plugins {
                             if out
                                 .claims
                                 .get("sub")
-                                .is_some_and(|s| s.as_str() != Some(sub)) =>
+                                .is_some_and(|s| !s.is_null() && s.as_str() != Some(sub)) =>
                         {
                             Outcome::Invalid("it changed `sub`".into())
+                        }
+                        Ok(out)
+                            if out
+                                .claims
+                                .get("groups")
+                                .is_some_and(|g| !g.is_null() && !g.is_array()) =>
+                        {
+                            Outcome::Invalid("its `groups` is not an array".into())
                         }
                         Ok(out) => {
                             for (name, value) in out.claims {
                                 if value.is_null() {
-                                    claims.remove(&name);
+                                    // `sub` and `groups` are always present (SPEC §9).
+                                    if !PROTECTED_CLAIMS.contains(&name.as_str()) {
+                                        claims.remove(&name);
+                                    }
                                 } else {
                                     claims.insert(name, value);
                                 }
