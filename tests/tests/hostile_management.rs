@@ -362,3 +362,71 @@ async fn api_keys_open_the_management_routes_to_another_machine() {
     let missing = curl(&peer, &[&peer.url(app.port, "/users/active")]).await;
     assert_eq!(missing.status, 401, "{missing:?}");
 }
+
+/// A password login naming a connection Auth0 does not know, on a client without
+/// `supportedConnections`: the caller's mistake, 400 naming `connection`, no ERROR line; the same
+/// unknown connection from the config (`defaultConnection`) is the daemon's, 502 and an ERROR.
+#[test]
+fn an_unknown_connection_the_caller_named_is_a_400_not_a_5xx() {
+    use crate::testkit::{DaemonProcess, emulator_config, test_seed};
+    let emulator = auth0_emulator::Emulator::start(test_seed()).unwrap();
+    let mut config = emulator_config(&emulator);
+    config["clients"]["api"]["supportedConnections"] = json!([]);
+    config["clients"]["plain"]["supportedConnections"] = json!([]);
+    config["clients"]["plain"]["defaultConnection"] = json!("Not-A-Realm");
+    let daemon = DaemonProcess::start(crate::DAEMON, &config, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let login = |client: &str, connection: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("username", demo::USER_EMAIL),
+            ("password", demo::USER_PASSWORD),
+        ];
+        if let Some(connection) = connection {
+            form.push(("connection", connection));
+        }
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(daemon.url("/oauth/token"))
+                .header("client-type", client)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            answer(response).await
+        })
+    };
+    let (status, body) = login("api", Some("Not-A-Realm"));
+    assert_eq!(status, 400, "{body}");
+    assert_error_body(
+        &body,
+        400,
+        "invalid `connection`: Auth0 refused it: Unknown realm",
+    );
+    assert_eq!(body["errorCode"], "invalid_request", "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let errors: Vec<Value> = daemon
+        .log_lines()
+        .into_iter()
+        .filter(|line| line["level"] == "ERROR")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The legitimate login on the same client still works.
+    let (status, body) = login("api", Some(demo::CONNECTION));
+    assert_eq!(status, 200, "{body}");
+
+    // The configuration's connection: a 502 and an ERROR line for the operator.
+    let (status, body) = login("plain", None);
+    assert_eq!(status, 502, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        daemon
+            .log_lines()
+            .iter()
+            .any(|line| line["level"] == "ERROR"),
+        "no ERROR line for a configuration fault"
+    );
+}

@@ -269,6 +269,21 @@ impl Auth0Error {
     }
 
     /// The meaning of this failure for a token grant (SPEC §5).
+    /// Auth0's description when it refused the grant's connection: a 400 `invalid_request`
+    /// whose text names the realm (`Unknown realm x.`) or the connection. Whose mistake that is
+    /// depends on who chose the connection, which the caller knows.
+    pub fn refuses_realm(&self) -> Option<String> {
+        let Self::Status(failure) = self else {
+            return None;
+        };
+        let description = failure.description.as_deref()?;
+        let lower = description.to_ascii_lowercase();
+        (failure.status == StatusCode::BAD_REQUEST
+            && failure.code.as_deref() == Some("invalid_request")
+            && (lower.contains("realm") || lower.contains("connection")))
+        .then(|| description.to_owned())
+    }
+
     pub fn classify(&self) -> GrantFailure {
         let failure = match self {
             Self::Unreachable { .. } => return GrantFailure::Unreachable,
@@ -462,7 +477,26 @@ mod tests {
         )));
         assert!(config(oauth(403, "unauthorized_client", "Grant type")));
         assert!(config(oauth(403, "access_denied", "Service not found")));
+        // Whoever chose the connection: as a grant failure, a configuration error (502); the
+        // route turns it into a 400 when the request named the connection.
         assert!(config(oauth(400, "invalid_request", "Unknown realm x.")));
+        assert_eq!(
+            oauth(400, "invalid_request", "Unknown realm x.").refuses_realm(),
+            Some("Unknown realm x.".to_owned())
+        );
+        assert_eq!(
+            oauth(
+                400,
+                "invalid_request",
+                "Missing required parameter: client_id"
+            )
+            .refuses_realm(),
+            None
+        );
+        assert_eq!(
+            oauth(403, "invalid_grant", "Wrong realm password.").refuses_realm(),
+            None
+        );
         assert!(config(failure(404, "", &[])));
         assert!(matches!(
             oauth(429, "too_many_attempts", "blocked").classify(),

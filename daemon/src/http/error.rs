@@ -27,6 +27,14 @@ pub enum ApiError {
         message: String,
         error_code: Option<String>,
     },
+    /// Auth0 refused a value the request itself supplied (a `connection` Auth0 does not know):
+    /// 400 naming the field, with Auth0's `error` code. A client's mistake, never logged as an
+    /// error.
+    #[error("{message}")]
+    InputRefused {
+        message: String,
+        error_code: Option<String>,
+    },
     #[error("{0}")]
     NotFound(String),
     /// The path exists without this method: 405 with `Allow` listing the methods it has.
@@ -118,7 +126,8 @@ impl ApiError {
         match self {
             Self::TooManyRequests { error_code, .. }
             | Self::BadGateway { error_code, .. }
-            | Self::UserRefused { error_code, .. } => error_code.as_deref(),
+            | Self::UserRefused { error_code, .. }
+            | Self::InputRefused { error_code, .. } => error_code.as_deref(),
             _ => None,
         }
     }
@@ -144,7 +153,7 @@ impl std::fmt::Debug for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InputRefused { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::UserRefused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -222,6 +231,32 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<Auth0Error> for ApiError {
     fn from(err: Auth0Error) -> Self {
         Self::from(&err)
+    }
+}
+
+impl ApiError {
+    /// The answer to `err` for a call where the request supplied `field`: Auth0's
+    /// `invalid_request` about that value ([`Auth0Error::refuses_realm`] for `connection`) is the
+    /// caller's mistake, 400 naming the field; anything else as [`From<&Auth0Error>`] answers it
+    /// (the same refusal of a connection from the config or a plugin stays a 502).
+    pub fn from_auth0_with_input(err: &Auth0Error, field: &str) -> Self {
+        match err.refuses_realm() {
+            Some(description) if field == "connection" => {
+                tracing::info!(
+                    target: "auth0_client::auth0",
+                    field,
+                    "Auth0 refused the connection the request named"
+                );
+                Self::InputRefused {
+                    message: format!(
+                        "invalid `{field}`: Auth0 refused it: {}",
+                        crate::echo::Clipped(&description, 200)
+                    ),
+                    error_code: Some("invalid_request".to_owned()),
+                }
+            }
+            _ => Self::from(err),
+        }
     }
 }
 

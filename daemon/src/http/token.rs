@@ -13,7 +13,7 @@ use super::authorize;
 use super::extract::{ApiClient, BrowserAction, CrossSiteCheck, EndUser, SelectedClient};
 use super::session_cookie;
 use crate::actors::Actors;
-use crate::actors::tokens::PasswordLogin;
+use crate::actors::tokens::{PasswordLogin, TokenError};
 use crate::config::{ClientSettings, Settings};
 use crate::echo::quoted;
 use crate::login::{LoginFlow, choose_connection};
@@ -282,6 +282,9 @@ async fn password(
 ) -> Result<HttpResponse, ApiError> {
     let username = required(fields.username, "username")?;
     let password = SecretString::from(required(fields.password, "password")?);
+    // A connection the request named that Auth0 does not know is the caller's mistake (400);
+    // one from the config or a plugin is the daemon's (502).
+    let named_connection = fields.connection.is_some();
     let connection = choose_connection(
         &actors.plugins,
         client.name.as_str(),
@@ -300,7 +303,13 @@ async fn password(
             connection,
             end_user_ip: end_user.ip,
         })
-        .await?;
+        .await
+        .map_err(|err| match &err {
+            TokenError::Auth0(auth0) if named_connection => {
+                ApiError::from_auth0_with_input(auth0, "connection")
+            }
+            _ => ApiError::from(err),
+        })?;
     tracing::info!(client = %client.name, sub = %session.sub, "user logged in");
     Ok(session_answer(&client.settings, settings, &session))
 }
