@@ -55,6 +55,10 @@ enum Command {
         /// $SERVICE_PREFIX).
         #[arg(long)]
         url: Option<String>,
+        /// Allow a `--url` of plain `http://` to a host other than loopback (the API key then
+        /// crosses the network in clear).
+        #[arg(long)]
+        insecure: bool,
         /// Follow the job or batch to its end, then print the summary and the first errors.
         #[arg(long)]
         wait: bool,
@@ -64,6 +68,9 @@ enum Command {
         /// The daemon (default as for `import`).
         #[arg(long)]
         url: Option<String>,
+        /// As for `import`.
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -78,13 +85,20 @@ pub fn main() -> ExitCode {
             file,
             connection,
             url,
+            insecure,
             wait,
         } => {
+            if let Err(code) = import_client::check_given_url(url.as_deref(), insecure, "import") {
+                return code;
+            }
             let url =
                 url.unwrap_or_else(|| import_client::default_url(cli.config.as_deref(), &env));
             import_client::import(&file, connection.as_deref(), &url, wait, &env)
         }
-        Command::Jobs { url } => {
+        Command::Jobs { url, insecure } => {
+            if let Err(code) = import_client::check_given_url(url.as_deref(), insecure, "jobs") {
+                return code;
+            }
             let url =
                 url.unwrap_or_else(|| import_client::default_url(cli.config.as_deref(), &env));
             import_client::jobs(&url, &env)

@@ -6,6 +6,10 @@
 //! - `--url` defaults to `http://<server.managementBind>` when the config sets it (an unspecified
 //!   address means this machine), else `http://127.0.0.1:$HTTP_PORT`, plus `SERVICE_PREFIX`. The
 //!   config is read only for that; without a readable config the environment alone decides.
+//! - No redirect is followed: a 3xx is a failure naming where it pointed, so the API key is never
+//!   sent to another host (SPEC §2). A `--url` of plain `http://` to a host that is not loopback
+//!   is refused unless `--insecure` is given, since the key would cross the network in clear; the
+//!   URL the config yields is trusted (the operator wrote it).
 //! - `--wait` follows the job or batch every [`WAIT_EVERY`]: a progress bar per part on a
 //!   terminal, else one plain line per change of status; then the summary and the first
 //!   [`SHOWN_ERRORS`] errors.
@@ -59,6 +63,49 @@ pub fn default_url(config: Option<&Path>, env: &Env) -> String {
     }
 }
 
+/// `--url` as given (`None`: the default from the config, trusted): a plain `http://` URL to a
+/// host other than loopback needs `insecure`; otherwise the message on stderr and exit 1.
+pub fn check_given_url(url: Option<&str>, insecure: bool, command: &str) -> Result<(), ExitCode> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    match given_url_refusal(url, insecure) {
+        None => Ok(()),
+        Some(message) => {
+            eprintln!("auth0-client {command}: {message}");
+            Err(ExitCode::from(NOT_ALL_IMPORTED))
+        }
+    }
+}
+
+/// Why `url`, given with `--url`, is refused; `None` when it may be used.
+fn given_url_refusal(url: &str, insecure: bool) -> Option<String> {
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(format!("--url {url:?} is not a URL: {e}")),
+    };
+    match parsed.scheme() {
+        "https" => None,
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            (!loopback && !insecure).then(|| {
+                format!(
+                    "--url {url:?} is plain http to a host that is not loopback: the API key \
+                     would cross the network in clear; use https, or add --insecure"
+                )
+            })
+        }
+        other => Some(format!(
+            "--url {url:?} has the scheme {other:?}: use http or https"
+        )),
+    }
+}
+
 /// A failure of the command, with its exit code.
 struct Failure {
     code: u8,
@@ -92,6 +139,8 @@ impl Daemon {
     fn new(base: &str, env: &Env) -> Result<Self, Failure> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
+            // Never resend the API key to wherever a 3xx points (see the module doc).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Failure::unreachable(format!("cannot build an HTTP client: {e}")))?;
         Ok(Self {
@@ -119,6 +168,10 @@ impl Daemon {
             Failure::unreachable(format!("cannot reach the daemon at {}: {e}", self.base))
         })?;
         let status = response.status().as_u16();
+        let response_location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let bytes = response
             .bytes()
             .await
@@ -131,6 +184,14 @@ impl Daemon {
         };
         if (200..300).contains(&status) {
             return Ok((status, body));
+        }
+        if (300..400).contains(&status) {
+            let location = response_location.as_deref().unwrap_or("nowhere");
+            return Err(Failure::unreachable(format!(
+                "the daemon at {} answered {status}, a redirect to {location:?}, which is not \
+                 followed (the API key goes only to --url): point --url at the daemon itself",
+                self.base
+            )));
         }
         let message = body
             .get("message")
@@ -550,6 +611,31 @@ pub fn table(items: &[Value]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_given_url_of_plain_http_off_loopback_needs_insecure() {
+        for url in [
+            "https://auth.example.com",
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://localhost:9090/prefix",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(given_url_refusal(url, false), None, "{url}");
+        }
+        for url in [
+            "http://10.0.0.5:8080",
+            "http://auth.example.com",
+            "http://0.0.0.0:80",
+        ] {
+            let refusal = given_url_refusal(url, false).expect(url);
+            assert!(refusal.contains("--insecure"), "{refusal}");
+            assert_eq!(given_url_refusal(url, true), None, "{url}");
+        }
+        assert!(given_url_refusal("ftp://x", true).is_some());
+        assert!(given_url_refusal("not a url", true).is_some());
+        assert!(check_given_url(None, false, "import").is_ok());
+    }
 
     #[test]
     fn the_default_url_follows_the_environment_without_a_config() {

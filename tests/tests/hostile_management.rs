@@ -430,3 +430,115 @@ fn an_unknown_connection_the_caller_named_is_a_400_not_a_5xx() {
         "no ERROR line for a configuration fault"
     );
 }
+
+/// A plain HTTP server on `addr` that records every request it receives (head and body, as
+/// bytes) and answers each with `answer`.
+fn recording_server(
+    addr: &str,
+    answer: String,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    let local = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 16 * 1024];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+            }
+            record
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&request).into_owned());
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (local, seen)
+}
+
+async fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let output = tokio::process::Command::new(crate::DAEMON)
+        .args(args)
+        .env_remove("AUTH0_CLIENT_API_KEY")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const KEY: (&str, &str) = ("AUTH0_CLIENT_API_KEY", "management-key-never-elsewhere");
+
+#[actix_rt::test]
+async fn the_import_cli_follows_no_redirect_and_the_key_stays_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.json");
+    std::fs::write(&file, json!([{"email": "a@example.com"}]).to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let ok = "HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\
+              connection: close\r\n\r\n[]";
+    // Where a redirect points: another host name for the same machine.
+    let (target, target_seen) = recording_server("127.0.0.1:0", ok.to_owned());
+    let moved = format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{}/users/import\r\ncontent-length: 0\r\n\
+         connection: close\r\n\r\n",
+        target.port()
+    );
+    let (redirector, redirector_seen) = recording_server("127.0.0.1:0", moved);
+    for args in [vec!["import", file, "--url"], vec!["jobs", "--url"]] {
+        let url = format!("http://{redirector}");
+        let mut args = args.clone();
+        args.push(&url);
+        let (code, stderr) = cli(&args, &[KEY]).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("answered 302, a redirect to")
+                && stderr.contains("which is not followed"),
+            "{stderr}"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(redirector_seen.lock().unwrap().len(), 2);
+    assert!(
+        target_seen.lock().unwrap().is_empty(),
+        "the redirect target received {:?}",
+        target_seen.lock().unwrap()
+    );
+
+    // Plain http off loopback: refused without --insecure, before any connection.
+    let (open, open_seen) = recording_server("0.0.0.0:0", ok.to_owned());
+    let url = format!("http://0.0.0.0:{}", open.port());
+    let (code, stderr) = cli(&["import", file, "--url", &url], &[KEY]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--insecure"), "{stderr}");
+    let (code, stderr) = cli(&["jobs", "--url", &url], &[KEY]).await;
+    assert_eq!(code, 1, "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(open_seen.lock().unwrap().is_empty());
+    // With --insecure it goes, the key with it.
+    let (_, stderr) = cli(&["jobs", "--insecure", "--url", &url], &[KEY]).await;
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let seen = open_seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{stderr}");
+    assert!(
+        seen[0].contains("management-key-never-elsewhere"),
+        "{seen:?}"
+    );
+}
