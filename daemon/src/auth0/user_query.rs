@@ -25,6 +25,8 @@ use serde_json::Value;
 /// `_l` when absent, and its bounds (Auth0's `per_page` maximum is 100).
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// The largest `_sk` (the OpenAPI document's bound: a 32-bit signed integer).
+pub const MAX_SKIP: u32 = i32::MAX as u32;
 
 /// Nesting beyond this in `acl_rows` is refused (a filter from an ACL engine is shallow).
 const MAX_ACL_DEPTH: usize = 32;
@@ -103,6 +105,12 @@ pub fn translate(
         ));
     }
     let skip = number("_sk")?.unwrap_or(0);
+    if skip > MAX_SKIP {
+        return Err(refuse(
+            "_sk",
+            format!("expected an integer from 0 to {MAX_SKIP}"),
+        ));
+    }
 
     let mut clauses = Vec::new();
     for field in ["email", "nickname", "username"] {
@@ -401,8 +409,13 @@ mod tests {
             let err = translate(&params(&[("_l", bad)]), None, &[]).unwrap_err();
             assert_eq!(err.parameter, "_l", "{bad}");
         }
-        let err = translate(&params(&[("_sk", "-5")]), None, &[]).unwrap_err();
-        assert_eq!(err.parameter, "_sk");
+        for bad in ["-5", "2147483648", "4294967295", "4294967296", "1e3"] {
+            let err = translate(&params(&[("_sk", bad)]), None, &[]).unwrap_err();
+            assert_eq!(err.parameter, "_sk", "{bad}");
+        }
+        let search =
+            translate(&params(&[("_l", "100"), ("_sk", "2147483647")]), None, &[]).unwrap();
+        assert_eq!(search.page, 21_474_836);
         let err = translate(&params(&[("_l", "5"), ("_l", "6")]), None, &[]).unwrap_err();
         assert_eq!(err.parameter, "_l");
     }

@@ -164,8 +164,8 @@ pub struct ListUsersQuery {
     /// Page size (Auth0 `per_page`), 1 to 100.
     #[param(minimum = 1, maximum = 100, default = 25)]
     _l: Option<u32>,
-    /// Users to skip (Auth0 `page` = `_sk / _l`).
-    #[param(minimum = 0, default = 0)]
+    /// Users to skip (Auth0 `page` = `_sk / _l`), 0 to 2147483647.
+    #[param(minimum = 0, maximum = 2147483647, default = 0)]
     _sk: Option<u32>,
     /// Exact e-mail, or a prefix ending in `*`.
     email: Option<String>,
