@@ -280,3 +280,44 @@ fn open(path: &Path, sha256: Option<&str>) -> Result<Entry, LoadFailure> {
     // two `u32` fields every ABI version keeps; the library is never unloaded.
     Ok(unsafe { Entry::check(ptr) }?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(bytes: &[u8]) -> String {
+        check_elf(bytes).expect_err("refused").to_string()
+    }
+
+    /// The head of this test binary (a position-independent ELF executable, `ET_DYN` like a
+    /// shared library): its headers are sound, its segments lie far past 64 KiB.
+    fn own_head(len: usize) -> Vec<u8> {
+        let mut head = vec![0u8; len];
+        let mut file = std::fs::File::open("/proc/self/exe").expect("own binary");
+        file.read_exact(&mut head).expect("64 KiB of it");
+        head
+    }
+
+    #[test]
+    fn only_whole_elf_shared_objects_pass() {
+        assert!(refusal(b"").contains("the file is empty"));
+        assert!(refusal(b"\x7fEL").contains("no ELF magic"));
+        assert!(refusal(b"not a library at all").contains("no ELF magic"));
+        let head = own_head(64 * 1024);
+        let cut = refusal(&head);
+        assert!(cut.contains("not a sound ELF shared library"), "{cut}");
+        // The ELF header alone: its program headers lie past the end.
+        assert!(refusal(&head[..64]).contains("not a sound ELF shared library"));
+    }
+
+    #[test]
+    fn a_directory_or_a_device_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = read_library(dir.path()).expect_err("a directory");
+        assert!(err.to_string().contains("a directory"), "{err}");
+        let err = read_library(Path::new("/dev/zero")).expect_err("a device");
+        assert!(err.to_string().contains("a device"), "{err}");
+        let err = read_library(&dir.path().join("missing.so")).expect_err("missing");
+        assert!(err.to_string().starts_with("cannot read it"), "{err}");
+    }
+}
