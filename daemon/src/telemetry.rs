@@ -245,16 +245,17 @@ impl<'w, 'b> MiaFields<'w, 'b> {
         for _ in shared..depth {
             self.write("}");
         }
+        // A member right after an object's `{` takes no comma.
+        let mut fresh = false;
         for segment in name.split('.').skip(shared).take(parents(name) - shared) {
-            self.write(",\"");
+            self.write(if fresh { "\"" } else { ",\"" });
             self.write(segment);
             self.write("\":{");
+            fresh = true;
         }
-        // The first member of an object just opened takes no comma.
-        let opened = parents(name) > shared;
         let last = name.rsplit('.').next().unwrap_or(name);
         let last = if name == "message" { "msg" } else { last };
-        self.write(if opened { "\"" } else { ",\"" });
+        self.write(if fresh { "\"" } else { ",\"" });
         self.write(last);
         self.write("\":");
         self.open = Some(name);

@@ -413,8 +413,9 @@ impl DaemonProcess {
         let lines = stdout.clone();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
+                // `message` in tracing's JSON lines, `msg` in upstream's (LOG_FORMAT=mia).
                 if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && json["message"] == "listening"
+                    && (json["message"] == "listening" || json["msg"] == "listening")
                     && let Some(addr) = json["main_addr"].as_str()
                     && let Ok(addr) = addr.parse::<std::net::SocketAddr>()
                 {
