@@ -12,6 +12,7 @@ mod authorize;
 mod bad_input;
 mod browser;
 mod errors;
+mod gateway;
 mod import;
 mod import_load;
 mod login_state;
