@@ -13,6 +13,9 @@
 //! - `mia` levels: trace 10, debug 20, info 30, warn 40, error 50 (tracing has no fatal, 60).
 //! - `reqId` is the `request_id` of the enclosing `request` span, kept in the span's extensions
 //!   by [`RequestIdLayer`] (only in `mia`), so a line does not re-read the span's fields.
+//! - actix-web writes some lines through the `log` crate (actix-http and actix-server use
+//!   tracing): [`LogBridge`] hands them to tracing, so they take the chosen shape too, their
+//!   `log` target as the `logger` field.
 //! - A `mia` line is written field by field into the buffer `tracing-subscriber` reuses per
 //!   thread, JSON-escaped on the way (no HTML escaping, as upstream 3.1.1), and handed to the
 //!   writer in one write: no allocation per field.
@@ -75,8 +78,41 @@ pub fn init(level: &str, format: LogFormat) -> Option<WorkerGuard> {
         .finish()
         .with(RequestIdLayer)
         .try_init()
-        .ok()
-        .map(|()| guard)
+        .ok()?;
+    if log::set_logger(&LogBridge).is_ok() {
+        log::set_max_level(match tracing::level_filters::LevelFilter::current() {
+            tracing::level_filters::LevelFilter::TRACE => log::LevelFilter::Trace,
+            tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
+            tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
+            tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
+            tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
+            _ => log::LevelFilter::Off,
+        });
+    }
+    Some(guard)
+}
+
+/// Hands `log` records (actix-web's) to tracing, under the target `log`.
+struct LogBridge;
+
+impl log::Log for LogBridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let target = record.target();
+        let text = record.args();
+        match record.level() {
+            log::Level::Error => tracing::error!(target: "log", logger = target, "{text}"),
+            log::Level::Warn => tracing::warn!(target: "log", logger = target, "{text}"),
+            log::Level::Info => tracing::info!(target: "log", logger = target, "{text}"),
+            log::Level::Debug => tracing::debug!(target: "log", logger = target, "{text}"),
+            log::Level::Trace => tracing::trace!(target: "log", logger = target, "{text}"),
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// Sets the shape of the lines from now on (the loaded `server.logFormat`).
@@ -420,9 +456,82 @@ mod tests {
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
     }
 
+    /// A captured line of one event written by the `mia` formatter.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn dotted_names_nest() {
-        assert_eq!(parents("message"), 0);
+    fn dotted_names_nest_and_the_request_id_is_the_spans() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(MiaOnly)
+            .with_writer(move || writer.clone())
+            .finish()
+            .with(RequestIdLayer);
+        set_format(LogFormat::Mia);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(REQUEST_SPAN, request_id = "r-1", method = "GET");
+            span.in_scope(|| {
+                tracing::warn!(
+                    a.b.c = 1_u64,
+                    a.b.d = "two",
+                    a.e = true,
+                    f.g = 2.5,
+                    top = "x\"y",
+                    "it \"happened\""
+                );
+            });
+        });
+        set_format(LogFormat::Json);
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
+        let line: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(line["level"], 40);
+        assert!(
+            line["time"].as_u64().is_some_and(|t| t > 1_700_000_000_000),
+            "{line}"
+        );
+        assert_eq!(line["msg"], "it \"happened\"");
+        assert_eq!(line["reqId"], "r-1");
+        assert_eq!(
+            line["a"],
+            serde_json::json!({"b": {"c": 1, "d": "two"}, "e": true})
+        );
+        assert_eq!(line["f"]["g"], 2.5);
+        assert_eq!(line["top"], "x\"y");
         assert_eq!(parents("http.request.userAgent.original"), 3);
+    }
+
+    /// The `mia` formatter alone, for the test above.
+    struct MiaOnly;
+
+    impl<S, N> FormatEvent<S, N> for MiaOnly
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            writer: Writer<'_>,
+            event: &Event<'_>,
+        ) -> std::fmt::Result {
+            write_mia(ctx, writer, event)
+        }
     }
 }
