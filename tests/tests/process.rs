@@ -193,6 +193,61 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(effective.is_object());
 }
 
+/// Behind a gateway (`ORIGINAL_PROTOCOL_HEADER` set, no `server.trustedProxies`): `check-config`
+/// names the list in force and why, and warns while `server.allowedHosts` is empty.
+#[test]
+fn check_config_names_the_trusted_proxies_in_force_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, base_config().to_string()).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let out = Command::new(DAEMON)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let effective: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (effective, String::from_utf8(out.stderr).unwrap())
+    };
+    let (effective, stderr) = run(&[("ORIGINAL_PROTOCOL_HEADER", "x-forwarded-proto")]);
+    assert_eq!(
+        effective["server"]["trustedProxies"],
+        serde_json::json!([
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7"
+        ])
+    );
+    let reason = effective["sources"]["server.trustedProxies"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("ORIGINAL_PROTOCOL_HEADER is set"),
+        "{reason}"
+    );
+    assert!(
+        stderr.contains("trusted proxies: 127.0.0.0/8, ::1/128, 10.0.0.0/8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning:") && stderr.contains("server.allowedHosts"),
+        "{stderr}"
+    );
+
+    let (effective, stderr) = run(&[]);
+    assert_eq!(
+        effective["server"]["trustedProxies"],
+        serde_json::json!(["127.0.0.0/8", "::1/128"])
+    );
+    assert!(stderr.contains("loopback only"), "{stderr}");
+    assert!(!stderr.contains("server.allowedHosts"), "{stderr}");
+}
+
 #[test]
 fn check_config_names_the_offending_key_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
