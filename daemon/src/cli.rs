@@ -103,26 +103,35 @@ pub fn main() -> ExitCode {
                 url.unwrap_or_else(|| import_client::default_url(cli.config.as_deref(), &env));
             import_client::jobs(&url, &env)
         }
-        Command::Serve => match Settings::load(cli.config.as_deref(), &env) {
-            Ok(settings) => serve(settings, |_| {}),
-            Err(err) => {
-                eprintln!("auth0-client: {err}");
-                ExitCode::FAILURE
+        Command::Serve => {
+            let log_writer = init_logging(&env);
+            match Settings::load(cli.config.as_deref(), &env) {
+                Ok(settings) => serve(settings, log_writer, |_| {}),
+                Err(err) => {
+                    tracing::error!("invalid configuration: {err}");
+                    drop(log_writer);
+                    eprintln!("auth0-client: {err}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         #[cfg(feature = "demo")]
-        Command::Demo { port } => match crate::demo::start(port, &env) {
-            Ok(demo) => {
-                let emulator = demo.emulator.base_url().to_owned();
-                serve(demo.settings.clone(), |port| {
-                    print!("{}", crate::demo::curl_lines(port, &emulator));
-                })
+        Command::Demo { port } => {
+            let log_writer = init_logging(&env);
+            match crate::demo::start(port, &env) {
+                Ok(demo) => {
+                    let emulator = demo.emulator.base_url().to_owned();
+                    serve(demo.settings.clone(), log_writer, |port| {
+                        print!("{}", crate::demo::curl_lines(port, &emulator));
+                    })
+                }
+                Err(err) => {
+                    drop(log_writer);
+                    eprintln!("auth0-client demo: {err}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(err) => {
-                eprintln!("auth0-client demo: {err}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
@@ -167,6 +176,14 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+            eprintln!(
+                "trusted proxies: {} ({})",
+                list_or_none(&settings.server.trusted_proxies),
+                settings.server.trusted_proxies_source.reason()
+            );
+            for warning in &settings.warnings {
+                eprintln!("warning: {warning}");
+            }
             match serde_json::to_string_pretty(&settings.redacted_json()) {
                 Ok(text) => println!("{text}"),
                 Err(err) => {
@@ -183,13 +200,35 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
     }
 }
 
-/// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
-fn serve(settings: Settings, on_listening: impl FnOnce(u16)) -> ExitCode {
-    let log_writer = crate::telemetry::init(&settings.log_level);
-    // Loading ran before logging existed: repeat its findings now that they reach the log.
-    for warning in &settings.warnings {
-        tracing::warn!("{warning}");
+/// Logging from the start, before the config is loaded: `LOG_LEVEL` and `LOG_FORMAT` decide the
+/// lines written until then (the config's warnings, its error).
+fn init_logging(env: &Env) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let (level, format) = env.logging();
+    crate::telemetry::init(&level, format)
+}
+
+fn list_or_none(nets: &[ipnet::IpNet]) -> String {
+    if nets.is_empty() {
+        return "none".to_owned();
     }
+    nets.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
+fn serve(
+    settings: Settings,
+    log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    on_listening: impl FnOnce(u16),
+) -> ExitCode {
+    crate::telemetry::set_format(settings.server.log_format);
+    tracing::info!(
+        trusted_proxies = %list_or_none(&settings.server.trusted_proxies),
+        reason = settings.server.trusted_proxies_source.reason(),
+        "forwarding headers are believed from these proxies"
+    );
     // Kept until the end: dropping the system drops the store, which must not happen when the
     // store is stuck (see below).
     let system = actix_web::rt::System::new();

@@ -2,6 +2,11 @@
 //! (`/-/ready`: store reachable, plugins loaded, actors answering; `/-/check-up`: Auth0 reachable,
 //! and the `proxies` check: untrusted peers that sent forwarding headers), and the shutting-down
 //! flag SIGTERM raises.
+//!
+//! The `proxies` check is a warning, not a failure (SPEC §8): an unlisted forwarder degrades what
+//! Auth0 and the logout see but the daemon works, and a check-up turning 503 until the next
+//! restart would page someone for a peer that sent one header. It is reported as
+//! `checks.proxies: "warning: ..."` and named in `warnings`, with `status` still `OK`.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -57,6 +62,9 @@ pub struct ProbeReport {
     pub status: &'static str,
     /// Each check by name: `OK` or what is wrong.
     pub checks: std::collections::BTreeMap<String, String>,
+    /// The checks that report a warning: something to fix that does not make the status `KO`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A probe that takes longer than this is reported as failed, so a hung dependency cannot hang
@@ -103,9 +111,13 @@ impl Health {
         let mut report = run(&self.checkup).await;
         let proxies = self.untrusted_forwarders.report();
         if proxies != "OK" {
-            report.status = "KO";
+            report.warnings.push(PROXIES_CHECK.into());
+            report
+                .checks
+                .insert(PROXIES_CHECK.into(), format!("warning: {proxies}"));
+        } else {
+            report.checks.insert(PROXIES_CHECK.into(), proxies);
         }
-        report.checks.insert(PROXIES_CHECK.into(), proxies);
         report
     }
 
@@ -207,6 +219,7 @@ async fn run(probes: &[Arc<dyn Probe>]) -> ProbeReport {
     ProbeReport {
         status: if ok { "OK" } else { "KO" },
         checks: results.into_iter().collect(),
+        warnings: Vec::new(),
     }
 }
 
@@ -246,7 +259,10 @@ mod tests {
             .untrusted_forwarders()
             .note("192.168.1.4".parse().expect("ip"));
         let report = health.checkup().await;
-        assert_eq!(report.status, "KO");
-        assert!(report.checks[PROXIES_CHECK].contains("192.168.1.4"));
+        assert_eq!(report.status, "OK", "a warning, not a failure");
+        assert_eq!(report.warnings, [PROXIES_CHECK]);
+        let proxies = &report.checks[PROXIES_CHECK];
+        assert!(proxies.starts_with("warning: "), "{proxies}");
+        assert!(proxies.contains("192.168.1.4"), "{proxies}");
     }
 }

@@ -1,29 +1,68 @@
-//! Logging: JSON lines on stdout at `LOG_LEVEL`, each carrying the fields of the request span
-//! (`request_id`, method, path) it was written in.
+//! Logging: JSON lines on stdout at `LOG_LEVEL`, in one of two shapes (`LOG_FORMAT`,
+//! `server.logFormat`; SPEC §8):
+//!
+//! | format | shape |
+//! |---|---|
+//! | `json` (default) | tracing's JSON: `level` as a name, `message`, `target`, the request span's fields under `span` |
+//! | `mia` | the upstream service's glogger shape: `{"level":30,"time":<unix ms>,"msg":...,"reqId":...}`, the event's fields beside them, a dotted field name (`http.request.method`) nested |
+//!
+//! Choices:
+//! - The subscriber is installed before the config is loaded (so its warnings and errors are
+//!   lines of the chosen shape), with the shape `LOG_FORMAT` names; [`set_format`] then applies
+//!   the loaded `server.logFormat`. The shape is one atomic read per line.
+//! - `mia` levels: trace 10, debug 20, info 30, warn 40, error 50 (tracing has no fatal, 60).
+//! - `reqId` is the `request_id` of the enclosing `request` span, kept in the span's extensions
+//!   by [`RequestIdLayer`] (only in `mia`), so a line does not re-read the span's fields.
+//! - actix-web writes some lines through the `log` crate (actix-http and actix-server use
+//!   tracing): [`LogBridge`] hands them to tracing, so they take the chosen shape too, their
+//!   `log` target as the `logger` field.
+//! - A `mia` line is written field by field into the buffer `tracing-subscriber` reuses per
+//!   thread, JSON-escaped on the way (no HTML escaping, as upstream 3.1.1), and handed to the
+//!   writer in one write: no allocation per field.
 //!
 //! Lines are written by a background thread (`tracing-appender`), so a request never waits on
-//! the stdout pipe: with one `request answered` line per request, writing in place halved the
+//! the stdout pipe: with one access line per request, writing in place halved the
 //! throughput of `/-/healthz` in the benchmark. The queue blocks rather than drops when full:
 //! an authentication service keeps its logs.
 
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// Installs the global subscriber. Keep the returned guard until the process ends: dropping it
-/// flushes the lines still queued. `None` when a subscriber was already installed.
+use crate::config::LogFormat;
+
+/// Whether lines take the `mia` shape.
+static MIA: AtomicBool = AtomicBool::new(false);
+
+/// The name of the span every request's lines are written in (see `http::observe`).
+pub const REQUEST_SPAN: &str = "request";
+/// The field of [`REQUEST_SPAN`] that holds the request id.
+pub const REQUEST_ID_FIELD: &str = "request_id";
+
+/// Installs the global subscriber with `format` (the `LOG_FORMAT` variable's, before the config
+/// is loaded). Keep the returned guard until the process ends: dropping it flushes the lines
+/// still queued. `None` when a subscriber was already installed.
 #[must_use]
-pub fn init(level: &str) -> Option<WorkerGuard> {
+pub fn init(level: &str, format: LogFormat) -> Option<WorkerGuard> {
+    set_format(format);
     let filter = EnvFilter::try_new(level)
         .or_else(|_| EnvFilter::try_new("info"))
         .unwrap_or_default();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
-    let format = tracing_subscriber::fmt::format()
+    let json = tracing_subscriber::fmt::format()
         .json()
         .with_current_span(true)
         .with_span_list(false)
@@ -31,12 +70,63 @@ pub fn init(level: &str) -> Option<WorkerGuard> {
         .with_target(true);
     tracing_subscriber::fmt()
         .fmt_fields(JsonFields::new())
-        .event_format(ConnectionErrorsAsWarnings(format))
+        .event_format(Lines {
+            json: ConnectionErrorsAsWarnings(json),
+        })
         .with_env_filter(filter)
         .with_writer(writer)
+        .finish()
+        .with(RequestIdLayer)
         .try_init()
-        .ok()
-        .map(|()| guard)
+        .ok()?;
+    if log::set_logger(&LogBridge).is_ok() {
+        log::set_max_level(match tracing::level_filters::LevelFilter::current() {
+            tracing::level_filters::LevelFilter::TRACE => log::LevelFilter::Trace,
+            tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
+            tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
+            tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
+            tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
+            _ => log::LevelFilter::Off,
+        });
+    }
+    Some(guard)
+}
+
+/// Hands `log` records (actix-web's) to tracing, under the target `log`.
+struct LogBridge;
+
+impl log::Log for LogBridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let target = record.target();
+        let text = record.args();
+        match record.level() {
+            log::Level::Error => tracing::error!(target: "log", logger = target, "{text}"),
+            log::Level::Warn => tracing::warn!(target: "log", logger = target, "{text}"),
+            log::Level::Info => tracing::info!(target: "log", logger = target, "{text}"),
+            log::Level::Debug => tracing::debug!(target: "log", logger = target, "{text}"),
+            log::Level::Trace => tracing::trace!(target: "log", logger = target, "{text}"),
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Sets the shape of the lines from now on (the loaded `server.logFormat`).
+pub fn set_format(format: LogFormat) {
+    MIA.store(format == LogFormat::Mia, Ordering::Relaxed);
+}
+
+/// The shape lines take now.
+pub fn format() -> LogFormat {
+    if MIA.load(Ordering::Relaxed) {
+        LogFormat::Mia
+    } else {
+        LogFormat::Json
+    }
 }
 
 /// Where actix-http logs what went wrong with one connection: a request it could not parse (no
@@ -44,10 +134,40 @@ pub fn init(level: &str) -> Option<WorkerGuard> {
 /// not arrive in time, a client that went away.
 const CONNECTION_ERRORS_TARGET: &str = "actix_http::h1";
 
-/// Writes actix-http's per-connection `ERROR` lines as `WARN`: any client can cause them at will
-/// (one malformed request each), so they must not page anyone, and they concern that client's
-/// connection, not the daemon. actix-http has already answered (400, 408 or 431, without a
-/// body) and closed the connection; it does not tell the peer's address.
+/// actix-http's per-connection `ERROR` lines are written as `WARN`: any client can cause them at
+/// will (one malformed request each), so they must not page anyone, and they concern that
+/// client's connection, not the daemon. actix-http has already answered (400, 408 or 431,
+/// without a body) and closed the connection; it does not tell the peer's address.
+fn is_connection_error(event: &Event<'_>) -> bool {
+    let metadata = event.metadata();
+    *metadata.level() == Level::ERROR && metadata.target().starts_with(CONNECTION_ERRORS_TARGET)
+}
+
+/// The event formatter: `mia` or tracing's JSON, as [`format`] says.
+struct Lines<F> {
+    json: ConnectionErrorsAsWarnings<F>,
+}
+
+impl<S, N, F> FormatEvent<S, N> for Lines<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        if MIA.load(Ordering::Relaxed) {
+            write_mia(ctx, writer, event)
+        } else {
+            self.json.format_event(ctx, writer, event)
+        }
+    }
+}
+
 struct ConnectionErrorsAsWarnings<F>(F);
 
 impl<S, N, F> FormatEvent<S, N> for ConnectionErrorsAsWarnings<F>
@@ -62,15 +182,249 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let metadata = event.metadata();
-        if *metadata.level() != Level::ERROR
-            || !metadata.target().starts_with(CONNECTION_ERRORS_TARGET)
-        {
+        if !is_connection_error(event) {
             return self.0.format_event(ctx, writer, event);
         }
         let mut line = String::new();
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
         writer.write_str(&line.replacen(r#""level":"ERROR""#, r#""level":"WARN""#, 1))
+    }
+}
+
+/// glogger's numeric level of an event.
+fn mia_level(event: &Event<'_>) -> u8 {
+    match *event.metadata().level() {
+        Level::TRACE => 10,
+        Level::DEBUG => 20,
+        Level::INFO => 30,
+        Level::WARN => 40,
+        Level::ERROR if is_connection_error(event) => 40,
+        Level::ERROR => 50,
+    }
+}
+
+/// One `mia` line: `level`, `time`, the event's fields (`message` as `msg`), `reqId`.
+fn write_mia<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> std::fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    write!(writer, "{{\"level\":{},\"time\":{time}", mia_level(event))?;
+    let mut fields = MiaFields::new(&mut writer);
+    event.record(&mut fields);
+    fields.finish()?;
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            if let Some(RequestId(id)) = span.extensions().get::<RequestId>() {
+                writer.write_str(",\"reqId\":")?;
+                write_json_str(&mut writer, id)?;
+                break;
+            }
+        }
+    }
+    writer.write_str("}\n")
+}
+
+/// Writes an event's fields as JSON members after the ones already written. A dotted name is a
+/// path: `http.request.method` then `http.response.statusCode` give
+/// `"http":{"request":{"method":..},"response":{"statusCode":..}}`, as long as fields sharing a
+/// prefix are recorded one after the other (as the access line declares them).
+struct MiaFields<'w, 'b> {
+    writer: &'w mut Writer<'b>,
+    /// The previous field's name: its parent segments are the objects open now.
+    open: Option<&'static str>,
+    result: std::fmt::Result,
+}
+
+impl<'w, 'b> MiaFields<'w, 'b> {
+    fn new(writer: &'w mut Writer<'b>) -> Self {
+        Self {
+            writer,
+            open: None,
+            result: Ok(()),
+        }
+    }
+
+    /// Closes the objects still open; the first error met while recording.
+    fn finish(mut self) -> std::fmt::Result {
+        let depth = self.open.map_or(0, parents);
+        for _ in 0..depth {
+            self.write("}");
+        }
+        self.result
+    }
+
+    fn write(&mut self, text: &str) {
+        if self.result.is_ok() {
+            self.result = self.writer.write_str(text);
+        }
+    }
+
+    /// Opens `name`'s member: closes the objects the previous field opened that `name` is not in,
+    /// opens the ones it is in, and writes its key (the last segment; `message` as `msg`).
+    fn key(&mut self, name: &'static str) {
+        let depth = self.open.map_or(0, parents);
+        let shared = self.open.map_or(0, |open| {
+            open.split('.')
+                .take(depth)
+                .zip(name.split('.').take(parents(name)))
+                .take_while(|(a, b)| a == b)
+                .count()
+        });
+        for _ in shared..depth {
+            self.write("}");
+        }
+        // A member right after an object's `{` takes no comma.
+        let mut fresh = false;
+        for segment in name.split('.').skip(shared).take(parents(name) - shared) {
+            self.write(if fresh { "\"" } else { ",\"" });
+            self.write(segment);
+            self.write("\":{");
+            fresh = true;
+        }
+        let last = name.rsplit('.').next().unwrap_or(name);
+        let last = if name == "message" { "msg" } else { last };
+        self.write(if fresh { "\"" } else { ",\"" });
+        self.write(last);
+        self.write("\":");
+        self.open = Some(name);
+    }
+
+    fn string(&mut self, value: &str) {
+        if self.result.is_ok() {
+            self.result = write_json_str(self.writer, value);
+        }
+    }
+}
+
+/// How many objects a dotted name is nested in.
+fn parents(name: &str) -> usize {
+    name.bytes().filter(|&b| b == b'.').count()
+}
+
+impl Visit for MiaFields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field.name());
+        self.string(value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.key(field.name());
+        if self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_char('"')
+                .and_then(|()| write!(JsonEscaped(self.writer), "{value:?}"))
+                .and_then(|()| self.writer.write_char('"'));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field.name());
+        if self.result.is_ok() {
+            self.result = write!(self.writer, "{value}");
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field.name());
+        if self.result.is_ok() {
+            self.result = write!(self.writer, "{value}");
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field.name());
+        if self.result.is_ok() {
+            self.result = if value.is_finite() {
+                write!(self.writer, "{value}")
+            } else {
+                self.writer.write_str("null")
+            };
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field.name());
+        self.write(if value { "true" } else { "false" });
+    }
+}
+
+/// `value` as a JSON string, quotes included.
+fn write_json_str(writer: &mut impl std::fmt::Write, value: &str) -> std::fmt::Result {
+    writer.write_char('"')?;
+    JsonEscaped(writer).write_str(value)?;
+    writer.write_char('"')
+}
+
+/// A writer that JSON-escapes what goes through it (quotes, backslashes, control characters), in
+/// runs: the text between two escapes is one write.
+struct JsonEscaped<'a, W: std::fmt::Write + ?Sized>(&'a mut W);
+
+impl<W: std::fmt::Write + ?Sized> std::fmt::Write for JsonEscaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut start = 0;
+        for (i, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f | 0x7f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&text[start..])
+    }
+}
+
+/// The request id of a [`REQUEST_SPAN`], for `reqId`.
+struct RequestId(String);
+
+/// Keeps each request span's id in its extensions while lines take the `mia` shape.
+struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != REQUEST_SPAN || !MIA.load(Ordering::Relaxed) {
+            return;
+        }
+        struct Find(Option<String>);
+        impl Visit for Find {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if field.name() == REQUEST_ID_FIELD {
+                    self.0 = Some(value.to_owned());
+                }
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == REQUEST_ID_FIELD {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut find = Find(None);
+        attrs.record(&mut find);
+        if let (Some(request_id), Some(span)) = (find.0, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(request_id));
+        }
     }
 }
 
@@ -87,4 +441,97 @@ pub fn write_cause_chain(
         source = cause.source();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped_in_runs() {
+        let mut out = String::new();
+        write_json_str(&mut out, "a\"b\\c\nd\u{1}é").expect("write");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+        let parsed: String = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
+    }
+
+    /// A captured line of one event written by the `mia` formatter.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dotted_names_nest_and_the_request_id_is_the_spans() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(MiaOnly)
+            .with_writer(move || writer.clone())
+            .finish()
+            .with(RequestIdLayer);
+        set_format(LogFormat::Mia);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(REQUEST_SPAN, request_id = "r-1", method = "GET");
+            span.in_scope(|| {
+                tracing::warn!(
+                    a.b.c = 1_u64,
+                    a.b.d = "two",
+                    a.e = true,
+                    f.g = 2.5,
+                    top = "x\"y",
+                    "it \"happened\""
+                );
+            });
+        });
+        set_format(LogFormat::Json);
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
+        let line: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(line["level"], 40);
+        assert!(
+            line["time"].as_u64().is_some_and(|t| t > 1_700_000_000_000),
+            "{line}"
+        );
+        assert_eq!(line["msg"], "it \"happened\"");
+        assert_eq!(line["reqId"], "r-1");
+        assert_eq!(
+            line["a"],
+            serde_json::json!({"b": {"c": 1, "d": "two"}, "e": true})
+        );
+        assert_eq!(line["f"]["g"], 2.5);
+        assert_eq!(line["top"], "x\"y");
+        assert_eq!(parents("http.request.userAgent.original"), 3);
+    }
+
+    /// The `mia` formatter alone, for the test above.
+    struct MiaOnly;
+
+    impl<S, N> FormatEvent<S, N> for MiaOnly
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            writer: Writer<'_>,
+            event: &Event<'_>,
+        ) -> std::fmt::Result {
+            write_mia(ctx, writer, event)
+        }
+    }
 }

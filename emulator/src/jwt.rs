@@ -1,4 +1,5 @@
-//! Compact JWS (RS256) encoding and verification of the tokens this emulator issues.
+//! Compact JWS (RS256, and HS256 for the ID tokens of a client seeded with `idTokenAlg: HS256`)
+//! encoding and verification of the tokens this emulator issues.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
@@ -20,6 +21,22 @@ pub fn sign_payload(key: &SigningKey, payload: &str) -> String {
     let signature = key.sign(token.as_bytes());
     token.push('.');
     token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    token
+}
+
+/// Signs `claims` with HMAC-SHA256 under `secret` (a client's secret): header
+/// `{"alg":"HS256","typ":"JWT"}`, no `kid`, as Auth0 signs an HS256 application's ID tokens.
+pub fn sign_hs256(secret: &[u8], claims: &Value) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let mut token = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, token.as_bytes());
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(tag.as_ref()));
     token
 }
 
@@ -87,6 +104,18 @@ pub fn decode_unverified(token: &str) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hs256_is_an_hmac_of_header_and_payload_with_the_secret() {
+        let token = sign_hs256(b"secret", &json!({"sub": "auth0|1"}));
+        let (signed, signature) = token.rsplit_once('.').expect("three parts");
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret");
+        let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+        assert!(aws_lc_rs::hmac::verify(&key, signed.as_bytes(), &signature).is_ok());
+        let header = decode_json(signed.split('.').next().expect("header")).expect("json");
+        assert_eq!(header, json!({"alg": "HS256", "typ": "JWT"}));
+        assert_eq!(decode_unverified(&token).expect("claims")["sub"], "auth0|1");
+    }
 
     #[test]
     fn round_trip_and_tampering() {

@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! {"clients": [{"clientId", "clientSecret", "grants"?: [...], "refreshTokenRotation"?: true,
-//!               "callbacks"?: [...], "logoutUrls"?: [...]}],
+//!               "callbacks"?: [...], "logoutUrls"?: [...], "idTokenAlg"?: "RS256"|"HS256"}],
 //!  "apis"?: [{"identifier"}], "connections": [{"name", "id"}], "defaultDirectory"?: "<connection name>",
 //!  "users": [{"email", "password", "connection", "user_id"?, "username"?, "nickname"?, "blocked"?,
 //!             "app_metadata"?, "user_metadata"?}],
@@ -12,6 +12,8 @@
 //! Choices where SPEC §10 is silent (documented in the README):
 //! - Unknown keys are an error, so a typo in a test seed does not pass silently.
 //! - An empty or absent `clientSecret` makes a public client (no client authentication).
+//! - `idTokenAlg` (the application's "JSON Web Token Signature Algorithm") defaults to `RS256`, the
+//!   tenant's key; `HS256` signs the client's ID tokens with its `clientSecret` (so it needs one).
 //! - `refreshTokenRotation` defaults to `false` (Auth0's default for a new regular web application).
 //! - A seed `user_id` without a `|` gets the `auth0|` prefix, as Auth0 does for database users.
 //! - `defaultDirectory: null` (or `""`) with connections present still means "the first connection"; a seed
@@ -57,6 +59,9 @@ pub struct SeedClient {
     pub callbacks: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logout_urls: Vec<String>,
+    /// `RS256` (default) or `HS256`: how this client's ID tokens are signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_alg: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -151,6 +156,7 @@ impl Seed {
                     refresh_token_rotation: Some(true),
                     callbacks: Vec::new(),
                     logout_urls: Vec::new(),
+                    id_token_alg: None,
                 },
                 SeedClient {
                     client_id: demo::MANAGEMENT_CLIENT_ID.into(),
@@ -234,6 +240,26 @@ impl Seed {
                     "clientId {} appears twice",
                     client.client_id
                 )));
+            }
+            match client.id_token_alg.as_deref() {
+                None | Some("RS256") => {}
+                Some("HS256")
+                    if client
+                        .client_secret
+                        .as_deref()
+                        .is_some_and(|s| !s.is_empty()) => {}
+                Some("HS256") => {
+                    return Err(SeedError::Invalid(format!(
+                        "client {} has idTokenAlg HS256 but no clientSecret to sign with",
+                        client.client_id
+                    )));
+                }
+                Some(other) => {
+                    return Err(SeedError::Invalid(format!(
+                        "client {} has idTokenAlg {other}; expected RS256 or HS256",
+                        client.client_id
+                    )));
+                }
             }
         }
         let mut names = std::collections::HashSet::new();

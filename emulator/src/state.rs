@@ -119,6 +119,9 @@ pub struct Client {
     pub refresh_token_rotation: bool,
     pub callbacks: Vec<String>,
     pub logout_urls: Vec<String>,
+    /// `Some(secret)`: ID tokens are HS256 with this secret (the seed's `idTokenAlg: HS256`);
+    /// `None`: RS256 with the tenant's key.
+    pub id_token_hs256_secret: Option<String>,
 }
 
 impl Client {
@@ -388,6 +391,9 @@ impl TenantData {
                     refresh_token_rotation: c.refresh_token_rotation.unwrap_or(false),
                     callbacks: c.callbacks.clone(),
                     logout_urls: c.logout_urls.clone(),
+                    id_token_hs256_secret: (c.id_token_alg.as_deref() == Some("HS256"))
+                        .then(|| c.client_secret.clone())
+                        .flatten(),
                 })
                 .collect(),
             apis: seed.apis.iter().map(|a| a.identifier.clone()).collect(),

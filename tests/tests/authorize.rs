@@ -794,3 +794,52 @@ async fn the_flow_is_in_the_openapi_document() {
         );
     }
 }
+
+/// An application whose ID tokens Auth0 signs with HS256 (its "JSON Web Token Signature
+/// Algorithm"), listed in `supportedSigningAlgs` as upstream configs do: logins through the code
+/// flow and the password grant work, verified with the client's secret; the same client listing
+/// RS256 only refuses the token (502, no session).
+#[actix_rt::test]
+async fn an_hs256_client_logs_in_through_the_code_flow_and_the_password_grant() {
+    use crate::testkit::{HS256_CLIENT_ID, HS256_CLIENT_SECRET};
+    let app = spawn_app_configured(
+        |config| {
+            let mut hs = config["clients"]["api"].clone();
+            hs["clientId"] = HS256_CLIENT_ID.into();
+            hs["clientSecret"] = HS256_CLIENT_SECRET.into();
+            hs["supportedSigningAlgs"] = json!(["RS256", "HS256"]);
+            config["clients"]["hs"] = hs.clone();
+            hs["supportedSigningAlgs"] = json!(["RS256"]);
+            config["clients"]["rs-only"] = hs;
+        },
+        &[],
+    )
+    .await;
+
+    let Started { to_auth0, .. } = start_login(&app, Some("hs"), &[("redirect", "/home")]).await;
+    let back = app
+        .emulator_login(&to_auth0, demo::USER_EMAIL, demo::USER_PASSWORD)
+        .await;
+    let (code, state) = code_and_state(&back);
+    let response = app.exchange_code("hs", &code, &state).await;
+    assert_eq!(response.status(), 200);
+    let tokens = json_body(response).await;
+    assert!(!tokens["idToken"].as_str().unwrap().is_empty());
+    let me = json_body(
+        app.userinfo_bearer(tokens["accessToken"].as_str().unwrap())
+            .await,
+    )
+    .await;
+    assert_eq!(me["sub"], demo::USER_ID);
+
+    let response = app.login("hs", demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    assert_eq!(response.status(), 200);
+
+    let response = app
+        .login("rs-only", demo::USER_EMAIL, demo::USER_PASSWORD)
+        .await;
+    assert_eq!(response.status(), 502);
+    let body = json_body(response).await;
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("HS256"), "{message}");
+}

@@ -12,6 +12,7 @@ mod authorize;
 mod bad_input;
 mod browser;
 mod errors;
+mod gateway;
 mod hostile_management;
 mod import;
 mod import_load;

@@ -37,6 +37,139 @@ fn log_lines_are_json_and_carry_the_request_id() {
     assert_eq!(line["level"], "INFO");
 }
 
+/// A GET with a request id and a user agent, from synchronous test code; the status.
+fn get_as(url: &str, request_id: &str, user_agent: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .get(url)
+            .header("x-request-id", request_id)
+            .header("user-agent", user_agent)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+/// The daemon's stdout lines until one satisfies `found` (at most 5 s), every one parsed.
+fn lines_until(
+    daemon: &DaemonProcess,
+    found: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        let lines = daemon.log_lines();
+        if lines.iter().any(&found) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no such line in {:#?}", daemon.log_lines());
+}
+
+/// `LOG_FORMAT=mia`: every line is upstream's glogger shape (numeric level, time in ms, msg),
+/// from the config's warnings written before the config was loaded to actix's own, and each
+/// request has one `request completed` line with its nested fields and the request id.
+#[test]
+fn mia_log_lines_take_the_upstream_shape() {
+    let mut config = base_config();
+    // A warning of the config load, written before the config's own logFormat could apply.
+    config["server"]["insecureCookies"] = true.into();
+    let daemon = DaemonProcess::start(DAEMON, &config, &[("LOG_FORMAT", "mia")]);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let status = get_as(
+        &daemon.url("/-/healthz"),
+        "mia-req-7",
+        "probe/1.0 (\"quoted\")",
+    );
+    assert_eq!(status, 200);
+    let lines = lines_until(&daemon, |l| l["reqId"] == "mia-req-7");
+    let raw = daemon.stdout.lock().unwrap().clone();
+    assert_eq!(raw.len(), lines.len(), "every line is JSON: {raw:#?}");
+    for line in &lines {
+        let level = line["level"].as_u64().unwrap_or_else(|| panic!("{line}"));
+        assert!([10, 20, 30, 40, 50, 60].contains(&level), "{line}");
+        let time = line["time"].as_u64().unwrap_or_else(|| panic!("{line}"));
+        assert!(time.abs_diff(started) < 120_000, "unix ms: {line}");
+        assert!(line["msg"].is_string(), "{line}");
+        assert!(line.get("message").is_none(), "{line}");
+    }
+    // Before the config was loaded: its warning, as a warn (40).
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == 40 && l["msg"].as_str().unwrap().contains("insecureCookies")),
+        "{lines:#?}"
+    );
+    // The trusted proxies in force and why, at start.
+    let proxies = lines
+        .iter()
+        .find(|l| l["msg"] == "forwarding headers are believed from these proxies")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(proxies["trusted_proxies"], "127.0.0.0/8, ::1/128");
+    assert!(
+        proxies["reason"]
+            .as_str()
+            .unwrap()
+            .contains("loopback only")
+    );
+    // actix's own lines take the shape too.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["target"].is_null()
+                && l["msg"].as_str().is_some_and(|m| m.contains("workers"))),
+        "{lines:#?}"
+    );
+
+    let completed: Vec<_> = lines
+        .iter()
+        .filter(|l| l["msg"] == "request completed")
+        .collect();
+    assert_eq!(completed.len(), 1, "one line per request: {completed:#?}");
+    let line = completed[0];
+    assert_eq!(line["level"], 30);
+    assert_eq!(line["reqId"], "mia-req-7");
+    assert_eq!(line["http"]["request"]["method"], "GET");
+    assert_eq!(
+        line["http"]["request"]["userAgent"]["original"],
+        "probe/1.0 (\"quoted\")"
+    );
+    assert_eq!(line["http"]["response"]["statusCode"], 200);
+    let bytes = line["http"]["response"]["body"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 10, "the healthz JSON's length: {line}");
+    assert_eq!(line["url"]["path"], "/-/healthz");
+    assert_eq!(line["host"]["hostname"], "127.0.0.1");
+    assert_eq!(line["host"]["ip"], "127.0.0.1");
+    let response_time = line["responseTime"].as_f64().unwrap();
+    assert!((0.0..10_000.0).contains(&response_time), "{line}");
+}
+
+/// `server.logFormat: mia` in the file: the lines after the load take the shape.
+#[test]
+fn the_config_file_can_choose_the_mia_shape() {
+    let mut config = base_config();
+    config["server"]["logFormat"] = "mia".into();
+    let daemon = DaemonProcess::start(DAEMON, &config, &[]);
+    assert_eq!(get_as(&daemon.url("/-/ready"), "file-mia", "t"), 200);
+    let lines = lines_until(&daemon, |l| l["reqId"] == "file-mia");
+    let listening = lines
+        .iter()
+        .find(|l| l["msg"] == "listening")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(listening["level"], 30);
+    assert!(lines.iter().any(|l| l["msg"] == "request completed"
+        && l["url"]["path"] == "/-/ready"
+        && l["reqId"] == "file-mia"));
+}
+
 #[test]
 fn check_config_prints_the_effective_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,6 +191,61 @@ fn check_config_prints_the_effective_config_without_secrets() {
         "env-derived values are shown: {stdout}"
     );
     assert!(effective.is_object());
+}
+
+/// Behind a gateway (`ORIGINAL_PROTOCOL_HEADER` set, no `server.trustedProxies`): `check-config`
+/// names the list in force and why, and warns while `server.allowedHosts` is empty.
+#[test]
+fn check_config_names_the_trusted_proxies_in_force_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, base_config().to_string()).unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let out = Command::new(DAEMON)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let effective: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (effective, String::from_utf8(out.stderr).unwrap())
+    };
+    let (effective, stderr) = run(&[("ORIGINAL_PROTOCOL_HEADER", "x-forwarded-proto")]);
+    assert_eq!(
+        effective["server"]["trustedProxies"],
+        serde_json::json!([
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7"
+        ])
+    );
+    let reason = effective["sources"]["server.trustedProxies"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("ORIGINAL_PROTOCOL_HEADER is set"),
+        "{reason}"
+    );
+    assert!(
+        stderr.contains("trusted proxies: 127.0.0.0/8, ::1/128, 10.0.0.0/8"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning:") && stderr.contains("server.allowedHosts"),
+        "{stderr}"
+    );
+
+    let (effective, stderr) = run(&[]);
+    assert_eq!(
+        effective["server"]["trustedProxies"],
+        serde_json::json!(["127.0.0.0/8", "::1/128"])
+    );
+    assert!(stderr.contains("loopback only"), "{stderr}");
+    assert!(!stderr.contains("server.allowedHosts"), "{stderr}");
 }
 
 #[test]

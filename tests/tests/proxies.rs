@@ -63,10 +63,13 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_reported() {
         Some(format!("https://127.0.0.1:{}/home", app.port).as_str())
     );
 
+    // A warning: the daemon works, so the check-up stays 200 OK (SPEC §8).
     let (status, body) = app.get_json("/-/check-up").await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["status"], "KO");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "OK");
+    assert_eq!(body["warnings"], json!(["proxies"]));
     let proxies = body["checks"]["proxies"].as_str().unwrap();
+    assert!(proxies.starts_with("warning: "), "{proxies}");
     assert!(proxies.contains("127.0.0.1"), "{proxies}");
     assert!(proxies.contains("server.trustedProxies"), "{proxies}");
     // Each peer once, however many requests.

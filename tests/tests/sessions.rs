@@ -438,6 +438,9 @@ async fn logout_ends_the_session_revokes_and_redirects_to_auth0() {
     assert!(cleared.starts_with("sid=;"), "{cleared}");
     assert!(cleared.contains("Expires="), "{cleared}");
     assert!(!cleared.contains("Max-Age"), "{cleared}");
+    // The clearing cookie keeps the client's SameSite (the web client is Lax), so the browser
+    // replaces the cookie it holds.
+    assert!(cleared.contains("SameSite=Lax"), "{cleared}");
     assert_eq!(app.userinfo_cookie(&sid).await.status(), 401);
     // The revocation runs in the background.
     for _ in 0..50 {

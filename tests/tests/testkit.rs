@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 /// The login client of the emulator's seed that does not rotate refresh tokens.
 pub const NON_ROTATING_CLIENT_ID: &str = "non-rotating-client";
+/// The login client of the emulator's seed whose ID tokens are HS256, signed with its secret.
+pub const HS256_CLIENT_ID: &str = "hs256-client";
+pub const HS256_CLIENT_SECRET: &str = "hs256-client-secret";
 
 pub struct TestApp {
     /// The Auth0 emulator the daemon talks to (shared by the daemons of a [`spawn_pair`]).
@@ -33,13 +36,20 @@ pub struct TestApp {
     _data: tempfile::TempDir,
 }
 
-/// The emulator's seed for the tests: the demo tenant plus a login client without rotation.
+/// The emulator's seed for the tests: the demo tenant plus a login client without rotation and
+/// one whose ID tokens are HS256.
 pub fn test_seed() -> Seed {
     let mut seed = Seed::demo();
     seed.clients.push(SeedClient {
         client_id: NON_ROTATING_CLIENT_ID.into(),
         client_secret: Some("non-rotating-secret".into()),
         refresh_token_rotation: Some(false),
+        ..SeedClient::default()
+    });
+    seed.clients.push(SeedClient {
+        client_id: HS256_CLIENT_ID.into(),
+        client_secret: Some(HS256_CLIENT_SECRET.into()),
+        id_token_alg: Some("HS256".into()),
         ..SeedClient::default()
     });
     seed
@@ -413,8 +423,9 @@ impl DaemonProcess {
         let lines = stdout.clone();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
+                // `message` in tracing's JSON lines, `msg` in upstream's (LOG_FORMAT=mia).
                 if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && json["message"] == "listening"
+                    && (json["message"] == "listening" || json["msg"] == "listening")
                     && let Some(addr) = json["main_addr"].as_str()
                     && let Ok(addr) = addr.parse::<std::net::SocketAddr>()
                 {

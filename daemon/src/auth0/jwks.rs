@@ -1,6 +1,11 @@
 //! The tenants' signing keys and ID-token verification (SPEC §5: "RS256 via the tenant JWKS,
 //! refetched once on an unknown `kid`; `iss`, `aud` = clientId, `exp`, and `nonce` in the code
-//! flow").
+//! flow"; SPEC §3: HS256 with the client's `clientSecret` when it lists `HS256`).
+//!
+//! The key follows the token header's `alg`, among the client's `supportedSigningAlgs` only:
+//! `RS256` takes the JWKS key its `kid` names, `HS256` the client's secret. A JWKS key is never
+//! an HMAC secret (the classic confusion: HS256 "signed" with the tenant's public key), and an
+//! HS256 token for a client that lists only RS256 is refused before any key is looked at.
 //!
 //! [`JwksCache`] keeps one key set per tenant (keyed by `auth0Url`), fetched from
 //! `<auth0Url>/.well-known/jwks.json` on first use. A token naming a `kid` the set does not have
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
@@ -57,8 +63,10 @@ pub enum JwksError {
 pub enum IdTokenError {
     #[error("the ID token is not a well-formed JWT")]
     Malformed,
-    #[error("the ID token is signed with {0}; only RS256 is accepted")]
-    UnsupportedAlgorithm(String),
+    #[error(
+        "the ID token is signed with {found}; this client accepts {accepted} (supportedSigningAlgs)"
+    )]
+    UnsupportedAlgorithm { found: String, accepted: String },
     #[error("the ID token names no signing key (kid)")]
     MissingKid,
     #[error("the ID token's signing key {kid:?} is not in the tenant's JWKS")]
@@ -159,8 +167,8 @@ impl JwksCache {
         }
     }
 
-    /// Verifies an ID token of `client` and returns its claims: RS256 only, signed by a key of
-    /// the client's tenant, `iss` = [`ClientSettings::issuer`], `aud` = the client id (a string,
+    /// Verifies an ID token of `client` and returns its claims: signed with an algorithm the
+    /// client lists (RS256 by a key of the client's tenant, HS256 with its secret), `iss` = [`ClientSettings::issuer`], `aud` = the client id (a string,
     /// or a list containing it, then with `azp` = the client id), `exp` in the future (60 s of
     /// leeway), `sub` a string, `iat` a number, and `nonce` = `expected_nonce` when given.
     pub async fn verify_id_token(
@@ -170,17 +178,29 @@ impl JwksCache {
         expected_nonce: Option<&str>,
     ) -> Result<Map<String, Value>, IdTokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| IdTokenError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(IdTokenError::UnsupportedAlgorithm(format!(
-                "{:?}",
-                header.alg
-            )));
-        }
-        let kid = header.kid.ok_or(IdTokenError::MissingKid)?;
-        let key = self.key(&client.auth0_url, &kid).await?;
+        let unsupported = || IdTokenError::UnsupportedAlgorithm {
+            found: format!("{:?}", header.alg),
+            accepted: client.supported_signing_algs.join(", "),
+        };
+        let (key, alg) = match header.alg {
+            Algorithm::RS256 if client.accepts_signing_alg("RS256") => {
+                let kid = header.kid.clone().ok_or(IdTokenError::MissingKid)?;
+                (self.key(&client.auth0_url, &kid).await?, Algorithm::RS256)
+            }
+            // The client's own secret, whatever `kid` the header names: never a JWKS key.
+            // (An empty secret cannot verify anything: a bad signature.)
+            Algorithm::HS256 if client.accepts_signing_alg("HS256") => (
+                Arc::new(
+                    DecodingKey::from_secret(client.client_secret.expose_secret().as_bytes())
+                        .map_err(|_| IdTokenError::BadSignature)?,
+                ),
+                Algorithm::HS256,
+            ),
+            _ => return Err(unsupported()),
+        };
 
         let issuer = client.issuer();
-        let mut validation = Validation::new(Algorithm::RS256);
+        let mut validation = Validation::new(alg);
         validation.leeway = LEEWAY_SECONDS;
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&client.client_id]);
@@ -195,7 +215,7 @@ impl JwksCache {
                 ErrorKind::InvalidAudience => IdTokenError::WrongAudience {
                     expected: client.client_id.clone(),
                 },
-                ErrorKind::InvalidAlgorithm => IdTokenError::UnsupportedAlgorithm("RS256".into()),
+                ErrorKind::InvalidAlgorithm => unsupported(),
                 ErrorKind::MissingRequiredClaim(claim) | ErrorKind::InvalidClaimFormat(claim) => {
                     IdTokenError::InvalidClaim(claim.clone())
                 }
@@ -661,7 +681,7 @@ mod tests {
         });
         assert!(matches!(
             cache.verify_id_token(&hs, &client, None).await,
-            Err(IdTokenError::UnsupportedAlgorithm(_))
+            Err(IdTokenError::UnsupportedAlgorithm { .. })
         ));
         let none = format!(
             "{}.{}.",
@@ -678,6 +698,77 @@ mod tests {
             cache.verify_id_token("not.a-token", &client, None).await,
             Err(IdTokenError::Malformed)
         ));
+    }
+
+    /// An HS256 token over `claims`, signed with `secret`.
+    fn hs256(claims: &Value, secret: &[u8], kid: Option<String>) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = kid;
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hs256_is_verified_with_the_client_secret_when_the_client_lists_it() {
+        let (emulator, rs_only) = start();
+        let cache = JwksCache::new(http());
+        let good = claims(&emulator);
+        let secret = demo::LOGIN_CLIENT_SECRET.as_bytes();
+        let mut both = rs_only.clone();
+        both.supported_signing_algs = vec!["RS256".into(), "HS256".into()];
+        let mut hs_only = rs_only.clone();
+        hs_only.supported_signing_algs = vec!["HS256".into()];
+
+        // Signed with the client's secret: accepted by a client listing HS256, with or without a
+        // kid (the kid of a JWKS key changes nothing: the secret is the key).
+        for kid in [None, Some(emulator.current_kid())] {
+            let token = hs256(&good, secret, kid);
+            for client in [&both, &hs_only] {
+                let claims = cache.verify_id_token(&token, client, None).await.unwrap();
+                assert_eq!(claims["sub"], demo::USER_ID);
+            }
+            // A client listing RS256 only refuses it, although the secret is right.
+            assert!(matches!(
+                cache.verify_id_token(&token, &rs_only, None).await,
+                Err(IdTokenError::UnsupportedAlgorithm { .. })
+            ));
+        }
+        // The other claims are checked as for RS256.
+        let expired = hs256(
+            &with(good.clone(), "exp", json!(now() - 3600)),
+            secret,
+            None,
+        );
+        assert!(matches!(
+            cache.verify_id_token(&expired, &both, None).await,
+            Err(IdTokenError::Expired)
+        ));
+        // Another secret, or the tenant's published key used as an HMAC secret: a bad signature.
+        let jwks = emulator.tenant().jwks().to_string();
+        for wrong in [b"another-secret".as_slice(), jwks.as_bytes()] {
+            let token = hs256(&good, wrong, Some(emulator.current_kid()));
+            assert!(matches!(
+                cache.verify_id_token(&token, &both, None).await,
+                Err(IdTokenError::BadSignature)
+            ));
+        }
+        // RS256 still verifies for a client listing both, and is refused by an HS256-only one.
+        let rs = emulator.tenant().sign(&good);
+        assert!(cache.verify_id_token(&rs, &both, None).await.is_ok());
+        let refused = cache.verify_id_token(&rs, &hs_only, None).await;
+        assert!(
+            matches!(refused, Err(IdTokenError::UnsupportedAlgorithm { .. })),
+            "{refused:?}"
+        );
+        let message = refused.unwrap_err().to_string();
+        assert!(
+            message.contains("RS256") && message.contains("HS256"),
+            "{message}"
+        );
     }
 
     #[tokio::test]

@@ -16,8 +16,9 @@ use super::env::{EnvSettings, REDIS_HOSTS};
 use super::error::ConfigError;
 use super::overrides::Provenance;
 use super::types::{
-    ApiKey, ClientSettings, JobSettings, ManagementClientSettings, ManagementConnections, OnError,
-    PluginSettings, RedisMode, RedisSettings, SameSite, ServerSettings, SessionSettings, StoreKind,
+    ApiKey, ClientSettings, JobSettings, LogFormat, ManagementClientSettings,
+    ManagementConnections, OnError, PluginSettings, RedisMode, RedisSettings, SameSite,
+    ServerSettings, SessionSettings, StoreKind, TrustedProxiesSource,
 };
 
 #[derive(Deserialize)]
@@ -92,6 +93,7 @@ struct RawServer {
     import_body_limit_bytes: Option<usize>,
     auth0_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
+    log_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,7 +198,19 @@ pub(crate) fn build(
         .map(|u| base_url(p, "auth0TenantUrl", u))
         .transpose()?;
 
-    let server = build_server(raw.server, env.http_port, p)?;
+    let server = build_server(raw.server, &env, p)?;
+    if server.trusted_proxies_source == TrustedProxiesSource::Gateway
+        && server.allowed_hosts.is_empty()
+    {
+        warnings.push(
+            "ORIGINAL_PROTOCOL_HEADER is set, so the private ranges (10.0.0.0/8, 172.16.0.0/12, \
+             192.168.0.0/16, fc00::/7) are trusted proxies by default, while \
+             `server.allowedHosts` is empty: any pod in those ranges can choose the host of a \
+             logout's returnTo with X-Forwarded-Host; list your public hosts in \
+             `server.allowedHosts`, or your gateway's addresses in `server.trustedProxies`"
+                .to_owned(),
+        );
+    }
 
     let mut api_keys: Vec<ApiKey> = Vec::new();
     for (i, api_key) in raw.api_keys.into_iter().enumerate() {
@@ -292,6 +306,9 @@ pub(crate) fn build(
     })
 }
 
+/// The ID-token algorithms a client may list (SPEC §3, as upstream accepts).
+const SIGNING_ALGS: [&str; 2] = ["RS256", "HS256"];
+
 fn build_client(key: &str, raw: RawClient, p: &Provenance) -> Result<ClientSettings, ConfigError> {
     let auth0_url = base_url(p, &format!("{key}.auth0Url"), &raw.auth0_url)?;
     if let Err(err) = Url::parse(raw.redirect_url.trim()) {
@@ -307,16 +324,22 @@ fn build_client(key: &str, raw: RawClient, p: &Provenance) -> Result<ClientSetti
     let supported_signing_algs = if raw.supported_signing_algs.is_empty() {
         vec!["RS256".to_owned()]
     } else {
-        if let Some(other) = raw.supported_signing_algs.iter().find(|a| *a != "RS256") {
+        if let Some(other) = raw
+            .supported_signing_algs
+            .iter()
+            .find(|a| !SIGNING_ALGS.contains(&a.as_str()))
+        {
             return Err(p.invalid(
                 format!("{key}.supportedSigningAlgs"),
                 format!(
-                    "`{other}` is not supported: ID tokens are verified with RS256 only (Auth0's default \
-                     for applications); remove it"
+                    "`{other}` is not supported: ID tokens are verified with RS256 and HS256 only \
+                     (RS256 with the tenant's keys, HS256 with the client's secret); remove it"
                 ),
             ));
         }
-        raw.supported_signing_algs
+        let mut algs = raw.supported_signing_algs;
+        algs.dedup();
+        algs
     };
     if let Some(default) = &raw.default_connection
         && !raw.supported_connections.is_empty()
@@ -433,9 +456,10 @@ fn build_management_client(
 
 fn build_server(
     raw: RawServer,
-    http_port: u16,
+    env: &EnvSettings,
     p: &Provenance,
 ) -> Result<ServerSettings, ConfigError> {
+    let http_port = env.http_port;
     let defaults = ServerSettings::default();
     let bind = match raw.bind.as_deref() {
         None => defaults.bind,
@@ -472,8 +496,15 @@ fn build_server(
             ));
         }
     }
-    let trusted_proxies = match raw.trusted_proxies {
-        None => defaults.trusted_proxies,
+    let (trusted_proxies, trusted_proxies_source) = match raw.trusted_proxies {
+        None => {
+            let source = if env.original_protocol_header.is_some() {
+                TrustedProxiesSource::Gateway
+            } else {
+                TrustedProxiesSource::Loopback
+            };
+            (ServerSettings::default_trusted_proxies(source), source)
+        }
         Some(list) => list
             .iter()
             .enumerate()
@@ -489,7 +520,21 @@ fn build_server(
                         )
                     })
             })
-            .collect::<Result<Vec<_>, _>>()?,
+            .collect::<Result<Vec<_>, _>>()
+            .map(|list| (list, TrustedProxiesSource::Configured))?,
+    };
+    // The variable wins over the file, as every environment variable does.
+    let log_format = match (env.log_format, raw.log_format.as_deref()) {
+        (Some(format), _) => format,
+        (None, None) => defaults.log_format,
+        (None, Some(text)) => LogFormat::parse(text).ok_or_else(|| {
+            p.invalid(
+                "server.logFormat",
+                format!(
+                    "expected json (tracing's JSON lines) or mia (the upstream service's log shape), found `{text}`"
+                ),
+            )
+        })?,
     };
     let allowed_hosts = raw
         .allowed_hosts
@@ -509,6 +554,7 @@ fn build_server(
         http_port,
         management_bind,
         trusted_proxies,
+        trusted_proxies_source,
         allowed_hosts,
         insecure_cookies: raw.insecure_cookies,
         body_limit_bytes: positive(
@@ -535,6 +581,7 @@ fn build_server(
             raw.body_timeout_ms,
             defaults.body_timeout_ms,
         )?,
+        log_format,
     })
 }
 

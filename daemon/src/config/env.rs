@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::error::ConfigError;
+use super::types::LogFormat;
 
 /// A snapshot of environment variables. The loader reads only this, never the process environment,
 /// so tests build one with [`Env::from_pairs`] and never mutate global state.
@@ -77,6 +78,22 @@ impl Env {
     }
 }
 
+impl Env {
+    /// `LOG_LEVEL` and `LOG_FORMAT` as logging needs them before the config is loaded: an invalid
+    /// value counts as unset here (the load then refuses it by name).
+    pub fn logging(&self) -> (String, LogFormat) {
+        let level = self
+            .get(LOG_LEVEL)
+            .and_then(|v| parse_log_level(v).ok())
+            .unwrap_or_else(|| "info".to_owned());
+        let format = self
+            .get(LOG_FORMAT)
+            .and_then(LogFormat::parse)
+            .unwrap_or_default();
+        (level, format)
+    }
+}
+
 /// Names only: values may be secrets.
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,6 +114,7 @@ pub(crate) const SERVICE_CONFIG_PATH: &str = "SERVICE_CONFIG_PATH";
 pub(crate) const SERVICE_CONFIG_FILE_NAME: &str = "SERVICE_CONFIG_FILE_NAME";
 pub(crate) const AUTH0_LOGOUT_CLIENT_ID_ENABLED: &str = "AUTH0_LOGOUT_CLIENT_ID_ENABLED";
 pub(crate) const DELAY_SHUTDOWN_SECONDS: &str = "DELAY_SHUTDOWN_SECONDS";
+pub(crate) const LOG_FORMAT: &str = "LOG_FORMAT";
 pub(crate) const REDIS_HOSTS: &str = "REDIS_HOSTS";
 pub(crate) const REDIS_MODE: &str = "REDIS_MODE";
 pub(crate) const REDIS_MASTER_NAME: &str = "REDIS_MASTER_NAME";
@@ -123,6 +141,7 @@ pub(crate) struct EnvSettings {
     pub session_duration_seconds: u64,
     pub session_scope: String,
     pub original_protocol_header: Option<String>,
+    pub log_format: Option<LogFormat>,
     pub logout_client_id_enabled: bool,
     pub delay_shutdown_seconds: u64,
 }
@@ -163,6 +182,7 @@ impl EnvSettings {
                 .get(ORIGINAL_PROTOCOL_HEADER)
                 .map(parse_header_name)
                 .transpose()?,
+            log_format: env.get(LOG_FORMAT).map(parse_log_format).transpose()?,
             logout_client_id_enabled: env
                 .get(AUTH0_LOGOUT_CLIENT_ID_ENABLED)
                 .map(|v| parse_bool(AUTH0_LOGOUT_CLIENT_ID_ENABLED, v))
@@ -275,6 +295,16 @@ fn parse_header_name(value: &str) -> Result<String, ConfigError> {
             ),
         })
     }
+}
+
+/// `LOG_FORMAT`: `json` or `mia`.
+pub(crate) fn parse_log_format(value: &str) -> Result<LogFormat, ConfigError> {
+    LogFormat::parse(value).ok_or_else(|| ConfigError::InvalidEnv {
+        var: LOG_FORMAT,
+        reason: format!(
+            "expected json (tracing's JSON lines) or mia (the upstream service's log shape), found {value:?}"
+        ),
+    })
 }
 
 /// A boolean as Go's `strconv.ParseBool` reads it (the upstream service's parser), ignoring case:

@@ -42,9 +42,9 @@ pub use env::Env;
 pub use error::ConfigError;
 pub use source::DEFAULT_CONFIG_FILE;
 pub use types::{
-    ApiKey, ClientSettings, JobSettings, ManagementClientSettings, ManagementConnections, OnError,
-    PluginSettings, REDACTED, RedisMode, RedisSettings, SameSite, ServerSettings, SessionSettings,
-    StoreKind,
+    ApiKey, ClientSettings, JobSettings, LogFormat, ManagementClientSettings,
+    ManagementConnections, OnError, PRIVATE_RANGES, PluginSettings, REDACTED, RedisMode,
+    RedisSettings, SameSite, ServerSettings, SessionSettings, StoreKind, TrustedProxiesSource,
 };
 
 use overrides::{Provenance, ROOT};
@@ -133,7 +133,8 @@ impl Settings {
 
     /// The effective configuration for `check-config`: every key with its value after defaults,
     /// environment and overrides, plus an `environment` object with the environment-only values
-    /// by variable name; every secret (client secrets, Redis password, API keys) is `"<redacted>"`.
+    /// by variable name and a `sources` object saying why a derived default is what it is (the
+    /// trusted proxies in force); every secret (client secrets, Redis password, API keys) is `"<redacted>"`.
     pub fn redacted_json(&self) -> Value {
         let mut doc =
             serde_json::to_value(self).unwrap_or_else(|err| json!({ "error": err.to_string() }));
@@ -151,6 +152,10 @@ impl Settings {
                     env::AUTH0_LOGOUT_CLIENT_ID_ENABLED: self.logout_client_id_enabled,
                     env::DELAY_SHUTDOWN_SECONDS: self.delay_shutdown_seconds,
                 }),
+            );
+            members.insert(
+                "sources".to_owned(),
+                json!({ "server.trustedProxies": self.server.trusted_proxies_source.reason() }),
             );
         }
         doc

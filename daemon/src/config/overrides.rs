@@ -69,6 +69,7 @@ const SERVER: Shape = Object(&[
     ("importBodyLimitBytes", Scalar),
     ("auth0TimeoutMs", Scalar),
     ("bodyTimeoutMs", Scalar),
+    ("logFormat", Str),
 ]);
 
 const API_KEY: Shape = Object(&[("key", Str), ("clientType", Str), ("management", Scalar)]);

@@ -755,25 +755,35 @@ fn same_site_values() {
 }
 
 #[test]
-fn only_rs256_is_accepted() {
-    let s = load(with(
-        base(),
-        "/clients/web/supportedSigningAlgs",
+fn rs256_and_hs256_are_the_accepted_signing_algorithms() {
+    for algs in [
         json!(["RS256"]),
-    ));
-    assert_eq!(
-        s.client("web").expect("web").supported_signing_algs,
-        ["RS256"]
-    );
+        json!(["RS256", "HS256"]),
+        json!(["HS256"]),
+    ] {
+        let s = load(with(
+            base(),
+            "/clients/web/supportedSigningAlgs",
+            algs.clone(),
+        ));
+        assert_eq!(
+            json!(s.client("web").expect("web").supported_signing_algs),
+            algs
+        );
+    }
+    let s = load(base());
+    let web = s.client("web").expect("web");
+    assert!(web.accepts_signing_alg("RS256"));
+    assert!(!web.accepts_signing_alg("HS256"));
     let err = error(with(
         base(),
         "/clients/web/supportedSigningAlgs",
-        json!(["RS256", "HS256"]),
+        json!(["RS256", "PS256"]),
     ));
     assert_error(
         &err,
         "clients.web.supportedSigningAlgs",
-        &["`HS256`", "RS256 only"],
+        &["`PS256`", "RS256 and HS256"],
     );
 }
 
@@ -1603,13 +1613,22 @@ fn redacted_json_is_itself_a_valid_config() {
         .expect("valid")
         .redacted_json();
     let mut reloaded_doc = first.clone();
-    reloaded_doc
-        .as_object_mut()
-        .expect("object")
-        .remove("environment");
-    let second = Settings::from_value(reloaded_doc, &Env::default())
+    let members = reloaded_doc.as_object_mut().expect("object");
+    members.remove("environment");
+    members.remove("sources");
+    let mut second = Settings::from_value(reloaded_doc, &Env::default())
         .expect("reloads")
         .redacted_json();
+    // The list in force is now written in the file: the same list, set rather than defaulted.
+    assert_eq!(
+        second["sources"]["server.trustedProxies"],
+        "server.trustedProxies is set"
+    );
+    let mut first = first;
+    for doc in [&mut first, &mut second] {
+        let members = doc.as_object_mut().expect("object");
+        members.remove("sources");
+    }
     assert_eq!(first, second);
 }
 
@@ -1634,4 +1653,140 @@ fn env_from_process_snapshots_the_environment() {
         ("A".to_owned(), "2".to_owned()),
     ]);
     assert_eq!(pairs.get("A"), Some("2"));
+}
+
+fn proxies(s: &Settings) -> Vec<String> {
+    s.server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The trusted-proxy default is a function of the environment (SPEC §3): loopback alone, or
+/// loopback plus the private ranges when `ORIGINAL_PROTOCOL_HEADER` says a gateway fronts the
+/// daemon; a set key always wins.
+#[test]
+fn the_trusted_proxies_default_follows_original_protocol_header() {
+    const GATEWAY: &[(&str, &str)] = &[("ORIGINAL_PROTOCOL_HEADER", "x-forwarded-proto")];
+    let gateway_warning = |s: &Settings| {
+        s.warnings
+            .iter()
+            .any(|w| w.contains("ORIGINAL_PROTOCOL_HEADER") && w.contains("server.allowedHosts"))
+    };
+
+    let s = load(base());
+    assert_eq!(proxies(&s), ["127.0.0.0/8", "::1/128"]);
+    assert_eq!(
+        s.server.trusted_proxies_source,
+        TrustedProxiesSource::Loopback
+    );
+    assert!(!gateway_warning(&s), "{:?}", s.warnings);
+
+    let s = load_env(base(), GATEWAY);
+    assert_eq!(
+        proxies(&s),
+        [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7"
+        ]
+    );
+    assert_eq!(
+        s.server.trusted_proxies_source,
+        TrustedProxiesSource::Gateway
+    );
+    // A pod in those ranges could choose a logout's returnTo host: said at start.
+    assert!(gateway_warning(&s), "{:?}", s.warnings);
+    let json = s.redacted_json();
+    assert_eq!(json["server"]["trustedProxies"][2], "10.0.0.0/8");
+    let reason = json["sources"]["server.trustedProxies"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.contains("ORIGINAL_PROTOCOL_HEADER is set"),
+        "{reason}"
+    );
+
+    // With the public hosts listed, the forged-host risk is closed: no warning.
+    let s = load_env(
+        with(
+            base(),
+            "/server",
+            json!({"allowedHosts": ["app.example.com"]}),
+        ),
+        GATEWAY,
+    );
+    assert_eq!(s.server.trusted_proxies.len(), 6);
+    assert!(!gateway_warning(&s), "{:?}", s.warnings);
+
+    // A set key wins, in the file or by an override, even an empty one.
+    for (doc, pairs, want) in [
+        (
+            with(base(), "/server", json!({"trustedProxies": ["10.1.2.3"]})),
+            GATEWAY.to_vec(),
+            vec!["10.1.2.3/32"],
+        ),
+        (
+            with(base(), "/server", json!({"trustedProxies": []})),
+            GATEWAY.to_vec(),
+            vec![],
+        ),
+        (
+            base(),
+            [
+                GATEWAY,
+                &[("AUTH0_CLIENT__SERVER__TRUSTEDPROXIES", "10.9.0.0/16")],
+            ]
+            .concat(),
+            vec!["10.9.0.0/16"],
+        ),
+    ] {
+        let s = load_env(doc, &pairs);
+        assert_eq!(proxies(&s), want, "{pairs:?}");
+        assert_eq!(
+            s.server.trusted_proxies_source,
+            TrustedProxiesSource::Configured
+        );
+        assert!(!gateway_warning(&s), "{:?}", s.warnings);
+        assert_eq!(
+            s.redacted_json()["sources"]["server.trustedProxies"],
+            "server.trustedProxies is set"
+        );
+    }
+}
+
+#[test]
+fn log_format_from_the_file_or_log_format() {
+    assert_eq!(load(base()).server.log_format, LogFormat::Json);
+    let mia = with(base(), "/server", json!({"logFormat": "mia"}));
+    assert_eq!(load(mia.clone()).server.log_format, LogFormat::Mia);
+    assert_eq!(
+        load_env(base(), &[("LOG_FORMAT", "mia")]).server.log_format,
+        LogFormat::Mia
+    );
+    // The variable wins over the file.
+    assert_eq!(
+        load_env(mia, &[("LOG_FORMAT", "json")]).server.log_format,
+        LogFormat::Json
+    );
+    assert_error(
+        &error(with(base(), "/server", json!({"logFormat": "logfmt"}))),
+        "server.logFormat",
+        &["`logfmt`", "mia"],
+    );
+    let err = error_env(base(), &[("LOG_FORMAT", "text")]);
+    assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
+    // Before the config is loaded, logging reads the variables alone.
+    assert_eq!(
+        env(&[("LOG_FORMAT", "MIA"), ("LOG_LEVEL", "WARN")]).logging(),
+        ("warn".to_owned(), LogFormat::Mia)
+    );
+    assert_eq!(
+        env(&[("LOG_FORMAT", "text")]).logging(),
+        ("info".to_owned(), LogFormat::Json)
+    );
 }

@@ -33,7 +33,8 @@ pub struct ClientSettings {
     /// As configured, `website` included (see [`ClientSettings::is_website`]).
     pub scopes: Vec<String>,
     pub audience: Option<String>,
-    /// Always `["RS256"]` or a list of `RS256` only: the one algorithm accepted for ID tokens.
+    /// The algorithms accepted for ID tokens: `RS256` (the tenant's JWKS) and/or `HS256` (this
+    /// client's `clientSecret`); `["RS256"]` when the file lists none.
     pub supported_signing_algs: Vec<String>,
     /// Connections a request may name; empty = any.
     pub supported_connections: Vec<String>,
@@ -46,6 +47,11 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// Whether `alg` (a JWS `alg`, such as `RS256`) is in `supportedSigningAlgs`.
+    pub fn accepts_signing_alg(&self, alg: &str) -> bool {
+        self.supported_signing_algs.iter().any(|a| a == alg)
+    }
+
     /// The ID tokens' expected `iss`: `<base>/`.
     pub fn issuer(&self) -> String {
         self.auth0_url.as_str().to_owned()
@@ -240,9 +246,14 @@ pub struct ServerSettings {
     pub http_port: u16,
     /// When set, the management routes are served only on this listener.
     pub management_bind: Option<SocketAddr>,
-    /// Peers whose forwarding headers are believed; an empty list trusts nobody.
+    /// Peers whose forwarding headers are believed; an empty list trusts nobody. The list in
+    /// force: `server.trustedProxies` when set, else the default [`Self::trusted_proxies_source`]
+    /// names. Every reader (the forwarded headers, the management guard) takes it from here.
     #[serde(serialize_with = "ser::display_all")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Why [`Self::trusted_proxies`] is what it is (under `sources` in `check-config`).
+    #[serde(skip)]
+    pub trusted_proxies_source: TrustedProxiesSource,
     /// Hosts accepted when building absolute URLs, lower-cased `name[:port]`; empty = any valid host.
     pub allowed_hosts: Vec<String>,
     /// Drop `Secure` from cookies (plain-http development only).
@@ -254,17 +265,83 @@ pub struct ServerSettings {
     /// Time allowed to receive a request body, counted from the end of its head; past it the
     /// answer is 408 and the connection closes.
     pub body_timeout_ms: u64,
+    /// The shape of log lines (`server.logFormat`, `LOG_FORMAT` wins).
+    pub log_format: LogFormat,
 }
 
 impl ServerSettings {
-    /// The default `server.trustedProxies`: loopback only. A private address is not a proxy by
-    /// itself (a client on the same private network could forge its IP); real proxies and a
-    /// cluster's pod range are listed explicitly.
-    pub fn default_trusted_proxies() -> Vec<IpNet> {
-        ["127.0.0.0/8", "::1/128"]
+    /// The default `server.trustedProxies` (SPEC §3), a function of `ORIGINAL_PROTOCOL_HEADER`:
+    /// - unset: loopback only. A private address is not a proxy by itself (a client on the same
+    ///   private network could forge its IP); a VM's own proxy is listed explicitly.
+    /// - set: loopback plus the private ranges. Upstream requires that variable, so it marks a
+    ///   deployment behind the platform's gateway, whose address is somewhere in the cluster's
+    ///   private network and not known in advance; without this an unchanged upstream config
+    ///   would log Auth0 the gateway's address and build logouts on the internal host name.
+    pub fn default_trusted_proxies(source: TrustedProxiesSource) -> Vec<IpNet> {
+        let loopback: &[&str] = &["127.0.0.0/8", "::1/128"];
+        let private: &[&str] = match source {
+            TrustedProxiesSource::Gateway => PRIVATE_RANGES,
+            TrustedProxiesSource::Loopback | TrustedProxiesSource::Configured => &[],
+        };
+        loopback
             .iter()
+            .chain(private)
             .filter_map(|net| net.parse().ok())
             .collect()
+    }
+}
+
+/// The private ranges a gateway deployment trusts by default: RFC 1918 and IPv6 unique-local.
+pub const PRIVATE_RANGES: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+
+/// Where the list of trusted proxies in force comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrustedProxiesSource {
+    /// `server.trustedProxies` is set (in the file or by an override): it always wins.
+    Configured,
+    /// The default without `ORIGINAL_PROTOCOL_HEADER`: loopback only.
+    Loopback,
+    /// The default with `ORIGINAL_PROTOCOL_HEADER` set: loopback plus the private ranges.
+    Gateway,
+}
+
+impl TrustedProxiesSource {
+    /// Why the list is in force, as the start-up log and `check-config` say it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Configured => "server.trustedProxies is set",
+            Self::Loopback => {
+                "the default: loopback only, since server.trustedProxies and \
+                 ORIGINAL_PROTOCOL_HEADER are not set"
+            }
+            Self::Gateway => {
+                "the default behind a gateway: loopback and the private ranges, since \
+                 ORIGINAL_PROTOCOL_HEADER is set and server.trustedProxies is not"
+            }
+        }
+    }
+}
+
+/// The shape of log lines (SPEC §8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LogFormat {
+    /// tracing's JSON lines.
+    #[default]
+    Json,
+    /// The upstream service's glogger shape (numeric `level`, `time` in ms, `msg`, `reqId`).
+    Mia,
+}
+
+impl LogFormat {
+    /// `json` or `mia`, any case; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Some(Self::Json),
+            "mia" => Some(Self::Mia),
+            _ => None,
+        }
     }
 }
 
@@ -274,13 +351,15 @@ impl Default for ServerSettings {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             http_port: 8080,
             management_bind: None,
-            trusted_proxies: Self::default_trusted_proxies(),
+            trusted_proxies: Self::default_trusted_proxies(TrustedProxiesSource::Loopback),
+            trusted_proxies_source: TrustedProxiesSource::Loopback,
             allowed_hosts: Vec::new(),
             insecure_cookies: false,
             body_limit_bytes: 64 * 1024,
             import_body_limit_bytes: 20 * 1024 * 1024,
             auth0_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            log_format: LogFormat::Json,
         }
     }
 }
@@ -548,6 +627,14 @@ mod tests {
     fn defaults() {
         let server = ServerSettings::default();
         assert_eq!(server.trusted_proxies.len(), 2);
+        assert_eq!(
+            server.trusted_proxies_source,
+            TrustedProxiesSource::Loopback
+        );
+        assert_eq!(
+            ServerSettings::default_trusted_proxies(TrustedProxiesSource::Gateway).len(),
+            6
+        );
         assert_eq!(server.body_limit_bytes, 65_536);
         assert_eq!(server.import_body_limit_bytes, 20_971_520);
         assert_eq!(SessionSettings::default().path, PathBuf::from("data"));

@@ -99,7 +99,7 @@ async fn logout(
     }
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, location.as_str()))
-        .cookie(session_cookie::clear(&settings))
+        .cookie(session_cookie::clear(&client.settings, &settings))
         .finish())
 }
 

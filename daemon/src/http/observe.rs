@@ -1,5 +1,7 @@
 //! The middleware around every request: the `x-request-id` (honoured or generated, echoed back),
-//! a tracing span carrying it so every log line of the request shows it, one access log line,
+//! a tracing span carrying it so every log line of the request shows it, one access log line
+//! (`request answered`, or with `LOG_FORMAT=mia` upstream's `request completed` with its nested
+//! `http`/`url`/`host` fields, SPEC §8),
 //! the HTTP metrics, and the rules of [`super::edge`] (`HEAD` as `GET`, the body deadline, the
 //! JSON shape of actix's own errors). One middleware, so the hot path pays for one layer.
 
@@ -15,8 +17,11 @@ use futures_util::future::LocalBoxFuture;
 use tracing::Instrument;
 
 use super::edge::{self, EdgeLimits};
+use super::extract::forwarded::end_user_ip;
 use super::metrics::{HTTP_FLUSH_INTERVAL, HttpRecorder};
+use crate::config::{LogFormat, Settings};
 use crate::echo::Clipped;
+use crate::telemetry;
 
 /// The most characters of a request's path its log lines carry.
 const MAX_LOGGED_PATH_CHARS: usize = 256;
@@ -141,15 +146,64 @@ where
             let elapsed = started.elapsed();
             res.headers_mut().insert(REQUEST_ID, id);
             span.in_scope(|| {
-                tracing::info!(
-                    status = status.as_u16(),
-                    route = %route,
-                    duration_ms = elapsed.as_secs_f64() * 1000.0,
-                    "request answered"
-                )
+                if telemetry::format() == LogFormat::Mia {
+                    log_completed(&res, elapsed);
+                } else {
+                    tracing::info!(
+                        status = status.as_u16(),
+                        route = %route,
+                        duration_ms = elapsed.as_secs_f64() * 1000.0,
+                        "request answered"
+                    );
+                }
             });
             recorder.record(route, status, elapsed);
             Ok(res)
         })
     }
+}
+
+/// Upstream's access line (glogger's `request completed`): its fields are dotted names, which
+/// the `mia` formatter nests (`http.request.method` → `"http":{"request":{"method":..}}`); they
+/// are declared grouped by prefix, as it requires. Everything is borrowed from the request: no
+/// allocation here beyond the walk of `X-Forwarded-For` for the end user's address.
+fn log_completed<B: MessageBody>(res: &ServiceResponse<B>, elapsed: std::time::Duration) {
+    let req = res.request();
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let user_agent = header(actix_web::http::header::USER_AGENT).unwrap_or_default();
+    let hostname = header(actix_web::http::header::HOST)
+        .map(without_port)
+        .unwrap_or_default();
+    // The end user, as Auth0 is told (glogger: the forwarded address, else the peer's).
+    let ip = req
+        .app_data::<actix_web::web::Data<Settings>>()
+        .and_then(|settings| end_user_ip(req, settings))
+        .or_else(|| req.peer_addr().map(|peer| peer.ip()));
+    let bytes = match res.response().body().size() {
+        actix_web::body::BodySize::Sized(bytes) => bytes,
+        actix_web::body::BodySize::None | actix_web::body::BodySize::Stream => 0,
+    };
+    tracing::info!(
+        http.request.method = req.method().as_str(),
+        http.request.userAgent.original = user_agent,
+        http.response.statusCode = res.status().as_u16(),
+        http.response.body.bytes = bytes,
+        url.path = %Clipped(req.path(), MAX_LOGGED_PATH_CHARS),
+        host.hostname = hostname,
+        host.ip = ip.map(tracing::field::display),
+        responseTime = elapsed.as_secs_f64() * 1000.0,
+        "request completed"
+    );
+}
+
+/// `host[:port]` → `host` (`[v6]:port` → `v6`).
+fn without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(ip, _)| ip);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }

@@ -224,7 +224,7 @@ async fn explicit_refresh(
         {
             let mut answer = err.error_response();
             answer
-                .add_cookie(&session_cookie::clear(&settings))
+                .add_cookie(&session_cookie::clear(&client.settings, &settings))
                 .map_err(ApiError::internal)?;
             return Ok(answer);
         }

@@ -18,6 +18,26 @@ pub fn issue(client: &ClientSettings, settings: &Settings, session: &Session) ->
             i64::try_from(settings.session_duration_seconds).unwrap_or(i64::MAX),
         ))
         .finish();
+    set_same_site(&mut cookie, client);
+    cookie
+}
+
+/// Clears `sid`: an empty value and an `Expires` in the past, without `Max-Age` (the upstream
+/// service's 2.0.0 fix: some clients mishandle `Max-Age=0`), with the same `SameSite` as the
+/// cookie it replaces (SPEC §5): a browser may otherwise not send or apply it in the context the
+/// cookie was set for, and a `SameSite=None` cookie is only replaced by another one.
+pub fn clear(client: &ClientSettings, settings: &Settings) -> Cookie<'static> {
+    let mut cookie = Cookie::build(SID_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .secure(!settings.server.insecure_cookies)
+        .expires(actix_web::cookie::time::OffsetDateTime::UNIX_EPOCH)
+        .finish();
+    set_same_site(&mut cookie, client);
+    cookie
+}
+
+fn set_same_site(cookie: &mut Cookie<'static>, client: &ClientSettings) {
     if let Some(same_site) = client.same_site {
         cookie.set_same_site(match same_site {
             config::SameSite::Lax => SameSite::Lax,
@@ -25,16 +45,4 @@ pub fn issue(client: &ClientSettings, settings: &Settings, session: &Session) ->
             config::SameSite::None => SameSite::None,
         });
     }
-    cookie
-}
-
-/// Clears `sid`: an empty value and an `Expires` in the past, without `Max-Age` (the upstream
-/// service's 2.0.0 fix: some clients mishandle `Max-Age=0`).
-pub fn clear(settings: &Settings) -> Cookie<'static> {
-    Cookie::build(SID_COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .secure(!settings.server.insecure_cookies)
-        .expires(actix_web::cookie::time::OffsetDateTime::UNIX_EPOCH)
-        .finish()
 }

@@ -237,10 +237,18 @@ pub(crate) fn mint(
         if let Some(session_id) = grant.session_id {
             claims.insert("sid".into(), json!(session_id));
         }
-        response.insert(
-            "id_token".into(),
-            Value::String(tenant.sign(&Value::Object(claims))),
-        );
+        let claims = Value::Object(claims);
+        let hs256_secret = tenant
+            .data()
+            .clients
+            .iter()
+            .find(|c| c.client_id == grant.client_id)
+            .and_then(|c| c.id_token_hs256_secret.clone());
+        let id_token = match hs256_secret {
+            Some(secret) => crate::jwt::sign_hs256(secret.as_bytes(), &claims),
+            None => tenant.sign(&claims),
+        };
+        response.insert("id_token".into(), Value::String(id_token));
     }
     response.insert("scope".into(), json!(grant.scope));
     response.insert("expires_in".into(), json!(expires_in));

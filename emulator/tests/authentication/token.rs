@@ -1,5 +1,7 @@
 //! `/oauth/token`: every grant, both body encodings, Basic auth, rotation and reuse detection.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -413,4 +415,72 @@ async fn works_from_an_actix_test_too() {
     let tenant = Tenant::start();
     let body = tenant.login("alice@example.com", "alice-pw").await;
     assert!(body["access_token"].is_string());
+}
+
+/// A client seeded with `idTokenAlg: HS256` gets ID tokens signed with its own secret (Auth0's
+/// "JSON Web Token Signature Algorithm: HS256"); the access token stays RS256 with the tenant's key.
+#[tokio::test]
+async fn an_hs256_client_gets_id_tokens_signed_with_its_secret() {
+    let mut seed = crate::common::seed();
+    let web = seed
+        .clients
+        .iter_mut()
+        .find(|c| c.client_id == "web")
+        .unwrap();
+    web.id_token_alg = Some("HS256".into());
+    let tenant = Tenant::with_seed(seed);
+    for body in [
+        tenant.login("alice@example.com", "alice-pw").await,
+        tenant
+            .refresh(
+                "web",
+                Some("web-secret"),
+                tenant.login("alice@example.com", "alice-pw").await["refresh_token"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .await
+            .1,
+    ] {
+        let id_token = body["id_token"].as_str().unwrap();
+        assert_eq!(header(id_token), json!({"alg": "HS256", "typ": "JWT"}));
+        let (signed, signature) = id_token.rsplit_once('.').unwrap();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"web-secret");
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        assert!(aws_lc_rs::hmac::verify(&key, signed.as_bytes(), &signature).is_ok());
+        assert_eq!(claims(id_token)["sub"], "auth0|alice");
+        assert_eq!(
+            header(body["access_token"].as_str().unwrap())["alg"],
+            "RS256"
+        );
+    }
+    // Another client of the tenant keeps RS256.
+    let (status, body) = tenant
+        .token(
+            json!({"grant_type": "password", "client_id": "plain", "client_secret": "plain-secret",
+            "username": "alice@example.com", "password": "alice-pw", "scope": "openid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(header(body["id_token"].as_str().unwrap())["alg"], "RS256");
+}
+
+#[test]
+fn an_hs256_client_needs_a_secret_and_no_other_alg_is_seeded() {
+    let mut seed = crate::common::seed();
+    seed.clients[0].id_token_alg = Some("PS256".into());
+    assert!(seed.validate().unwrap_err().to_string().contains("PS256"));
+    let public = seed
+        .clients
+        .iter_mut()
+        .find(|c| c.client_id == "spa")
+        .unwrap();
+    public.id_token_alg = Some("HS256".into());
+    seed.clients[0].id_token_alg = None;
+    assert!(
+        seed.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("clientSecret")
+    );
 }
