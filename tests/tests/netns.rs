@@ -38,7 +38,8 @@ impl PeerNamespace {
     /// Makes the namespace; panics with the reason (most often: not root) when it cannot.
     pub fn create() -> Self {
         // 16,384 `/30`s; the pid keeps two test processes apart, the counter two peers of one.
-        let index = (std::process::id().wrapping_mul(97) + NEXT.fetch_add(1, Ordering::Relaxed)) % 16_384;
+        let index =
+            (std::process::id().wrapping_mul(97) + NEXT.fetch_add(1, Ordering::Relaxed)) % 16_384;
         let base = 0x0AD5_0000 | (index << 2); // 10.213.0.0/16
         let peer = Self {
             name: format!("a0c-peer-{index}"),
@@ -56,12 +57,24 @@ impl PeerNamespace {
 
     fn set_up(&self) -> Result<(), String> {
         let peer_link = self.host_link.replacen("a0h", "a0p", 1);
-        let (host, peer) = (format!("{}/30", self.host_addr), format!("{}/30", self.peer_addr));
+        let (host, peer) = (
+            format!("{}/30", self.host_addr),
+            format!("{}/30", self.peer_addr),
+        );
         // A namespace left by a killed run of the same index goes first.
         let _ = ip(&["link", "del", &self.host_link]);
         let _ = ip(&["netns", "del", &self.name]);
         ip(&["netns", "add", &self.name])?;
-        ip(&["link", "add", &self.host_link, "type", "veth", "peer", "name", &peer_link])?;
+        ip(&[
+            "link",
+            "add",
+            &self.host_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer_link,
+        ])?;
         ip(&["link", "set", &peer_link, "netns", &self.name])?;
         ip(&["addr", "add", &host, "dev", &self.host_link])?;
         ip(&["link", "set", &self.host_link, "up"])?;

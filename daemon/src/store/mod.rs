@@ -175,7 +175,8 @@ pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     /// Sessions actor calls it on an interval; backends with native expiry only tidy indexes.
     fn sweep(&self) -> StoreFuture<'_, SweepReport>;
 
-    /// Whether the store answers (`/-/ready`).
+    /// Whether the store accepts writes now (`/-/ready`): on Redis, a connection to the master
+    /// (never a replica's answer to `PING`).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
     /// Makes every acknowledged write durable (at shutdown).

@@ -130,7 +130,9 @@ impl RedisStore {
         } else {
             None
         };
+        let prefix = scope_prefix(&options.scope);
         let link = Link::start(LinkOptions {
+            probe_key: format!("{prefix}probe"),
             endpoints,
             master_name,
             username: redis.username.clone(),
@@ -141,7 +143,7 @@ impl RedisStore {
         link.warm_up();
         Ok(Self {
             link,
-            prefix: scope_prefix(&options.scope),
+            prefix,
             clock: options.clock,
         })
     }
@@ -589,12 +591,10 @@ impl Store for RedisStore {
         })
     }
 
+    /// The link's verdict, not a `PING` (which a replica answers too): a connection to the
+    /// master, checked within the last half second, with calls not failing.
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let cmd = redis::cmd("PING");
-            let _: String = self.read("ping", Call::Cmd(&cmd)).await?;
-            Ok(())
-        })
+        Box::pin(async move { self.link.writable().await })
     }
 
     /// Nothing to do: a write returns once Redis acknowledged it, and what Redis keeps across its
