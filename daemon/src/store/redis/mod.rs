@@ -13,13 +13,13 @@
 //! | `expiry` | sorted set | every session id, scored by expiry: the live count and the sweep |
 //! | `active` | sorted set | each sub, scored by the latest expiry of its sessions (`GET /users/active`) |
 //! | `st:<state>` | hash | `d` the [`StateRecord`] as JSON, `e` expiry |
-//! | `l:<lease key>` | string | the holder and expiry as JSON, with `PX` the lease's ttl |
+//! | `l:<lease key>` | string | the holder, with `PX` the lease's ttl (Redis's clock judges it) |
 //! | `j:<job id>` | hash | `d` the [`JobRecord`] as JSON, `m` its member in `jobs` |
 //! | `jobs` | sorted set | `created_at` (16 hex digits, order-preserving) ‖ id, all scored 0: listed newest first by `ZREVRANGEBYLEX` |
 //! | `jobs:open` / `jobs:done` | set / sorted set | ids of unfinished jobs / of final ones scored by `updated_at` |
 //!
 //! Rules (SPEC §7, DESIGN.md "Store"):
-//! - Every record keeps its own expiry, checked against the store's [`Clock`]; Redis's own TTLs
+//! - Every record but a lease keeps its own expiry, checked against the store's [`Clock`]; Redis's own TTLs
 //!   (`PEXPIREAT` the record's expiry plus [`GC_MARGIN`]) only collect garbage, so a record past
 //!   its expiry is never returned even before Redis drops it, and tests that move the clock see it.
 //! - A session and its index entries change together in one Lua script (`scripts.rs`); writes
@@ -42,8 +42,8 @@ mod tests;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
@@ -93,13 +93,6 @@ pub struct RedisStore {
     /// `auth0-client:<len>:<scope>:`.
     prefix: String,
     clock: Clock,
-}
-
-/// A lease's value.
-#[derive(Serialize, Deserialize)]
-struct Lease {
-    holder: String,
-    expires_at: Timestamp,
 }
 
 impl RedisStore {
@@ -512,6 +505,8 @@ impl JobStore for RedisStore {
     }
 }
 
+/// Leases are judged by Redis's clock alone (SPEC §7): the value is the holder, the expiry is
+/// `PX`, so a daemon whose clock runs ahead can never take a live lease.
 impl LeaseStore for RedisStore {
     fn try_lease<'a>(
         &'a self,
@@ -520,20 +515,12 @@ impl LeaseStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let now = self.now();
-            let value = encode(
-                "lease",
-                &Lease {
-                    holder: holder.to_owned(),
-                    expires_at: now.saturating_add(ttl),
-                },
-            )?;
             let ttl_ms = ttl.as_millis().clamp(1, u128::from(u32::MAX)).to_string();
             let lease_key = self.key("l", key);
             // The free case: one SET NX PX.
             let mut set = redis::cmd("SET");
             set.arg(&lease_key)
-                .arg(&value)
+                .arg(holder)
                 .arg("NX")
                 .arg("PX")
                 .arg(&ttl_ms);
@@ -541,14 +528,9 @@ impl LeaseStore for RedisStore {
             if taken.is_some() {
                 return Ok(true);
             }
-            // Held: taken anyway when it is ours (an extension) or expired by the clock.
+            // Held: extended when it is ours.
             let mut invocation = TAKE_LEASE.prepare_invoke();
-            invocation
-                .key(&lease_key)
-                .arg(holder)
-                .arg(score(now).to_string())
-                .arg(&value)
-                .arg(&ttl_ms);
+            invocation.key(&lease_key).arg(holder).arg(&ttl_ms);
             let taken: i64 = self.write("take lease", Call::Script(&invocation)).await?;
             Ok(taken == 1)
         })
@@ -557,10 +539,7 @@ impl LeaseStore for RedisStore {
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut invocation = RELEASE_LEASE.prepare_invoke();
-            invocation
-                .key(self.key("l", key))
-                .arg(holder)
-                .arg(score(self.now()).to_string());
+            invocation.key(self.key("l", key)).arg(holder);
             let released: i64 = self
                 .write("release lease", Call::Script(&invocation))
                 .await?;

@@ -57,6 +57,15 @@ impl Fixture for RedisFixture {
     fn clock(&self) -> &Clock {
         &self.clock
     }
+
+    /// Leases expire by Redis's own clock (`PX`): wait for real, besides moving the store's.
+    fn pass_lease_time(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.clock.advance(duration);
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 conformance_suite!(fixture());
@@ -404,7 +413,9 @@ async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
     assert_eq!(
         store.get_session(&before.id).await.expect("get"),
         Some(before),
-        "what was replicated is still there"
+        "what was replicated is still there (port held: {}; keys on the promoted replica: {:?})",
+        _held.is_ok(),
+        sentinel.replica().map(RedisServer::keys)
     );
     assert_eq!(
         sentinel
@@ -690,5 +701,60 @@ async fn role_refused_by_the_acl_falls_back_to_a_write_probe() {
     assert_eq!(
         master.command(&["ZCARD", "auth0-client:5:probe:expiry"]),
         "1"
+    );
+}
+
+/// SPEC §7: a lease's expiry is Redis's, never a daemon's clock: a daemon whose clock runs an hour
+/// ahead cannot take a live lease, and two daemons never both hold one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_with_skewed_clocks_never_both_hold_a_lease() {
+    let server = RedisServer::start();
+    let on_time = Clock::manual();
+    let ahead = Clock::manual();
+    ahead.advance(Duration::from_secs(3_600));
+    let a = RedisStore::open(options(vec![server.host_port()], "skew", &on_time)).expect("opens");
+    let b = RedisStore::open(options(vec![server.host_port()], "skew", &ahead)).expect("opens");
+    answering(&a).await;
+    answering(&b).await;
+    let ttl = Duration::from_millis(700);
+    assert!(
+        a.try_lease("refresh:s", "daemon-a", ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease"),
+        "a clock an hour ahead does not make a live lease expired"
+    );
+    assert!(
+        !b.release_lease("refresh:s", "daemon-b")
+            .await
+            .expect("release")
+    );
+    // Moving a daemon's clock changes nothing either; Redis's time does.
+    on_time.advance(Duration::from_secs(7_200));
+    assert!(
+        !b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease")
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease"),
+        "free once Redis expired it"
+    );
+    assert!(
+        !a.try_lease("refresh:s", "daemon-a", ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !a.release_lease("refresh:s", "daemon-a")
+            .await
+            .expect("release")
     );
 }
