@@ -196,7 +196,7 @@ async fn a_key_rotation_keeps_every_session() {
 
 /// SPEC §7: a session refreshed by Bearer again and again keeps at most 16 aliases, so the
 /// thousandth refresh writes what the first did (every access token unique: the emulator's
-/// `uniqueAccessTokens`). Times are compared loosely (medians, a shared machine).
+/// `uniqueAccessTokens`). Times are compared loosely (low percentiles, a shared machine).
 #[actix_rt::test]
 async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_down() {
     let redis = RedisServer::start();
@@ -232,13 +232,16 @@ async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_do
         .count();
     assert!(aliases <= 16, "{aliases} alias keys");
     assert_eq!(app.userinfo_bearer(&access).await.status(), 200);
-    let median = |block: &[Duration]| {
+    // The 10th percentile of each block: a cost that grows with the refreshes raises it, while
+    // the load of a shared machine mostly raises the slow tail (the medians moved 3x between two
+    // runs of unchanged code at a load average of 9 on 2 cores).
+    let low = |block: &[Duration]| {
         let mut block = block.to_vec();
         block.sort();
-        block[block.len() / 2]
+        block[block.len() / 10]
     };
-    let (first, last) = (median(&took[..100]), median(&took[900..]));
-    eprintln!("refresh medians: first 100 {first:?}, last 100 {last:?}");
+    let (first, last) = (low(&took[..100]), low(&took[900..]));
+    eprintln!("refresh 10th percentiles: first 100 {first:?}, last 100 {last:?}");
     assert!(
         last.as_secs_f64() <= first.as_secs_f64() * 1.5 + 0.002,
         "the last 100 refreshes ({last:?}) are slower than 1.5x the first 100 ({first:?})"
