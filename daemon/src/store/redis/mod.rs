@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `s:<session id>` | hash | `d` the [`Session`] as JSON, `r` revision, `e` expiry, `u` sub, `a` alias hashes |
+//! | `s:<session key>` | hash | `d` the [`Session`] as JSON, `r` revision, `e` expiry, `u` sub, `a` alias hashes; through [`super::Sealed`] (as the daemon uses it) the key is the SHA-256 of the session id and the record's tokens and claims are sealed |
 //! | `t:<token hash>` | sorted set | session ids the access token opened, scored by their expiry (one token may open several sessions) |
 //! | `u:<sub>` | sorted set | session ids of a user, scored by expiry |
 //! | `expiry` | sorted set | every session id, scored by expiry: the live count and the sweep |
