@@ -635,7 +635,10 @@ async fn standalone_hosts_use_only_the_master_and_follow_a_failover() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(
         replica.command(&["ZCARD", "auth0-client:4:role:expiry"]),
-        "2"
+        "2",
+        "both sessions on the promoted replica (its role: {:?}; keys: {:?})",
+        replica.command(&["ROLE"]),
+        replica.keys()
     );
     assert_eq!(
         store.get_session(&before.id).await.expect("get"),
