@@ -314,7 +314,16 @@ async fn a_failover_under_traffic_brings_logins_back_and_ready_tells_the_truth()
     .await;
     assert_eq!(app.get("/-/ready").await.status(), 200);
     let before = app.login_cookie().await;
-    assert_eq!(master.command(&["WAIT", "1", "2000"]), "1", "replicated");
+    // Replicated (not `WAIT` on a connection of its own: it waits for that connection's writes).
+    let expiry = format!("{}expiry", prefix("failover"));
+    let started = Instant::now();
+    while replica.command(&["ZCARD", &expiry]) != "1" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not replicated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     replica.command(&["REPLICAOF", "NO", "ONE"]);
     master.command(&["REPLICAOF", "127.0.0.1", &replica.port().to_string()]);

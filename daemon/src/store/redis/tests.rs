@@ -384,14 +384,20 @@ async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
     answering(&store).await;
     let before = session("auth0|ha", "ha-1");
     store.create_session(&before).await.expect("create");
-    // Replicated before the master dies.
-    assert_eq!(sentinel.master().command(&["WAIT", "1", "1000"]), "1");
+    // Replicated before the master dies. Not `WAIT` on a connection of its own: it waits for that
+    // connection's writes only, none, and answered at once (the flaky failure: on a loaded machine
+    // the master died before the replica had the session, and the promoted replica rightly lacked it).
+    replicated(
+        sentinel.replica().expect("a replica"),
+        "auth0-client:2:ha:expiry",
+        "1",
+    )
+    .await;
 
     let old_master = sentinel.master().port();
     sentinel.master_mut().kill();
-    // Keep the dead master's port: tests run in parallel, and another test's `redis-server`
-    // started on it (a free port again) answered `ROLE` as a master while the sentinel still
-    // named that address, so the store wrote there and read `None` back (the flaky failure).
+    // Keep the dead master's port: tests run in parallel, and another test's `redis-server` started
+    // on it (a free port again) would answer `ROLE` as master while the sentinel still names it.
     let _held = std::net::TcpListener::bind(("127.0.0.1", old_master));
     let after = session("auth0|ha", "ha-2");
     let mut written = false;
@@ -621,7 +627,7 @@ async fn standalone_hosts_use_only_the_master_and_follow_a_failover() {
         master.command(&["ZCARD", "auth0-client:4:role:expiry"]),
         "1"
     );
-    assert_eq!(master.command(&["WAIT", "1", "2000"]), "1");
+    replicated(&replica, "auth0-client:4:role:expiry", "1").await;
 
     // A manual failover.
     replica.command(&["REPLICAOF", "NO", "ONE"]);
@@ -636,7 +642,9 @@ async fn standalone_hosts_use_only_the_master_and_follow_a_failover() {
     assert_eq!(
         replica.command(&["ZCARD", "auth0-client:4:role:expiry"]),
         "2",
-        "both sessions on the promoted replica (its role: {:?}; keys: {:?})",
+        "both sessions on the promoted replica (before {:?}, after {:?}; its role: {:?}; keys: {:?})",
+        before.id.as_str(),
+        after.id.as_str(),
         replica.command(&["ROLE"]),
         replica.keys()
     );
@@ -760,4 +768,13 @@ async fn daemons_with_skewed_clocks_never_both_hold_a_lease() {
             .await
             .expect("release")
     );
+}
+
+/// Waits until `key` answers `ZCARD` `count` on `replica`: what was written is replicated.
+async fn replicated(replica: &RedisServer, key: &str, count: &str) {
+    within(Duration::from_secs(10), async || {
+        replica.command(&["ZCARD", key]) == count
+    })
+    .await
+    .expect("the replica has the writes within 10 s");
 }
