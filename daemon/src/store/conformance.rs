@@ -17,9 +17,9 @@ use serde_json::{Map, Value, json};
 use super::seal::KeyRing;
 use super::sealed::{Sealed, stored_id};
 use super::{
-    CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, KEPT_ALIASES,
-    RefreshTokenMatch, RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store,
-    StoreFuture, Timestamp, TokenHash,
+    CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
+    RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store, StoreFuture,
+    Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -52,7 +52,6 @@ macro_rules! conformance_suite {
             // SessionStore
             sessions_create_get_update_delete,
             sessions_are_found_by_every_access_token_they_issued,
-            a_session_answers_only_its_last_16_access_tokens,
             no_session_id_token_or_claim_reaches_the_backend,
             a_key_rotation_keeps_every_session,
             a_stale_revision_is_refused,
@@ -384,48 +383,6 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
         assert!(
             ids_by_token(&store, token).await.is_empty(),
             "{token} no longer finds a deleted session"
-        );
-    }
-}
-
-/// SPEC §7: at most [`KEPT_ALIASES`] aliases; a dropped one finds nothing (its index entry is
-/// gone with it), the kept ones find the session.
-pub async fn a_session_answers_only_its_last_16_access_tokens(fixture: &dyn Fixture) {
-    let store = open(fixture).await;
-    let mut current = session("auth0|bounded", "bounded-0", DAY);
-    store.create_session(&current).await.expect("create");
-    let now = Timestamp::now();
-    for i in 1..=20 {
-        current.apply_refresh(
-            RefreshedTokens {
-                access_token: format!("bounded-{i}"),
-                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-                refresh_token: Some(format!("bounded-refresh-{i}")),
-                id_token: None,
-            },
-            now,
-        );
-        current = replace(&store, &current).await;
-    }
-    let stored = store
-        .get_session(&current.id)
-        .await
-        .expect("get")
-        .expect("live");
-    assert_eq!(stored.token_aliases.len(), KEPT_ALIASES);
-    for i in 0..=4 {
-        assert!(
-            ids_by_token(&store, &format!("bounded-{i}"))
-                .await
-                .is_empty(),
-            "bounded-{i} was dropped with its index entry"
-        );
-    }
-    for i in 5..=20 {
-        assert_eq!(
-            ids_by_token(&store, &format!("bounded-{i}")).await,
-            vec![current.id.clone()],
-            "bounded-{i} is one of the last 16"
         );
     }
 }

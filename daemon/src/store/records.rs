@@ -229,7 +229,7 @@ pub struct Session {
     pub created_at: Timestamp,
     /// Hashes of the access tokens the session answers to, the current one last, oldest first.
     /// Each is an index entry of the session, so a Bearer client holding a token from just
-    /// before a rotation still finds the session. At most [`KEPT_ALIASES`] (SPEC §7: the
+    /// before a rotation still finds the session. To be capped at [`KEPT_ALIASES`] (SPEC §7: the
     /// current one plus those issued beside the kept refresh tokens), the oldest dropped, so a
     /// session refreshed every second for a day costs each write what a fresh one does.
     pub token_aliases: Vec<TokenHash>,
@@ -305,10 +305,11 @@ impl Session {
     /// [`super::SessionStore::replace_session`].
     pub fn apply_refresh(&mut self, tokens: RefreshedTokens, now: Timestamp) {
         let hash = TokenHash::of(&tokens.access_token);
-        self.token_aliases.retain(|alias| *alias != hash);
-        self.token_aliases.push(hash);
-        let excess = self.token_aliases.len().saturating_sub(KEPT_ALIASES);
-        self.token_aliases.drain(..excess);
+        // Not capped at KEPT_ALIASES yet: the cap must keep the aliases paired with the kept
+        // refresh tokens (SPEC §7), which records do not pair yet (see issue 21's report).
+        if !self.token_aliases.contains(&hash) {
+            self.token_aliases.push(hash);
+        }
         self.access_token = tokens.access_token;
         self.access_expires_at = tokens.access_expires_at;
         self.refreshed_at = Some(now);
@@ -616,19 +617,6 @@ mod tests {
         );
         assert!(session.refresh_token_is(Some(&TokenHash::of("r20"))));
         assert!(!session.refresh_token_is(Some(&TokenHash::of("r19"))));
-    }
-
-    #[test]
-    fn a_session_keeps_the_last_16_aliases_the_current_one_last() {
-        let now = Timestamp::from_millis(10_000);
-        let mut session = Session::new("web", "s", tokens("a0", Some("r0")), now, now);
-        for i in 1..=1_000 {
-            rotate(&mut session, &format!("a{i}"), &format!("r{i}"), now);
-        }
-        assert_eq!(session.token_aliases.len(), KEPT_ALIASES);
-        assert_eq!(session.token_aliases.last(), Some(&TokenHash::of("a1000")));
-        assert_eq!(session.token_aliases.first(), Some(&TokenHash::of("a985")));
-        assert_eq!(session.alias_hashes().len(), KEPT_ALIASES);
     }
 
     #[test]
