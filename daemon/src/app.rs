@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, StoreKind};
 use crate::health::{FnProbe, Health, ProbeFuture};
 use crate::http::{self, AppState, Listener, metrics::Metrics};
-use crate::store::{RedisOptions, RedisStore, SledOptions, SledStore, Store, StoreError};
+use crate::store::{RedisOptions, RedisStore, Sealed, SledOptions, SledStore, Store, StoreError};
 
 /// Why the daemon could not start, in a sentence an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,20 @@ pub enum StopError {
     StoreStuck(StoreError),
 }
 
-fn open_store(settings: &Settings, clock: &Clock) -> Result<Arc<dyn Store>, StartError> {
+/// The backend, seen through [`Sealed`] (SPEC §7), and its `auth0_client_store_unopenable_total`.
+fn open_store(
+    settings: &Settings,
+    clock: &Clock,
+) -> Result<(Arc<dyn Store>, prometheus::IntCounter), StartError> {
+    let backend = open_backend(settings, clock)?;
+    let ring = crate::store::seal::KeyRing::from_settings(settings)?;
+    tracing::info!(keys = %ring.source(), "sealing session tokens and claims at rest with AES-256-GCM");
+    let sealed = Sealed::new(backend, Arc::new(ring))?;
+    let unopenable = sealed.unopenable_metric();
+    Ok((Arc::new(sealed), unopenable))
+}
+
+fn open_backend(settings: &Settings, clock: &Clock) -> Result<Arc<dyn Store>, StartError> {
     let store: Arc<dyn Store> = match settings.sessions.store {
         StoreKind::Sled => Arc::new(SledStore::open(
             &settings.sessions.path,
@@ -142,7 +155,7 @@ impl Application {
             .as_ref()
             .and_then(|l| l.local_addr().ok());
 
-        let store = open_store(&settings, &clock)?;
+        let (store, unopenable) = open_store(&settings, &clock)?;
         #[cfg(feature = "test-hooks")]
         let (store, store_faults) = {
             let faults = crate::store::faults::StoreFaults::default();
@@ -175,6 +188,7 @@ impl Application {
             "Sessions not yet expired, all clients (refreshed every 30 s).",
         )?;
         metrics.register(Box::new(sessions_live.clone()))?;
+        metrics.register(Box::new(unopenable))?;
         metrics.register(Box::new(crate::actors::sessions::StallGauge::new(
             repo.clone(),
         )?))?;

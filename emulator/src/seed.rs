@@ -41,6 +41,10 @@ pub struct Seed {
     pub custom_claims_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_seconds: Option<f64>,
+    /// Every JWT access token gets a random `jti`, so two issued within one second differ (Auth0's
+    /// carry none, and RS256 is deterministic): for tests that count one alias per refresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unique_access_tokens: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -199,6 +203,7 @@ impl Seed {
             ],
             custom_claims_namespace: Some(demo::NAMESPACE.into()),
             job_seconds: None,
+            unique_access_tokens: false,
         }
     }
 

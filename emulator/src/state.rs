@@ -81,6 +81,8 @@ pub struct Settings {
     pub job_retention_seconds: f64,
     /// Import jobs that finish while this is on fail as a whole, importing nobody (an emulator fault).
     pub fail_jobs: bool,
+    /// Seed `uniqueAccessTokens`: a random `jti` in every JWT access token.
+    pub unique_access_tokens: bool,
     /// `X-RateLimit-Limit` announced on every response outside the 429 mode.
     pub rate_limit_limit: u64,
     /// Entries kept in the request log (oldest dropped first).
@@ -102,6 +104,7 @@ impl Default for Settings {
             job_seconds: 2.0,
             job_retention_seconds: 86_400.0,
             fail_jobs: false,
+            unique_access_tokens: false,
             rate_limit_limit: 50,
             request_log_capacity: 10_000,
             brute_force_threshold: 10,
@@ -380,6 +383,7 @@ impl TenantData {
         if let Some(seconds) = seed.job_seconds {
             settings.job_seconds = seconds;
         }
+        settings.unique_access_tokens |= seed.unique_access_tokens;
         let mut data = Self {
             clients: seed
                 .clients

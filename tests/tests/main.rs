@@ -23,6 +23,7 @@ mod process;
 mod proxies;
 mod redis_cluster;
 mod redis_store;
+mod sealing;
 mod security;
 mod sessions;
 mod soak;

@@ -132,6 +132,13 @@ pub async fn spawn_app_configured(
     start(emulator, config, env).await
 }
 
+/// Like [`spawn_app_configured`], against an emulator started with `seed`.
+pub async fn spawn_app_seeded(seed: Seed, env: &[(&str, &str)]) -> TestApp {
+    let emulator = Emulator::start(seed).unwrap();
+    let config = emulator_config(&emulator);
+    start(emulator, config, env).await
+}
+
 /// Starts the daemon with `config` (the settings document) and `env` (its environment), with an
 /// emulator beside it that `config` may ignore.
 pub async fn spawn_app_with(config: Value, env: &[(&str, &str)]) -> TestApp {
@@ -202,6 +209,11 @@ async fn start_on(
 }
 
 impl TestApp {
+    /// The folder the daemon's sled store lives in (`sessions.path`).
+    pub fn sessions_dir(&self) -> std::path::PathBuf {
+        self._data.path().join("sessions")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

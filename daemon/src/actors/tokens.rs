@@ -484,9 +484,20 @@ impl Deps {
         let extend = kind.extends();
         if let Some(pending) = &unsaved {
             // Auth0 already rotated: save that first, and never call it with the old token. The
-            // lease was kept for this; extend it for the save, and release it once saved.
+            // lease was kept for this; extend it for the save, and release it once saved. A
+            // lease another daemon holds now (ours lapsed during the outage) stops the save:
+            // its flight is under way, and the tokens are kept for the next attempt.
             let held = if self.repo.is_shared() {
-                self.take_lease(id).await.map_err(keep(&unsaved))?
+                match self.take_lease(id).await.map_err(keep(&unsaved))? {
+                    Some(held) => Some(held),
+                    None => {
+                        return Err(keep(&unsaved)(StoreError::Unavailable(
+                            "the session's refresh lease is held by another daemon; the kept \
+                             tokens are saved once it is free"
+                                .into(),
+                        )));
+                    }
+                }
             } else {
                 None
             };

@@ -119,6 +119,8 @@ struct RawSessions {
     sled_cache_bytes: Option<u64>,
     max_pending_logins: Option<u64>,
     max_pending_logins_per_ip: Option<u64>,
+    #[serde(default)]
+    encryption_keys: Vec<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -662,7 +664,29 @@ fn build_sessions(
             raw.max_pending_logins_per_ip,
             defaults.max_pending_logins_per_ip,
         )?,
+        encryption_keys: encryption_keys(p, raw.encryption_keys)?,
     })
+}
+
+/// `sessions.encryptionKeys` (`SESSION_ENCRYPTION_KEYS`): each the standard base64 of 32 bytes
+/// (`openssl rand -base64 32`). The error names the entry by position, never its value.
+fn encryption_keys(p: &Provenance, keys: Vec<String>) -> Result<Vec<SecretString>, ConfigError> {
+    use base64::Engine as _;
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, key)| {
+            match base64::engine::general_purpose::STANDARD.decode(key.trim()) {
+                Ok(bytes) if bytes.len() == 32 => Ok(SecretString::from(key.trim().to_owned())),
+                _ => Err(p.invalid(
+                    "sessions.encryptionKeys",
+                    format!(
+                        "entry {} is not the base64 of 32 bytes (make one with `openssl rand -base64 32`)",
+                        i + 1
+                    ),
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Builds `sessions.redis`. Hosts without a port get `:6379`, the upstream default (also in

@@ -122,6 +122,8 @@ pub(crate) const REDIS_USERNAME: &str = "REDIS_USERNAME";
 pub(crate) const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
 pub(crate) const REDIS_TLS: &str = "REDIS_TLS";
 pub(crate) const REDIS_TLS_CACERT: &str = "REDIS_TLS_CACERT";
+/// `sessions.encryptionKeys`, comma-separated (SPEC §3).
+pub(crate) const SESSION_ENCRYPTION_KEYS: &str = "SESSION_ENCRYPTION_KEYS";
 
 /// The upstream MongoDB user-sync variables, refused (SPEC §3).
 pub(crate) const MONGO_VARS: [&str; 4] = [

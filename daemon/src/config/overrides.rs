@@ -93,6 +93,7 @@ const SESSIONS: Shape = Object(&[
     ("stateTtlSeconds", Scalar),
     ("cacheBytes", Scalar),
     ("sledCacheBytes", Scalar),
+    ("encryptionKeys", StrList),
     ("maxPendingLogins", Scalar),
     ("maxPendingLoginsPerIp", Scalar),
 ]);
@@ -210,12 +211,28 @@ pub(crate) fn prune(value: &mut Value, shape: &Shape) {
     }
 }
 
-/// Writes the `REDIS_*` variables over `sessions.redis` (the environment wins over the file).
+/// Writes the `REDIS_*` variables over `sessions.redis`, and `SESSION_ENCRYPTION_KEYS` over
+/// `sessions.encryptionKeys` (the environment wins over the file).
 pub(crate) fn apply_redis_env(
     doc: &mut Map<String, Value>,
     env: &Env,
     provenance: &mut Provenance,
 ) -> Result<(), ConfigError> {
+    if let Some(keys) = env.get(env::SESSION_ENCRYPTION_KEYS) {
+        let keys: Vec<Value> = keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| Value::String(k.to_owned()))
+            .collect();
+        if !keys.is_empty() {
+            object_entry(doc, "sessions").insert("encryptionKeys".to_owned(), Value::Array(keys));
+            provenance.record(
+                "sessions.encryptionKeys".to_owned(),
+                env::SESSION_ENCRYPTION_KEYS.to_owned(),
+            );
+        }
+    }
     let values = env::redis_values(env)?;
     if values.is_empty() {
         return Ok(());

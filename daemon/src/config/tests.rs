@@ -1789,4 +1789,35 @@ fn log_format_from_the_file_or_log_format() {
         env(&[("LOG_FORMAT", "text")]).logging(),
         ("info".to_owned(), LogFormat::Json)
     );
+
+#[test]
+fn session_encryption_keys_come_from_the_file_or_the_environment_checked_and_redacted() {
+    const ONE: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const TWO: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    assert!(load(base()).sessions.encryption_keys.is_empty());
+    let s = load(with(base(), "/sessions", json!({"encryptionKeys": [ONE]})));
+    assert_eq!(s.sessions.encryption_keys.len(), 1);
+    // The environment wins, comma-separated, the first one sealing.
+    let s = load_env(
+        with(base(), "/sessions", json!({"encryptionKeys": [ONE]})),
+        &[("SESSION_ENCRYPTION_KEYS", &format!("{TWO}, {ONE}"))],
+    );
+    let keys: Vec<&str> = s
+        .sessions
+        .encryption_keys
+        .iter()
+        .map(|k| k.expose_secret())
+        .collect();
+    assert_eq!(keys, [TWO, ONE]);
+    let shown = serde_json::to_string(&s.redacted_json()).expect("json");
+    assert!(!shown.contains(ONE) && !shown.contains(TWO), "{shown}");
+    assert_eq!(
+        s.redacted_json()["sessions"]["encryptionKeys"],
+        json!([REDACTED, REDACTED])
+    );
+    assert!(!format!("{s:?}").contains(ONE));
+    // Not 32 bytes: refused, by position, without the value.
+    let err = error_env(base(), &[("SESSION_ENCRYPTION_KEYS", "c2hvcnQ=")]);
+    assert_error(&err, "sessions.encryptionKeys", &["entry 1", "32 bytes"]);
+    assert!(!err.to_string().contains("c2hvcnQ="));
 }

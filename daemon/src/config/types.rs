@@ -397,6 +397,10 @@ pub struct SessionSettings {
     pub max_pending_logins: u64,
     /// Live `/authorize` states per end-user IP (an IPv6 /64); past it: 429.
     pub max_pending_logins_per_ip: u64,
+    /// `sessions.encryptionKeys` (`SESSION_ENCRYPTION_KEYS`): base64 of 32 bytes each, already
+    /// checked; the first seals, all open. Empty: a key file on sled, per-client keys on Redis.
+    #[serde(serialize_with = "ser::redacted_list")]
+    pub encryption_keys: Vec<SecretString>,
 }
 
 impl Default for SessionSettings {
@@ -412,6 +416,7 @@ impl Default for SessionSettings {
             sled_cache_bytes: 64 << 20,
             max_pending_logins: crate::pending::DEFAULT_MAX_TOTAL,
             max_pending_logins_per_ip: crate::pending::DEFAULT_MAX_PER_IP,
+            encryption_keys: Vec::new(),
         }
     }
 }
@@ -523,6 +528,10 @@ pub(crate) mod ser {
 
     pub fn redacted<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(REDACTED)
+    }
+
+    pub fn redacted_list<S: Serializer>(secrets: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(secrets.iter().map(|_| REDACTED))
     }
 
     pub fn redacted_opt<S: Serializer>(

@@ -7,14 +7,19 @@
 //! a new Redis scope), so the checks may assume an empty store.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::seal::KeyRing;
+use super::sealed::{Sealed, stored_id};
 use super::{
     CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
-    RefreshedTokens, Session, SessionId, StateRecord, Store, StoreFuture, Timestamp, TokenHash,
+    RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store, StoreFuture,
+    Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -24,6 +29,14 @@ use crate::clock::Clock;
 pub trait Fixture: Send + Sync {
     fn open(&self) -> StoreFuture<'_, Arc<dyn Store>>;
     fn clock(&self) -> &Clock;
+
+    /// Lets `duration` pass for leases. A backend whose leases follow the [`Clock`] (sled) only
+    /// moves it; one whose leases expire by the server's own clock (Redis `PX`, SPEC §7) waits
+    /// for real as well.
+    fn pass_lease_time(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.clock().advance(duration);
+        Box::pin(async {})
+    }
 }
 
 /// A record's lifetime in the expiry checks, which then move the fixture's clock past it.
@@ -39,6 +52,8 @@ macro_rules! conformance_suite {
             // SessionStore
             sessions_create_get_update_delete,
             sessions_are_found_by_every_access_token_they_issued,
+            no_session_id_token_or_claim_reaches_the_backend,
+            a_key_rotation_keeps_every_session,
             a_stale_revision_is_refused,
             concurrent_extend_and_rotate_both_land_after_a_reread,
             one_access_token_may_open_several_sessions,
@@ -77,8 +92,127 @@ macro_rules! conformance_suite {
 }
 pub(crate) use conformance_suite;
 
+/// The backend as the daemon uses it: through [`Sealed`], with a fixed test key (so a reopen
+/// opens what the first store sealed).
 async fn open(fixture: &dyn Fixture) -> Arc<dyn Store> {
-    fixture.open().await.expect("the store opens")
+    sealed(fixture.open().await.expect("the store opens"))
+}
+
+fn sealed(backend: Arc<dyn Store>) -> Arc<dyn Store> {
+    let ring = KeyRing::from_keys(&[[9; 32]], "conformance").expect("a key ring");
+    Arc::new(Sealed::new(backend, Arc::new(ring)).expect("a metric"))
+}
+
+/// SPEC §7: what a backend holds names a session by the hash of its id and holds no token, no
+/// claim and no session id, whatever route wrote it (create, refresh); the daemon reads it back.
+pub async fn no_session_id_token_or_claim_reaches_the_backend(fixture: &dyn Fixture) {
+    let backend = fixture.open().await.expect("the store opens");
+    let store = sealed(Arc::clone(&backend));
+    let mut current = session("auth0|sealed", "sealed-access-1", DAY);
+    current
+        .claims
+        .insert("email".into(), json!("secret-claim@example.com"));
+    store.create_session(&current).await.expect("create");
+    current.apply_refresh(
+        RefreshedTokens {
+            access_token: "sealed-access-2".into(),
+            access_expires_at: Timestamp::now().saturating_add(DAY),
+            refresh_token: Some("sealed-refresh-2".into()),
+            id_token: None,
+        },
+        Timestamp::now(),
+    );
+    current = replace(&store, &current).await;
+
+    assert_eq!(
+        backend.get_session(&current.id).await.expect("get"),
+        None,
+        "not keyed by the id"
+    );
+    let held = backend
+        .get_session(&stored_id(&current.id))
+        .await
+        .expect("get")
+        .expect("keyed by the hash of the id");
+    let by_token = backend
+        .sessions_by_token(&by_token("sealed-access-2"))
+        .await
+        .expect("by token");
+    let by_sub = backend.sessions_of("auth0|sealed").await.expect("by sub");
+    for record in std::iter::once(&held).chain(&by_token).chain(&by_sub) {
+        let text = serde_json::to_string(record).expect("encodes");
+        for secret in [
+            current.id.as_str(),
+            "sealed-access-1",
+            "sealed-access-2",
+            "refresh-sealed-access-1",
+            "sealed-refresh-2",
+            "id-sealed-access-1",
+            "secret-claim",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "the backend holds {secret:?}: {text}"
+            );
+        }
+    }
+    let read = store
+        .get_session(&current.id)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(read, current, "the daemon opens what it sealed");
+    assert_eq!(
+        ids_by_token(&store, "sealed-access-1").await,
+        vec![current.id.clone()]
+    );
+
+    // Another key (a key dropped from the ring, or another deployment's): absent, then deleted.
+    let ring = KeyRing::from_keys(&[[8; 32]], "other").expect("a key ring");
+    let other = Sealed::new(Arc::clone(&backend), Arc::new(ring)).expect("a metric");
+    let counter = other.unopenable_metric();
+    assert_eq!(other.get_session(&current.id).await.expect("get"), None);
+    assert_eq!(counter.get(), 1);
+    assert_eq!(
+        backend
+            .get_session(&stored_id(&current.id))
+            .await
+            .expect("get"),
+        None,
+        "an unopenable record is deleted"
+    );
+}
+
+/// A rotation (a new key first, the old one kept) keeps every session; new writes use the new
+/// key, and dropping the old key then keeps the rewritten ones.
+pub async fn a_key_rotation_keeps_every_session(fixture: &dyn Fixture) {
+    let backend = fixture.open().await.expect("the store opens");
+    let ring = |keys: &[[u8; 32]]| Arc::new(KeyRing::from_keys(keys, "t").expect("a key ring"));
+    let old = Sealed::new(Arc::clone(&backend), ring(&[[1; 32]])).expect("a metric");
+    let kept = session("auth0|rotation", "rotation-1", DAY);
+    let rewritten = session("auth0|rotation", "rotation-2", DAY);
+    old.create_session(&kept).await.expect("create");
+    old.create_session(&rewritten).await.expect("create");
+    let rotated = Sealed::new(Arc::clone(&backend), ring(&[[2; 32], [1; 32]])).expect("a metric");
+    assert_eq!(
+        rotated.get_session(&kept.id).await.expect("get"),
+        Some(kept.clone())
+    );
+    let mut changed = rotated
+        .get_session(&rewritten.id)
+        .await
+        .expect("get")
+        .expect("live");
+    changed.expires_at = changed.expires_at.saturating_add(Duration::from_secs(60));
+    let CasOutcome::Written(changed) = rotated.replace_session(&changed).await.expect("replace")
+    else {
+        panic!("written");
+    };
+    let new_only = Sealed::new(Arc::clone(&backend), ring(&[[2; 32]])).expect("a metric");
+    assert_eq!(
+        new_only.get_session(&changed.id).await.expect("get"),
+        Some(*changed)
+    );
 }
 
 fn session(sub: &str, access_token: &str, lifetime: Duration) -> Session {
@@ -550,7 +684,7 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
             .expect("lease")
     );
 
-    fixture.clock().advance(PAST_SHORT);
+    fixture.pass_lease_time(PAST_SHORT).await;
     store.sweep().await.expect("sweep");
     // Backends with native expiry may report nothing removed; what matters is what remains.
     assert_eq!(store.get_session(&short.id).await.expect("get"), None);
@@ -780,7 +914,7 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
             .await
             .expect("lease")
     );
-    fixture.clock().advance(PAST_SHORT);
+    fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         store
             .try_lease("refresh:x", "daemon-b", DAY)
@@ -807,7 +941,7 @@ pub async fn leases_are_extended_only_by_their_holder(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     let half = Duration::from_millis(500);
     assert!(store.try_lease("job:x", "a", SHORT).await.expect("lease"));
-    fixture.clock().advance(half);
+    fixture.pass_lease_time(half).await;
     assert!(
         store.try_lease("job:x", "a", SHORT).await.expect("lease"),
         "the holder extends its lease"
@@ -817,13 +951,13 @@ pub async fn leases_are_extended_only_by_their_holder(fixture: &dyn Fixture) {
         "another holder's attempt neither takes nor extends it"
     );
     // Past the first term, within the extension: still held.
-    fixture.clock().advance(half);
+    fixture.pass_lease_time(half).await;
     assert!(
         !store.try_lease("job:x", "b", SHORT).await.expect("lease"),
         "the extension counts from when it was made"
     );
     // Past the extension: free, although b asked for a day while a held it.
-    fixture.clock().advance(PAST_SHORT);
+    fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         store.try_lease("job:x", "c", SHORT).await.expect("lease"),
         "a refused attempt extended nothing"
@@ -843,7 +977,7 @@ pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixt
             .await
             .expect("lease")
     );
-    fixture.clock().advance(PAST_SHORT);
+    fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         !store
             .release_lease("refresh:y", "a")
@@ -865,7 +999,7 @@ pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixt
             .expect("lease"),
         "its old holder does not get it back while it is held"
     );
-    fixture.clock().advance(PAST_SHORT);
+    fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         store
             .try_lease("refresh:y", "a", SHORT)

@@ -7,6 +7,9 @@
 //! - [`records`]: the record types and their ids ([`Session`], [`SessionId`], [`TokenHash`],
 //!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
 //! - [`error`]: [`StoreError`], the one error type.
+//! - [`seal`]: [`seal::KeyRing`], AES-256-GCM sealing of any bytes under `sessions.encryptionKeys`.
+//! - [`sealed`]: [`Sealed`], the store every backend is used through: session keys are hashes of
+//!   ids, tokens and claims are sealed (SPEC §7).
 //! - [`sled`]: [`SledStore`], the embedded default.
 //! - [`redis`]: [`RedisStore`], shared by several daemons.
 //! - `faults.rs` (`test-hooks` feature only): a wrapper that fails or stalls on demand.
@@ -17,6 +20,8 @@ pub mod error;
 pub mod faults;
 pub mod records;
 pub mod redis;
+pub mod seal;
+pub mod sealed;
 pub mod sled;
 
 #[cfg(test)]
@@ -29,10 +34,11 @@ use std::time::Duration;
 pub use error::StoreError;
 pub use records::{
     IdToken, InvalidSessionId, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus,
-    KEPT_REFRESH_TOKENS, RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken, Session,
-    SessionId, StateRecord, Timestamp, TokenHash,
+    KEPT_ALIASES, KEPT_REFRESH_TOKENS, RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken,
+    Session, SessionId, StateRecord, Timestamp, TokenHash,
 };
 pub use redis::{RedisOptions, RedisStore};
+pub use sealed::Sealed;
 pub use sled::{SledOptions, SledStore};
 
 /// The future every store operation returns.
@@ -175,7 +181,8 @@ pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     /// Sessions actor calls it on an interval; backends with native expiry only tidy indexes.
     fn sweep(&self) -> StoreFuture<'_, SweepReport>;
 
-    /// Whether the store answers (`/-/ready`).
+    /// Whether the store accepts writes now (`/-/ready`): on Redis, a connection to the master
+    /// (never a replica's answer to `PING`).
     fn ping(&self) -> StoreFuture<'_, ()>;
 
     /// Makes every acknowledged write durable (at shutdown).

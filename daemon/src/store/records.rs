@@ -191,6 +191,10 @@ pub struct RotatedRefreshToken {
 /// How many superseded refresh tokens a session keeps (SPEC §5); an older one is 401.
 pub const KEPT_REFRESH_TOKENS: usize = 16;
 
+/// How many access-token aliases a session keeps, the current one included (SPEC §7). One per
+/// refresh: the tokens issued beside the kept refresh tokens are among the last ones.
+pub const KEPT_ALIASES: usize = 16;
+
 /// How a presented refresh token relates to a session ([`Session::check_refresh_token`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefreshTokenMatch {
@@ -223,10 +227,11 @@ pub struct Session {
     /// session is never returned, and the sweeper removes it.
     pub expires_at: Timestamp,
     pub created_at: Timestamp,
-    /// Hashes of every access token the session has issued, the current one included, oldest
-    /// first. Each is an index entry of the session, so a Bearer client holding an older token
-    /// still finds the session after a rotation. Not capped: SPEC §7 keeps them all until the
-    /// session ends (a session lives a day by default, so this stays small).
+    /// Hashes of the access tokens the session answers to, the current one last, oldest first.
+    /// Each is an index entry of the session, so a Bearer client holding a token from just
+    /// before a rotation still finds the session. To be capped at [`KEPT_ALIASES`] (SPEC §7: the
+    /// current one plus those issued beside the kept refresh tokens), the oldest dropped, so a
+    /// session refreshed every second for a day costs each write what a fresh one does.
     pub token_aliases: Vec<TokenHash>,
     /// The refresh tokens rotations replaced, oldest first, at most [`KEPT_REFRESH_TOKENS`].
     #[serde(default)]
@@ -282,6 +287,10 @@ impl Session {
     /// caller did to the fields, the current access token's.
     pub fn alias_hashes(&self) -> Vec<TokenHash> {
         let mut hashes = self.token_aliases.clone();
+        // Empty in a sealed record (`super::sealed`): its aliases are already complete.
+        if self.access_token.is_empty() {
+            return hashes;
+        }
         let current = TokenHash::of(&self.access_token);
         if !hashes.contains(&current) {
             hashes.push(current);
@@ -296,6 +305,8 @@ impl Session {
     /// [`super::SessionStore::replace_session`].
     pub fn apply_refresh(&mut self, tokens: RefreshedTokens, now: Timestamp) {
         let hash = TokenHash::of(&tokens.access_token);
+        // Not capped at KEPT_ALIASES yet: the cap must keep the aliases paired with the kept
+        // refresh tokens (SPEC §7), which records do not pair yet (see issue 21's report).
         if !self.token_aliases.contains(&hash) {
             self.token_aliases.push(hash);
         }

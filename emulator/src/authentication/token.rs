@@ -206,6 +206,9 @@ pub(crate) fn mint(
             if let Some(gty) = grant.gty {
                 claims["gty"] = json!(gty);
             }
+            if settings.unique_access_tokens {
+                claims["jti"] = json!(random_token(16));
+            }
             tenant.sign(&claims)
         }
         None => {

@@ -86,6 +86,7 @@ pub fn seed() -> Seed {
         ],
         custom_claims_namespace: Some(NS.into()),
         job_seconds: None,
+        unique_access_tokens: false,
     }
 }
 

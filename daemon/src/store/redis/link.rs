@@ -7,16 +7,20 @@
 //! | the connection | one multiplexed connection (`redis::aio::MultiplexedConnection`, many calls in flight on one socket), driven by a one-thread runtime the store owns, so its I/O never waits on a busy HTTP worker and does not die with one |
 //! | a call | bounded by the response timeout (`sessions.timeoutMs`); a late answer is matched to its call and dropped, so a timeout never shifts answers |
 //! | connecting | one attempt at a time, each host bounded by the connection timeout (`sessions.timeoutMs`); callers arriving while an attempt runs during an outage fail at once instead of queueing |
-//! | standalone, several hosts | tried in the order given; the link stays on the host it reached until that host fails, then tries them all from the first again |
+//! | standalone, several hosts | tried in the order given; a host is used only when `ROLE` says `master` (a replica, or an old master a failover demoted, is skipped); the link stays on the host it reached until that host fails or stops being master, then tries them all from the first again |
+//! | `ROLE` refused by the ACL | a write probe (`SET <scope>probe … PX`) decides instead: `READONLY` means a replica; one warning says so |
 //! | sentinel | each sentinel in order is asked for the master (`SENTINEL get-master-addr-by-name`), which must answer `ROLE` as master; sentinels are asked without credentials, then with them if they require auth |
-//! | when to reconnect | the socket dropped or was refused, the server refused a write as a replica (`READONLY`, a failover), or [`TIMEOUTS_BEFORE_RECONNECT`] calls in a row timed out (a frozen or black-holed server) |
-//! | after a failed attempt | calls fail at once for [`RETRY_PAUSE`], then the next call tries again: a daemon started during an outage recovers by itself |
+//! | when to reconnect | the socket dropped or was refused, the server refused a write as a replica (`READONLY`, a failover), [`TIMEOUTS_BEFORE_RECONNECT`] calls in a row timed out (a frozen or black-holed server), or the re-check every [`RECHECK_EVERY`] found the host demoted (standalone: its `ROLE`; sentinel: the sentinel names another master) |
+//! | after a failed attempt | calls fail at once for [`RETRY_PAUSE`], then the next call (or the re-check) tries again: a daemon started during an outage recovers by itself |
+//! | writable | [`Link::writable`]: calls not failing, and the connection's host says master when asked (`ROLE` or the write probe): what `/-/ready` reports (never a bare `PING`, which a replica answers too) |
 //!
 //! Calls that only read are retried once on a fresh connection when the connection turned out to
-//! be broken (a Redis restart between two requests); writes are never retried, since one may have
-//! been applied before the connection broke: the caller answers 503 and its client retries.
+//! be broken (a Redis restart between two requests); writes are retried once only when the server
+//! refused them as a replica (`READONLY`: nothing was applied), never after a broken connection,
+//! since one may have been applied before it broke: the caller answers 503 and its client retries.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
@@ -34,6 +38,8 @@ use crate::store::StoreError;
 pub(super) const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
 /// How long calls fail at once after a connection attempt failed, before the next one tries.
 pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// How often the link asks whether its host is still the master (and reconnects when it has none).
+pub(super) const RECHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Where Redis is and how to talk to it (from `sessions.redis`).
 #[derive(Clone)]
@@ -48,6 +54,9 @@ pub(super) struct LinkOptions {
     pub tls: Option<Option<Vec<u8>>>,
     /// Bound on connecting to one host and on every call (`sessions.timeoutMs`).
     pub timeout: Duration,
+    /// The key of the write probe that stands in for `ROLE` when the ACL refuses it (inside the
+    /// store's scope, so the ACL of the README allows it).
+    pub probe_key: String,
 }
 
 /// A connection that worked, with the generation that tells a stale handle from the current one.
@@ -80,6 +89,8 @@ struct State {
 struct Core {
     options: LinkOptions,
     state: Mutex<State>,
+    /// Whether the warning about `ROLE` refused by the ACL was logged.
+    role_refused_warned: AtomicBool,
 }
 
 /// The connection to Redis. Dropping it stops its runtime and closes the connection.
@@ -122,14 +133,50 @@ impl Link {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start the Redis runtime: {e}")))?;
+        let core = Arc::new(Core {
+            options,
+            state: Mutex::new(State::default()),
+            role_refused_warned: AtomicBool::new(false),
+        });
+        let io = runtime.handle().clone();
+        io.spawn(recheck(Arc::downgrade(&core), io.clone()));
         Ok(Self {
-            core: Arc::new(Core {
-                options,
-                state: Mutex::new(State::default()),
-            }),
-            io: runtime.handle().clone(),
+            core,
+            io,
             runtime: Some(runtime),
         })
+    }
+
+    /// Whether the store accepts writes now (`/-/ready`): calls are not failing, and the host of
+    /// the connection (made at once when there is none) says it is the master, asked now (`ROLE`,
+    /// or the write probe), so a replica's `PONG` never counts.
+    pub(super) async fn writable(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.stalled() {
+            return Err(StoreError::Unavailable(why));
+        }
+        let live = self.connection().await?;
+        let mut connection = live.connection.clone();
+        let role = tokio::time::timeout(
+            self.core.options.timeout,
+            self.core.role(&mut connection, &live.at),
+        )
+        .await;
+        match role {
+            Ok(Ok(true)) => {
+                self.core.answered(live.generation);
+                Ok(())
+            }
+            Ok(Ok(false)) => {
+                let why = format!("Redis at {} is a replica now, not the master", live.at);
+                self.core.demoted(&live, &why);
+                Err(StoreError::Unavailable(why))
+            }
+            Ok(Err(why)) => {
+                self.core.demoted(&live, &why);
+                Err(StoreError::Unavailable(why))
+            }
+            Err(_) => Err(StoreError::Timeout(self.core.options.timeout)),
+        }
     }
 
     /// Connects in the background and logs the outcome, without waiting for it.
@@ -165,7 +212,12 @@ impl Link {
                 }
                 Err(error) => {
                     let broken = self.core.failed(&live, &error);
-                    if broken && retry == Retry::Read && attempts < 2 && !error.is_timeout() {
+                    let again = match retry {
+                        Retry::Read => broken && !error.is_timeout(),
+                        // Refused as a replica: nothing was applied, so the master may take it.
+                        Retry::Write => refused_as_replica(&error),
+                    };
+                    if again && attempts < 2 {
                         continue;
                     }
                     return Err(self.core.error(what, &live.at, &error));
@@ -229,7 +281,7 @@ impl Core {
         }
         let core = Arc::clone(self);
         let task = io.spawn(async move {
-            let outcome = connect(&core.options).await;
+            let outcome = connect(&core).await;
             core.settle(outcome)
         });
         // A task that panicked or was cancelled never settled: settle it here, so the next call
@@ -323,6 +375,86 @@ impl Core {
         broken
     }
 
+    /// Whether the host of `live` is still the one to write to: standalone, its `ROLE` (or the
+    /// write probe); sentinel, the sentinels still name it and it says master.
+    async fn still_master(&self, live: &Live) -> Result<(), String> {
+        let mut connection = live.connection.clone();
+        match &self.options.master_name {
+            None => match self.role(&mut connection, &live.at).await? {
+                true => Ok(()),
+                false => Err(format!("{} is a replica now", live.at)),
+            },
+            Some(name) => {
+                for (host, port) in &self.options.endpoints {
+                    match ask_sentinel(&self.options, host, *port, name).await {
+                        Ok((master_host, master_port)) => {
+                            let named = format!("{master_host}:{master_port}");
+                            if named != live.at {
+                                return Err(format!("the sentinel names {named} as master now"));
+                            }
+                            return match self.role(&mut connection, &live.at).await? {
+                                true => Ok(()),
+                                false => Err(format!("{} is a replica now", live.at)),
+                            };
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                // No sentinel answered: keep the connection while its host says master.
+                match self.role(&mut connection, &live.at).await? {
+                    true => Ok(()),
+                    false => Err(format!("{} is a replica now", live.at)),
+                }
+            }
+        }
+    }
+
+    /// Drops `live` (when still current) because its host is no longer the master.
+    fn demoted(&self, live: &Live, why: &str) {
+        let mut state = self.lock();
+        if state
+            .current
+            .as_ref()
+            .is_some_and(|l| l.generation == live.generation)
+        {
+            tracing::warn!(redis = %live.at, reason = %why, "leaving the Redis host: it is no longer the master; looking for the one that is");
+            state.current = None;
+            state.timeouts = 0;
+        }
+    }
+
+    /// Whether the server is a master: `ROLE`, or when the ACL refuses `ROLE`, a write probe
+    /// (`READONLY` means a replica), with one warning.
+    async fn role(&self, connection: &mut MultiplexedConnection, at: &str) -> Result<bool, String> {
+        match redis::cmd("ROLE")
+            .query_async::<Vec<Value>>(connection)
+            .await
+        {
+            Ok(role) => Ok(matches!(role.first(), Some(Value::BulkString(r)) if r == b"master")),
+            Err(e) if refused_by_acl(&e) => {
+                if !self.role_refused_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(redis = %at, "the Redis ACL refuses ROLE to this user: a write probe and READONLY answers tell the master from a replica instead (allow +role to spare the probe writes)");
+                }
+                let probe = redis::cmd("SET")
+                    .arg(&self.options.probe_key)
+                    .arg("1")
+                    .arg("PX")
+                    .arg("1000")
+                    .query_async::<Value>(connection)
+                    .await;
+                match probe {
+                    Ok(_) => Ok(true),
+                    Err(e) if refused_as_replica(&e) => Ok(false),
+                    // The ACL refuses the probe's key too (a scope outside its keys): nothing
+                    // tells a replica apart; the writes themselves will say what is wrong.
+                    Err(e) if refused_by_acl(&e) => Ok(true),
+                    Err(e) => Err(format!("{at}: the write probe failed: {e}")),
+                }
+            }
+            Err(e) => Err(format!("{at}: ROLE failed: {e}")),
+        }
+    }
+
     fn error(&self, what: &str, at: &str, error: &RedisError) -> StoreError {
         if error.is_timeout() {
             return StoreError::Timeout(self.options.timeout);
@@ -331,6 +463,35 @@ impl Core {
             StoreError::Unavailable(format!("Redis at {at} ({what}): {error}"))
         } else {
             StoreError::Corrupt(format!("Redis at {at} refused {what}: {error}"))
+        }
+    }
+}
+
+/// Every [`RECHECK_EVERY`]: asks whether the current host is still the master and drops the
+/// connection when it is not (a failover demoted it); with no connection, tries to make one, so
+/// `/-/ready` recovers without traffic. Ends when the link is dropped.
+async fn recheck(core: Weak<Core>, io: tokio::runtime::Handle) {
+    let mut ticks = tokio::time::interval(RECHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(core) = core.upgrade() else { return };
+        let (current, attempting) = {
+            let state = core.lock();
+            (state.current.clone(), state.attempt.is_some())
+        };
+        match current {
+            Some(live) => {
+                let still = tokio::time::timeout(core.options.timeout, core.still_master(&live))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer to the role check".into()));
+                if let Err(why) = still {
+                    core.demoted(&live, &why);
+                    drop(core.attempt(&io));
+                }
+            }
+            None if !attempting => drop(core.attempt(&io)),
+            None => {}
         }
     }
 }
@@ -376,14 +537,28 @@ fn refused_by_acl(error: &RedisError) -> bool {
     text.contains("NOPERM") || text.contains("can't access") || text.contains("no permissions")
 }
 
-/// Connects to the first host that answers (standalone) or to the master (sentinel); the error
-/// names every host tried and why it failed.
-async fn connect(options: &LinkOptions) -> Result<(MultiplexedConnection, String), String> {
+/// Connects to the first host that answers as master (standalone) or to the master a sentinel
+/// names; the error names every host tried and why it failed.
+async fn connect(core: &Core) -> Result<(MultiplexedConnection, String), String> {
+    let options = &core.options;
     let mut failures = Vec::new();
     for (host, port) in &options.endpoints {
         let at = format!("{host}:{port}");
         let outcome = match &options.master_name {
-            None => open(options, host, *port, true).await,
+            None => match open(options, host, *port, true).await {
+                Ok((mut connection, at)) => {
+                    let role =
+                        tokio::time::timeout(options.timeout, core.role(&mut connection, &at))
+                            .await
+                            .unwrap_or_else(|_| Err("no answer to ROLE".into()));
+                    match role {
+                        Ok(true) => Ok((connection, at)),
+                        Ok(false) => Err("a replica, not the master".to_owned()),
+                        Err(why) => Err(why),
+                    }
+                }
+                Err(why) => Err(why),
+            },
             Some(name) => via_sentinel(options, host, *port, name).await,
         };
         match outcome {
@@ -394,7 +569,7 @@ async fn connect(options: &LinkOptions) -> Result<(MultiplexedConnection, String
     let what = if options.master_name.is_some() {
         "no sentinel named a reachable master"
     } else {
-        "no Redis host answered"
+        "no Redis host answered as master"
     };
     Err(format!("{what} ({})", failures.join("; ")))
 }
@@ -406,6 +581,29 @@ async fn via_sentinel(
     port: u16,
     name: &str,
 ) -> Result<(MultiplexedConnection, String), String> {
+    let (master_host, master_port) = ask_sentinel(options, host, port, name).await?;
+    let (mut master, at) = open(options, &master_host, master_port, true)
+        .await
+        .map_err(|why| format!("the master it names, {master_host}:{master_port}: {why}"))?;
+    let role: Vec<Value> = redis::cmd("ROLE")
+        .query_async(&mut master)
+        .await
+        .map_err(|e| format!("the master it names, {at}: {e}"))?;
+    match role.first() {
+        Some(Value::BulkString(role)) if role == b"master" => Ok((master, at)),
+        _ => Err(format!(
+            "the master it names, {at}, is not a master (a failover is under way)"
+        )),
+    }
+}
+
+/// The address of the master the sentinel at `host:port` names.
+async fn ask_sentinel(
+    options: &LinkOptions,
+    host: &str,
+    port: u16,
+    name: &str,
+) -> Result<(String, u16), String> {
     let ask = |mut sentinel: MultiplexedConnection| async move {
         redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
@@ -422,22 +620,15 @@ async fn via_sentinel(
         }
         other => other,
     };
-    let Some((master_host, master_port)) = answer.map_err(|e| e.to_string())? else {
-        return Err(format!("the sentinel knows no master named {name:?}"));
-    };
-    let (mut master, at) = open(options, &master_host, master_port, true)
-        .await
-        .map_err(|why| format!("the master it names, {master_host}:{master_port}: {why}"))?;
-    let role: Vec<Value> = redis::cmd("ROLE")
-        .query_async(&mut master)
-        .await
-        .map_err(|e| format!("the master it names, {at}: {e}"))?;
-    match role.first() {
-        Some(Value::BulkString(role)) if role == b"master" => Ok((master, at)),
-        _ => Err(format!(
-            "the master it names, {at}, is not a master (a failover is under way)"
-        )),
-    }
+    answer
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the sentinel knows no master named {name:?}"))
+}
+
+/// The server refused a write because it is a replica.
+fn refused_as_replica(error: &RedisError) -> bool {
+    matches!(error.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
+        || matches!(error.code(), Some("READONLY"))
 }
 
 /// Connects to one server within the connection timeout; `auth` sends the credentials.

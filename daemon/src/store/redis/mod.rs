@@ -7,19 +7,19 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `s:<session id>` | hash | `d` the [`Session`] as JSON, `r` revision, `e` expiry, `u` sub, `a` alias hashes |
+//! | `s:<session key>` | hash | `d` the [`Session`] as JSON, `r` revision, `e` expiry, `u` sub, `a` alias hashes; through [`super::Sealed`] (as the daemon uses it) the key is the SHA-256 of the session id and the record's tokens and claims are sealed |
 //! | `t:<token hash>` | sorted set | session ids the access token opened, scored by their expiry (one token may open several sessions) |
 //! | `u:<sub>` | sorted set | session ids of a user, scored by expiry |
 //! | `expiry` | sorted set | every session id, scored by expiry: the live count and the sweep |
 //! | `active` | sorted set | each sub, scored by the latest expiry of its sessions (`GET /users/active`) |
 //! | `st:<state>` | hash | `d` the [`StateRecord`] as JSON, `e` expiry |
-//! | `l:<lease key>` | string | the holder and expiry as JSON, with `PX` the lease's ttl |
+//! | `l:<lease key>` | string | the holder, with `PX` the lease's ttl (Redis's clock judges it) |
 //! | `j:<job id>` | hash | `d` the [`JobRecord`] as JSON, `m` its member in `jobs` |
 //! | `jobs` | sorted set | `created_at` (16 hex digits, order-preserving) ‖ id, all scored 0: listed newest first by `ZREVRANGEBYLEX` |
 //! | `jobs:open` / `jobs:done` | set / sorted set | ids of unfinished jobs / of final ones scored by `updated_at` |
 //!
 //! Rules (SPEC §7, DESIGN.md "Store"):
-//! - Every record keeps its own expiry, checked against the store's [`Clock`]; Redis's own TTLs
+//! - Every record but a lease keeps its own expiry, checked against the store's [`Clock`]; Redis's own TTLs
 //!   (`PEXPIREAT` the record's expiry plus [`GC_MARGIN`]) only collect garbage, so a record past
 //!   its expiry is never returned even before Redis drops it, and tests that move the clock see it.
 //! - A session and its index entries change together in one Lua script (`scripts.rs`); writes
@@ -42,8 +42,8 @@ mod tests;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
@@ -95,13 +95,6 @@ pub struct RedisStore {
     clock: Clock,
 }
 
-/// A lease's value.
-#[derive(Serialize, Deserialize)]
-struct Lease {
-    holder: String,
-    expires_at: Timestamp,
-}
-
 impl RedisStore {
     /// Checks the settings, reads the CA file, and starts connecting in the background. Fails
     /// only when the settings themselves are unusable ([`StoreError::Invalid`]).
@@ -130,7 +123,9 @@ impl RedisStore {
         } else {
             None
         };
+        let prefix = scope_prefix(&options.scope);
         let link = Link::start(LinkOptions {
+            probe_key: format!("{prefix}probe"),
             endpoints,
             master_name,
             username: redis.username.clone(),
@@ -141,7 +136,7 @@ impl RedisStore {
         link.warm_up();
         Ok(Self {
             link,
-            prefix: scope_prefix(&options.scope),
+            prefix,
             clock: options.clock,
         })
     }
@@ -510,6 +505,8 @@ impl JobStore for RedisStore {
     }
 }
 
+/// Leases are judged by Redis's clock alone (SPEC §7): the value is the holder, the expiry is
+/// `PX`, so a daemon whose clock runs ahead can never take a live lease.
 impl LeaseStore for RedisStore {
     fn try_lease<'a>(
         &'a self,
@@ -518,20 +515,12 @@ impl LeaseStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let now = self.now();
-            let value = encode(
-                "lease",
-                &Lease {
-                    holder: holder.to_owned(),
-                    expires_at: now.saturating_add(ttl),
-                },
-            )?;
             let ttl_ms = ttl.as_millis().clamp(1, u128::from(u32::MAX)).to_string();
             let lease_key = self.key("l", key);
             // The free case: one SET NX PX.
             let mut set = redis::cmd("SET");
             set.arg(&lease_key)
-                .arg(&value)
+                .arg(holder)
                 .arg("NX")
                 .arg("PX")
                 .arg(&ttl_ms);
@@ -539,14 +528,9 @@ impl LeaseStore for RedisStore {
             if taken.is_some() {
                 return Ok(true);
             }
-            // Held: taken anyway when it is ours (an extension) or expired by the clock.
+            // Held: extended when it is ours.
             let mut invocation = TAKE_LEASE.prepare_invoke();
-            invocation
-                .key(&lease_key)
-                .arg(holder)
-                .arg(score(now).to_string())
-                .arg(&value)
-                .arg(&ttl_ms);
+            invocation.key(&lease_key).arg(holder).arg(&ttl_ms);
             let taken: i64 = self.write("take lease", Call::Script(&invocation)).await?;
             Ok(taken == 1)
         })
@@ -555,10 +539,7 @@ impl LeaseStore for RedisStore {
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut invocation = RELEASE_LEASE.prepare_invoke();
-            invocation
-                .key(self.key("l", key))
-                .arg(holder)
-                .arg(score(self.now()).to_string());
+            invocation.key(self.key("l", key)).arg(holder);
             let released: i64 = self
                 .write("release lease", Call::Script(&invocation))
                 .await?;
@@ -589,12 +570,10 @@ impl Store for RedisStore {
         })
     }
 
+    /// The link's verdict, not a `PING` (which a replica answers too): a connection to the
+    /// master, checked within the last half second, with calls not failing.
     fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let cmd = redis::cmd("PING");
-            let _: String = self.read("ping", Call::Cmd(&cmd)).await?;
-            Ok(())
-        })
+        Box::pin(async move { self.link.writable().await })
     }
 
     /// Nothing to do: a write returns once Redis acknowledged it, and what Redis keeps across its

@@ -220,39 +220,29 @@ return 0
     )
 });
 
-/// KEYS: the lease. ARGV: holder, now, lease record, ttl (ms). Takes the lease when it is the
-/// holder's or expired by the store's clock (the free case is a plain `SET NX PX` first).
+/// KEYS: the lease. ARGV: holder, ttl (ms). Takes the lease when it is free or `holder`'s own
+/// (an extension), with `PX` the ttl: its expiry is Redis's clock, never a daemon's. Answers 1
+/// when `holder` holds it now.
 pub(super) static TAKE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if current then
-  local lease = cjson.decode(current)
-  if lease.holder ~= ARGV[1] and tonumber(lease.expires_at) > tonumber(ARGV[2]) then
-    return 0
-  end
+if current and current ~= ARGV[1] then
+  return 0
 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ",
     )
 });
 
-/// KEYS: the lease. ARGV: holder, now. Removes the lease when `holder` holds it; answers 1 when
-/// it was still live.
+/// KEYS: the lease. ARGV: holder. Removes the lease when `holder` holds it (a lease Redis
+/// expired holds nobody); answers 1 when it did.
 pub(super) static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local current = redis.call('GET', KEYS[1])
-if not current then
-  return 0
-end
-local lease = cjson.decode(current)
-if lease.holder ~= ARGV[1] then
-  return 0
-end
-redis.call('DEL', KEYS[1])
-if tonumber(lease.expires_at) > tonumber(ARGV[2]) then
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
   return 1
 end
 return 0

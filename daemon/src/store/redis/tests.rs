@@ -57,6 +57,15 @@ impl Fixture for RedisFixture {
     fn clock(&self) -> &Clock {
         &self.clock
     }
+
+    /// Leases expire by Redis's own clock (`PX`): wait for real, besides moving the store's.
+    fn pass_lease_time(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.clock.advance(duration);
+        Box::pin(tokio::time::sleep(duration))
+    }
 }
 
 conformance_suite!(fixture());
@@ -375,10 +384,21 @@ async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
     answering(&store).await;
     let before = session("auth0|ha", "ha-1");
     store.create_session(&before).await.expect("create");
-    // Replicated before the master dies.
-    assert_eq!(sentinel.master().command(&["WAIT", "1", "1000"]), "1");
+    // Replicated before the master dies. Not `WAIT` on a connection of its own: it waits for that
+    // connection's writes only, none, and answered at once (the flaky failure: on a loaded machine
+    // the master died before the replica had the session, and the promoted replica rightly lacked it).
+    replicated(
+        sentinel.replica().expect("a replica"),
+        "auth0-client:2:ha:expiry",
+        "1",
+    )
+    .await;
 
+    let old_master = sentinel.master().port();
     sentinel.master_mut().kill();
+    // Keep the dead master's port: tests run in parallel, and another test's `redis-server` started
+    // on it (a free port again) would answer `ROLE` as master while the sentinel still names it.
+    let _held = std::net::TcpListener::bind(("127.0.0.1", old_master));
     let after = session("auth0|ha", "ha-2");
     let mut written = false;
     for _ in 0..150 {
@@ -399,7 +419,9 @@ async fn sentinel_mode_follows_a_failover_to_the_promoted_replica() {
     assert_eq!(
         store.get_session(&before.id).await.expect("get"),
         Some(before),
-        "what was replicated is still there"
+        "what was replicated is still there (port held: {}; keys on the promoted replica: {:?})",
+        _held.is_ok(),
+        sentinel.replica().map(RedisServer::keys)
     );
     assert_eq!(
         sentinel
@@ -566,4 +588,193 @@ fn hosts_and_times_encode_as_the_layout_says() {
     assert_eq!(early.len(), 16);
     assert!(early < late);
     assert_eq!(score(Timestamp::from_millis(i64::MAX)), MAX_SCORE);
+}
+
+/// Waits until `check` passes, up to `limit`; returns how long it took.
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// SPEC §7: with several standalone hosts, only the one `ROLE` calls master is used; after a
+/// failover (the replica promoted, the old master made its replica) writes land on the new master
+/// within seconds, and what was replicated before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_hosts_use_only_the_master_and_follow_a_failover() {
+    let master = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    let clock = Clock::manual();
+    // The replica first: a store that took the first host that answers would write to it.
+    let store = RedisStore::open(options(
+        vec![replica.host_port(), master.host_port()],
+        "role",
+        &clock,
+    ))
+    .expect("opens");
+    answering(&store).await;
+    let before = session("auth0|role", "role-1");
+    store
+        .create_session(&before)
+        .await
+        .expect("a write to the master");
+    assert_eq!(
+        master.command(&["ZCARD", "auth0-client:4:role:expiry"]),
+        "1"
+    );
+    replicated(&replica, "auth0-client:4:role:expiry", "1").await;
+
+    // A manual failover.
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
+    master.command(&["REPLICAOF", "127.0.0.1", &replica.port().to_string()]);
+    let after = session("auth0|role", "role-2");
+    let took = within(Duration::from_secs(10), async || {
+        store.create_session(&after).await.is_ok()
+    })
+    .await
+    .expect("writes work again within 10 s of the failover");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(
+        replica.command(&["ZCARD", "auth0-client:4:role:expiry"]),
+        "2",
+        "both sessions on the promoted replica (before {:?}, after {:?}; its role: {:?}; keys: {:?})",
+        before.id.as_str(),
+        after.id.as_str(),
+        replica.command(&["ROLE"]),
+        replica.keys()
+    );
+    assert_eq!(
+        store.get_session(&before.id).await.expect("get"),
+        Some(before),
+        "the session replicated before the failover is served by the new master"
+    );
+    store.ping().await.expect("writable again");
+}
+
+/// `/-/ready` means writable: a store whose only host is a replica is not ready, whatever
+/// `PING` says, and becomes ready once it is promoted (the link re-checks by itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_alone_is_not_writable_until_promoted() {
+    let master = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    let clock = Clock::manual();
+    let store =
+        RedisStore::open(options(vec![replica.host_port()], "replica", &clock)).expect("opens");
+    assert_eq!(replica.command(&["PING"]), "PONG");
+    let error = store
+        .ping()
+        .await
+        .expect_err("a replica does not accept writes");
+    assert!(error.is_unavailable(), "{error}");
+    assert!(error.to_string().contains("replica"), "{error}");
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
+    within(Duration::from_secs(5), async || store.ping().await.is_ok())
+        .await
+        .expect("ready once the replica is promoted");
+}
+
+/// The ACL refuses `ROLE` (the README's ACL): a write probe tells the master from a replica
+/// (the replica here cannot sync, without credentials for the master, but answers `READONLY`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_refused_by_the_acl_falls_back_to_a_write_probe() {
+    let rules = [
+        "~auth0-client:5:probe:*",
+        "+@read",
+        "+@write",
+        "+@scripting",
+        "+ping",
+        "-role",
+    ];
+    let master = RedisServer::builder()
+        .user_with_rules("auth0-client", "acl-pass", &rules)
+        .start();
+    let replica = RedisServer::builder()
+        .user_with_rules("auth0-client", "acl-pass", &rules)
+        .replica_of(&master)
+        .start();
+    let clock = Clock::manual();
+    let mut settings = options(
+        vec![replica.host_port(), master.host_port()],
+        "probe",
+        &clock,
+    );
+    settings.redis.username = Some("auth0-client".into());
+    settings.redis.password = Some(SecretString::from("acl-pass"));
+    let store = RedisStore::open(settings).expect("opens");
+    answering(&store).await;
+    let created = session("auth0|probe", "probe-1");
+    store.create_session(&created).await.expect("create");
+    assert_eq!(
+        master.command(&["ZCARD", "auth0-client:5:probe:expiry"]),
+        "1"
+    );
+}
+
+/// SPEC §7: a lease's expiry is Redis's, never a daemon's clock: a daemon whose clock runs an hour
+/// ahead cannot take a live lease, and two daemons never both hold one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_with_skewed_clocks_never_both_hold_a_lease() {
+    let server = RedisServer::start();
+    let on_time = Clock::manual();
+    let ahead = Clock::manual();
+    ahead.advance(Duration::from_secs(3_600));
+    let a = RedisStore::open(options(vec![server.host_port()], "skew", &on_time)).expect("opens");
+    let b = RedisStore::open(options(vec![server.host_port()], "skew", &ahead)).expect("opens");
+    answering(&a).await;
+    answering(&b).await;
+    let ttl = Duration::from_millis(700);
+    assert!(
+        a.try_lease("refresh:s", "daemon-a", ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease"),
+        "a clock an hour ahead does not make a live lease expired"
+    );
+    assert!(
+        !b.release_lease("refresh:s", "daemon-b")
+            .await
+            .expect("release")
+    );
+    // Moving a daemon's clock changes nothing either; Redis's time does.
+    on_time.advance(Duration::from_secs(7_200));
+    assert!(
+        !b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease")
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        b.try_lease("refresh:s", "daemon-b", ttl)
+            .await
+            .expect("lease"),
+        "free once Redis expired it"
+    );
+    assert!(
+        !a.try_lease("refresh:s", "daemon-a", ttl)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !a.release_lease("refresh:s", "daemon-a")
+            .await
+            .expect("release")
+    );
+}
+
+/// Waits until `key` answers `ZCARD` `count` on `replica`: what was written is replicated.
+async fn replicated(replica: &RedisServer, key: &str, count: &str) {
+    within(Duration::from_secs(10), async || {
+        replica.command(&["ZCARD", key]) == count
+    })
+    .await
+    .expect("the replica has the writes within 10 s");
 }

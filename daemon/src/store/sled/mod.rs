@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `sessions` | session id | [`Session`], whose `revision` every write compares and bumps |
+//! | `sessions` | session key | [`Session`], whose `revision` every write compares and bumps (through [`super::Sealed`], as the daemon uses it, the key is the SHA-256 of the session id and the tokens and claims are sealed) |
 //! | `session_aliases` | token hash (hex), session id | empty (one access token may open several sessions) |
 //! | `session_subs` | sub length (u64 BE), sub, session id | `expires_at` |
 //! | `session_expiry` | `expires_at`, session id | empty |
