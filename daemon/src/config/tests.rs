@@ -1789,6 +1789,7 @@ fn log_format_from_the_file_or_log_format() {
         env(&[("LOG_FORMAT", "text")]).logging(),
         ("info".to_owned(), LogFormat::Json)
     );
+}
 
 #[test]
 fn session_encryption_keys_come_from_the_file_or_the_environment_checked_and_redacted() {
