@@ -186,13 +186,22 @@ pub struct RefreshedTokens {
 pub struct RotatedRefreshToken {
     pub hash: TokenHash,
     pub rotated_at: Timestamp,
+    /// The hash of the access token that was current when this refresh token was rotated (the
+    /// one issued beside it): an alias the session keeps while it keeps this record (SPEC §7).
+    /// `None` in records written before aliases were paired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_alias: Option<TokenHash>,
 }
 
 /// How many superseded refresh tokens a session keeps (SPEC §5); an older one is 401.
 pub const KEPT_REFRESH_TOKENS: usize = 16;
 
-/// How many access-token aliases a session keeps, the current one included (SPEC §7). One per
-/// refresh: the tokens issued beside the kept refresh tokens are among the last ones.
+/// How many access-token aliases a session keeps, the current one included (SPEC §7), the oldest
+/// dropped first. An alias paired with a kept superseded refresh token
+/// ([`RotatedRefreshToken::access_alias`]) is never dropped, so a session that keeps all
+/// [`KEPT_REFRESH_TOKENS`] superseded refresh tokens keeps 17 aliases: SPEC §5 answers the 16th
+/// superseded refresh token presented with the access token issued beside it, which its tests
+/// require; that wins over SPEC §7's "at most 16 in all" by one.
 pub const KEPT_ALIASES: usize = 16;
 
 /// How a presented refresh token relates to a session ([`Session::check_refresh_token`]).
@@ -229,9 +238,10 @@ pub struct Session {
     pub created_at: Timestamp,
     /// Hashes of the access tokens the session answers to, the current one last, oldest first.
     /// Each is an index entry of the session, so a Bearer client holding a token from just
-    /// before a rotation still finds the session. To be capped at [`KEPT_ALIASES`] (SPEC §7: the
-    /// current one plus those issued beside the kept refresh tokens), the oldest dropped, so a
-    /// session refreshed every second for a day costs each write what a fresh one does.
+    /// before a rotation still finds the session. Capped at [`KEPT_ALIASES`] (SPEC §7: the current
+    /// one plus those paired with the kept refresh tokens always, then the newest others), the
+    /// oldest dropped, so a session refreshed every second for a day costs each write what a
+    /// fresh one does.
     pub token_aliases: Vec<TokenHash>,
     /// The refresh tokens rotations replaced, oldest first, at most [`KEPT_REFRESH_TOKENS`].
     #[serde(default)]
@@ -305,8 +315,9 @@ impl Session {
     /// [`super::SessionStore::replace_session`].
     pub fn apply_refresh(&mut self, tokens: RefreshedTokens, now: Timestamp) {
         let hash = TokenHash::of(&tokens.access_token);
-        // Not capped at KEPT_ALIASES yet: the cap must keep the aliases paired with the kept
-        // refresh tokens (SPEC §7), which records do not pair yet (see issue 21's report).
+        // The access token current until now: paired with the refresh token this rotates away.
+        let previous_alias =
+            (!self.access_token.is_empty()).then(|| TokenHash::of(&self.access_token));
         if !self.token_aliases.contains(&hash) {
             self.token_aliases.push(hash);
         }
@@ -320,6 +331,7 @@ impl Session {
                 self.superseded_refresh_tokens.push(RotatedRefreshToken {
                     hash: TokenHash::of(previous),
                     rotated_at: now,
+                    access_alias: previous_alias,
                 });
                 let excess = self
                     .superseded_refresh_tokens
@@ -333,6 +345,33 @@ impl Session {
             self.id_token = id_token.token;
             self.claims = id_token.claims;
         }
+        self.prune_aliases();
+    }
+
+    /// Drops aliases beyond [`KEPT_ALIASES`], oldest first, never the current one nor one paired
+    /// with a kept superseded refresh token.
+    fn prune_aliases(&mut self) {
+        let current = TokenHash::of(&self.access_token);
+        let required = |hash: &TokenHash| {
+            *hash == current
+                || self
+                    .superseded_refresh_tokens
+                    .iter()
+                    .any(|old| old.access_alias.as_ref() == Some(hash))
+        };
+        let needed = self.token_aliases.iter().filter(|h| required(h)).count();
+        let mut room = KEPT_ALIASES.saturating_sub(needed);
+        let mut keep = vec![false; self.token_aliases.len()];
+        for (at, hash) in self.token_aliases.iter().enumerate().rev() {
+            if required(hash) {
+                keep[at] = true;
+            } else if room > 0 {
+                room -= 1;
+                keep[at] = true;
+            }
+        }
+        let mut keep = keep.into_iter();
+        self.token_aliases.retain(|_| keep.next().unwrap_or(true));
     }
 
     /// Compares a presented refresh token with the current one and the superseded ones. Hashes
@@ -617,6 +656,49 @@ mod tests {
         );
         assert!(session.refresh_token_is(Some(&TokenHash::of("r20"))));
         assert!(!session.refresh_token_is(Some(&TokenHash::of("r19"))));
+    }
+
+    #[test]
+    fn rotations_keep_the_current_alias_and_those_paired_with_kept_refresh_tokens() {
+        let now = Timestamp::from_millis(10_000);
+        let mut session = Session::new("web", "s", tokens("a1", Some("r1")), now, now);
+        for i in 2..=1_000 {
+            rotate(&mut session, &format!("a{i}"), &format!("r{i}"), now);
+        }
+        // r984..=r999 are kept, each paired with the access token issued beside it.
+        let kept: Vec<TokenHash> = (984..=1_000)
+            .map(|i| TokenHash::of(&format!("a{i}")))
+            .collect();
+        assert_eq!(session.token_aliases, kept, "16 paired + the current one");
+        assert_eq!(session.token_aliases.len(), KEPT_REFRESH_TOKENS + 1);
+        assert_eq!(
+            session.superseded_refresh_tokens[0].access_alias,
+            Some(TokenHash::of("a984"))
+        );
+        assert_eq!(
+            session.check_refresh_token("r984"),
+            RefreshTokenMatch::Superseded
+        );
+    }
+
+    #[test]
+    fn non_rotating_refreshes_keep_the_newest_16_aliases() {
+        let now = Timestamp::from_millis(0);
+        let mut session = Session::new("web", "s", tokens("a1", Some("r1")), now, now);
+        for i in 2..=40 {
+            session.apply_refresh(
+                RefreshedTokens {
+                    access_token: format!("a{i}"),
+                    access_expires_at: now,
+                    refresh_token: None,
+                    id_token: None,
+                },
+                now,
+            );
+        }
+        let newest: Vec<TokenHash> = (25..=40).map(|i| TokenHash::of(&format!("a{i}"))).collect();
+        assert_eq!(session.token_aliases, newest);
+        assert_eq!(session.alias_hashes().len(), KEPT_ALIASES);
     }
 
     #[test]
