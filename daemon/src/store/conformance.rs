@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             // SessionStore
             sessions_create_get_update_delete,
             sessions_are_found_by_every_access_token_they_issued,
+            aliases_are_capped_keeping_those_paired_with_kept_refresh_tokens,
             no_session_id_token_or_claim_reaches_the_backend,
             a_key_rotation_keeps_every_session,
             a_stale_revision_is_refused,
@@ -383,6 +384,61 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
         assert!(
             ids_by_token(&store, token).await.is_empty(),
             "{token} no longer finds a deleted session"
+        );
+    }
+}
+
+/// SPEC §7: a session refreshed again and again keeps the current alias and those paired with
+/// the kept superseded refresh tokens (16), each rotation read back from the store as the daemon
+/// does; a dropped alias no longer finds it, and the backend's index shrinks with it.
+pub async fn aliases_are_capped_keeping_those_paired_with_kept_refresh_tokens(
+    fixture: &dyn Fixture,
+) {
+    let store = open(fixture).await;
+    let first = session("auth0|capped", "cap-access-0", DAY);
+    store.create_session(&first).await.expect("create");
+    let now = Timestamp::now();
+    for i in 1..=40 {
+        let mut current = store
+            .get_session(&first.id)
+            .await
+            .expect("get")
+            .expect("live");
+        current.apply_refresh(
+            RefreshedTokens {
+                access_token: format!("cap-access-{i}"),
+                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+                refresh_token: Some(format!("cap-refresh-{i}")),
+                id_token: None,
+            },
+            now,
+        );
+        replace(&store, &current).await;
+    }
+    let stored = store
+        .get_session(&first.id)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(stored.token_aliases.len(), super::KEPT_REFRESH_TOKENS + 1);
+    // cap-refresh-24..=39 are the kept superseded ones; cap-access-24..=39 were issued beside them.
+    assert_eq!(
+        stored.check_refresh_token("cap-refresh-24"),
+        RefreshTokenMatch::Superseded
+    );
+    for i in 24..=40 {
+        let token = format!("cap-access-{i}");
+        assert_eq!(
+            ids_by_token(&store, &token).await,
+            vec![first.id.clone()],
+            "{token} still finds the session"
+        );
+    }
+    for i in [0, 1, 22, 23] {
+        let token = format!("cap-access-{i}");
+        assert!(
+            ids_by_token(&store, &token).await.is_empty(),
+            "{token} was dropped from the index"
         );
     }
 }
