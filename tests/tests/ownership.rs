@@ -102,7 +102,8 @@ async fn logout_cookie(app: &TestApp, sid: &str) -> reqwest::Response {
 /// Rounds of a grace-path refresh racing a second rotation. Each round, the client holding
 /// `(access, refresh)` rotates, and at once rotates again with what it got; meanwhile, after a
 /// delay that varies with the round, it refreshes presenting a superseded refresh token (the one
-/// it started the round with, or an older one), sometimes with the login's access token. After
+/// it started the round with, or an older one), sometimes with the access token of the round
+/// before (an old alias, kept while the refresh token issued beside it is: SPEC §7). After
 /// every round: every answer was 200, Auth0's newest refresh token is one the daemon answered,
 /// it works, and the emulator saw no reuse.
 async fn grace_path_races_rotation(app: &TestApp, rounds: u32) {
@@ -115,6 +116,7 @@ async fn grace_path_races_rotation(app: &TestApp, rounds: u32) {
     let (login_access, mut refresh) = tokens(&login);
     let mut access = login_access.clone();
     let mut older: Option<String> = None;
+    let mut older_access = login_access;
     for round in 0..rounds {
         let start = refresh.clone();
         let superseded = match (&older, round % 2) {
@@ -122,7 +124,7 @@ async fn grace_path_races_rotation(app: &TestApp, rounds: u32) {
             _ => start.clone(),
         };
         let grace_access = if round % 3 == 0 {
-            login_access.clone()
+            older_access.clone()
         } else {
             access.clone()
         };
@@ -168,7 +170,8 @@ async fn grace_path_races_rotation(app: &TestApp, rounds: u32) {
             "round {round}: the newest refresh token was refused: {body}"
         );
         assert_no_reuse(&app_families(app).await, &format!("after round {round}"));
-        (access, refresh) = tokens(&body);
+        older_access = std::mem::replace(&mut access, tokens(&body).0);
+        refresh = tokens(&body).1;
         older = Some(start);
     }
     app.emulator.clear_faults();
@@ -529,8 +532,9 @@ async fn a_client_is_never_stranded_by_a_refresh_it_did_not_ask_for() {
     );
     assert_no_reuse(&app_families(&app).await, "after the old tokens");
 
-    // The answered tokens are current: they rotate.
+    // The answered tokens are current: they rotate. `answered[i]` was answered beside `issued[i]`.
     let mut issued = vec![old_refresh.clone(), refresh];
+    let mut answered = vec![old_access.clone(), access.clone()];
     let mut access = access;
     while issued.len() < 19 {
         let (status, body) =
@@ -539,15 +543,18 @@ async fn a_client_is_never_stranded_by_a_refresh_it_did_not_ask_for() {
         let (next_access, next_refresh) = tokens(&body);
         assert!(!issued.contains(&next_refresh), "rotated");
         access = next_access;
+        answered.push(access.clone());
         issued.push(next_refresh);
     }
     let calls = refresh_calls(&app);
     assert_eq!(calls, 1 + 17);
     assert_no_reuse(&app_families(&app).await, "after 17 rotations");
     let current = issued.last().unwrap().clone();
-    // The oldest of the 16 kept: the current tokens, no Auth0 call.
+    // The oldest of the 16 kept, with the access token answered beside it (an alias kept while
+    // that refresh token is, SPEC §7): the current tokens, no Auth0 call.
     let kept = &issued[issued.len() - 17];
-    let (status, body) = answer(app.refresh_bearer(&old_access, kept).await).await;
+    let kept_access = &answered[answered.len() - 17];
+    let (status, body) = answer(app.refresh_bearer(kept_access, kept).await).await;
     assert_eq!(status, 200, "the 16th superseded refresh token: {body}");
     assert_eq!(body["refreshToken"], current.as_str());
     // One older: 401, the session kept.
@@ -555,7 +562,7 @@ async fn a_client_is_never_stranded_by_a_refresh_it_did_not_ask_for() {
         (17, &issued[issued.len() - 18]),
         (18, &issued[issued.len() - 19]),
     ] {
-        let (status, body) = answer(app.refresh_bearer(&old_access, stale).await).await;
+        let (status, body) = answer(app.refresh_bearer(&access, stale).await).await;
         assert_eq!(status, 401, "superseded {age} rotations ago: {body}");
     }
     assert_eq!(refresh_calls(&app), calls);

@@ -219,7 +219,7 @@ pub enum RefreshTokenMatch {
 
 /// A server-side session (SPEC §7). Tokens are in the record (they are answered to clients) but
 /// never in a key: the store indexes the session under the [`TokenHash`] of each access token it
-/// issued ([`Session::token_aliases`]) until the session ends.
+/// issued and still keeps ([`Session::token_aliases`], bounded by [`KEPT_ALIASES`]).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: SessionId,
