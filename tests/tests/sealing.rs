@@ -232,6 +232,7 @@ async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_do
         .into_iter()
         .filter(|k| k.starts_with("auth0-client:7:aliases:t:"))
         .count();
+    eprintln!("{aliases} alias keys after 1,000 refreshes");
     assert!(aliases <= 17, "{aliases} alias keys");
     assert_eq!(app.userinfo_bearer(&access).await.status(), 200);
     // The 10th percentile of each block: a cost that grows with the refreshes raises it, while
