@@ -23,13 +23,17 @@ fn main() -> std::io::Result<()> {
     let assets = profile_dir.join("auth0-client-assets");
     let man = assets.join("man");
     let completions = assets.join("completions");
+    // Pages of subcommands since removed must not linger.
+    if man.exists() {
+        std::fs::remove_dir_all(&man)?;
+    }
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
 
     let mut command = args::Cli::command();
     command.build();
-    // auth0-client.1, and auth0-client-<subcommand>.1 for each subcommand.
-    clap_mangen::generate_to(command.clone(), &man)?;
+    // auth0-client.1, and auth0-client-<subcommand>.1 for each subcommand (none for `help`).
+    clap_mangen::generate_to(args::Cli::command().disable_help_subcommand(true), &man)?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         clap_complete::generate_to(shell, &mut command, "auth0-client", &completions)?;
     }

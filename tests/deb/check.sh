@@ -4,10 +4,12 @@
 # the service user on the installed template (exit 1 naming every key to fill), then `dpkg -P`
 # leaving nothing behind. A trap purges the package whatever happens, so a failed run leaves
 # nothing installed. Run from anywhere: `bash tests/deb/check.sh` (CI does, from .ci/run).
-# Set DEB_SKIP_BUILD=1 to reuse target/release as it is.
+# Set DEB_SKIP_BUILD=1 to reuse the build as it is; DEB_PROFILE=dev packages the debug build (a quick
+# local check: cargo-deb maps the assets' target/release/ to the profile's folder).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+profile="${DEB_PROFILE:-release}"
 
 fail() { echo "deb check: FAIL: $*" >&2; exit 1; }
 cleanup() {
@@ -27,10 +29,10 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 if [ "${DEB_SKIP_BUILD:-}" != 1 ]; then
     # The binary, the plugins and (build.rs) the man pages and completions, once.
-    cargo build --release -p auth0-client -p audit-log -p email-domain-connection -p groups-to-permissions
+    cargo build --profile "$profile" -p auth0-client -p audit-log -p email-domain-connection -p groups-to-permissions
 fi
 rm -f "$target_dir"/debian/auth0-client_*.deb
-cargo deb -p auth0-client --no-build
+cargo deb -p auth0-client --no-build --profile "$profile"
 deb=$(ls "$target_dir"/debian/auth0-client_*.deb)
 echo "package: $deb ($(du -k "$deb" | cut -f1) KiB)"
 
@@ -46,6 +48,7 @@ for want in \
     /usr/lib/auth0-client/plugins/libgroups_to_permissions.so \
     /usr/share/man/man1/auth0-client.1 \
     /usr/share/man/man1/auth0-client-check-config.1 \
+    /usr/share/man/man1/auth0-client-serve.1 \
     /usr/share/bash-completion/completions/auth0-client \
     /usr/share/zsh/vendor-completions/_auth0-client \
     /usr/share/fish/vendor_completions.d/auth0-client.fish; do
@@ -53,6 +56,7 @@ for want in \
     grep -qx -e "$want" -e "$want.gz" <<<"$files" || fail "the package lacks $want; it holds:
 $files"
 done
+! grep -q '/usr/share/man/man1/auth0-client-help' <<<"$files" || fail "a man page for the help subcommand"
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 [ "$(sort <<<"$conffiles")" = "$(printf '%s\n' /etc/auth0-client/auth0-client.env /etc/auth0-client/auth0-client.toml)" ] ||
     fail "conffiles are: $conffiles"
