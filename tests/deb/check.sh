@@ -13,6 +13,7 @@ profile="${DEB_PROFILE:-release}"
 
 fail() { echo "deb check: FAIL: $*" >&2; exit 1; }
 cleanup() {
+    rm -f /etc/auth0-client/auth0-client.toml.orig
     if dpkg-query -W -f='${Status}' auth0-client 2>/dev/null | grep -q 'installed\|config-files\|half'; then
         dpkg -P auth0-client >/dev/null 2>&1 || true
     fi
