@@ -12,18 +12,21 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 profile="${DEB_PROFILE:-release}"
 
 fail() { echo "deb check: FAIL: $*" >&2; exit 1; }
+# "installed", "config-files", "half-installed"...; empty or "not-installed" when absent.
+dpkg_status() { dpkg-query -W -f='${db:Status-Status}' auth0-client 2>/dev/null || true; }
+present() { local s; s=$(dpkg_status); [ -n "$s" ] && [ "$s" != not-installed ]; }
 cleanup() {
     rm -f /etc/auth0-client/auth0-client.toml.orig
-    if dpkg-query -W -f='${Status}' auth0-client 2>/dev/null | grep -q 'installed\|config-files\|half'; then
+    if present; then
         dpkg -P auth0-client >/dev/null 2>&1 || true
     fi
 }
-trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || fail "run as root (dpkg -i)"
-if dpkg-query -W auth0-client >/dev/null 2>&1 && dpkg-query -W -f='${Status}' auth0-client | grep -q installed; then
-    fail "auth0-client is already installed here: this check would purge it"
+if present; then
+    fail "auth0-client is already on this machine ($(dpkg_status); dpkg -P it first): this check would purge it"
 fi
+trap cleanup EXIT
 
 if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --version 3.8.0 --locked
@@ -61,8 +64,9 @@ done
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 [ "$(sort <<<"$conffiles")" = "$(printf '%s\n' /etc/auth0-client/auth0-client.env /etc/auth0-client/auth0-client.toml)" ] ||
     fail "conffiles are: $conffiles"
+control=$(dpkg-deb --ctrl-tarfile "$deb" | tar -t)
 for script in postinst prerm postrm; do
-    dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qx "./$script" || fail "no $script in the package"
+    grep -qx "./$script" <<<"$control" || fail "no $script in the package"
 done
 
 # Install.
