@@ -48,6 +48,13 @@ pub enum ConfigError {
     NotAnObject { found: &'static str },
 
     #[error(
+        "the config file is still a template: fill {} (each value starting with `{}`); the file's comments say what goes there",
+        keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+        super::PLACEHOLDER
+    )]
+    Placeholders { keys: Vec<String> },
+
+    #[error(
         "unknown key `{key}`{}{}; remove it or correct its name (keys are case-sensitive)",
         origin_note(origin),
         hint_note(hint)
@@ -109,6 +116,7 @@ impl ConfigError {
             Self::InvalidEnv { var, .. } => Some(var),
             Self::Override { var, .. } => Some(var),
             Self::IncompleteLocation { set, .. } => Some(set),
+            Self::Placeholders { keys } => keys.first().map(String::as_str),
             _ => None,
         }
     }

@@ -185,6 +185,10 @@ impl Settings {
                 found: json_kind(&doc),
             });
         }
+        let unfilled = placeholders(&doc);
+        if !unfilled.is_empty() {
+            return Err(ConfigError::Placeholders { keys: unfilled });
+        }
         interpolate::interpolate_document(&mut doc, env)?;
         overrides::prune(&mut doc, &ROOT);
 
@@ -217,6 +221,40 @@ impl Settings {
         settings.warnings = warnings;
         Ok(settings)
     }
+}
+
+/// The prefix of a value the packaged config template leaves for the operator to fill
+/// (`/etc/auth0-client/auth0-client.toml`): such a file fails to load, naming every key still to
+/// fill at once rather than the first one a later check would stumble on.
+pub const PLACEHOLDER: &str = "FILL-ME";
+
+/// The dotted paths of the string values starting with [`PLACEHOLDER`].
+fn placeholders(doc: &Value) -> Vec<String> {
+    fn walk(value: &Value, path: &mut Vec<String>, found: &mut Vec<String>) {
+        match value {
+            Value::String(s) if s.trim_start().starts_with(PLACEHOLDER) => {
+                found.push(path.join("."))
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(item, path, found);
+                    path.pop();
+                }
+            }
+            Value::Object(members) => {
+                for (key, item) in members {
+                    path.push(key.clone());
+                    walk(item, path, found);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(doc, &mut Vec::new(), &mut found);
+    found
 }
 
 fn json_kind(value: &Value) -> &'static str {

@@ -1822,3 +1822,65 @@ fn session_encryption_keys_come_from_the_file_or_the_environment_checked_and_red
     assert_error(&err, "sessions.encryptionKeys", &["entry 1", "32 bytes"]);
     assert!(!err.to_string().contains("c2hvcnQ="));
 }
+
+/// The packaged template (/etc/auth0-client/auth0-client.toml) refuses to load, naming every key
+/// left to fill at once; filled, it loads with nothing else to change.
+#[test]
+fn packaged_template_names_every_key_to_fill_then_loads_once_filled() {
+    let template = example("auth0-client.template.toml");
+    let err = Settings::load(Some(&template), &env(&[])).expect_err("a template");
+    let ConfigError::Placeholders { keys } = &err else {
+        panic!("not a placeholder error: {err}");
+    };
+    let mut keys = keys.clone();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "clients.web.auth0Url",
+            "clients.web.clientId",
+            "clients.web.clientSecret",
+            "clients.web.redirectUrl",
+        ]
+    );
+    let message = err.to_string();
+    for key in &keys {
+        assert!(message.contains(key.as_str()), "{message}");
+    }
+
+    let text = std::fs::read_to_string(&template).expect("template");
+    let filled = text
+        .replace(
+            "\"FILL-ME: https://<tenant>.<region>.auth0.com/\"",
+            "\"https://tenant.eu.auth0.com/\"",
+        )
+        .replace("\"FILL-ME: client id\"", "\"web-id\"")
+        .replace("\"FILL-ME: client secret\"", "\"${WEB_CLIENT_SECRET}\"")
+        .replace(
+            "\"FILL-ME: https://<this host>/web-login/callback\"",
+            "\"https://app.example.com/web-login/callback\"",
+        );
+    assert!(!filled.contains("= \"FILL-ME"), "{filled}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auth0-client.toml");
+    std::fs::write(&path, filled).expect("write");
+    let s = Settings::load(
+        Some(&path),
+        &env(&[("WEB_CLIENT_SECRET", "web-secret-value")]),
+    )
+    .expect("filled template loads");
+    let web = s.client("web").expect("web");
+    assert_eq!(web.client_secret.expose_secret(), "web-secret-value");
+    assert_eq!(s.default_client.as_deref(), Some("web"));
+}
+
+#[test]
+fn a_placeholder_anywhere_is_named_even_inside_lists() {
+    let doc = with(
+        base(),
+        "/clients/web/scopes",
+        json!(["openid", "FILL-ME scope"]),
+    );
+    let err = Settings::from_value(doc, &env(&[])).expect_err("placeholder");
+    assert_eq!(err.key(), Some("clients.web.scopes.1"), "{err}");
+}
