@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::netns::{CurlAnswer, PeerNamespace};
-use crate::testkit::{TestApp, query_param, spawn_app_configured};
+use crate::testkit::{TestApp, assert_proxies_warning, query_param, spawn_app_configured};
 use auth0_emulator::seed::demo;
 
 const PUBLIC_HOST: &str = "app.example.com";
@@ -73,15 +73,26 @@ async fn logout_return_to(app: &TestApp, peer: &Arc<PeerNamespace>) -> String {
 
 /// A website (cookie) password login through the gateway from a page of the public origin.
 async fn website_login(app: &TestApp, peer: &Arc<PeerNamespace>) -> CurlAnswer {
-    let mut args = vec![
-        "-i".to_owned(),
-        "-H".to_owned(),
+    let headers = [
         "client-type: web".to_owned(),
-        "-H".to_owned(),
         format!("Origin: https://{PUBLIC_HOST}"),
-        "-H".to_owned(),
         "Sec-Fetch-Site: same-origin".to_owned(),
     ];
+    password_login(app, peer, &headers, &["-i"]).await
+}
+
+/// The demo user's password grant from the peer, through the gateway, with `headers` and extra
+/// curl `flags`.
+async fn password_login(
+    app: &TestApp,
+    peer: &Arc<PeerNamespace>,
+    headers: &[String],
+    flags: &[&str],
+) -> CurlAnswer {
+    let mut args: Vec<String> = flags.iter().map(|flag| (*flag).to_owned()).collect();
+    for header in headers {
+        args.extend(["-H".to_owned(), header.clone()]);
+    }
     args.extend(gateway_headers());
     for field in [
         "grant_type=password".to_owned(),
@@ -141,26 +152,10 @@ async fn without_original_protocol_header_the_gateway_is_ignored_and_reported() 
     let answer = website_login(&app, &peer).await;
     assert_eq!(answer.status, 403, "{answer:?}");
     // A token login (no cookie, no cross-site rule) shows what Auth0 is told: the peer itself.
-    let mut args = vec!["-H".to_owned(), "client-type: api".to_owned()];
-    args.extend(gateway_headers());
-    for field in [
-        "grant_type=password".to_owned(),
-        format!("username={}", demo::USER_EMAIL),
-        format!("password={}", demo::USER_PASSWORD),
-    ] {
-        args.extend(["--data-urlencode".to_owned(), field]);
-    }
-    args.push(peer.url(app.port, "/oauth/token"));
-    let answer = curl(&peer, args).await;
+    let answer = password_login(&app, &peer, &["client-type: api".to_owned()], &[]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(auth0_forwarded_for(&app), peer.peer_addr.to_string());
 
     // A warning naming the peer, the status still OK.
-    let (status, body) = app.get_json("/-/check-up").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "OK");
-    assert_eq!(body["warnings"], json!(["proxies"]));
-    let proxies = body["checks"]["proxies"].as_str().unwrap();
-    assert!(proxies.starts_with("warning: "), "{proxies}");
-    assert!(proxies.contains(&peer.peer_addr.to_string()), "{proxies}");
+    assert_proxies_warning(&app, &peer.peer_addr.to_string()).await;
 }

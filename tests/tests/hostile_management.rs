@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
+use crate::import::cli;
 use crate::netns::{CurlAnswer, PeerNamespace};
 use crate::testkit::{TestApp, answer, assert_error_body, spawn_app, spawn_app_configured};
 
@@ -469,21 +470,6 @@ fn recording_server(
     (local, seen)
 }
 
-async fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let output = tokio::process::Command::new(crate::DAEMON)
-        .args(args)
-        .env_remove("AUTH0_CLIENT_API_KEY")
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 const KEY: (&str, &str) = ("AUTH0_CLIENT_API_KEY", "management-key-never-elsewhere");
 
 #[actix_rt::test]
@@ -506,7 +492,7 @@ async fn the_import_cli_follows_no_redirect_and_the_key_stays_home() {
         let url = format!("http://{redirector}");
         let mut args = args.clone();
         args.push(&url);
-        let (code, stderr) = cli(&args, &[KEY]).await;
+        let (code, _, stderr) = cli(&args, &[KEY]).await;
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains("answered 302, a redirect to")
@@ -525,15 +511,15 @@ async fn the_import_cli_follows_no_redirect_and_the_key_stays_home() {
     // Plain http off loopback: refused without --insecure, before any connection.
     let (open, open_seen) = recording_server("0.0.0.0:0", ok.to_owned());
     let url = format!("http://0.0.0.0:{}", open.port());
-    let (code, stderr) = cli(&["import", file, "--url", &url], &[KEY]).await;
+    let (code, _, stderr) = cli(&["import", file, "--url", &url], &[KEY]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--insecure"), "{stderr}");
-    let (code, stderr) = cli(&["jobs", "--url", &url], &[KEY]).await;
+    let (code, _, stderr) = cli(&["jobs", "--url", &url], &[KEY]).await;
     assert_eq!(code, 1, "{stderr}");
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert!(open_seen.lock().unwrap().is_empty());
     // With --insecure it goes, the key with it.
-    let (_, stderr) = cli(&["jobs", "--insecure", "--url", &url], &[KEY]).await;
+    let (_, _, stderr) = cli(&["jobs", "--insecure", "--url", &url], &[KEY]).await;
     std::thread::sleep(std::time::Duration::from_millis(400));
     let seen = open_seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{stderr}");

@@ -698,8 +698,9 @@ async fn a_job_pending_at_a_kill_9_completes_after_the_restart() {
     }
 }
 
-/// Runs the daemon's command line with `args` and `env`; returns the exit code and stdout.
-async fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+/// Runs the daemon's command line with `args` and `env` (never the caller's API key); returns the
+/// exit code, stdout and stderr.
+pub(crate) async fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = tokio::process::Command::new(crate::DAEMON)
         .args(args)
         .env_remove("AUTH0_CLIENT_API_KEY")

@@ -8,7 +8,8 @@
 use serde_json::{Value, json};
 
 use crate::testkit::{
-    TestApp, assert_error_body, location, query_param, spawn_app, spawn_app_configured,
+    TestApp, assert_error_body, assert_proxies_warning, location, query_param, spawn_app,
+    spawn_app_configured,
 };
 
 /// `GET <path>` with the `sid` cookie, when given, and `headers`.
@@ -64,13 +65,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored_and_reported() {
     );
 
     // A warning: the daemon works, so the check-up stays 200 OK (SPEC §8).
-    let (status, body) = app.get_json("/-/check-up").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "OK");
-    assert_eq!(body["warnings"], json!(["proxies"]));
-    let proxies = body["checks"]["proxies"].as_str().unwrap();
-    assert!(proxies.starts_with("warning: "), "{proxies}");
-    assert!(proxies.contains("127.0.0.1"), "{proxies}");
+    let proxies = assert_proxies_warning(&app, "127.0.0.1").await;
     assert!(proxies.contains("server.trustedProxies"), "{proxies}");
     // Each peer once, however many requests.
     assert_eq!(proxies.matches("127.0.0.1").count(), 1, "{proxies}");

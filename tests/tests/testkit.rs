@@ -763,3 +763,16 @@ pub async fn metric_value(app: &TestApp, sample: &str) -> f64 {
         .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// `/-/check-up` reports untrusted forwarders as a warning naming `peer`, with the status still
+/// `OK` and 200 (SPEC §8); returns the warning for further checks.
+pub async fn assert_proxies_warning(app: &TestApp, peer: &str) -> String {
+    let (status, body) = app.get_json("/-/check-up").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "OK");
+    assert_eq!(body["warnings"], json!(["proxies"]));
+    let proxies = body["checks"]["proxies"].as_str().unwrap().to_owned();
+    assert!(proxies.starts_with("warning: "), "{proxies}");
+    assert!(proxies.contains(peer), "{proxies}");
+    proxies
+}
