@@ -550,11 +550,22 @@ async fn a_client_is_never_stranded_by_a_refresh_it_did_not_ask_for() {
     assert_eq!(calls, 1 + 17);
     assert_no_reuse(&app_families(&app).await, "after 17 rotations");
     let current = issued.last().unwrap().clone();
-    // The oldest of the 16 kept, with the access token answered beside it (an alias kept while
-    // that refresh token is, SPEC §7): the current tokens, no Auth0 call.
+    // The 15th superseded refresh token with the access token answered beside it (an alias kept
+    // while that refresh token is among the newest 15, SPEC §7): the current tokens, no Auth0 call.
+    let (status, body) = answer(
+        app.refresh_bearer(&answered[answered.len() - 16], &issued[issued.len() - 16])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "the 15th superseded refresh token: {body}");
+    assert_eq!(body["refreshToken"], current.as_str());
+    // The oldest of the 16 kept: its access token left the 16 aliases, so it opens nothing (401),
+    // but with any access token of the session it is answered (SPEC §5).
     let kept = &issued[issued.len() - 17];
-    let kept_access = &answered[answered.len() - 17];
-    let (status, body) = answer(app.refresh_bearer(kept_access, kept).await).await;
+    let dropped = &answered[answered.len() - 17];
+    let (status, body) = answer(app.refresh_bearer(dropped, kept).await).await;
+    assert_eq!(status, 401, "an alias beyond the 16: {body}");
+    let (status, body) = answer(app.refresh_bearer(&access, kept).await).await;
     assert_eq!(status, 200, "the 16th superseded refresh token: {body}");
     assert_eq!(body["refreshToken"], current.as_str());
     // One older: 401, the session kept.

@@ -195,12 +195,14 @@ async fn a_key_rotation_keeps_every_session() {
 }
 
 /// SPEC §7: a session refreshed by Bearer again and again keeps a bounded set of aliases (the
-/// current one plus the 16 paired with the kept superseded refresh tokens: 17, one over §7's 16
-/// because SPEC §5 answers the 16th superseded refresh token with its access token), so the
+/// current one plus those paired with the newest 15 kept superseded refresh tokens: 16), so the
 /// thousandth refresh writes what the first did (every access token unique: the emulator's
-/// `uniqueAccessTokens`). Times are compared loosely (low percentiles, a shared machine).
+/// `uniqueAccessTokens`): the session's stored bytes and alias keys after the thousandth refresh
+/// are those after the twentieth, when the caps were reached. Times are printed, not asserted: on
+/// a shared 2-core machine running the suite in parallel they moved 2.5x between blocks of
+/// unchanged code (speed is judged in `tests/bench/`, not in a timed test).
 #[actix_rt::test]
-async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_down() {
+async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_the_size_of_the_twentieth() {
     let redis = RedisServer::start();
     let hosts = redis.host_port();
     let mut seed = crate::testkit::test_seed();
@@ -214,7 +216,11 @@ async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_do
     let mut access = text(&tokens, "accessToken");
     let mut refresh = text(&tokens, "refreshToken");
     let mut took = Vec::with_capacity(1_000);
+    let mut at_twenty = None;
     for i in 0..1_000 {
+        if i == 20 {
+            at_twenty = Some(footprint(&redis));
+        }
         let started = std::time::Instant::now();
         let answer = app.refresh_bearer(&access, &refresh).await;
         took.push(started.elapsed());
@@ -227,13 +233,19 @@ async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_do
             refresh = rotated.to_owned();
         }
     }
-    let aliases = redis
-        .keys()
-        .into_iter()
-        .filter(|k| k.starts_with("auth0-client:7:aliases:t:"))
-        .count();
-    eprintln!("{aliases} alias keys after 1,000 refreshes");
-    assert!(aliases <= 17, "{aliases} alias keys");
+    let (aliases, bytes) = footprint(&redis);
+    let (aliases_at_twenty, bytes_at_twenty) = at_twenty.unwrap();
+    eprintln!(
+        "after 20 refreshes: {aliases_at_twenty} alias keys, session {bytes_at_twenty} bytes; \
+         after 1,000: {aliases} alias keys, session {bytes} bytes"
+    );
+    assert!(aliases <= 16, "{aliases} alias keys");
+    assert_eq!(aliases, aliases_at_twenty, "alias keys after 20 and 1,000");
+    // Sealed values vary by a few bytes of base64 with the tokens they hold.
+    assert!(
+        bytes <= bytes_at_twenty + 256,
+        "the session grew from {bytes_at_twenty} to {bytes} bytes"
+    );
     assert_eq!(app.userinfo_bearer(&access).await.status(), 200);
     // The 10th percentile of each block: a cost that grows with the refreshes raises it, while
     // the load of a shared machine mostly raises the slow tail (the medians moved 3x between two
@@ -245,8 +257,27 @@ async fn a_thousand_bearer_refreshes_leave_at_most_16_aliases_and_do_not_slow_do
     };
     let (first, last) = (low(&took[..100]), low(&took[900..]));
     eprintln!("refresh 10th percentiles: first 100 {first:?}, last 100 {last:?}");
-    assert!(
-        last.as_secs_f64() <= first.as_secs_f64() * 1.5 + 0.002,
-        "the last 100 refreshes ({last:?}) are slower than 1.5x the first 100 ({first:?})"
-    );
+}
+
+/// The alias keys of the test's scope, and the bytes Redis holds for its session records
+/// (`MEMORY USAGE` of each `s:` key).
+fn footprint(redis: &RedisServer) -> (usize, u64) {
+    let keys = redis.keys();
+    let aliases = keys
+        .iter()
+        .filter(|k| k.starts_with("auth0-client:7:aliases:t:"))
+        .count();
+    let bytes = keys
+        .iter()
+        .filter(|k| k.starts_with("auth0-client:7:aliases:s:"))
+        .map(|k| {
+            let usage = redis.command(&["MEMORY", "USAGE", k]);
+            usage
+                .trim_start_matches(':')
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum();
+    (aliases, bytes)
 }

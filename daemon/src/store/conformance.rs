@@ -420,13 +420,14 @@ pub async fn aliases_are_capped_keeping_those_paired_with_kept_refresh_tokens(
         .await
         .expect("get")
         .expect("live");
-    assert_eq!(stored.token_aliases.len(), super::KEPT_REFRESH_TOKENS + 1);
-    // cap-refresh-24..=39 are the kept superseded ones; cap-access-24..=39 were issued beside them.
+    assert_eq!(stored.token_aliases.len(), super::KEPT_ALIASES);
+    // cap-refresh-24..=39 are the kept superseded ones; cap-access-25..=39 were issued beside the
+    // newest 15 of them and stay with the current cap-access-40: 16 in all (SPEC §7).
     assert_eq!(
         stored.check_refresh_token("cap-refresh-24"),
         RefreshTokenMatch::Superseded
     );
-    for i in 24..=40 {
+    for i in 25..=40 {
         let token = format!("cap-access-{i}");
         assert_eq!(
             ids_by_token(&store, &token).await,
@@ -434,7 +435,7 @@ pub async fn aliases_are_capped_keeping_those_paired_with_kept_refresh_tokens(
             "{token} still finds the session"
         );
     }
-    for i in [0, 1, 22, 23] {
+    for i in [0, 1, 23, 24] {
         let token = format!("cap-access-{i}");
         assert!(
             ids_by_token(&store, &token).await.is_empty(),

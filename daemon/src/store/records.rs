@@ -196,12 +196,10 @@ pub struct RotatedRefreshToken {
 /// How many superseded refresh tokens a session keeps (SPEC §5); an older one is 401.
 pub const KEPT_REFRESH_TOKENS: usize = 16;
 
-/// How many access-token aliases a session keeps, the current one included (SPEC §7), the oldest
-/// dropped first. An alias paired with a kept superseded refresh token
-/// ([`RotatedRefreshToken::access_alias`]) is never dropped, so a session that keeps all
-/// [`KEPT_REFRESH_TOKENS`] superseded refresh tokens keeps 17 aliases: SPEC §5 answers the 16th
-/// superseded refresh token presented with the access token issued beside it, which its tests
-/// require; that wins over SPEC §7's "at most 16 in all" by one.
+/// How many access-token aliases a session keeps, the current one included (SPEC §7: at most 16
+/// in all), the oldest dropped first. The current alias and those paired with the newest 15 kept
+/// superseded refresh tokens ([`RotatedRefreshToken::access_alias`]) are dropped last; the oldest
+/// kept refresh token is still answered with any other access token of the session (SPEC §5).
 pub const KEPT_ALIASES: usize = 16;
 
 /// How a presented refresh token relates to a session ([`Session::check_refresh_token`]).
@@ -349,13 +347,14 @@ impl Session {
     }
 
     /// Drops aliases beyond [`KEPT_ALIASES`], oldest first, never the current one nor one paired
-    /// with a kept superseded refresh token.
+    /// with one of the newest `KEPT_ALIASES - 1` kept superseded refresh tokens.
     fn prune_aliases(&mut self) {
         let current = TokenHash::of(&self.access_token);
+        let superseded = &self.superseded_refresh_tokens;
+        let paired = &superseded[superseded.len().saturating_sub(KEPT_ALIASES - 1)..];
         let required = |hash: &TokenHash| {
             *hash == current
-                || self
-                    .superseded_refresh_tokens
+                || paired
                     .iter()
                     .any(|old| old.access_alias.as_ref() == Some(hash))
         };
@@ -665,12 +664,13 @@ mod tests {
         for i in 2..=1_000 {
             rotate(&mut session, &format!("a{i}"), &format!("r{i}"), now);
         }
-        // r984..=r999 are kept, each paired with the access token issued beside it.
-        let kept: Vec<TokenHash> = (984..=1_000)
+        // r984..=r999 are kept, each paired with the access token issued beside it; the aliases
+        // of the newest 15 (a985..=a999) and the current one stay: 16 in all.
+        let kept: Vec<TokenHash> = (985..=1_000)
             .map(|i| TokenHash::of(&format!("a{i}")))
             .collect();
-        assert_eq!(session.token_aliases, kept, "16 paired + the current one");
-        assert_eq!(session.token_aliases.len(), KEPT_REFRESH_TOKENS + 1);
+        assert_eq!(session.token_aliases, kept, "15 paired + the current one");
+        assert_eq!(session.token_aliases.len(), KEPT_ALIASES);
         assert_eq!(
             session.superseded_refresh_tokens[0].access_alias,
             Some(TokenHash::of("a984"))
