@@ -248,7 +248,7 @@ impl Application {
                 if let Some(why) = repo.stalled() {
                     return Err(format!("the session store is stalled: {why}"));
                 }
-                repo.ping().await.map_err(|e| e.to_string())
+                repo.writable().await.map_err(|e| e.to_string())
             }) as ProbeFuture
         }));
         for tenant in tenants(&settings) {

@@ -272,8 +272,8 @@ impl SessionService {
         bounded(self.limit, self.store.release_lease(key, holder)).await
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        bounded(self.limit, self.store.ping()).await
+    pub async fn writable(&self) -> Result<(), StoreError> {
+        bounded(self.limit, self.store.writable()).await
     }
 
     /// Makes every write durable, within the bound (at shutdown).

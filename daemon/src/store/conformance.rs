@@ -78,7 +78,7 @@ macro_rules! conformance_suite {
             // Store: maintenance and durability across roles
             sweep_removes_expired_records_and_keeps_live_ones,
             records_survive_a_reopen,
-            ping_and_flush_answer,
+            writable_and_flush_answer,
         );
     };
     (@tests $fixture:expr; $($check:ident),+ $(,)?) => {
@@ -1350,8 +1350,8 @@ pub async fn records_survive_a_reopen(fixture: &dyn Fixture) {
     );
 }
 
-pub async fn ping_and_flush_answer(fixture: &dyn Fixture) {
+pub async fn writable_and_flush_answer(fixture: &dyn Fixture) {
     let store = open(fixture).await;
-    store.ping().await.expect("ping");
+    store.writable().await.expect("ping");
     store.flush().await.expect("flush");
 }

@@ -245,8 +245,8 @@ impl Store for FaultyStore {
         self.write(self.store.sweep())
     }
 
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        self.read(self.store.ping())
+    fn writable(&self) -> StoreFuture<'_, ()> {
+        self.read(self.store.writable())
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {

@@ -183,7 +183,7 @@ pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
 
     /// Whether the store accepts writes now (`/-/ready`): on Redis, a connection to the master
     /// (never a replica's answer to `PING`).
-    fn ping(&self) -> StoreFuture<'_, ()>;
+    fn writable(&self) -> StoreFuture<'_, ()>;
 
     /// Makes every acknowledged write durable (at shutdown).
     fn flush(&self) -> StoreFuture<'_, ()>;

@@ -317,8 +317,8 @@ impl Store for Sealed {
     fn sweep(&self) -> StoreFuture<'_, SweepReport> {
         self.inner.sweep()
     }
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        self.inner.ping()
+    fn writable(&self) -> StoreFuture<'_, ()> {
+        self.inner.writable()
     }
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.inner.flush()

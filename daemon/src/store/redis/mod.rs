@@ -572,7 +572,7 @@ impl Store for RedisStore {
 
     /// The link's verdict, not a `PING` (which a replica answers too): a connection to the
     /// master, checked within the last half second, with calls not failing.
-    fn ping(&self) -> StoreFuture<'_, ()> {
+    fn writable(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move { self.link.writable().await })
     }
 
@@ -585,7 +585,7 @@ impl Store for RedisStore {
     }
 
     /// Redis has not answered a call for longer than `sessions.timeoutMs` (a frozen or
-    /// unreachable server): see [`link`]. A refused connection shows in `ping` instead.
+    /// unreachable server): see [`link`]. A refused connection shows in `writable` instead.
     fn stalled(&self) -> Option<String> {
         self.link.stalled()
     }

@@ -92,12 +92,15 @@ fn session(sub: &str, access_token: &str) -> Session {
 /// Waits (a bounded number of times) until the store answers: it connects in the background.
 async fn answering(store: &RedisStore) {
     for _ in 0..50 {
-        if store.ping().await.is_ok() {
+        if store.writable().await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the store never answered: {:?}", store.ping().await.err());
+    panic!(
+        "the store never answered: {:?}",
+        store.writable().await.err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +321,7 @@ async fn an_outage_is_unavailable_and_the_store_reconnects_by_itself() {
 
     // Dead, then a new server on the same port: the store reconnects (the data is gone with it).
     server.kill();
-    let error = store.ping().await.expect_err("nobody listens");
+    let error = store.writable().await.expect_err("nobody listens");
     assert!(error.is_unavailable(), "{error}");
     let _restarted = RedisServer::builder().port(port).start();
     answering(&store).await;
@@ -346,7 +349,7 @@ async fn sentinel_mode_finds_the_master() {
 
     settings.redis.master_name = Some("unknown".into());
     let store = RedisStore::open(settings).expect("opens");
-    let error = store.ping().await.expect_err("no such master");
+    let error = store.writable().await.expect_err("no such master");
     assert!(
         error.is_unavailable() && error.to_string().contains("no master named"),
         "{error}"
@@ -447,7 +450,7 @@ async fn password_and_acl_user_authenticate_and_a_wrong_one_is_a_clear_error() {
 
     settings.redis.password = Some(SecretString::from("wrong-pass"));
     let store = RedisStore::open(settings).expect("opens: a wrong password is not a config error");
-    let error = store.ping().await.expect_err("refused");
+    let error = store.writable().await.expect_err("refused");
     let message = error.to_string();
     assert!(error.is_unavailable(), "{message}");
     assert!(message.contains("REDIS_PASSWORD"), "{message}");
@@ -464,7 +467,7 @@ async fn password_and_acl_user_authenticate_and_a_wrong_one_is_a_clear_error() {
     answering(&store).await;
     settings.redis.username = None;
     let store = RedisStore::open(settings).expect("opens");
-    assert!(store.ping().await.is_err(), "the default user is off");
+    assert!(store.writable().await.is_err(), "the default user is off");
 }
 
 /// The ACL of the README ("Running several daemons"): the daemon needs nothing more.
@@ -545,11 +548,11 @@ async fn tls_with_a_private_ca() {
     // Without the private CA the server's certificate is not trusted.
     settings.redis.tls_ca_cert = None;
     let store = RedisStore::open(settings.clone()).expect("opens");
-    assert!(store.ping().await.is_err(), "an unknown CA is refused");
+    assert!(store.writable().await.is_err(), "an unknown CA is refused");
     // Plain text to a TLS port does not work either.
     settings.redis.tls = false;
     let store = RedisStore::open(settings).expect("opens");
-    assert!(store.ping().await.is_err());
+    assert!(store.writable().await.is_err());
 }
 
 #[test]
@@ -653,7 +656,7 @@ async fn standalone_hosts_use_only_the_master_and_follow_a_failover() {
         Some(before),
         "the session replicated before the failover is served by the new master"
     );
-    store.ping().await.expect("writable again");
+    store.writable().await.expect("writable again");
 }
 
 /// `/-/ready` means writable: a store whose only host is a replica is not ready, whatever
@@ -667,15 +670,17 @@ async fn a_replica_alone_is_not_writable_until_promoted() {
         RedisStore::open(options(vec![replica.host_port()], "replica", &clock)).expect("opens");
     assert_eq!(replica.command(&["PING"]), "PONG");
     let error = store
-        .ping()
+        .writable()
         .await
         .expect_err("a replica does not accept writes");
     assert!(error.is_unavailable(), "{error}");
     assert!(error.to_string().contains("replica"), "{error}");
     replica.command(&["REPLICAOF", "NO", "ONE"]);
-    within(Duration::from_secs(5), async || store.ping().await.is_ok())
-        .await
-        .expect("ready once the replica is promoted");
+    within(Duration::from_secs(5), async || {
+        store.writable().await.is_ok()
+    })
+    .await
+    .expect("ready once the replica is promoted");
 }
 
 /// The ACL refuses `ROLE` (the README's ACL): a write probe tells the master from a replica

@@ -1076,7 +1076,7 @@ impl Store for SledStore {
         })
     }
 
-    fn ping(&self) -> StoreFuture<'_, ()> {
+    fn writable(&self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             self.call("ping", |e| {
                 e.db.get(LAYOUT_KEY)?;
@@ -1571,7 +1571,7 @@ mod tests {
         assert!(why.contains("flush"), "{why}");
         // Reads and state records do not wait for the flusher.
         assert!(store.get_session(&s.id).await.expect("read").is_some());
-        store.ping().await.expect("ping");
+        store.writable().await.expect("ping");
 
         store.hold_flushes(false);
         store.create_session(&s).await.expect("durable again");
