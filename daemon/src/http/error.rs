@@ -235,21 +235,20 @@ impl From<Auth0Error> for ApiError {
 }
 
 impl ApiError {
-    /// The answer to `err` for a call where the request supplied `field`: Auth0's
-    /// `invalid_request` about that value ([`Auth0Error::refuses_realm`] for `connection`) is the
-    /// caller's mistake, 400 naming the field; anything else as [`From<&Auth0Error>`] answers it
-    /// (the same refusal of a connection from the config or a plugin stays a 502).
-    pub fn from_auth0_with_input(err: &Auth0Error, field: &str) -> Self {
+    /// The answer to `err` for a password grant whose `connection` the request named: Auth0's
+    /// `invalid_request` about it ([`Auth0Error::refuses_realm`]) is the caller's mistake, 400
+    /// naming the field; anything else as [`From<&Auth0Error>`] answers it (the same refusal of a
+    /// connection from the config or a plugin stays a 502).
+    pub fn from_auth0_for_named_connection(err: &Auth0Error) -> Self {
         match err.refuses_realm() {
-            Some(description) if field == "connection" => {
+            Some(description) => {
                 tracing::info!(
                     target: "auth0_client::auth0",
-                    field,
                     "Auth0 refused the connection the request named"
                 );
                 Self::InputRefused {
                     message: format!(
-                        "invalid `{field}`: Auth0 refused it: {}",
+                        "invalid `connection`: Auth0 refused it: {}",
                         crate::echo::Clipped(&description, 200)
                     ),
                     error_code: Some("invalid_request".to_owned()),

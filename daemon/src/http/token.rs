@@ -306,7 +306,7 @@ async fn password(
         .await
         .map_err(|err| match &err {
             TokenError::Auth0(auth0) if named_connection => {
-                ApiError::from_auth0_with_input(auth0, "connection")
+                ApiError::from_auth0_for_named_connection(auth0)
             }
             _ => ApiError::from(err),
         })?;
