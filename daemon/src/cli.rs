@@ -165,6 +165,7 @@ fn serve(
     on_listening: impl FnOnce(u16),
 ) -> ExitCode {
     crate::telemetry::set_format(settings.server.log_format);
+    crate::memory::spawn_trimmer();
     tracing::info!(
         trusted_proxies = %list_or_none(&settings.server.trusted_proxies),
         reason = settings.server.trusted_proxies_source.reason(),

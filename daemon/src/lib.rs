@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod import_client;
 pub mod login;
+pub mod memory;
 pub mod pending;
 pub mod plugin_host;
 pub mod store;

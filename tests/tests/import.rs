@@ -14,10 +14,10 @@ use crate::testkit::{
     spawn_app_configured,
 };
 
-const IMPORTS: &str = "/api/v2/jobs/users-imports";
+pub(crate) const IMPORTS: &str = "/api/v2/jobs/users-imports";
 
 /// The jobs loop's timer is an hour: the tests run its rounds themselves.
-fn quiet_loop(config: &mut Value) {
+pub(crate) fn quiet_loop(config: &mut Value) {
     config["jobs"] = json!({"pollIntervalMs": 3_600_000, "maxPollIntervalMs": 3_600_000});
 }
 
@@ -30,7 +30,7 @@ fn user(i: usize) -> Value {
 }
 
 impl TestApp {
-    async fn import_json(&self, body: &Value) -> reqwest::Response {
+    pub(crate) async fn import_json(&self, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url("/users/import"))
             .json(body)
@@ -51,7 +51,7 @@ impl TestApp {
     /// One round of the jobs loop, after moving the clock past any backoff. A round a submit
     /// started may be running: it ends first (the loop runs one round at a time, in order), so
     /// the clock moves after it.
-    async fn poll_round(&self) -> PollReport {
+    pub(crate) async fn poll_round(&self) -> PollReport {
         self.jobs.poll_once().await.expect("the jobs loop answers");
         self.clock.advance(Duration::from_secs(3_601));
         self.jobs.poll_once().await.expect("the jobs loop answers")
@@ -59,7 +59,7 @@ impl TestApp {
 
     /// Rounds until no record is unfinished; each round waits `pause` first (the emulator's job
     /// time, when the test gives its jobs one). Returns every report.
-    async fn drive_jobs(&self, pause: Duration) -> Vec<PollReport> {
+    pub(crate) async fn drive_jobs(&self, pause: Duration) -> Vec<PollReport> {
         let mut reports = Vec::new();
         for _ in 0..200 {
             tokio::time::sleep(pause).await;
@@ -88,7 +88,9 @@ impl TestApp {
 }
 
 /// The fields of a multipart body as the emulator logged it (the `users` file included).
-fn multipart_fields(request: &auth0_emulator::RecordedRequest) -> BTreeMap<String, String> {
+pub(crate) fn multipart_fields(
+    request: &auth0_emulator::RecordedRequest,
+) -> BTreeMap<String, String> {
     let content_type = request.header("content-type").unwrap();
     let boundary = content_type
         .split("boundary=")
@@ -407,7 +409,7 @@ async fn auth0_failures_while_polling_do_not_lose_the_job() {
 }
 
 /// About `bytes` of users file: `count` users of about 1 KB each.
-fn users_of(count: usize, prefix: &str) -> Value {
+pub(crate) fn users_of(count: usize, prefix: &str) -> Value {
     Value::Array(
         (0..count)
             .map(|i| {
@@ -636,7 +638,7 @@ fn urlencode(value: &str) -> String {
 }
 
 /// Polls `url` (a daemon process) until `done` holds, within `seconds`.
-async fn wait_for(url: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(url: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {

@@ -15,6 +15,7 @@ mod errors;
 mod gateway;
 mod hostile_management;
 mod import;
+mod import_bounds;
 mod import_load;
 mod login_state;
 mod ownership;

@@ -461,6 +461,25 @@ impl DaemonProcess {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// The folder of its config file and its session store (`sessions/`).
+    pub fn folder(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// `kill -9`, then the same binary again on the same config and session folder; answers it
+    /// with the instant the new process was started.
+    pub fn kill9_and_restart_timed(
+        mut self,
+        binary: &str,
+        env: &[(&str, &str)],
+    ) -> (Self, std::time::Instant) {
+        self.signal("KILL");
+        self.wait_exit(10);
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let started = std::time::Instant::now();
+        (Self::spawn(binary, dir, env), started)
+    }
+
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
             .arg(format!("-{name}"))

@@ -10,7 +10,9 @@
 //! | [`ManagementService`] | the management token per tenant (single flight) and the rate-limit pause, in its `Management` actor | the calls on the workers (a cloned handle), the token and pause on its own actor |
 //! | [`Plugins`] | the loaded plugins, their concurrency bounds and cool-downs | a `SyncArbiter` pool (a cloned handle) |
 //!
-//! Each actor answers [`Alive`], which `/-/ready` asks of all.
+//! `/-/ready` asks [`Alive`] of the actors whose handlers never wait on Auth0, and reads the
+//! [`Heartbeat`] of the one that calls Auth0 in the background (`Jobs`, whose rounds are spawned
+//! futures): a slow tenant never makes the daemon unready.
 
 pub mod jobs;
 pub mod management;
@@ -56,6 +58,52 @@ pub struct Actors {
 
 const ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How old a heartbeat may be before `/-/ready` reports its actor stuck: a few beats missed.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(5);
+
+/// When an actor last showed its mailbox is served (it beats on a timer), read without a
+/// message: an actor whose thread is blocked stops beating. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub struct Heartbeat {
+    /// Milliseconds since [`Heartbeat::origin`] at the last beat.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Heartbeat {
+    fn origin() -> std::time::Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(std::time::Instant::now)
+    }
+
+    fn elapsed_ms() -> u64 {
+        u64::try_from(Self::origin().elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A heartbeat that has just beaten.
+    pub fn new() -> Self {
+        Self {
+            last: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(Self::elapsed_ms())),
+        }
+    }
+
+    pub fn beat(&self) {
+        self.last
+            .store(Self::elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long ago the last beat was (real time: the `Clock` tests move does not stop it).
+    pub fn age(&self) -> Duration {
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_millis(Self::elapsed_ms().saturating_sub(last))
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Actors {
     /// Starts every actor on the current actix system; the sweeper gets an arbiter of its own.
     pub fn start(
@@ -81,7 +129,8 @@ impl Actors {
         }
     }
 
-    /// The readiness probe: every actor answers [`Alive`] in time.
+    /// The readiness probe: every actor answers [`Alive`] in time, and the `Jobs` heartbeat is
+    /// fresh (never a message to it: its rounds wait on Auth0).
     pub fn probe(&self) -> FnProbe<impl Fn() -> ProbeFuture + Send + Sync + use<>> {
         let actors = self.clone();
         FnProbe::new("actors", move || {
@@ -96,13 +145,16 @@ impl Actors {
                         "Tokens",
                         actors.tokens.send(Alive).timeout(ALIVE_TIMEOUT).await,
                     ),
-                    (
-                        "Jobs",
-                        actors.jobs.actor.send(Alive).timeout(ALIVE_TIMEOUT).await,
-                    ),
                 ];
                 for (name, answer) in answers {
                     answer.map_err(|e| format!("actor {name} does not answer: {e}"))?;
+                }
+                let age = actors.jobs.heartbeat.age();
+                if age > HEARTBEAT_STALE {
+                    return Err(format!(
+                        "actor Jobs has not beaten its heartbeat for {} ms",
+                        age.as_millis()
+                    ));
                 }
                 if let Some(management) = actors.management.actor() {
                     let answer = management.send(Alive).timeout(ALIVE_TIMEOUT).await;

@@ -234,6 +234,8 @@ pub enum GrantFailure {
     Timeout {
         timeout_ms: u64,
     },
+    /// Auth0 answered 408: it timed out on its side (a timeout, not a refusal of anything).
+    TimedOutUpstream,
 }
 
 /// `error` codes that refuse the end user rather than the daemon, whatever their 4xx status.
@@ -313,6 +315,9 @@ impl Auth0Error {
                 message: message("Too many requests to Auth0; retry later."),
                 code,
             };
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            return GrantFailure::TimedOutUpstream;
         }
         if status.is_server_error() {
             return GrantFailure::Upstream5xx {
@@ -498,6 +503,11 @@ mod tests {
             None
         );
         assert!(config(failure(404, "", &[])));
+        // Auth0 timing out is a timeout, never a refusal of the daemon's configuration.
+        assert_eq!(
+            failure(408, "", &[]).classify(),
+            GrantFailure::TimedOutUpstream
+        );
         assert!(matches!(
             oauth(429, "too_many_attempts", "blocked").classify(),
             GrantFailure::TooManyRequests {

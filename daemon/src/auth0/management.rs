@@ -261,7 +261,11 @@ impl ManagementApi {
                     failure: None,
                 });
             }
-            Err(Auth0Error::Status(failure)) if failure.status.is_client_error() => {
+            // A 408 is Auth0 timing out, not a refusal of the credentials.
+            Err(Auth0Error::Status(failure))
+                if failure.status.is_client_error()
+                    && failure.status != StatusCode::REQUEST_TIMEOUT =>
+            {
                 return Err(ManagementError::Credentials(Arc::from(failure)));
             }
             Err(err) => return Err(ManagementError::Upstream(Arc::new(err))),
@@ -430,7 +434,11 @@ pub fn failure_of(err: Auth0Error) -> ManagementError {
         Auth0Error::Status(failure) if is_credentials_refusal(&failure) => {
             ManagementError::Credentials(Arc::from(failure))
         }
-        Auth0Error::Status(failure) if failure.status.is_client_error() => {
+        // Auth0 timing out (408) is a timeout (504), never passed through as a refusal.
+        Auth0Error::Status(failure)
+            if failure.status.is_client_error()
+                && failure.status != StatusCode::REQUEST_TIMEOUT =>
+        {
             ManagementError::Refused(Arc::from(failure))
         }
         other => ManagementError::Upstream(Arc::new(other)),
@@ -620,6 +628,13 @@ mod tests {
             failure_of(status(503, "", &[])),
             ManagementError::Upstream(_)
         ));
+        // Auth0 timing out (408) is a timeout (504), not a refusal and not the credentials.
+        let timed_out = failure_of(status(408, "", &[]));
+        assert!(matches!(timed_out, ManagementError::Upstream(_)));
+        assert!(
+            !timed_out.to_string().contains("credentials"),
+            "{timed_out}"
+        );
     }
 
     #[test]

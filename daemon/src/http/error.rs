@@ -322,6 +322,10 @@ impl From<&Auth0Error> for ApiError {
             GrantFailure::Timeout { timeout_ms } => {
                 ApiError::GatewayTimeout(format!("Auth0 did not answer within {timeout_ms} ms"))
             }
+            GrantFailure::TimedOutUpstream => {
+                tracing::warn!(target: "auth0_client::auth0", error = ?err, "Auth0 timed out (HTTP 408)");
+                ApiError::GatewayTimeout("Auth0 timed out (HTTP 408 Request Timeout)".to_owned())
+            }
         }
     }
 }

@@ -10,21 +10,31 @@
 //!
 //! Choices where SPEC is silent: a `connection` part is accepted in the multipart form too (the
 //! JSON form's field); `users` must hold at least one user; `limit` of the listing is 1..=1000.
+//!
+//! What an import costs: the body is read once into one buffer (its first MiB reserved from
+//! `Content-Length`, then grown as bytes arrive, which glibc does in place with `mremap`: a caller
+//! that announces 20 MB and stalls holds 1 MiB, not 20), the users are parsed once into slices of it (`RawValue`: each user's bytes as
+//! they came, no `Value` tree, no re-serialising), and the buffer is dropped when the submit has
+//! written the parts. The JSON views of the job records (the batch object, a forgotten job, a
+//! listing item, a batch's errors) are built here.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::ManagementClient;
 use super::management::{passthrough, require_management};
 use crate::actors::Actors;
-use crate::actors::jobs::{Answer, ImportOptions, Submitted};
+use crate::actors::jobs::{
+    Answer, BatchDetail, ImportOptions, Part, Submitted, format_time, status_name,
+};
 use crate::config::{ManagementClientSettings, Settings};
 use crate::echo::quoted;
-use crate::store::{JobCursor, Timestamp};
+use crate::store::{JobCursor, JobKind, JobRecord, Timestamp};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(import)
@@ -50,10 +60,21 @@ fn import_client(settings: &Settings) -> Result<&ManagementClientSettings, ApiEr
 /// The longest text part of the multipart form read (`external_id`, `connection`, booleans).
 const MAX_TEXT_PART: usize = 4096;
 
+/// Where the users are in a request body.
+#[derive(Debug)]
+enum UsersAt {
+    /// The whole buffer (the multipart `users` file).
+    Whole,
+    /// This range of the buffer (the JSON form's `users` member).
+    Range(std::ops::Range<usize>),
+}
+
 /// An import request as read, before its rules are checked.
 #[derive(Debug, Default)]
 struct ImportForm {
-    users: Option<Value>,
+    /// The bytes the users are in (the multipart file, or the whole JSON body), and where.
+    body: Vec<u8>,
+    users: Option<UsersAt>,
     connection: Option<String>,
     connection_id: bool,
     upsert: Option<bool>,
@@ -83,14 +104,39 @@ fn form_bool(name: &str, text: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn parse_users(bytes: &[u8]) -> Result<Value, ApiError> {
+/// The users, parsed once: each one's bytes as they came.
+fn parse_users(bytes: &[u8]) -> Result<Vec<&RawValue>, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "`users` is not JSON (line {}, column {}): it must be a JSON array of users",
-            e.line(),
-            e.column()
-        ))
+        // A type error is met before a syntax error further on: which it is costs a second
+        // look, on this path only.
+        if e.classify() == serde_json::error::Category::Data
+            && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+        {
+            ApiError::BadRequest("`users` must be a JSON array of users".into())
+        } else {
+            ApiError::BadRequest(format!(
+                "`users` is not JSON (line {}, column {}): it must be a JSON array of users",
+                e.line(),
+                e.column()
+            ))
+        }
     })
+}
+
+/// At most this much of a body is reserved before its bytes arrive.
+const RESERVED_AHEAD: usize = 1024 * 1024;
+
+/// A buffer for a body of `Content-Length` bytes (within `limit`), of which at most
+/// [`RESERVED_AHEAD`] is reserved before the bytes come: what a stalled caller holds is bounded by
+/// what it sent.
+fn body_buffer(req: &HttpRequest, limit: usize) -> Vec<u8> {
+    let length = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    Vec::with_capacity(length.min(limit).min(RESERVED_AHEAD))
 }
 
 async fn read_multipart(
@@ -109,7 +155,11 @@ async fn read_multipart(
         } else {
             MAX_TEXT_PART
         };
-        let mut bytes = Vec::new();
+        let mut bytes = if name == "users" {
+            body_buffer(req, limit)
+        } else {
+            Vec::new()
+        };
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| multipart_error(&e))?;
             total += chunk.len();
@@ -130,7 +180,10 @@ async fn read_multipart(
             })
         };
         match name.as_str() {
-            "users" => form.users = Some(parse_users(&bytes)?),
+            "users" => {
+                form.body = bytes;
+                form.users = Some(UsersAt::Whole);
+            }
             "connection" => form.connection = Some(text()?),
             "connection_id" => form.connection_id = true,
             "upsert" => form.upsert = Some(form_bool("upsert", &text()?)?),
@@ -159,8 +212,12 @@ fn multipart_error(err: &actix_multipart::MultipartError) -> ApiError {
     }
 }
 
-async fn read_json(mut payload: web::Payload, limit: usize) -> Result<ImportForm, ApiError> {
-    let mut bytes = web::BytesMut::new();
+async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<ImportForm, ApiError> {
+    let mut bytes = body_buffer(req, limit);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| body_error(&e))?;
         if bytes.len() + chunk.len() > limit {
@@ -168,45 +225,70 @@ async fn read_json(mut payload: web::Payload, limit: usize) -> Result<ImportForm
         }
         bytes.extend_from_slice(&chunk);
     }
-    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         ApiError::BadRequest(format!(
             "malformed JSON body (line {}, column {})",
             e.line(),
             e.column()
         ))
-    })?;
-    let Value::Object(mut body) = body else {
-        return Err(ApiError::BadRequest(
-            "the JSON body must be an object: {\"users\": [...], \"connection\": ...}".into(),
-        ));
     };
-    let string = |body: &mut Map<String, Value>, name: &str| match body.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::BadRequest(format!("`{name}` must be a string"))),
+    // Members as they came: the users are read in place later, the small ones here.
+    let raw: std::collections::BTreeMap<String, &RawValue> = match serde_json::from_slice(&bytes) {
+        Ok(members) => members,
+        Err(e)
+            if e.classify() == serde_json::error::Category::Data
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() =>
+        {
+            return Err(ApiError::BadRequest(
+                "the JSON body must be an object: {\"users\": [...], \"connection\": ...}".into(),
+            ));
+        }
+        Err(e) => return Err(malformed(e)),
     };
-    let boolean = |body: &mut Map<String, Value>, name: &str| match body.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(_) => Err(ApiError::BadRequest(format!(
+    let value = |name: &str| -> Result<Value, ApiError> {
+        raw.get(name)
+            .map_or(Ok(Value::Null), |v| serde_json::from_str(v.get()))
+            .map_err(malformed)
+    };
+    let string = |name: &str| match value(name)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(ApiError::BadRequest(format!("`{name}` must be a string"))),
+    };
+    let boolean = |name: &str| match value(name)? {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b)),
+        _ => Err(ApiError::BadRequest(format!(
             "`{name}` must be true or false"
         ))),
     };
+    let users = raw.get("users").map(|users| {
+        // A slice of `bytes`: where it starts is its address's offset in the buffer.
+        let start = users.get().as_ptr() as usize - bytes.as_ptr() as usize;
+        UsersAt::Range(start..start + users.get().len())
+    });
+    let form = ImportForm {
+        connection_id: raw.contains_key("connection_id"),
+        connection: string("connection")?,
+        upsert: boolean("upsert")?,
+        external_id: string("external_id")?,
+        send_completion_email: boolean("send_completion_email")?,
+        users,
+        body: Vec::new(),
+    };
+    drop(raw);
     Ok(ImportForm {
-        connection_id: body.contains_key("connection_id"),
-        users: body.remove("users"),
-        connection: string(&mut body, "connection")?,
-        upsert: boolean(&mut body, "upsert")?,
-        external_id: string(&mut body, "external_id")?,
-        send_completion_email: boolean(&mut body, "send_completion_email")?,
+        body: bytes,
+        ..form
     })
 }
 
-/// Checks the rules of SPEC §6 and resolves the connection.
+/// Checks the rules of SPEC §6 and resolves the connection; the users are then parsed (once)
+/// from `form.body`.
 fn validate(
     form: ImportForm,
     client: &ManagementClientSettings,
-) -> Result<(Vec<Value>, ImportOptions), ApiError> {
+) -> Result<(Vec<u8>, std::ops::Range<usize>, ImportOptions), ApiError> {
     if form.connection_id {
         return Err(ApiError::BadRequest(
             "`connection_id` is not accepted: name the connection with `connection`, a key of \
@@ -235,12 +317,8 @@ fn validate(
     })?;
     let users = match form.users {
         None => return Err(ApiError::BadRequest("`users` is required".into())),
-        Some(Value::Array(users)) => users,
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "`users` must be a JSON array of users".into(),
-            ));
-        }
+        Some(UsersAt::Whole) => 0..form.body.len(),
+        Some(UsersAt::Range(range)) => range,
     };
     let options = ImportOptions {
         connection_id: connection_id.to_owned(),
@@ -249,15 +327,105 @@ fn validate(
         external_id: form.external_id.filter(|e| !e.is_empty()),
         send_completion_email: form.send_completion_email,
     };
-    Ok((users, options))
+    Ok((form.body, users, options))
 }
 
 fn answer(answer: Answer) -> HttpResponse {
     match answer {
         Answer::Auth0(answer) => passthrough(&answer),
-        Answer::Json(body) => HttpResponse::Ok().json(body),
+        Answer::Record(record) => HttpResponse::Ok().json(record_or_batch_view(&record)),
+        Answer::BatchErrors(parts) => HttpResponse::Ok().json(batch_errors_view(&parts)),
+        Answer::Errors(errors) => HttpResponse::Ok().json(errors),
         Answer::NoContent => HttpResponse::NoContent().finish(),
     }
+}
+
+/// The batch object of SPEC §6.
+fn batch_view(record: &JobRecord, detail: &BatchDetail) -> Value {
+    let mut view = json!({
+        "id": record.id,
+        "type": "users_import_batch",
+        "status": detail.status(),
+        "connection": record.connection,
+        "created_at": format_time(record.created_at),
+        "jobs": detail.parts.iter().map(|p| {
+            let mut part = json!({"part": p.part, "status": p.status, "id": p.id, "users": p.count});
+            if let Some(summary) = &p.summary {
+                part["summary"] = summary.clone();
+            }
+            part
+        }).collect::<Vec<_>>(),
+    });
+    if let Some(summary) = detail.summary() {
+        view["summary"] = summary;
+    }
+    view
+}
+
+/// A job record as Auth0 shapes a job (the status route once Auth0 forgot it).
+fn record_view(record: &JobRecord) -> Value {
+    let mut view = json!({
+        "type": "users_import",
+        "status": status_name(record.status),
+        "connection": record.connection,
+        "created_at": format_time(record.created_at),
+        "id": record.id,
+    });
+    if let Some(id) = record.detail.get("connection_id") {
+        view["connection_id"] = id.clone();
+    }
+    if let Some(summary) = &record.summary {
+        view["summary"] = summary.clone();
+    }
+    view
+}
+
+/// A batch as the batch object, any other record as Auth0 shapes a job.
+fn record_or_batch_view(record: &JobRecord) -> Value {
+    match BatchDetail::of(record) {
+        Some(detail) if record.kind == JobKind::Batch => batch_view(record, &detail),
+        _ => record_view(record),
+    }
+}
+
+/// A batch's errors: one `{part, id, errors}` per finished part.
+fn batch_errors_view(parts: &[Part]) -> Value {
+    parts
+        .iter()
+        .filter(|p| p.status.is_final())
+        .map(|p| {
+            let errors = match &p.errors {
+                Some(errors) => errors.clone(),
+                None => match &p.status_details {
+                    Some(details) => json!({"status": "failed", "status_details": details}),
+                    None => json!([]),
+                },
+            };
+            json!({"part": p.part, "id": p.id, "errors": errors})
+        })
+        .collect()
+}
+
+/// One entry of `GET /users/import/jobs`.
+fn list_item(record: &JobRecord) -> Value {
+    let (kind, status) = match record.kind {
+        JobKind::Job => ("users_import", status_name(record.status)),
+        JobKind::Batch => (
+            "users_import_batch",
+            BatchDetail::of(record).map_or(status_name(record.status), |d| d.status()),
+        ),
+    };
+    let mut item = json!({
+        "id": record.id,
+        "type": kind,
+        "status": status,
+        "connection": record.connection,
+        "created_at": format_time(record.created_at),
+    });
+    if let Some(summary) = &record.summary {
+        item["summary"] = summary.clone();
+    }
+    item
 }
 
 /// The JSON form of `POST /users/import`.
@@ -338,7 +506,7 @@ async fn import(
     let form = if content_type.starts_with("multipart/form-data") {
         read_multipart(&req, payload, limit).await?
     } else if content_type.starts_with("application/json") {
-        read_json(payload, limit).await?
+        read_json(&req, payload, limit).await?
     } else {
         return Err(ApiError::UnsupportedMediaType(
             "expected multipart/form-data (a `users` file, like Auth0's users-imports) or \
@@ -346,10 +514,13 @@ async fn import(
                 .into(),
         ));
     };
-    let (users, options) = validate(form, client)?;
+    let (body, range, options) = validate(form, client)?;
+    let users = parse_users(&body[range])?;
     match actors.jobs.submit(&users, options).await? {
         Submitted::Job(answer) => Ok(passthrough(&answer)),
-        Submitted::Batch(batch) => Ok(HttpResponse::Accepted().json(batch)),
+        Submitted::Batch(record) => {
+            Ok(HttpResponse::Accepted().json(record_or_batch_view(&record)))
+        }
     }
 }
 
@@ -510,7 +681,8 @@ async fn list_jobs(
         .filter(|b| !b.is_empty())
         .map(parse_cursor)
         .transpose()?;
-    Ok(HttpResponse::Ok().json(actors.jobs.list(limit, before.as_ref()).await?))
+    let records = actors.jobs.list(limit, before.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(records.iter().map(list_item).collect::<Vec<_>>()))
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use serde_json::{Map, Value, json};
 use super::seal::KeyRing;
 use super::sealed::{Sealed, stored_id};
 use super::{
-    CasOutcome, IdToken, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus, RefreshTokenMatch,
-    RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store, StoreFuture,
-    Timestamp, TokenHash,
+    CasOutcome, IdToken, IssuedTokens, JobCas, JobCursor, JobKind, JobRecord, JobStatus,
+    RefreshTokenMatch, RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store,
+    StoreFuture, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -75,6 +75,9 @@ macro_rules! conformance_suite {
             job_pages_never_skip_records_created_in_one_millisecond,
             finished_jobs_past_retention_are_deleted,
             unfinished_jobs_are_oldest_first_and_leave_once_final,
+            job_writes_are_compare_and_swap_on_the_revision,
+            job_parts_are_written_once_read_and_deleted,
+            a_parts_users_never_reach_the_backend_in_clear,
             // Store: maintenance and durability across roles
             sweep_removes_expired_records_and_keeps_live_ones,
             records_survive_a_reopen,
@@ -102,6 +105,38 @@ async fn open(fixture: &dyn Fixture) -> Arc<dyn Store> {
 fn sealed(backend: Arc<dyn Store>) -> Arc<dyn Store> {
     let ring = KeyRing::from_keys(&[[9; 32]], "conformance").expect("a key ring");
     Arc::new(Sealed::new(backend, Arc::new(ring)).expect("a metric"))
+}
+
+/// Issue 20 / SPEC §7: an import part's users (emails, password hashes) are sealed before the
+/// backend stores them, bound to their batch and part: moved to another part they do not open.
+pub async fn a_parts_users_never_reach_the_backend_in_clear(fixture: &dyn Fixture) {
+    let backend = fixture.open().await.expect("the store opens");
+    let store = sealed(Arc::clone(&backend));
+    let users = br#"[{"email":"sealed-part@example.com","password_hash":"$2b$10$sealedhash"}]"#;
+    store
+        .put_job_part("batch_sealed", 1, users)
+        .await
+        .expect("put part");
+    let held = backend
+        .get_job_part("batch_sealed", 1)
+        .await
+        .expect("get")
+        .expect("stored");
+    let text = String::from_utf8_lossy(&held);
+    assert!(!text.contains("sealed-part@example.com"), "{text}");
+    assert!(!text.contains("sealedhash"), "{text}");
+    assert_eq!(
+        store.get_job_part("batch_sealed", 1).await.expect("opens"),
+        Some(users.to_vec())
+    );
+    backend
+        .put_job_part("batch_sealed", 2, &held)
+        .await
+        .expect("moved");
+    assert!(
+        store.get_job_part("batch_sealed", 2).await.is_err(),
+        "a sealed part moved to another part does not open"
+    );
 }
 
 /// SPEC §7: what a backend holds names a session by the hash of its id and holds no token, no
@@ -265,6 +300,126 @@ fn job(id: &str, created_at: i64, status: JobStatus) -> JobRecord {
         summary: None,
         errors: None,
         detail: json!({"parts": [1, 2]}),
+        revision: 0,
+    }
+}
+
+pub async fn job_writes_are_compare_and_swap_on_the_revision(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let base = 1_700_000_000_000;
+    let first = job("batch_cas", base, JobStatus::Pending);
+    assert_eq!(
+        store.replace_job(&first).await.expect("replace"),
+        JobCas::Gone,
+        "nothing to replace yet"
+    );
+    store.put_job(&first).await.expect("put");
+    let mut a = first.clone();
+    a.status = JobStatus::Processing;
+    a.detail = json!({"parts": ["a"]});
+    let JobCas::Written(written) = store.replace_job(&a).await.expect("replace") else {
+        panic!("the current revision is written");
+    };
+    assert_eq!(written.revision, 1);
+    assert_eq!(
+        store.get_job("batch_cas").await.expect("get").as_ref(),
+        Some(written.as_ref())
+    );
+    // A stale copy (revision 0) is refused and handed the current record: no rollback.
+    let mut stale = first.clone();
+    stale.status = JobStatus::Pending;
+    stale.detail = json!({"parts": ["stale"]});
+    match store.replace_job(&stale).await.expect("replace") {
+        JobCas::Conflict(current) => assert_eq!(current.as_ref(), written.as_ref()),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Final through a replace: it leaves the unfinished ones, and the listing has it once.
+    let mut done = *written;
+    done.status = JobStatus::Completed;
+    assert!(matches!(
+        store.replace_job(&done).await.expect("replace"),
+        JobCas::Written(w) if w.revision == 2
+    ));
+    assert!(
+        store
+            .unfinished_jobs()
+            .await
+            .expect("unfinished")
+            .is_empty()
+    );
+    let listed = store.list_jobs(10, None).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, JobStatus::Completed);
+}
+
+pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    let base = 1_700_000_000_000;
+    let users = |n: u8| {
+        let mut bytes = b"[{\"email\":\"a@example.com\",\"pad\":\"".to_vec();
+        bytes.extend(std::iter::repeat_n(b'a' + n, 400_000));
+        bytes.extend_from_slice(b"\"}]");
+        bytes
+    };
+    let mut batch = job("batch_parts", base, JobStatus::Pending);
+    for part in 1..=3 {
+        store
+            .put_job_part("batch_parts", part, &users(u8::try_from(part).unwrap_or(0)))
+            .await
+            .expect("put part");
+    }
+    store.put_job(&batch).await.expect("put");
+    assert_eq!(
+        store.get_job_part("batch_parts", 2).await.expect("get"),
+        Some(users(2))
+    );
+    assert_eq!(
+        store.get_job_part("batch_parts", 4).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_job_part("batch_other", 1).await.expect("get"),
+        None
+    );
+    store
+        .delete_job_part("batch_parts", 2)
+        .await
+        .expect("delete part");
+    store
+        .delete_job_part("batch_parts", 2)
+        .await
+        .expect("deleting an absent part is no error");
+    assert_eq!(
+        store.get_job_part("batch_parts", 2).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_job_part("batch_parts", 3).await.expect("get"),
+        Some(users(3))
+    );
+    // Records stay small: the parts are not in the record, nor in the listing.
+    let record = store
+        .get_job("batch_parts")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert!(serde_json::to_vec(&record).expect("json").len() < 1_000);
+    // Retention deletes what is left of a batch's parts with it.
+    batch.status = JobStatus::Failed;
+    batch.updated_at = Timestamp::from_millis(base + 1);
+    store.put_job(&batch).await.expect("put");
+    assert_eq!(
+        store
+            .delete_finished_jobs(Timestamp::from_millis(base + 10))
+            .await
+            .expect("retention"),
+        1
+    );
+    for part in 1..=3 {
+        assert_eq!(
+            store.get_job_part("batch_parts", part).await.expect("get"),
+            None
+        );
     }
 }
 

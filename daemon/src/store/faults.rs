@@ -7,18 +7,20 @@
 //! |---|---|
 //! | [`StoreFaults::stall`] | every call, and [`Store::flush`], waits forever (as a hung sled would), and [`Store::stalled`] says so |
 //! | [`StoreFaults::fail_writes`] | the next N writes fail as an outage ([`StoreError::Unavailable`]) without reaching the backend |
+//! | [`StoreFaults::stall_job_write`] | the job record write after the next N waits until [`StoreFaults::release_job_writes`] (a daemon stalled between two record writes) |
 //!
 //! A daemon process built with the feature also listens for `SIGUSR1` (stall) and `SIGUSR2`
 //! (release), so process tests can wedge a running daemon's store.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
-    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
+    TokenHash,
 };
 
 /// The switches of a [`FaultyStore`]; clones share them.
@@ -27,11 +29,26 @@ pub struct StoreFaults {
     inner: Arc<Switches>,
 }
 
-#[derive(Default)]
 struct Switches {
     stalled: AtomicBool,
     stalled_since: Mutex<Option<Instant>>,
     failing_writes: AtomicU64,
+    /// Job record writes to let through before one stalls; negative: none stalls.
+    job_stall_countdown: AtomicI64,
+    /// Whether a job record write is stalled now.
+    job_stall_holding: AtomicBool,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Self {
+            stalled: AtomicBool::new(false),
+            stalled_since: Mutex::new(None),
+            failing_writes: AtomicU64::new(0),
+            job_stall_countdown: AtomicI64::new(-1),
+            job_stall_holding: AtomicBool::new(false),
+        }
+    }
 }
 
 impl StoreFaults {
@@ -44,6 +61,41 @@ impl StoreFaults {
             .unwrap_or_else(|e| e.into_inner());
         *since = on.then(Instant::now);
         self.inner.stalled.store(on, Ordering::SeqCst);
+    }
+
+    /// Lets `after` more job record writes ([`JobStore::replace_job`]) through, then stalls the
+    /// next one (before it reaches the backend) until [`Self::release_job_writes`].
+    pub fn stall_job_write(&self, after: u64) {
+        self.inner
+            .job_stall_countdown
+            .store(i64::try_from(after).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Releases a stalled job record write, and stalls no more.
+    pub fn release_job_writes(&self) {
+        self.inner.job_stall_countdown.store(-1, Ordering::SeqCst);
+        self.inner.job_stall_holding.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether a job record write is stalled now.
+    pub fn job_write_stalled(&self) -> bool {
+        self.inner.job_stall_holding.load(Ordering::SeqCst)
+    }
+
+    async fn job_write_gate(&self) {
+        let previous =
+            self.inner
+                .job_stall_countdown
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n >= 0).then(|| n - 1)
+                });
+        if previous == Ok(0) {
+            self.inner.job_stall_holding.store(true, Ordering::SeqCst);
+            tracing::warn!("test hook: a job record write stalls");
+            while self.inner.job_stall_holding.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 
     /// Makes the next `count` writes fail as an outage.
@@ -202,6 +254,32 @@ impl StateStore for FaultyStore {
 impl JobStore for FaultyStore {
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         self.write(self.store.put_job(job))
+    }
+
+    fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas> {
+        let faults = self.faults.clone();
+        let write = self.write(self.store.replace_job(job));
+        Box::pin(async move {
+            faults.job_write_gate().await;
+            write.await
+        })
+    }
+
+    fn put_job_part<'a>(
+        &'a self,
+        job_id: &'a str,
+        part: u32,
+        users: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        self.write(self.store.put_job_part(job_id, part, users))
+    }
+
+    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.read(self.store.get_job_part(job_id, part))
+    }
+
+    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
+        self.write(self.store.delete_job_part(job_id, part))
     }
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {

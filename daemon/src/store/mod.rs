@@ -122,10 +122,34 @@ pub trait StateStore: Send + Sync + 'static {
 }
 
 /// The job role: import job and batch records, listed newest first by a `(created_at, id)`
-/// cursor, and the unfinished ones reloaded at start.
+/// cursor, and the unfinished ones reloaded at start; and the users of a batch's parts, one
+/// record per part, written once and deleted once Auth0 has them (DESIGN.md "Large payloads"),
+/// so the records listed and polled stay small.
 pub trait JobStore: Send + Sync + 'static {
-    /// Stores a job record, replacing the one with the same id.
+    /// Stores a job record as given (`revision` included), replacing the one with the same id:
+    /// the first write of a record. Later writes go through [`replace_job`](Self::replace_job).
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()>;
+
+    /// Compare-and-swap: replaces the stored record when its `revision` is `job.revision`,
+    /// storing `job` with the revision bumped. A daemon holding a stale copy (it stalled past its
+    /// lease, and another one wrote since) gets [`JobCas::Conflict`] and writes nothing, so a
+    /// record never goes back in time. Durable like [`put_job`](Self::put_job).
+    fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas>;
+
+    /// Stores the users of part `part` of batch `job_id` (a compact JSON array, at most 512000
+    /// bytes), durably. Through [`Sealed`] the payload is sealed before a backend sees it.
+    fn put_job_part<'a>(
+        &'a self,
+        job_id: &'a str,
+        part: u32,
+        users: &'a [u8],
+    ) -> StoreFuture<'a, ()>;
+
+    /// The users of a part, when still stored (opened by [`Sealed`]).
+    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Deletes the users of a part (Auth0 has them, or refused them); no error when absent.
+    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()>;
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>>;
 
@@ -142,7 +166,7 @@ pub trait JobStore: Send + Sync + 'static {
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>>;
 
     /// Deletes the final records whose `updated_at` is before `finished_before` (now minus
-    /// `jobs.retentionDays`); returns how many.
+    /// `jobs.retentionDays`), with any part left of them; returns how many records.
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64>;
 }
 
@@ -205,6 +229,17 @@ pub enum CasOutcome {
     /// The stored record has another revision: here it is; nothing was written.
     Conflict(Box<Session>),
     /// No live session with that id: nothing was written.
+    Gone,
+}
+
+/// The answer of [`JobStore::replace_job`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobCas {
+    /// Written: the record as stored, with its new revision.
+    Written(Box<JobRecord>),
+    /// The stored record has another revision: here it is; nothing was written.
+    Conflict(Box<JobRecord>),
+    /// No record with that id: nothing was written.
     Gone,
 }
 

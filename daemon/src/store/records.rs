@@ -508,8 +508,15 @@ pub struct JobRecord {
     #[serde(default)]
     pub errors: Option<Value>,
     /// Whatever else the jobs actor keeps (a batch's parts, Auth0's last body): opaque to the store.
+    /// Small: a batch's users are part records of their own ([`JobStore::put_job_part`]).
+    ///
+    /// [`JobStore::put_job_part`]: super::JobStore::put_job_part
     #[serde(default)]
     pub detail: Value,
+    /// Bumped by every [`JobStore::replace_job`](super::JobStore::replace_job), which writes only
+    /// over this revision (compare-and-swap, as sessions are).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// Where a page of [`JobStore::list_jobs`](super::JobStore::list_jobs) ends (SPEC §6

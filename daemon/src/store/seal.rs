@@ -179,6 +179,14 @@ impl KeyRing {
                 )
             }
             StoreKind::Redis => {
+                // Import parts are sealed under the management client's key (`Sealed`).
+                let management = settings.management_client.iter().map(|m| {
+                    (
+                        super::sealed::PART_OWNER,
+                        m.client_id.as_str(),
+                        m.client_secret.expose_secret().as_bytes(),
+                    )
+                });
                 let owners: Vec<(&str, &str, &[u8])> = settings
                     .clients
                     .iter()
@@ -189,6 +197,7 @@ impl KeyRing {
                             client.client_secret.expose_secret().as_bytes(),
                         )
                     })
+                    .chain(management)
                     .collect();
                 Self::per_owner(
                     owners,

@@ -29,8 +29,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::seal::{KeyRing, Unopenable};
 use super::{
-    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
-    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
+    TokenHash,
 };
 
 /// What is sealed of a session.
@@ -297,6 +298,53 @@ impl JobStore for Sealed {
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64> {
         self.inner.delete_finished_jobs(finished_before)
     }
+    fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas> {
+        self.inner.replace_job(job)
+    }
+    /// A part's users (emails, password hashes) are sealed like a session's tokens, under the
+    /// management client's key on Redis, bound to the batch and the part number.
+    fn put_job_part<'a>(
+        &'a self,
+        job_id: &'a str,
+        part: u32,
+        users: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let sealed = self.ring.seal(PART_OWNER, &part_aad(job_id, part), users)?;
+            self.inner
+                .put_job_part(job_id, part, sealed.as_bytes())
+                .await
+        })
+    }
+    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let Some(stored) = self.inner.get_job_part(job_id, part).await? else {
+                return Ok(None);
+            };
+            let opened = std::str::from_utf8(&stored)
+                .map_err(|_| Unopenable::NotSealed)
+                .and_then(|sealed| self.ring.open(&part_aad(job_id, part), sealed));
+            match opened {
+                Ok(users) => Ok(Some(users)),
+                Err(why) => {
+                    self.unopenable.inc();
+                    Err(StoreError::Invalid(format!(
+                        "the users of part {part} of {job_id} do not open: {why}"
+                    )))
+                }
+            }
+        })
+    }
+    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
+        self.inner.delete_job_part(job_id, part)
+    }
+}
+
+/// The owner whose key seals import parts (`managementClient`'s on Redis; see [`KeyRing::from_settings`]).
+pub const PART_OWNER: &str = "managementClient";
+
+fn part_aad(job_id: &str, part: u32) -> Vec<u8> {
+    format!("part\0{job_id}\0{part}").into_bytes()
 }
 
 impl LeaseStore for Sealed {

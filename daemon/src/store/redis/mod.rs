@@ -14,7 +14,8 @@
 //! | `active` | sorted set | each sub, scored by the latest expiry of its sessions (`GET /users/active`) |
 //! | `st:<state>` | hash | `d` the [`StateRecord`] as JSON, `e` expiry |
 //! | `l:<lease key>` | string | the holder, with `PX` the lease's ttl (Redis's clock judges it) |
-//! | `j:<job id>` | hash | `d` the [`JobRecord`] as JSON, `m` its member in `jobs` |
+//! | `j:<job id>` | hash | `d` the [`JobRecord`] as JSON, `m` its member in `jobs`, `r` its revision |
+//! | `jp:<job id>` | hash | a batch's part payloads by part number, sealed by [`Sealed`](super::sealed::Sealed) |
 //! | `jobs` | sorted set | `created_at` (16 hex digits, order-preserving) ‖ id, all scored 0: listed newest first by `ZREVRANGEBYLEX` |
 //! | `jobs:open` / `jobs:done` | set / sorted set | ids of unfinished jobs / of final ones scored by `updated_at` |
 //!
@@ -48,8 +49,9 @@ use serde::de::DeserializeOwned;
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
 use super::{
-    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
-    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
+    TokenHash,
 };
 use crate::clock::Clock;
 use crate::config::{RedisMode, RedisSettings, Settings};
@@ -433,8 +435,67 @@ impl JobStore for RedisStore {
                 .arg(data)
                 .arg(job_member(job.created_at, &job.id))
                 .arg(if job.status.is_final() { "1" } else { "0" })
-                .arg(score(job.updated_at).to_string());
+                .arg(score(job.updated_at).to_string())
+                .arg(job.revision.to_string());
             let _: i64 = self.write("put job", Call::Script(&invocation)).await?;
+            Ok(())
+        })
+    }
+
+    fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas> {
+        Box::pin(async move {
+            let mut next = job.clone();
+            next.revision = job.revision.wrapping_add(1);
+            let data = encode("job record", &next)?;
+            let mut invocation = REPLACE_JOB.prepare_invoke();
+            invocation
+                .arg(&self.prefix)
+                .arg(&job.id)
+                .arg(data)
+                .arg(job_member(job.created_at, &job.id))
+                .arg(if job.status.is_final() { "1" } else { "0" })
+                .arg(score(job.updated_at).to_string())
+                .arg(next.revision.to_string())
+                .arg(job.revision.to_string());
+            let (code, current): (i64, Option<String>) =
+                self.write("replace job", Call::Script(&invocation)).await?;
+            match (code, current) {
+                (2, _) => Ok(JobCas::Written(Box::new(next))),
+                (1, Some(current)) => {
+                    Ok(JobCas::Conflict(Box::new(decode("job record", &current)?)))
+                }
+                _ => Ok(JobCas::Gone),
+            }
+        })
+    }
+
+    fn put_job_part<'a>(
+        &'a self,
+        job_id: &'a str,
+        part: u32,
+        users: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(self.key("jp", job_id)).arg(part).arg(users);
+            let _: i64 = self.write("put job part", Call::Cmd(&cmd)).await?;
+            Ok(())
+        })
+    }
+
+    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(self.key("jp", job_id)).arg(part);
+            self.read("get job part", Call::Cmd(&cmd)).await
+        })
+    }
+
+    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(self.key("jp", job_id)).arg(part);
+            let _: i64 = self.write("delete job part", Call::Cmd(&cmd)).await?;
             Ok(())
         })
     }

@@ -250,8 +250,8 @@ return 0
     )
 });
 
-/// ARGV: prefix, id, record, index member, final (`1`/`0`), updated at. A job is a hash: `d`
-/// (the JSON record), `m` (its member in `jobs`, `created_at ‖ id`).
+/// ARGV: prefix, id, record, index member, final (`1`/`0`), updated at, revision. A job is a
+/// hash: `d` (the JSON record), `m` (its member in `jobs`, `created_at ‖ id`), `r` (revision).
 pub(super) static PUT_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -261,7 +261,7 @@ local old = redis.call('HGET', key, 'm')
 if old and old ~= ARGV[4] then
   redis.call('ZREM', P .. 'jobs', old)
 end
-redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4])
+redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4], 'r', ARGV[7])
 redis.call('ZADD', P .. 'jobs', 0, ARGV[4])
 if ARGV[5] == '1' then
   redis.call('SREM', P .. 'jobs:open', ARGV[2])
@@ -271,6 +271,38 @@ else
   redis.call('ZREM', P .. 'jobs:done', ARGV[2])
 end
 return 1
+",
+    )
+});
+
+/// ARGV: prefix, id, record (at the new revision), index member, final (`1`/`0`), updated at,
+/// new revision, expected revision. Compare-and-swap: answers `{2}` written, `{1, d}` another
+/// revision is stored (here it is), `{0}` no such record.
+pub(super) static REPLACE_JOB: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local P = ARGV[1]
+local key = P .. 'j:' .. ARGV[2]
+local current = redis.call('HMGET', key, 'd', 'r', 'm')
+if not current[1] then
+  return {0, false}
+end
+if (current[2] or '0') ~= ARGV[8] then
+  return {1, current[1]}
+end
+if current[3] and current[3] ~= ARGV[4] then
+  redis.call('ZREM', P .. 'jobs', current[3])
+end
+redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4], 'r', ARGV[7])
+redis.call('ZADD', P .. 'jobs', 0, ARGV[4])
+if ARGV[5] == '1' then
+  redis.call('SREM', P .. 'jobs:open', ARGV[2])
+  redis.call('ZADD', P .. 'jobs:done', ARGV[6], ARGV[2])
+else
+  redis.call('SADD', P .. 'jobs:open', ARGV[2])
+  redis.call('ZREM', P .. 'jobs:done', ARGV[2])
+end
+return {2, false}
 ",
     )
 });
@@ -323,7 +355,7 @@ for _, id in ipairs(ids) do
   if m then
     redis.call('ZREM', P .. 'jobs', m)
   end
-  redis.call('DEL', key)
+  redis.call('DEL', key, P .. 'jp:' .. id)
   redis.call('ZREM', P .. 'jobs:done', id)
 end
 return #ids

@@ -13,6 +13,8 @@
 //! | `jobs_by_created` | `created_at`, job id | empty |
 //! | `leases` | lease key | holder and `expires_at` |
 //!
+//! The users of import parts are not in sled: they are files in `import-parts/` ([`parts`]).
+//!
 //! Times in keys are 8 big-endian bytes with the sign bit flipped, so byte order is time order.
 //! A session and its index entries change together in one sled transaction, so an index never
 //! points at nothing; the `session_subs` value and the `session_expiry` tree let
@@ -41,6 +43,7 @@
 //! [`StoreError::InUse`], and by sled's own lock on its `db` file.
 
 mod flusher;
+mod parts;
 mod pool;
 
 use std::fs::{File, TryLockError};
@@ -59,10 +62,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use self::flusher::GroupCommit;
+use self::parts::PartFiles;
 use self::pool::BlockingPool;
 use super::{
-    CasOutcome, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId, SessionStore,
-    StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp, TokenHash,
+    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
+    TokenHash,
 };
 use crate::clock::Clock;
 
@@ -165,6 +170,8 @@ impl Inner {
 struct Engine {
     db: Db,
     trees: Trees,
+    /// The users of import parts, as files beside sled's ([`parts`]).
+    parts: PartFiles,
     /// Held for the store's lifetime; declared last so it is released after the database.
     _lock: Option<File>,
 }
@@ -241,7 +248,8 @@ impl SledStore {
             .map_err(|e| open_failure(path, e))?;
         // sled created its files with the process umask.
         secure_folder(path).map_err(|e| open_error(format!("cannot make it owner-only: {e}")))?;
-        Self::with_db(db, Some(lock), Some(path.to_path_buf()), options).map_err(|e| match e {
+        let parts = PartFiles::open(path).map_err(|e| open_error(e.to_string()))?;
+        Self::with_db(db, parts, Some(lock), Some(path.to_path_buf()), options).map_err(|e| match e {
             StoreError::Open { message, .. } => open_error(message),
             other => open_error(other.to_string()),
         })
@@ -262,11 +270,12 @@ impl SledStore {
                 path: PathBuf::from("<temporary>"),
                 message: e.to_string(),
             })?;
-        Self::with_db(db, None, None, options)
+        Self::with_db(db, PartFiles::temporary()?, None, None, options)
     }
 
     fn with_db(
         db: Db,
+        parts: PartFiles,
         lock: Option<File>,
         path: Option<PathBuf>,
         options: SledOptions,
@@ -289,6 +298,8 @@ impl SledStore {
             }
         }
         let trees = Trees::open(&db)?;
+        // Parts whose batch record was never written (a submit cut by a crash): nobody sends them.
+        parts.retain_jobs(|job| Ok(trees.jobs.contains_key(job)?))?;
         let flushed = db.clone();
         let commit =
             GroupCommit::start(move || flushed.flush().map(drop).map_err(|e| e.to_string()))?;
@@ -297,6 +308,7 @@ impl SledStore {
                 engine: Arc::new(Engine {
                     db,
                     trees,
+                    parts,
                     _lock: lock,
                 }),
                 commit,
@@ -387,11 +399,15 @@ fn secure_folder(path: &Path) -> std::io::Result<()> {
     set(path, 0o700)?;
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            secure_folder(&entry.path())?;
-        } else if kind.is_file() {
-            set(&entry.path(), 0o600)?;
+        let secured = match entry.file_type()? {
+            kind if kind.is_dir() => secure_folder(&entry.path()),
+            kind if kind.is_file() => set(&entry.path(), 0o600),
+            _ => Ok(()),
+        };
+        match secured {
+            // An import part deleted meanwhile.
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())
@@ -605,6 +621,30 @@ impl Engine {
         transaction_result(written)
     }
 
+    /// Compare-and-swap on `revision` (see [`JobStore::replace_job`]).
+    fn replace_job_record(&self, job: &JobRecord) -> Result<JobCas, StoreError> {
+        let id = job.id.as_bytes();
+        let mut next = job.clone();
+        next.revision = job.revision.wrapping_add(1);
+        let value = encode("job record", &next)?;
+        let index_key = created_key(job.created_at, &job.id);
+        let written =
+            (&self.trees.jobs, &self.trees.jobs_by_created).transaction(|(jobs, index)| {
+                let Some(bytes) = jobs.get(id)? else {
+                    return Ok(JobCas::Gone);
+                };
+                let current: JobRecord = decode("job record", &bytes).map_err(abort)?;
+                if current.revision != job.revision {
+                    return Ok(JobCas::Conflict(Box::new(current)));
+                }
+                index.remove(created_key(current.created_at, &current.id))?;
+                index.insert(index_key.as_slice(), &[][..])?;
+                jobs.insert(id, value.as_slice())?;
+                Ok(JobCas::Written(Box::new(next.clone())))
+            });
+        transaction_result(written)
+    }
+
     fn read_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.trees
             .jobs
@@ -671,6 +711,7 @@ impl Engine {
                 });
             if transaction_result(done)? {
                 removed += 1;
+                self.parts.delete_job(&job.id)?;
             }
         }
         Ok(removed)
@@ -961,6 +1002,49 @@ impl JobStore for SledStore {
         Box::pin(async move {
             self.call("put job", move |e| e.write_job(&job)).await?;
             self.durable().await
+        })
+    }
+
+    fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas> {
+        let job = job.clone();
+        Box::pin(async move {
+            let outcome = self
+                .call("replace job", move |e| e.replace_job_record(&job))
+                .await?;
+            if matches!(outcome, JobCas::Written(_)) {
+                self.durable().await?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn put_job_part<'a>(
+        &'a self,
+        job_id: &'a str,
+        part: u32,
+        users: &'a [u8],
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let (job_id, users) = (job_id.to_owned(), users.to_vec());
+            // Durable on return: the file and its folder are synced.
+            self.call("put job part", move |e| e.parts.put(&job_id, part, &users))
+                .await
+        })
+    }
+
+    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let job_id = job_id.to_owned();
+            self.call("get job part", move |e| e.parts.get(&job_id, part))
+                .await
+        })
+    }
+
+    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let job_id = job_id.to_owned();
+            self.call("delete job part", move |e| e.parts.delete(&job_id, part))
+                .await
         })
     }
 
