@@ -250,7 +250,6 @@ fn folder_bytes(path: &std::path::Path) -> u64 {
 const MB: u64 = 1024 * 1024;
 
 #[actix_rt::test]
-#[ignore = "not met yet: the sled folder grows ~6 x one file over two imports (104 MB for 2 x 17.2 MB); memory bounds pass"]
 async fn an_18_mb_import_costs_at_most_3_files_of_memory_and_gives_it_back_in_30_s() {
     let emulator = auth0_emulator::Emulator::start(crate::testkit::test_seed()).unwrap();
     emulator.update_settings(|s| s.job_seconds = 0.0);

@@ -249,7 +249,8 @@ impl SledStore {
         // sled created its files with the process umask.
         secure_folder(path).map_err(|e| open_error(format!("cannot make it owner-only: {e}")))?;
         let parts = PartFiles::open(path).map_err(|e| open_error(e.to_string()))?;
-        Self::with_db(db, parts, Some(lock), Some(path.to_path_buf()), options).map_err(|e| match e {
+        Self::with_db(db, parts, Some(lock), Some(path.to_path_buf()), options).map_err(|e| match e
+        {
             StoreError::Open { message, .. } => open_error(message),
             other => open_error(other.to_string()),
         })

@@ -119,9 +119,7 @@ impl PartFiles {
     ) -> Result<usize, StoreError> {
         let mut removed = 0;
         for name in self.names()? {
-            let job = name
-                .split_once('.')
-                .and_then(|(job, _)| unhex(job));
+            let job = name.split_once('.').and_then(|(job, _)| unhex(job));
             let keep = match job {
                 Some(job) => known(&job)?,
                 None => false,
@@ -199,7 +197,10 @@ mod tests {
         files.put("job/../1", 0, b"[1]").unwrap();
         files.put("job/../1", 1, b"[2]").unwrap();
         files.put("job2", 0, b"[3]").unwrap();
-        assert_eq!(files.get("job/../1", 1).unwrap().as_deref(), Some(&b"[2]"[..]));
+        assert_eq!(
+            files.get("job/../1", 1).unwrap().as_deref(),
+            Some(&b"[2]"[..])
+        );
         assert_eq!(files.get("job/../1", 2).unwrap(), None);
         assert_eq!(files.bytes(), 9);
         files.delete("job/../1", 0).unwrap();
