@@ -194,7 +194,7 @@ impl Logins {
         let deps = &self.deps;
         let clients = deps.settings.clients.values().map(|c| c.as_ref());
         deps.jwks
-            .verify_logout_token(token, clients, deps.clock.now())
+            .verify_logout_token(token, clients, deps.clock.now().as_millis())
             .await
     }
 

@@ -14,7 +14,7 @@
 //! | no `nonce` | `Nonce` |
 //!
 //! The replay check (`jti` seen before) needs the store and is the caller's
-//! ([`LogoutToken::accept_until`] says how long to remember the `jti`). Choices where the
+//! ([`LogoutToken::accept_until_ms`] says how long to remember the `jti`). Choices where the
 //! specifications are silent: only RS256 (Auth0 signs logout tokens with the tenant key, never a
 //! client secret); the `typ` header is not checked (Auth0's say `JWT`); the token's tenant is read
 //! from its unverified `iss` only to pick the keys it must then verify with.
@@ -28,7 +28,6 @@ use url::Url;
 
 use super::jwks::{IdTokenError, JwksCache, JwksError, LEEWAY_SECONDS};
 use crate::config::ClientSettings;
-use crate::store::Timestamp;
 
 /// The `events` member that makes a JWT a logout token (§2.4).
 pub const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -46,9 +45,9 @@ pub struct LogoutToken {
     pub jti: String,
     pub sid: Option<String>,
     pub sub: Option<String>,
-    /// Past this the token is refused anyway (`iat` too old or `exp` past): its replay record
-    /// may go then.
-    pub accept_until: Timestamp,
+    /// Past this (unix milliseconds) the token is refused anyway (`iat` too old or `exp` past):
+    /// its replay record may go then.
+    pub accept_until_ms: i64,
 }
 
 /// Why a logout token was refused: each a 400 naming the rule (SPEC §5).
@@ -101,13 +100,13 @@ impl LogoutTokenError {
 }
 
 impl JwksCache {
-    /// Verifies a logout token against the configured `clients` at `now` (see the module doc);
-    /// the replay check is left to the caller.
+    /// Verifies a logout token against the configured `clients` at `now_ms` (unix milliseconds,
+    /// the daemon's clock; see the module doc); the replay check is left to the caller.
     pub async fn verify_logout_token<'c>(
         &self,
         token: &str,
         clients: impl IntoIterator<Item = &'c ClientSettings>,
-        now: Timestamp,
+        now_ms: i64,
     ) -> Result<LogoutToken, LogoutTokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| LogoutTokenError::Malformed)?;
         if header.alg != Algorithm::RS256 {
@@ -159,7 +158,7 @@ impl JwksCache {
                 _ => LogoutTokenError::Malformed,
             })?
             .claims;
-        check_claims(issuer, tenant, &claims, now)
+        check_claims(issuer, tenant, &claims, now_ms)
     }
 }
 
@@ -168,13 +167,13 @@ fn check_claims(
     issuer: String,
     tenant: Url,
     claims: &Map<String, Value>,
-    now: Timestamp,
+    now_ms: i64,
 ) -> Result<LogoutToken, LogoutTokenError> {
     let iat = claims
         .get("iat")
         .and_then(Value::as_f64)
         .ok_or_else(|| LogoutTokenError::InvalidClaim("iat".into()))?;
-    let now_seconds = now.as_millis() as f64 / 1000.0;
+    let now_seconds = now_ms as f64 / 1000.0;
     let age = now_seconds - iat;
     if age > MAX_AGE.as_secs_f64() || age < -(LEEWAY_SECONDS as f64) {
         return Err(LogoutTokenError::Stale);
@@ -202,10 +201,10 @@ fn check_claims(
     if sid.is_none() && sub.is_none() {
         return Err(LogoutTokenError::NoSubject);
     }
-    let millis = |seconds: f64| Timestamp::from_millis((seconds * 1000.0) as i64);
-    let mut accept_until = millis(iat + MAX_AGE.as_secs_f64());
+    let millis = |seconds: f64| (seconds * 1000.0) as i64;
+    let mut accept_until_ms = millis(iat + MAX_AGE.as_secs_f64());
     if let Some(exp) = claims.get("exp").and_then(Value::as_f64) {
-        accept_until = accept_until.min(millis(exp + LEEWAY_SECONDS as f64));
+        accept_until_ms = accept_until_ms.min(millis(exp + LEEWAY_SECONDS as f64));
     }
     Ok(LogoutToken {
         issuer,
@@ -213,7 +212,7 @@ fn check_claims(
         jti,
         sid,
         sub,
-        accept_until,
+        accept_until_ms,
     })
 }
 
@@ -254,7 +253,7 @@ mod tests {
             "https://tenant/".into(),
             tenant,
             &claims(overrides),
-            Timestamp::from_millis(NOW * 1000),
+            NOW * 1000,
         )
     }
 
@@ -265,15 +264,9 @@ mod tests {
             (token.sid.as_deref(), token.sub.as_deref()),
             (Some("s1"), Some("auth0|1"))
         );
-        assert_eq!(
-            token.accept_until,
-            Timestamp::from_millis((NOW + 290) * 1000)
-        );
+        assert_eq!(token.accept_until_ms, (NOW + 290) * 1000);
         let token = check(json!({"exp": NOW + 20})).expect("valid");
-        assert_eq!(
-            token.accept_until,
-            Timestamp::from_millis((NOW + 80) * 1000)
-        );
+        assert_eq!(token.accept_until_ms, (NOW + 80) * 1000);
         assert!(check(json!({"sid": null})).is_ok(), "sub alone");
         assert!(check(json!({"sub": null})).is_ok(), "sid alone");
     }

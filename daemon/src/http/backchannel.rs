@@ -78,7 +78,7 @@ async fn backchannel_logout(
     let token = actors.logins.verify_logout_token(&raw).await?;
     let now = actors.clock.now();
     let ttl = Duration::from_millis(
-        u64::try_from(token.accept_until.as_millis() - now.as_millis()).unwrap_or(0),
+        u64::try_from(token.accept_until_ms.saturating_sub(now.as_millis())).unwrap_or(0),
     )
     .max(Duration::from_secs(1))
         + REPLAY_MARGIN;
