@@ -347,6 +347,84 @@ async fn a_sub_only_token_ends_every_session_of_the_user_and_revokes_their_refre
     assert_eq!(app.emulator.requests_to("/oauth/revoke").len(), 3);
 }
 
+/// A code-flow login of the demo user through the `api` client (the login-site exchange, no
+/// browser): the access token and the `sid` of its ID token.
+async fn code_login(app: &TestApp) -> (String, String) {
+    let started = app
+        .authorize(Some("api"), &[("redirectUri", "/home")])
+        .await;
+    assert_eq!(started.status(), 302);
+    let to_auth0 = crate::testkit::location(&started);
+    let back = app
+        .emulator_login(&to_auth0, demo::USER_EMAIL, demo::USER_PASSWORD)
+        .await;
+    let code = crate::testkit::query_param(&back, "code").unwrap();
+    let state = crate::testkit::query_param(&back, "state").unwrap();
+    let response = app.exchange_code("api", &code, &state).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let id_token = tokens["idToken"].as_str().unwrap();
+    let claims = auth0_emulator::jwt::decode_unverified(id_token).unwrap();
+    (
+        access_of(&tokens),
+        claims["sid"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn a_sid_ends_its_auth0_session_only_and_sid_with_sub_must_match_both() {
+    let app = spawn_app().await;
+    let (first, first_sid) = code_login(&app).await;
+    let (second, second_sid) = code_login(&app).await;
+    assert_ne!(
+        first_sid, second_sid,
+        "two logins without the SSO cookie: two Auth0 sessions"
+    );
+    let password = password_login(&app, "api", demo::USER_EMAIL, demo::USER_PASSWORD).await;
+
+    // The right `sid` with another user's `sub` matches both of nothing.
+    let token = mint(
+        &app.emulator,
+        Some(demo::ADMIN_ID),
+        Some(&first_sid),
+        json!({}),
+    )
+    .await;
+    assert_eq!(post_token(&app, &token).await.0, 200);
+    assert_eq!(bearer_status(&app, &first).await, 200);
+
+    // A `sid` alone ends that Auth0 session's login, and nothing else.
+    let token = mint(&app.emulator, None, Some(&first_sid), json!({})).await;
+    assert_eq!(post_token(&app, &token).await.0, 200);
+    assert_eq!(bearer_status(&app, &first).await, 401);
+    assert_eq!(bearer_status(&app, &second).await, 200);
+    assert_eq!(bearer_status(&app, &password).await, 200);
+
+    // `sid` and `sub` (what Auth0 sends) end the other one.
+    let token = mint(
+        &app.emulator,
+        Some(demo::USER_ID),
+        Some(&second_sid),
+        json!({}),
+    )
+    .await;
+    assert_eq!(post_token(&app, &token).await.0, 200);
+    assert_eq!(bearer_status(&app, &second).await, 401);
+    assert_eq!(
+        bearer_status(&app, &password).await,
+        200,
+        "password logins have no Auth0 session"
+    );
+
+    // The route is in the OpenAPI document.
+    let (status, document) = app.get_json("/documentation/json").await;
+    assert_eq!(status, 200);
+    assert!(
+        document["paths"]["/backchannel-logout"]["post"].is_object(),
+        "{document}"
+    );
+}
+
 /// A daemon of the site on `port` (fixed, so its callback is known before it starts), on `redis`.
 fn site_config(emulator: &EmulatorHandle, callback: &str) -> Value {
     let mut config = emulator_config(emulator);
