@@ -294,9 +294,22 @@ async fn garbage_bodies_are_400_never_5xx_and_no_key_is_needed() {
             "{shown:?}: {answer}"
         );
     }
-    // A valid token needs no key either.
+    // A valid token needs no key either, and neither the management guard nor the cross-site
+    // check applies: the signed token is the credential (SPEC §5).
     let token = mint(&app.emulator, Some("auth0|nobody"), None, json!({})).await;
     assert_eq!(post_token(&app, &token).await.0, 200);
+    let token = mint(&app.emulator, Some("auth0|nobody"), None, json!({})).await;
+    let response = app
+        .client
+        .post(&url)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://elsewhere.example")
+        .header("x-forwarded-for", "203.0.113.7")
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     // The route is a POST: a GET is 405, not a 5xx.
     let response = app.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 405);
