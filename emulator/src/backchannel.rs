@@ -16,8 +16,8 @@
 //!   "claims"?: {name: value | null}}` mints a token (`null` removes a claim), `"send": true` also POSTs it
 //!   to the client's URLs; `GET /backchannel-deliveries` lists what was POSTed and the answers.
 //!
-//! The seed's clients take `"backchannelLogoutUrls": [...]`. Only `http://` URLs are served by the
-//! emulator's client as well as `https://` ones; a URL that does not answer is recorded with status 0.
+//! The seed's clients take `"backchannelLogoutUrls": [...]`. Tokens go to `http://` and `https://` URLs
+//! alike; a URL that does not answer is recorded with status 0.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
