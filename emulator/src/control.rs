@@ -43,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/requests", web::get().to(requests))
             .route("/requests", web::delete().to(clear_requests))
             .route("/emails", web::get().to(emails))
-            .route("/refresh-tokens", web::get().to(refresh_tokens)),
+            .route("/refresh-tokens", web::get().to(refresh_tokens))
+            .configure(crate::backchannel::control),
     );
 }
 

@@ -10,7 +10,7 @@
 //! The server runs on its own thread with its own actix `System`, so a handle works from any test runtime
 //! (actix-rt, `#[tokio::test]`, plain threads). Dropping the handle stops the server.
 //!
-//! Modules: [`authentication`] (the Authentication API), [`control`] (`/__emulator/*`), `management`,
+//! Modules: [`authentication`] (the Authentication API), [`backchannel`] (logout tokens to the applications), [`control`] (`/__emulator/*`), `management`,
 //! `jobs` and `lucene` (the Management API v2 and import jobs), [`observe`] (request log, faults and 429 mode
 //! applied to every route), [`state`] (the shared tenant), [`seed`], [`keys`] and [`jwt`].
 
@@ -19,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod authentication;
+pub mod backchannel;
 pub mod control;
 pub mod jobs;
 pub mod jwt;

@@ -2,7 +2,8 @@
 //!
 //! ```json
 //! {"clients": [{"clientId", "clientSecret", "grants"?: [...], "refreshTokenRotation"?: true,
-//!               "callbacks"?: [...], "logoutUrls"?: [...], "idTokenAlg"?: "RS256"|"HS256"}],
+//!               "callbacks"?: [...], "logoutUrls"?: [...], "idTokenAlg"?: "RS256"|"HS256",
+//!               "backchannelLogoutUrls"?: [...]}],
 //!  "apis"?: [{"identifier"}], "connections": [{"name", "id"}], "defaultDirectory"?: "<connection name>",
 //!  "users": [{"email", "password", "connection", "user_id"?, "username"?, "nickname"?, "blocked"?,
 //!             "app_metadata"?, "user_metadata"?}],
@@ -66,6 +67,10 @@ pub struct SeedClient {
     /// `RS256` (default) or `HS256`: how this client's ID tokens are signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_alg: Option<String>,
+    /// Where a logout token is POSTed when an Auth0 session this client took part in ends
+    /// (`crate::backchannel`; Auth0's "Back-Channel Logout URI").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backchannel_logout_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -161,6 +166,7 @@ impl Seed {
                     callbacks: Vec::new(),
                     logout_urls: Vec::new(),
                     id_token_alg: None,
+                    backchannel_logout_urls: Vec::new(),
                 },
                 SeedClient {
                     client_id: demo::MANAGEMENT_CLIENT_ID.into(),

@@ -48,6 +48,7 @@ pub const MANAGEMENT_SCOPES: &[&str] = &[
     "read:users",
     "update:users",
     "delete:users",
+    "delete:sessions",
     "create:users",
     "read:users_app_metadata",
     "update:users_app_metadata",
@@ -125,6 +126,8 @@ pub struct Client {
     /// `Some(secret)`: ID tokens are HS256 with this secret (the seed's `idTokenAlg: HS256`);
     /// `None`: RS256 with the tenant's key.
     pub id_token_hs256_secret: Option<String>,
+    /// Where logout tokens go when an Auth0 session the client took part in ends (`crate::backchannel`).
+    pub backchannel_logout_urls: Vec<String>,
 }
 
 impl Client {
@@ -398,6 +401,7 @@ impl TenantData {
                     id_token_hs256_secret: (c.id_token_alg.as_deref() == Some("HS256"))
                         .then(|| c.client_secret.clone())
                         .flatten(),
+                    backchannel_logout_urls: c.backchannel_logout_urls.clone(),
                 })
                 .collect(),
             apis: seed.apis.iter().map(|a| a.identifier.clone()).collect(),

@@ -9,6 +9,7 @@ pub mod netns;
 pub mod testkit;
 
 mod authorize;
+mod backchannel;
 mod bad_input;
 mod browser;
 mod errors;

@@ -165,7 +165,9 @@ async fn start(emulator: EmulatorHandle, config: Value, env: &[(&str, &str)]) ->
     start_on(std::sync::Arc::new(emulator), config, env, Clock::manual()).await
 }
 
-async fn start_on(
+/// Starts a daemon on `emulator` with `config`, `env` and `clock`: several daemons on one
+/// emulator, each with its own environment (say, a fixed `HTTP_PORT` for one of them).
+pub async fn start_on(
     emulator: std::sync::Arc<EmulatorHandle>,
     config: Value,
     env: &[(&str, &str)],

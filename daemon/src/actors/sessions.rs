@@ -31,7 +31,8 @@ pub use super::read_cache::ReadSession;
 use crate::clock::Clock;
 use crate::pending::{PendingLogins, TooManyPendingLogins};
 use crate::store::{
-    CasOutcome, Session, SessionId, StateRecord, Store, StoreError, TokenHash, bounded,
+    Auth0SessionHash, CasOutcome, Session, SessionId, StateRecord, Store, StoreError, TokenHash,
+    bounded,
 };
 
 /// How often expired records are swept and the live-session gauge is refreshed.
@@ -197,6 +198,23 @@ impl SessionService {
             self.forget_id(&session.id);
         }
         Ok(deleted)
+    }
+
+    /// The live sessions of a user, all clients, from the store itself.
+    pub async fn sessions_of(&self, sub: &str) -> Result<Vec<Session>, StoreError> {
+        bounded(self.limit, self.store.sessions_of(sub)).await
+    }
+
+    /// The live sessions whose login carried the Auth0 session id `sid` (back-channel logout).
+    pub async fn sessions_of_auth0_session(&self, sid: &str) -> Result<Vec<Session>, StoreError> {
+        let hash = Auth0SessionHash::of(sid);
+        bounded(self.limit, self.store.sessions_of_auth0_session(&hash)).await
+    }
+
+    /// Records `key` for `ttl` unless it is recorded already (set-if-absent, on every daemon
+    /// sharing the store); whether this call recorded it.
+    pub async fn record_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        bounded(self.limit, self.store.record_once(key, ttl)).await
     }
 
     fn forget(&self, session: &Session) {

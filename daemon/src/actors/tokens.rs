@@ -41,6 +41,7 @@ use super::single_flight::{Flight, SingleFlight};
 use crate::auth0::authentication::{AuthenticationClient, PasswordGrant, TokenSet};
 use crate::auth0::error::Auth0Error;
 use crate::auth0::jwks::{IdTokenError, JwksCache};
+use crate::auth0::logout_token::{LogoutToken, LogoutTokenError};
 use crate::clock::Clock;
 use crate::config::{ClientSettings, Settings};
 use crate::store::{
@@ -185,6 +186,16 @@ impl Logins {
         };
         let tokens = deps.auth.password_grant(client, &grant).await?;
         deps.open_session(&login.client, client, tokens, None).await
+    }
+
+    /// Verifies a back-channel logout token against the configured clients (SPEC §5; the replay
+    /// check is the caller's, through the store).
+    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutToken, LogoutTokenError> {
+        let deps = &self.deps;
+        let clients = deps.settings.clients.values().map(|c| c.as_ref());
+        deps.jwks
+            .verify_logout_token(token, clients, deps.clock.now().as_millis())
+            .await
     }
 
     pub async fn code(&self, login: CodeLogin) -> Result<Session, TokenError> {

@@ -268,7 +268,11 @@ impl JwksCache {
 
     /// The key `kid` of the tenant, fetching its JWKS when the key is unknown (at most once per
     /// refetch interval) and refreshing a stale set in the background.
-    async fn key(&self, auth0_url: &Url, kid: &str) -> Result<Arc<DecodingKey>, IdTokenError> {
+    pub(super) async fn key(
+        &self,
+        auth0_url: &Url,
+        kid: &str,
+    ) -> Result<Arc<DecodingKey>, IdTokenError> {
         let tenant = self.tenant(auth0_url);
         let known = tenant.current();
         if let Some(key) = known.keys.get(kid) {

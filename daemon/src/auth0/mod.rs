@@ -5,6 +5,7 @@
 //! - [`authentication`]: the Authentication API (`/oauth/token` grants, `/oauth/revoke`,
 //!   `/dbconnections/change_password`) as [`AuthenticationClient`], answering [`TokenSet`]s.
 //! - [`jwks`]: the per-tenant JWKS cache and ID-token verification ([`JwksCache`]).
+//! - [`logout_token`]: verification of back-channel logout tokens (SPEC §5).
 //! - [`error`]: [`Auth0Error`] and its classification for token grants ([`GrantFailure`], SPEC §5).
 //!
 //! Nothing here knows actix or HTTP answers: the actors own these values, and `http/error.rs`
@@ -15,6 +16,7 @@
 pub mod authentication;
 pub mod error;
 pub mod jwks;
+pub mod logout_token;
 pub mod management;
 pub mod user_query;
 

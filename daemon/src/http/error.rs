@@ -458,6 +458,21 @@ impl From<&IdTokenError> for ApiError {
     }
 }
 
+/// A refused back-channel logout token is the caller's mistake: 400 naming the rule (SPEC §5);
+/// keys that cannot be fetched answer as the fetch failed (502 or 504), as for an ID token.
+impl From<crate::auth0::logout_token::LogoutTokenError> for ApiError {
+    fn from(err: crate::auth0::logout_token::LogoutTokenError) -> Self {
+        use crate::auth0::logout_token::LogoutTokenError;
+        match err {
+            LogoutTokenError::Keys(keys) => ApiError::from(IdTokenError::Keys(keys)),
+            refused => {
+                tracing::info!(reason = %refused, "back-channel logout token refused");
+                ApiError::BadRequest(refused.to_string())
+            }
+        }
+    }
+}
+
 /// Too many logins in progress (`sessions.maxPendingLogins*`): 429, `Retry-After` the seconds
 /// until the oldest of them expires.
 impl From<crate::pending::TooManyPendingLogins> for ApiError {

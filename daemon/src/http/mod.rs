@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the route definitions.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -73,7 +74,8 @@ where
             cfg.configure(session::configure)
                 .configure(token::configure)
                 .configure(authorize::configure)
-                .configure(logout::configure);
+                .configure(logout::configure)
+                .configure(backchannel::configure);
         }
         if listener != Listener::Public {
             cfg.configure(users::configure);

@@ -82,6 +82,9 @@ macro_rules! conformance_suite {
             sweep_removes_expired_records_and_keeps_live_ones,
             records_survive_a_reopen,
             writable_and_flush_answer,
+            // Back-channel logout: the Auth0-session index and set-if-absent replay records
+            sessions_are_found_by_auth0_session_until_they_end,
+            record_once_is_set_if_absent_and_expires,
         );
     };
     (@tests $fixture:expr; $($check:ident),+ $(,)?) => {
@@ -1509,4 +1512,154 @@ pub async fn writable_and_flush_answer(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     store.writable().await.expect("ping");
     store.flush().await.expect("flush");
+}
+
+/// A session whose login carried the Auth0 session id `sid` (the ID token's `sid` claim).
+fn session_in_auth0_session(
+    sub: &str,
+    access_token: &str,
+    sid: &str,
+    lifetime: Duration,
+) -> Session {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), Value::String(sub.into()));
+    claims.insert("sid".into(), Value::String(sid.into()));
+    let now = Timestamp::now();
+    Session::new(
+        "web",
+        sub,
+        IssuedTokens {
+            access_token: access_token.into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some(format!("refresh-{access_token}")),
+            id_token: IdToken {
+                token: format!("id-{access_token}"),
+                claims,
+            },
+        },
+        now.saturating_add(lifetime),
+        now,
+    )
+}
+
+/// SPEC §5, §7: sessions are found by the hash of their login's Auth0 session id, through a
+/// refresh, until they are deleted or expire; a session without one is in no such index; the
+/// backend holds the hash, never the id.
+pub async fn sessions_are_found_by_auth0_session_until_they_end(fixture: &dyn Fixture) {
+    use super::Auth0SessionHash;
+    let backend = fixture.open().await.expect("the store opens");
+    let store = sealed(Arc::clone(&backend));
+    let first = session_in_auth0_session("auth0|x", "x-1", "sso-A", DAY);
+    let second = session_in_auth0_session("auth0|x", "x-2", "sso-A", DAY);
+    let other = session_in_auth0_session("auth0|x", "x-3", "sso-B", DAY);
+    let short = session_in_auth0_session("auth0|y", "y-1", "sso-C", SHORT);
+    let password = session("auth0|x", "x-4", DAY);
+    assert_eq!(
+        password.auth0_session, None,
+        "no `sid` claim, no index entry"
+    );
+    for s in [&first, &second, &other, &short, &password] {
+        store.create_session(s).await.expect("create");
+    }
+    let ids_of = |sid: &'static str| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .sessions_of_auth0_session(&Auth0SessionHash::of(sid))
+                .await
+                .expect("sessions of an Auth0 session")
+                .into_iter()
+                .map(|s| s.id.as_str().to_owned())
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let both = BTreeSet::from([first.id.as_str().to_owned(), second.id.as_str().to_owned()]);
+    assert_eq!(ids_of("sso-A").await, both);
+    assert_eq!(
+        ids_of("sso-B").await,
+        BTreeSet::from([other.id.as_str().to_owned()])
+    );
+    assert!(ids_of("sso-none").await.is_empty());
+
+    // The backend is indexed by the hash: asking it directly (no sealing) finds the stored keys,
+    // and the id itself is nowhere in what it returns.
+    let stored = backend
+        .sessions_of_auth0_session(&Auth0SessionHash::of("sso-A"))
+        .await
+        .expect("backend read");
+    assert_eq!(stored.len(), 2);
+    let raw = serde_json::to_string(&stored).expect("serialises");
+    assert!(
+        !raw.contains("sso-A"),
+        "the Auth0 session id reached the backend: {raw}"
+    );
+
+    // A refresh keeps the entry.
+    let mut refreshed = first.clone();
+    refreshed.apply_refresh(
+        RefreshedTokens {
+            access_token: "x-1b".into(),
+            access_expires_at: Timestamp::now().saturating_add(DAY),
+            refresh_token: Some("refresh-x-1b".into()),
+            id_token: None,
+        },
+        Timestamp::now(),
+    );
+    replace(&store, &refreshed).await;
+    assert_eq!(ids_of("sso-A").await, both);
+
+    // Deleting one drops its entry only; expiry hides another.
+    store.delete_session(&first.id).await.expect("delete");
+    assert_eq!(
+        ids_of("sso-A").await,
+        BTreeSet::from([second.id.as_str().to_owned()])
+    );
+    assert_eq!(ids_of("sso-C").await.len(), 1);
+    fixture.clock().advance(PAST_SHORT);
+    assert!(
+        ids_of("sso-C").await.is_empty(),
+        "an expired session is never returned"
+    );
+    store.sweep().await.expect("sweep");
+    assert!(ids_of("sso-C").await.is_empty());
+    assert_eq!(ids_of("sso-A").await.len(), 1);
+}
+
+/// The replay record of a logout token's `jti` (SPEC §5): set-if-absent, exactly one of
+/// concurrent callers records it, and it can be recorded again once it expired.
+pub async fn record_once_is_set_if_absent_and_expires(fixture: &dyn Fixture) {
+    let store = open(fixture).await;
+    assert!(store.record_once("jti:1", SHORT).await.expect("record"));
+    assert!(
+        !store.record_once("jti:1", SHORT).await.expect("record"),
+        "a live record refuses a second one"
+    );
+    assert!(store.record_once("jti:2", SHORT).await.expect("record"));
+
+    let takers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record_once("jti:contended", DAY).await })
+        })
+        .collect();
+    let mut first = 0;
+    for taker in takers {
+        if taker.await.expect("joins").expect("record") {
+            first += 1;
+        }
+    }
+    assert_eq!(first, 1, "exactly one of concurrent callers records it");
+
+    fixture.pass_lease_time(PAST_SHORT).await;
+    assert!(
+        store.record_once("jti:1", SHORT).await.expect("record"),
+        "an expired record is absent"
+    );
+    assert!(
+        !store
+            .record_once("jti:contended", DAY)
+            .await
+            .expect("record"),
+        "a live one is kept"
+    );
 }

@@ -220,6 +220,13 @@ impl SessionStore for FaultyStore {
         self.read(self.store.sessions_of(sub))
     }
 
+    fn sessions_of_auth0_session<'a>(
+        &'a self,
+        hash: &'a super::auth0_session::Auth0SessionHash,
+    ) -> StoreFuture<'a, Vec<Session>> {
+        self.read(self.store.sessions_of_auth0_session(hash))
+    }
+
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         self.write(self.store.delete_sessions_of(sub))
     }

@@ -7,6 +7,8 @@
 //! - [`records`]: the record types and their ids ([`Session`], [`SessionId`], [`TokenHash`],
 //!   [`StateRecord`], [`JobRecord`], [`Timestamp`]).
 //! - [`error`]: [`StoreError`], the one error type.
+//! - [`auth0_session`]: [`Auth0SessionHash`], the index key of sessions by Auth0 session id
+//!   (back-channel logout), and the replay-record keys of logout tokens.
 //! - [`seal`]: [`seal::KeyRing`], AES-256-GCM sealing of any bytes under `sessions.encryptionKeys`.
 //! - [`sealed`]: [`Sealed`], the store every backend is used through: session keys are hashes of
 //!   ids, tokens and claims are sealed (SPEC §7).
@@ -15,6 +17,7 @@
 //! - `faults.rs` (`test-hooks` feature only): a wrapper that fails or stalls on demand.
 //! - `conformance.rs` (tests only): the one suite every backend passes.
 
+pub mod auth0_session;
 pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod faults;
@@ -31,6 +34,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use auth0_session::Auth0SessionHash;
 pub use error::StoreError;
 pub use records::{
     IdToken, InvalidSessionId, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus,
@@ -86,6 +90,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The live sessions of a user, all clients, in no particular order.
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>>;
+
+    /// The live sessions whose login carried the Auth0 session id hashed as `hash` (the ID token's
+    /// `sid`: [`Session::auth0_session`]), all clients, in no particular order: what an OpenID
+    /// Connect back-channel logout ends (SPEC §5). The caller ends them one by one.
+    fn sessions_of_auth0_session<'a>(
+        &'a self,
+        hash: &'a Auth0SessionHash,
+    ) -> StoreFuture<'a, Vec<Session>>;
 
     /// Ends every session of a user (user deleted, blocked, password changed, or
     /// `DELETE /users/{id}/sessions`) and returns the live ones it ended. A session created
@@ -184,6 +196,20 @@ pub trait LeaseStore: Send + Sync + 'static {
 
     /// Releases the lease when `holder` holds it; returns whether it did. Nobody else can.
     fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Set-if-absent: records `key` until now + `ttl` unless a live record of it exists, and
+    /// answers whether this call recorded it. Of concurrent callers, on every daemon sharing the
+    /// store, exactly one gets `true` (the replay refusal of back-channel logout tokens, SPEC §5).
+    ///
+    /// A lease taken by a holder unique to the call and never released: so every backend has it
+    /// with the lease's guarantees (atomic, expiring by the store's clock, `PX` on Redis), and
+    /// like a lease it need not survive `kill -9` (see [`Store`]).
+    fn record_once<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let holder = format!("once-{}", uuid::Uuid::new_v4());
+            self.try_lease(key, &holder, ttl).await
+        })
+    }
 }
 
 /// Everything the daemon keeps: sessions, state records, job records and leases, one role trait

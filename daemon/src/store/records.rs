@@ -252,6 +252,11 @@ pub struct Session {
     /// an older copy can never put back what a newer write replaced.
     #[serde(default)]
     pub revision: u64,
+    /// The hash ([`super::auth0_session::Auth0SessionHash`]) of the Auth0 session id (the `sid`
+    /// claim of the login's ID token), when the login had one: the store indexes the session
+    /// under it, so a back-channel logout finds it (SPEC §5). Set at login and never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth0_session: Option<super::auth0_session::Auth0SessionHash>,
 }
 
 impl Session {
@@ -267,6 +272,9 @@ impl Session {
             id: SessionId::generate(),
             client: client.into(),
             sub: sub.into(),
+            auth0_session: super::auth0_session::Auth0SessionHash::of_claims(
+                &tokens.id_token.claims,
+            ),
             token_aliases: vec![TokenHash::of(&tokens.access_token)],
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use super::auth0_session::Auth0SessionHash;
 use super::seal::{KeyRing, Unopenable};
 use super::{
     CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
@@ -116,6 +117,7 @@ impl Sealed {
             superseded_refresh_tokens: session.superseded_refresh_tokens.clone(),
             refreshed_at: session.refreshed_at,
             revision: session.revision,
+            auth0_session: session.auth0_session.clone(),
         })
     }
 
@@ -147,6 +149,7 @@ impl Sealed {
             superseded_refresh_tokens: stored.superseded_refresh_tokens.clone(),
             refreshed_at: stored.refreshed_at,
             revision: stored.revision,
+            auth0_session: stored.auth0_session.clone(),
         })
     }
 
@@ -243,6 +246,16 @@ impl SessionStore for Sealed {
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         Box::pin(async move {
             let stored = self.inner.sessions_of(sub).await?;
+            Ok(self.open_all(stored).await)
+        })
+    }
+
+    fn sessions_of_auth0_session<'a>(
+        &'a self,
+        hash: &'a Auth0SessionHash,
+    ) -> StoreFuture<'a, Vec<Session>> {
+        Box::pin(async move {
+            let stored = self.inner.sessions_of_auth0_session(hash).await?;
             Ok(self.open_all(stored).await)
         })
     }

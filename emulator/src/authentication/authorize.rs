@@ -256,12 +256,14 @@ fn complete(
                 audience: request.audience.clone(),
                 nonce: request.nonce.clone(),
                 code_challenge: request.code_challenge.clone(),
-                session_id: sid,
+                session_id: sid.clone(),
                 expires_at: now + code_seconds as i64,
             },
         );
-        cookie
+        (cookie, sid)
     };
+    let (cookie_value, sid) = cookie_value;
+    crate::backchannel::joined(tenant, &sid, &request.client_id);
     let mut response = request.answer(vec![("code", code)]);
     let cookie = Cookie::build(SSO_COOKIE, cookie_value)
         .path("/")

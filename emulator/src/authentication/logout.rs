@@ -98,7 +98,11 @@ pub async fn logout(req: HttpRequest, tenant: web::Data<Tenant>) -> HttpResponse
             .body("OK"),
     };
     if let Some(cookie) = req.cookie(SSO_COOKIE) {
-        tenant.grants().sessions.remove(cookie.value());
+        let ended = tenant.grants().sessions.remove(cookie.value());
+        // Auth0 tells the applications that took part in the session (OIDC Back-Channel Logout).
+        if let Some((user_id, sid)) = ended {
+            crate::backchannel::session_ended(&tenant, &user_id, &sid);
+        }
         let mut removal = Cookie::build(SSO_COOKIE, "").path("/").finish();
         removal.make_removal();
         let _ = response.add_cookie(&removal);

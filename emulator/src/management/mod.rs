@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v2")
             .wrap(from_fn(advance_jobs))
+            .configure(crate::backchannel::management)
             .configure(users::configure)
             .configure(jobs::configure)
             .default_service(web::to(not_found)),

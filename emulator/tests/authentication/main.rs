@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authorize;
+mod backchannel;
 mod common;
 mod control;
 mod token;

@@ -10,6 +10,7 @@
 //! | `s:<session key>` | hash | `d` the [`Session`] as JSON, `r` revision, `e` expiry, `u` sub, `a` alias hashes; through [`super::Sealed`] (as the daemon uses it) the key is the SHA-256 of the session id and the record's tokens and claims are sealed |
 //! | `t:<token hash>` | sorted set | session ids the access token opened, scored by their expiry (one token may open several sessions) |
 //! | `u:<sub>` | sorted set | session ids of a user, scored by expiry |
+//! | `x:<Auth0 session hash>` | sorted set | session ids whose login carried that Auth0 session (`x` in the session hash), scored by expiry (back-channel logout) |
 //! | `expiry` | sorted set | every session id, scored by expiry: the live count and the sweep |
 //! | `active` | sorted set | each sub, scored by the latest expiry of its sessions (`GET /users/active`) |
 //! | `st:<state>` | hash | `d` the [`StateRecord`] as JSON, `e` expiry |
@@ -49,7 +50,8 @@ use serde::de::DeserializeOwned;
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
 use super::{
-    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
+    SessionId,
     SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
     TokenHash,
 };
@@ -235,7 +237,8 @@ impl SessionStore for RedisStore {
                 .arg(session.revision.to_string())
                 .arg(expires)
                 .arg(sub)
-                .arg(aliases);
+                .arg(aliases)
+                .arg(auth0_session_field(session));
             let _: i64 = self
                 .write("create session", Call::Script(&invocation))
                 .await?;
@@ -292,7 +295,8 @@ impl SessionStore for RedisStore {
                 .arg(next.revision.to_string())
                 .arg(expires)
                 .arg(sub)
-                .arg(aliases);
+                .arg(aliases)
+                .arg(auth0_session_field(&next));
             let answer: Vec<String> = self
                 .write("replace session", Call::Script(&invocation))
                 .await?;
@@ -329,6 +333,13 @@ impl SessionStore for RedisStore {
 
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         Box::pin(async move { self.sessions_in(format!("u:{sub}")).await })
+    }
+
+    fn sessions_of_auth0_session<'a>(
+        &'a self,
+        hash: &'a Auth0SessionHash,
+    ) -> StoreFuture<'a, Vec<Session>> {
+        Box::pin(async move { self.sessions_in(format!("x:{}", hash.as_str())).await })
     }
 
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
@@ -653,6 +664,14 @@ impl Store for RedisStore {
 }
 
 /// `auth0-client:<length>:<scope>:`.
+/// The session hash's `x` field: its Auth0 session hash, or `""` (no index entry).
+fn auth0_session_field(session: &Session) -> &str {
+    session
+        .auth0_session
+        .as_ref()
+        .map_or("", Auth0SessionHash::as_str)
+}
+
 fn scope_prefix(scope: &str) -> String {
     format!("auth0-client:{}:{scope}:", scope.len())
 }

@@ -41,10 +41,10 @@ local function add_entry(key, expires, id)
   settle(key)
 end
 
--- Removes a session and its index entries; returns its fields (d, e, u, a) or nil.
+-- Removes a session and its index entries; returns its fields (d, e, u, a, x) or nil.
 local function remove(id)
   local key = P .. 's:' .. id
-  local f = redis.call('HMGET', key, 'd', 'e', 'u', 'a')
+  local f = redis.call('HMGET', key, 'd', 'e', 'u', 'a', 'x')
   redis.call('ZREM', P .. 'expiry', id)
   if not f[1] then
     return nil
@@ -52,19 +52,25 @@ local function remove(id)
   for hash in string.gmatch(f[4], '%S+') do
     redis.call('ZREM', P .. 't:' .. hash, id)
   end
+  if f[5] and f[5] ~= '' then
+    redis.call('ZREM', P .. 'x:' .. f[5], id)
+  end
   redis.call('ZREM', P .. 'u:' .. f[3], id)
   redis.call('DEL', key)
   refresh_active(f[3])
   return f
 end
 
--- Writes a session and its index entries.
-local function write(id, data, revision, expires, sub, aliases)
+-- Writes a session and its index entries (`auth0`: its Auth0 session hash, or '').
+local function write(id, data, revision, expires, sub, aliases, auth0)
   local key = P .. 's:' .. id
-  redis.call('HSET', key, 'd', data, 'r', revision, 'e', expires, 'u', sub, 'a', aliases)
+  redis.call('HSET', key, 'd', data, 'r', revision, 'e', expires, 'u', sub, 'a', aliases, 'x', auth0)
   redis.call('PEXPIREAT', key, string.format('%d', tonumber(expires) + MARGIN))
   for hash in string.gmatch(aliases, '%S+') do
     add_entry(P .. 't:' .. hash, expires, id)
+  end
+  if auth0 ~= '' then
+    add_entry(P .. 'x:' .. auth0, expires, id)
   end
   add_entry(P .. 'u:' .. sub, expires, id)
   redis.call('ZADD', P .. 'expiry', expires, id)
@@ -76,18 +82,19 @@ fn with_helpers(body: &str) -> Script {
     Script::new(&format!("{SESSION_HELPERS}\n{body}"))
 }
 
-/// ARGV: prefix, margin, now, id, data, revision, expires, sub, aliases.
+/// ARGV: prefix, margin, now, id, data, revision, expires, sub, aliases, Auth0 session hash.
 pub(super) static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
         r"
 remove(ARGV[4])
-write(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+write(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 return 1
 ",
     )
 });
 
-/// ARGV: prefix, margin, now, id, expected revision, data, new revision, expires, sub, aliases.
+/// ARGV: prefix, margin, now, id, expected revision, data, new revision, expires, sub, aliases,
+/// Auth0 session hash.
 /// Answers `{'written'}`, `{'gone'}` or `{'conflict', stored record}`.
 pub(super) static REPLACE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
@@ -101,7 +108,7 @@ if f[2] ~= ARGV[5] then
   return {'conflict', f[1]}
 end
 remove(id)
-write(id, ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+write(id, ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11])
 return {'written'}
 ",
     )
@@ -159,7 +166,7 @@ return {removed, #ids}
 });
 
 /// ARGV: prefix, index key (after the prefix), now. The records of the entries of the index
-/// (`t:<hash>` or `u:<sub>`) that are live at `now`: one round trip for the hot path.
+/// (`t:<hash>`, `u:<sub>` or `x:<hash>`) that are live at `now`: one round trip for the hot path.
 pub(super) static SESSIONS_IN_INDEX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

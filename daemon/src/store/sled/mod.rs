@@ -8,6 +8,7 @@
 //! | `session_aliases` | token hash (hex), session id | empty (one access token may open several sessions) |
 //! | `session_subs` | sub length (u64 BE), sub, session id | `expires_at` |
 //! | `session_expiry` | `expires_at`, session id | empty |
+//! | `session_auth0_sessions` | Auth0 session hash (hex), session id | empty (back-channel logout, [`super::auth0_session`]) |
 //! | `states` | state | [`StateRecord`] |
 //! | `jobs` | job id | [`JobRecord`] |
 //! | `jobs_by_created` | `created_at`, job id | empty |
@@ -65,7 +66,8 @@ use self::flusher::GroupCommit;
 use self::parts::PartFiles;
 use self::pool::BlockingPool;
 use super::{
-    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
+    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
+    SessionId,
     SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
     TokenHash,
 };
@@ -182,6 +184,7 @@ struct Trees {
     aliases: Tree,
     subs: Tree,
     expiry: Tree,
+    auth0_sessions: Tree,
     states: Tree,
     jobs: Tree,
     jobs_by_created: Tree,
@@ -195,6 +198,7 @@ impl Trees {
             aliases: db.open_tree("session_aliases")?,
             subs: db.open_tree("session_subs")?,
             expiry: db.open_tree("session_expiry")?,
+            auth0_sessions: db.open_tree("session_auth0_sessions")?,
             states: db.open_tree("states")?,
             jobs: db.open_tree("jobs")?,
             jobs_by_created: db.open_tree("jobs_by_created")?,
@@ -430,17 +434,28 @@ impl Engine {
         let id = session.id.as_str().as_bytes();
         let value = encode("session", session)?;
         let t = &self.trees;
-        let written = (&t.sessions, &t.aliases, &t.subs, &t.expiry).transaction(
-            |(sessions, alias_tree, subs, expiry)| {
+        let written = (
+            &t.sessions,
+            &t.aliases,
+            &t.subs,
+            &t.expiry,
+            &t.auth0_sessions,
+        )
+            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
+                let index = Index {
+                    aliases: alias_tree,
+                    subs,
+                    expiry,
+                    auth0,
+                };
                 if let Some(bytes) = sessions.get(id)? {
                     let previous: Session = decode("session", &bytes).map_err(abort)?;
-                    remove_session_entries(&previous, alias_tree, subs, expiry)?;
+                    remove_session_entries(&previous, &index)?;
                 }
-                add_session_entries(session, alias_tree, subs, expiry)?;
+                add_session_entries(session, &index)?;
                 sessions.insert(id, value.as_slice())?;
                 Ok(())
-            },
-        );
+            });
         transaction_result(written)
     }
 
@@ -452,8 +467,20 @@ impl Engine {
         next.revision = session.revision.wrapping_add(1);
         let value = encode("session", &next)?;
         let t = &self.trees;
-        let written = (&t.sessions, &t.aliases, &t.subs, &t.expiry).transaction(
-            |(sessions, alias_tree, subs, expiry)| {
+        let written = (
+            &t.sessions,
+            &t.aliases,
+            &t.subs,
+            &t.expiry,
+            &t.auth0_sessions,
+        )
+            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
+                let index = Index {
+                    aliases: alias_tree,
+                    subs,
+                    expiry,
+                    auth0,
+                };
                 let Some(bytes) = sessions.get(id)? else {
                     return Ok(CasOutcome::Gone);
                 };
@@ -464,12 +491,11 @@ impl Engine {
                 if previous.revision != session.revision {
                     return Ok(CasOutcome::Conflict(Box::new(previous)));
                 }
-                remove_session_entries(&previous, alias_tree, subs, expiry)?;
-                add_session_entries(&next, alias_tree, subs, expiry)?;
+                remove_session_entries(&previous, &index)?;
+                add_session_entries(&next, &index)?;
                 sessions.insert(id, value.as_slice())?;
                 Ok(CasOutcome::Written(Box::new(next.clone())))
-            },
-        );
+            });
         transaction_result(written)
     }
 
@@ -499,8 +525,20 @@ impl Engine {
     ) -> Result<Option<Session>, StoreError> {
         let key = id.as_str().as_bytes();
         let t = &self.trees;
-        let removed = (&t.sessions, &t.aliases, &t.subs, &t.expiry).transaction(
-            |(sessions, alias_tree, subs, expiry)| {
+        let removed = (
+            &t.sessions,
+            &t.aliases,
+            &t.subs,
+            &t.expiry,
+            &t.auth0_sessions,
+        )
+            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
+                let index = Index {
+                    aliases: alias_tree,
+                    subs,
+                    expiry,
+                    auth0,
+                };
                 if let Some(stale) = only_expired {
                     expiry.remove(stale)?;
                 }
@@ -511,12 +549,26 @@ impl Engine {
                 if only_expired.is_some() && session.is_live(now) {
                     return Ok(None);
                 }
-                remove_session_entries(&session, alias_tree, subs, expiry)?;
+                remove_session_entries(&session, &index)?;
                 sessions.remove(key)?;
                 Ok(Some(session))
-            },
-        );
+            });
         transaction_result(removed)
+    }
+
+    /// Every live session indexed under the Auth0 session hash `hash`.
+    fn sessions_of_auth0_session(
+        &self,
+        hash: &Auth0SessionHash,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = Vec::new();
+        for key in self.trees.auth0_sessions.scan_prefix(hash.as_str()).keys() {
+            let key = key?;
+            let id = key.get(HASH_LEN..).unwrap_or_default();
+            sessions.extend(self.read_session(id, now)?);
+        }
+        Ok(sessions)
     }
 
     fn session_ids_of(&self, sub: &str) -> Result<Vec<SessionId>, StoreError> {
@@ -869,6 +921,20 @@ impl SessionStore for SledStore {
         })
     }
 
+    fn sessions_of_auth0_session<'a>(
+        &'a self,
+        hash: &'a Auth0SessionHash,
+    ) -> StoreFuture<'a, Vec<Session>> {
+        let hash = hash.clone();
+        let now = self.now();
+        Box::pin(async move {
+            self.call("sessions of an Auth0 session", move |e| {
+                e.sessions_of_auth0_session(&hash, now)
+            })
+            .await
+        })
+    }
+
     fn delete_sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         let sub = sub.to_owned();
         let now = self.now();
@@ -1211,39 +1277,55 @@ fn open_failure(path: &Path, error: ::sled::Error) -> StoreError {
     }
 }
 
+/// The index trees of sessions, inside a transaction.
+struct Index<'t> {
+    aliases: &'t TransactionalTree,
+    subs: &'t TransactionalTree,
+    expiry: &'t TransactionalTree,
+    auth0: &'t TransactionalTree,
+}
+
 /// Removes the session's index entries (not the record) inside a transaction.
 fn remove_session_entries(
     session: &Session,
-    aliases: &TransactionalTree,
-    subs: &TransactionalTree,
-    expiry: &TransactionalTree,
+    index: &Index<'_>,
 ) -> ConflictableTransactionResult<(), StoreError> {
     let id = session.id.as_str().as_bytes();
     for hash in session.alias_hashes() {
-        aliases.remove(alias_key(&hash, id))?;
+        index.aliases.remove(alias_key(&hash, id))?;
     }
-    subs.remove(sub_key(&session.sub, &session.id))?;
-    expiry.remove(expiry_key(session.expires_at, id))?;
+    index.subs.remove(sub_key(&session.sub, &session.id))?;
+    index.expiry.remove(expiry_key(session.expires_at, id))?;
+    if let Some(hash) = &session.auth0_session {
+        index.auth0.remove(auth0_session_key(hash, id))?;
+    }
     Ok(())
 }
 
 /// Adds the session's index entries inside a transaction.
 fn add_session_entries(
     session: &Session,
-    aliases: &TransactionalTree,
-    subs: &TransactionalTree,
-    expiry: &TransactionalTree,
+    index: &Index<'_>,
 ) -> ConflictableTransactionResult<(), StoreError> {
     let id = session.id.as_str().as_bytes();
     for hash in session.alias_hashes() {
-        aliases.insert(alias_key(&hash, id), &[][..])?;
+        index.aliases.insert(alias_key(&hash, id), &[][..])?;
     }
-    subs.insert(
+    index.subs.insert(
         sub_key(&session.sub, &session.id),
         &time_bytes(session.expires_at)[..],
     )?;
-    expiry.insert(expiry_key(session.expires_at, id), &[][..])?;
+    index
+        .expiry
+        .insert(expiry_key(session.expires_at, id), &[][..])?;
+    if let Some(hash) = &session.auth0_session {
+        index.auth0.insert(auth0_session_key(hash, id), &[][..])?;
+    }
     Ok(())
+}
+
+fn auth0_session_key(hash: &Auth0SessionHash, id: &[u8]) -> Vec<u8> {
+    [hash.as_str().as_bytes(), id].concat()
 }
 
 fn alias_key(hash: &TokenHash, id: &[u8]) -> Vec<u8> {
