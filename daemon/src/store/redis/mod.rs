@@ -51,9 +51,8 @@ use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
 use super::{
     Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
-    SessionId,
-    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
-    TokenHash,
+    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
+    Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 use crate::config::{RedisMode, RedisSettings, Settings};

@@ -67,9 +67,8 @@ use self::parts::PartFiles;
 use self::pool::BlockingPool;
 use super::{
     Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
-    SessionId,
-    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
-    TokenHash,
+    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
+    Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
