@@ -173,7 +173,7 @@ fn hex(job_id: &str) -> String {
 }
 
 fn unhex(name: &str) -> Option<String> {
-    if name.len() % 2 != 0 {
+    if !name.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..name.len())
