@@ -189,6 +189,7 @@ fn failed(what: &str, err: &std::io::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
