@@ -75,7 +75,7 @@ async fn readiness_answers_at_once_while_auth0s_jobs_api_takes_nine_seconds() {
 }
 
 #[actix_rt::test]
-async fn with_parts_pending_at_a_kill_9_the_restart_is_ready_in_2_s_and_sends_each_user_once() {
+async fn with_parts_pending_at_a_kill_9_the_restart_is_ready_in_2_s_and_imports_each_user_once() {
     let emulator = auth0_emulator::Emulator::start(crate::testkit::test_seed()).unwrap();
     emulator.update_settings(|s| s.job_seconds = 0.5);
     let mut config = emulator_config(&emulator);
