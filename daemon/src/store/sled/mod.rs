@@ -428,34 +428,44 @@ impl Engine {
         Ok(session.is_live(now).then_some(session))
     }
 
-    /// Writes a new session and its index entries in one transaction.
-    fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
-        let id = session.id.as_str().as_bytes();
-        let value = encode("session", session)?;
+    /// Runs `work` in one sled transaction over the session tree and its index trees.
+    fn session_transaction<T>(
+        &self,
+        work: impl Fn(&TransactionalTree, &Index<'_>) -> ConflictableTransactionResult<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let t = &self.trees;
-        let written = (
+        let result = (
             &t.sessions,
             &t.aliases,
             &t.subs,
             &t.expiry,
             &t.auth0_sessions,
         )
-            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
+            .transaction(|(sessions, aliases, subs, expiry, auth0)| {
                 let index = Index {
-                    aliases: alias_tree,
+                    aliases,
                     subs,
                     expiry,
                     auth0,
                 };
-                if let Some(bytes) = sessions.get(id)? {
-                    let previous: Session = decode("session", &bytes).map_err(abort)?;
-                    remove_session_entries(&previous, &index)?;
-                }
-                add_session_entries(session, &index)?;
-                sessions.insert(id, value.as_slice())?;
-                Ok(())
+                work(sessions, &index)
             });
-        transaction_result(written)
+        transaction_result(result)
+    }
+
+    /// Writes a new session and its index entries in one transaction.
+    fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        let id = session.id.as_str().as_bytes();
+        let value = encode("session", session)?;
+        self.session_transaction(|sessions, index| {
+            if let Some(bytes) = sessions.get(id)? {
+                let previous: Session = decode("session", &bytes).map_err(abort)?;
+                remove_session_entries(&previous, index)?;
+            }
+            add_session_entries(session, index)?;
+            sessions.insert(id, value.as_slice())?;
+            Ok(())
+        })
     }
 
     /// Compare-and-swap: writes `session` with its revision bumped when the live stored record
@@ -465,37 +475,22 @@ impl Engine {
         let mut next = session.clone();
         next.revision = session.revision.wrapping_add(1);
         let value = encode("session", &next)?;
-        let t = &self.trees;
-        let written = (
-            &t.sessions,
-            &t.aliases,
-            &t.subs,
-            &t.expiry,
-            &t.auth0_sessions,
-        )
-            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
-                let index = Index {
-                    aliases: alias_tree,
-                    subs,
-                    expiry,
-                    auth0,
-                };
-                let Some(bytes) = sessions.get(id)? else {
-                    return Ok(CasOutcome::Gone);
-                };
-                let previous: Session = decode("session", &bytes).map_err(abort)?;
-                if !previous.is_live(now) {
-                    return Ok(CasOutcome::Gone);
-                }
-                if previous.revision != session.revision {
-                    return Ok(CasOutcome::Conflict(Box::new(previous)));
-                }
-                remove_session_entries(&previous, &index)?;
-                add_session_entries(&next, &index)?;
-                sessions.insert(id, value.as_slice())?;
-                Ok(CasOutcome::Written(Box::new(next.clone())))
-            });
-        transaction_result(written)
+        self.session_transaction(|sessions, index| {
+            let Some(bytes) = sessions.get(id)? else {
+                return Ok(CasOutcome::Gone);
+            };
+            let previous: Session = decode("session", &bytes).map_err(abort)?;
+            if !previous.is_live(now) {
+                return Ok(CasOutcome::Gone);
+            }
+            if previous.revision != session.revision {
+                return Ok(CasOutcome::Conflict(Box::new(previous)));
+            }
+            remove_session_entries(&previous, index)?;
+            add_session_entries(&next, index)?;
+            sessions.insert(id, value.as_slice())?;
+            Ok(CasOutcome::Written(Box::new(next.clone())))
+        })
     }
 
     /// Every live session indexed under the access-token hash `hash`.
@@ -523,36 +518,21 @@ impl Engine {
         only_expired: Option<&[u8]>,
     ) -> Result<Option<Session>, StoreError> {
         let key = id.as_str().as_bytes();
-        let t = &self.trees;
-        let removed = (
-            &t.sessions,
-            &t.aliases,
-            &t.subs,
-            &t.expiry,
-            &t.auth0_sessions,
-        )
-            .transaction(|(sessions, alias_tree, subs, expiry, auth0)| {
-                let index = Index {
-                    aliases: alias_tree,
-                    subs,
-                    expiry,
-                    auth0,
-                };
-                if let Some(stale) = only_expired {
-                    expiry.remove(stale)?;
-                }
-                let Some(bytes) = sessions.get(key)? else {
-                    return Ok(None);
-                };
-                let session: Session = decode("session", &bytes).map_err(abort)?;
-                if only_expired.is_some() && session.is_live(now) {
-                    return Ok(None);
-                }
-                remove_session_entries(&session, &index)?;
-                sessions.remove(key)?;
-                Ok(Some(session))
-            });
-        transaction_result(removed)
+        self.session_transaction(|sessions, index| {
+            if let Some(stale) = only_expired {
+                index.expiry.remove(stale)?;
+            }
+            let Some(bytes) = sessions.get(key)? else {
+                return Ok(None);
+            };
+            let session: Session = decode("session", &bytes).map_err(abort)?;
+            if only_expired.is_some() && session.is_live(now) {
+                return Ok(None);
+            }
+            remove_session_entries(&session, index)?;
+            sessions.remove(key)?;
+            Ok(Some(session))
+        })
     }
 
     /// Every live session indexed under the Auth0 session hash `hash`.
