@@ -182,6 +182,9 @@ async fn a_daemon_stalled_past_its_lease_between_two_writes_sends_no_part_twice_
         |config| {
             config["jobs"] = json!({"pollIntervalMs": 100, "maxPollIntervalMs": 200});
             config["server"]["auth0TimeoutMs"] = json!(1_000);
+            // The stall must outlive the lease: a store write is otherwise given up after
+            // sessions.timeoutMs (2 s) and the first daemon's next round carries on.
+            config["sessions"]["timeoutMs"] = json!(30_000);
         },
         &[("REDIS_HOSTS", hosts.as_str())],
     )
