@@ -16,9 +16,13 @@
 //! - actix-web writes some lines through the `log` crate (actix-http and actix-server use
 //!   tracing): [`LogBridge`] hands them to tracing, so they take the chosen shape too, their
 //!   `log` target as the `logger` field.
-//! - A `mia` line is written field by field into the buffer `tracing-subscriber` reuses per
-//!   thread, JSON-escaped on the way (no HTML escaping, as upstream 3.1.1), and handed to the
-//!   writer in one write: no allocation per field.
+//! - Both shapes are written by hand, field by field, into the buffer `tracing-subscriber` reuses
+//!   per thread, JSON-escaped on the way (no HTML escaping, as upstream 3.1.1), and handed to the
+//!   writer in one write: no allocation per field. (tracing-subscriber's own JSON formatter
+//!   re-parses the span's fields with serde_json on every line and allocates per field: with one
+//!   access line per request it was the largest cost of `/userinfo`.) The `json` shape is
+//!   tracing-subscriber's (`timestamp` RFC 3339 in µs, `level`, the event's fields, `target`,
+//!   `span` with the current span's fields and `name`), so what reads it keeps working.
 //!
 //! Lines are written by a background thread (`tracing-appender`), so a request never waits on
 //! the stdout pipe: with one access line per request, writing in place halved the
@@ -34,8 +38,8 @@ use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -62,17 +66,9 @@ pub fn init(level: &str, format: LogFormat) -> Option<WorkerGuard> {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stdout());
-    let json = tracing_subscriber::fmt::format()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .flatten_event(true)
-        .with_target(true);
     tracing_subscriber::fmt()
         .fmt_fields(JsonFields::new())
-        .event_format(Lines {
-            json: ConnectionErrorsAsWarnings(json),
-        })
+        .event_format(Lines)
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
@@ -143,16 +139,13 @@ fn is_connection_error(event: &Event<'_>) -> bool {
     *metadata.level() == Level::ERROR && metadata.target().starts_with(CONNECTION_ERRORS_TARGET)
 }
 
-/// The event formatter: `mia` or tracing's JSON, as [`format`] says.
-struct Lines<F> {
-    json: ConnectionErrorsAsWarnings<F>,
-}
+/// The event formatter: `mia` or tracing's JSON shape, as [`format`] says.
+struct Lines;
 
-impl<S, N, F> FormatEvent<S, N> for Lines<F>
+impl<S, N> FormatEvent<S, N> for Lines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
 {
     fn format_event(
         &self,
@@ -163,32 +156,61 @@ where
         if MIA.load(Ordering::Relaxed) {
             write_mia(ctx, writer, event)
         } else {
-            self.json.format_event(ctx, writer, event)
+            write_json(ctx, writer, event)
         }
     }
 }
 
-struct ConnectionErrorsAsWarnings<F>(F);
-
-impl<S, N, F> FormatEvent<S, N> for ConnectionErrorsAsWarnings<F>
+/// One `json` line, tracing-subscriber's shape: `timestamp`, `level`, the event's fields
+/// (`message` among them), `target`, and the current span's fields with its `name` as `span`.
+fn write_json<S, N>(
+    ctx: &FmtContext<'_, S, N>,
+    mut writer: Writer<'_>,
+    event: &Event<'_>,
+) -> std::fmt::Result
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        if !is_connection_error(event) {
-            return self.0.format_event(ctx, writer, event);
+    use tracing_subscriber::fmt::time::FormatTime as _;
+    let metadata = event.metadata();
+    writer.write_str("{\"timestamp\":\"")?;
+    tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
+    let level = if is_connection_error(event) {
+        "WARN"
+    } else {
+        metadata.level().as_str()
+    };
+    write!(writer, "\",\"level\":\"{level}\"")?;
+    let mut fields = Members::new(&mut writer, false);
+    event.record(&mut fields);
+    fields.finish()?;
+    writer.write_str(",\"target\":")?;
+    write_json_str(&mut writer, metadata.target())?;
+    let span = event
+        .parent()
+        .and_then(|id| ctx.span(id))
+        .or_else(|| ctx.lookup_current());
+    if let Some(span) = span {
+        writer.write_str(",\"span\":{")?;
+        // The span's fields as the fmt layer keeps them: one JSON object, written as it is.
+        if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
+            let members = fields
+                .fields
+                .trim()
+                .strip_prefix('{')
+                .and_then(|f| f.strip_suffix('}'))
+                .unwrap_or_default();
+            if !members.is_empty() {
+                writer.write_str(members)?;
+                writer.write_char(',')?;
+            }
         }
-        let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
-        writer.write_str(&line.replacen(r#""level":"ERROR""#, r#""level":"WARN""#, 1))
+        writer.write_str("\"name\":")?;
+        write_json_str(&mut writer, span.metadata().name())?;
+        writer.write_char('}')?;
     }
+    writer.write_str("}\n")
 }
 
 /// glogger's numeric level of an event.
@@ -217,7 +239,7 @@ where
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     write!(writer, "{{\"level\":{},\"time\":{time}", mia_level(event))?;
-    let mut fields = MiaFields::new(&mut writer);
+    let mut fields = Members::new(&mut writer, true);
     event.record(&mut fields);
     fields.finish()?;
     if let Some(scope) = ctx.event_scope() {
@@ -232,21 +254,24 @@ where
     writer.write_str("}\n")
 }
 
-/// Writes an event's fields as JSON members after the ones already written. A dotted name is a
-/// path: `http.request.method` then `http.response.statusCode` give
+/// Writes an event's fields as JSON members after the ones already written. In the `mia` shape
+/// (`nest`) a dotted name is a path: `http.request.method` then `http.response.statusCode` give
 /// `"http":{"request":{"method":..},"response":{"statusCode":..}}`, as long as fields sharing a
-/// prefix are recorded one after the other (as the access line declares them).
-struct MiaFields<'w, 'b> {
+/// prefix are recorded one after the other (as the access line declares them), and `message` is
+/// `msg`; in the `json` shape names are written as they are.
+struct Members<'w, 'b> {
     writer: &'w mut Writer<'b>,
+    nest: bool,
     /// The previous field's name: its parent segments are the objects open now.
     open: Option<&'static str>,
     result: std::fmt::Result,
 }
 
-impl<'w, 'b> MiaFields<'w, 'b> {
-    fn new(writer: &'w mut Writer<'b>) -> Self {
+impl<'w, 'b> Members<'w, 'b> {
+    fn new(writer: &'w mut Writer<'b>, nest: bool) -> Self {
         Self {
             writer,
+            nest,
             open: None,
             result: Ok(()),
         }
@@ -270,6 +295,12 @@ impl<'w, 'b> MiaFields<'w, 'b> {
     /// Opens `name`'s member: closes the objects the previous field opened that `name` is not in,
     /// opens the ones it is in, and writes its key (the last segment; `message` as `msg`).
     fn key(&mut self, name: &'static str) {
+        if !self.nest {
+            self.write(",\"");
+            self.write(name);
+            self.write("\":");
+            return;
+        }
         let depth = self.open.map_or(0, parents);
         let shared = self.open.map_or(0, |open| {
             open.split('.')
@@ -309,7 +340,7 @@ fn parents(name: &str) -> usize {
     name.bytes().filter(|&b| b == b'.').count()
 }
 
-impl Visit for MiaFields<'_, '_> {
+impl Visit for Members<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field.name());
         self.string(value);
@@ -479,7 +510,7 @@ mod tests {
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .fmt_fields(JsonFields::new())
-            .event_format(MiaOnly)
+            .event_format(Only(LogFormat::Mia))
             .with_writer(move || writer.clone())
             .finish()
             .with(RequestIdLayer);
@@ -517,10 +548,10 @@ mod tests {
         assert_eq!(parents("http.request.userAgent.original"), 3);
     }
 
-    /// The `mia` formatter alone, for the test above.
-    struct MiaOnly;
+    /// One shape's formatter alone (the global shape is shared by the tests running at once).
+    struct Only(LogFormat);
 
-    impl<S, N> FormatEvent<S, N> for MiaOnly
+    impl<S, N> FormatEvent<S, N> for Only
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
@@ -531,7 +562,73 @@ mod tests {
             writer: Writer<'_>,
             event: &Event<'_>,
         ) -> std::fmt::Result {
-            write_mia(ctx, writer, event)
+            match self.0 {
+                LogFormat::Mia => write_mia(ctx, writer, event),
+                LogFormat::Json => write_json(ctx, writer, event),
+            }
         }
+    }
+
+    /// The lines of `emit`, written by one shape's formatter.
+    fn lines_of(format: LogFormat, emit: impl FnOnce()) -> Vec<serde_json::Value> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(Only(format))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_keep_tracing_subscribers_shape() {
+        let lines = lines_of(LogFormat::Json, || {
+            tracing::info!(plain = 1_u64, "outside any span");
+            let span = tracing::info_span!(REQUEST_SPAN, request_id = "r-\"1", method = "GET");
+            span.in_scope(|| {
+                tracing::info!(
+                    status = 200_u64,
+                    route = %"/userinfo",
+                    duration_ms = 0.25,
+                    neg = -3_i64,
+                    ok = true,
+                    http.request.method = "GET",
+                    "request \"answered\"\n"
+                );
+            });
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: bad head");
+        });
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let [outside, answered, connection] = [&lines[0], &lines[1], &lines[2]];
+        assert_eq!(outside["level"], "INFO");
+        assert_eq!(outside["message"], "outside any span");
+        assert_eq!(outside["plain"], 1);
+        assert!(outside.get("span").is_none(), "{outside}");
+        let stamp = answered["timestamp"].as_str().expect("a timestamp");
+        assert!(
+            stamp.len() == 27 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+            "RFC 3339 in microseconds: {stamp}"
+        );
+        assert_eq!(answered["message"], "request \"answered\"\n");
+        assert_eq!(answered["status"], 200);
+        assert_eq!(answered["route"], "/userinfo");
+        assert_eq!(answered["duration_ms"], 0.25);
+        assert_eq!(answered["neg"], -3);
+        assert_eq!(answered["ok"], true);
+        assert_eq!(answered["http.request.method"], "GET");
+        assert_eq!(answered["target"], module_path!());
+        assert_eq!(
+            answered["span"],
+            serde_json::json!({"name": "request", "request_id": "r-\"1", "method": "GET"})
+        );
+        assert_eq!(
+            connection["level"], "WARN",
+            "a client's bad request pages no one"
+        );
     }
 }
