@@ -143,7 +143,7 @@ fn check_config(path: Option<PathBuf>, env: &Env) -> ExitCode {
 
 /// Logging from the start, before the config is loaded: `LOG_LEVEL` and `LOG_FORMAT` decide the
 /// lines written until then (the config's warnings, its error).
-fn init_logging(env: &Env) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logging(env: &Env) -> Option<crate::telemetry::QueueGuard> {
     let (level, format) = env.logging();
     crate::telemetry::init(&level, format)
 }
@@ -161,7 +161,7 @@ fn list_or_none(nets: &[ipnet::IpNet]) -> String {
 /// Runs the daemon until it stops; `on_listening` gets the main port once the listeners are bound.
 fn serve(
     settings: Settings,
-    log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    log_writer: Option<crate::telemetry::QueueGuard>,
     on_listening: impl FnOnce(u16),
 ) -> ExitCode {
     crate::telemetry::set_format(settings.server.log_format);

@@ -49,6 +49,17 @@ impl fmt::Display for Clipped<'_> {
     }
 }
 
+/// `text` cut to `max` characters (`…` marks a cut): borrowed when it fits, as almost always.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..cut])),
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +83,9 @@ mod tests {
         assert_eq!(Clipped("/userinfo", 8).to_string(), "/userinf…");
         assert_eq!(Clipped("/userinfo", 9).to_string(), "/userinfo");
         assert_eq!(Clipped("ça", 1).to_string(), "ç…");
+        assert_eq!(clip("/userinfo", 8), "/userinf…");
+        assert_eq!(clip("/userinfo", 9), "/userinfo");
+        assert_eq!(clip("ça", 1), "ç…");
+        assert_eq!(clip("çç", 2), "çç");
     }
 }

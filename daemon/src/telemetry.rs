@@ -24,10 +24,14 @@
 //!   tracing-subscriber's (`timestamp` RFC 3339 in µs, `level`, the event's fields, `target`,
 //!   `span` with the current span's fields and `name`), so what reads it keeps working.
 //!
-//! Lines are written by a background thread (`tracing-appender`), so a request never waits on
-//! the stdout pipe: with one access line per request, writing in place halved the
-//! throughput of `/-/healthz` in the benchmark. The queue blocks rather than drops when full:
-//! an authentication service keeps its logs.
+//! Lines are written by a background thread ([`queue`]), so a request never waits on the stdout
+//! pipe: with one access line per request, writing in place halved the throughput of
+//! `/-/healthz` in the benchmark. The queue blocks rather than drops when full: an
+//! authentication service keeps its logs.
+
+mod queue;
+
+pub use queue::QueueGuard;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +40,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
@@ -58,16 +62,14 @@ pub const REQUEST_ID_FIELD: &str = "request_id";
 /// is loaded). Keep the returned guard until the process ends: dropping it flushes the lines
 /// still queued. `None` when a subscriber was already installed.
 #[must_use]
-pub fn init(level: &str, format: LogFormat) -> Option<WorkerGuard> {
+pub fn init(level: &str, format: LogFormat) -> Option<QueueGuard> {
     set_format(format);
     let filter = EnvFilter::try_new(level)
         .or_else(|_| EnvFilter::try_new("info"))
         .unwrap_or_default();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
+    let (writer, guard) = queue::spawn(std::io::stdout());
     tracing_subscriber::fmt()
-        .fmt_fields(JsonFields::new())
+        .fmt_fields(SpanFields)
         .event_format(Lines)
         .with_env_filter(filter)
         .with_writer(writer)
@@ -172,10 +174,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    use tracing_subscriber::fmt::time::FormatTime as _;
     let metadata = event.metadata();
     writer.write_str("{\"timestamp\":\"")?;
-    tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
+    write_timestamp(&mut writer, SystemTime::now())?;
     let level = if is_connection_error(event) {
         "WARN"
     } else {
@@ -262,6 +263,8 @@ where
 struct Members<'w, 'b> {
     writer: &'w mut Writer<'b>,
     nest: bool,
+    /// Whether a member is written before the next one (a comma between them).
+    after_member: bool,
     /// The previous field's name: its parent segments are the objects open now.
     open: Option<&'static str>,
     result: std::fmt::Result,
@@ -272,6 +275,7 @@ impl<'w, 'b> Members<'w, 'b> {
         Self {
             writer,
             nest,
+            after_member: true,
             open: None,
             result: Ok(()),
         }
@@ -296,9 +300,10 @@ impl<'w, 'b> Members<'w, 'b> {
     /// opens the ones it is in, and writes its key (the last segment; `message` as `msg`).
     fn key(&mut self, name: &'static str) {
         if !self.nest {
-            self.write(",\"");
+            self.write(if self.after_member { ",\"" } else { "\"" });
             self.write(name);
             self.write("\":");
+            self.after_member = true;
             return;
         }
         let depth = self.open.map_or(0, parents);
@@ -335,6 +340,112 @@ impl<'w, 'b> Members<'w, 'b> {
     }
 }
 
+/// `now` as tracing-subscriber writes it: RFC 3339 in UTC to the microsecond
+/// (`2026-12-07T13:14:00.123456Z`). The date and time of day are formatted once per second per
+/// thread; tracing-subscriber's formatter took about 2,400 instructions a line.
+fn write_timestamp(writer: &mut impl std::fmt::Write, now: SystemTime) -> std::fmt::Result {
+    use std::cell::Cell;
+    thread_local! {
+        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs();
+    let (cached, mut text) = SECOND.get();
+    if cached != seconds {
+        let (year, month, day) = civil_date(i64::try_from(seconds / 86_400).unwrap_or(0));
+        let of_day = seconds % 86_400;
+        let mut line = String::with_capacity(19);
+        write!(
+            line,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            of_day / 3_600,
+            of_day / 60 % 60,
+            of_day % 60
+        )?;
+        if let Ok(bytes) = <[u8; 19]>::try_from(line.as_bytes()) {
+            text = bytes;
+            SECOND.set((seconds, text));
+        } else {
+            // A year past 9999: written as it is, uncached.
+            return write!(writer, "{line}.{:06}Z", since.subsec_micros());
+        }
+    }
+    let mut micros = since.subsec_micros();
+    let mut digits = *b".000000Z";
+    for digit in digits[1..7].iter_mut().rev() {
+        *digit = b'0' + u8::try_from(micros % 10).unwrap_or(0);
+        micros /= 10;
+    }
+    writer.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)?;
+    writer.write_str(std::str::from_utf8(&digits).map_err(|_| std::fmt::Error)?)
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+/// A span's fields as one JSON object (`{"request_id":"…","method":"GET"}`), written by hand once
+/// per span: tracing-subscriber's `JsonFields` built a map of `serde_json::Value`s for each
+/// request's span. The `json` line copies the object as it is.
+struct SpanFields;
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        writer.write_char('{')?;
+        write_span_members(&mut writer, fields, false)
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        // `{` + members + `}`: reopened, the new members after the old ones.
+        let after_member = current.fields.len() > 2;
+        if current.fields.pop().is_none() {
+            current.fields.push('{');
+        }
+        write_span_members(&mut current.as_writer(), fields, after_member)
+    }
+}
+
+/// Writes `fields` as members of an object already open, then closes it.
+fn write_span_members(
+    writer: &mut Writer<'_>,
+    fields: impl RecordFields,
+    after_member: bool,
+) -> std::fmt::Result {
+    let mut members = Members::new(writer, false);
+    members.after_member = after_member;
+    fields.record(&mut members);
+    members.finish()?;
+    writer.write_char('}')
+}
+
 /// How many objects a dotted name is nested in.
 fn parents(name: &str) -> usize {
     name.bytes().filter(|&b| b == b'.').count()
@@ -359,23 +470,21 @@ impl Visit for Members<'_, '_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field.name());
-        if self.result.is_ok() {
-            self.result = write!(self.writer, "{value}");
-        }
+        self.write(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field.name());
-        if self.result.is_ok() {
-            self.result = write!(self.writer, "{value}");
-        }
+        self.write(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field.name());
         if self.result.is_ok() {
+            // ryu, as serde_json writes numbers (`1.0`, `2.5e-7`), without the formatting machinery.
             self.result = if value.is_finite() {
-                write!(self.writer, "{value}")
+                self.writer
+                    .write_str(ryu::Buffer::new().format_finite(value))
             } else {
                 self.writer.write_str("null")
             };
@@ -401,6 +510,10 @@ struct JsonEscaped<'a, W: std::fmt::Write + ?Sized>(&'a mut W);
 
 impl<W: std::fmt::Write + ?Sized> std::fmt::Write for JsonEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        // Almost every value needs no escape: one scan, one write.
+        if !text.bytes().any(needs_escape) {
+            return self.0.write_str(text);
+        }
         let mut start = 0;
         for (i, byte) in text.bytes().enumerate() {
             let escape = match byte {
@@ -422,6 +535,11 @@ impl<W: std::fmt::Write + ?Sized> std::fmt::Write for JsonEscaped<'_, W> {
         }
         self.0.write_str(&text[start..])
     }
+}
+
+/// Whether a byte is written escaped in a JSON string.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\' || byte == 0x7f
 }
 
 /// The request id of a [`REQUEST_SPAN`], for `reqId`.
@@ -479,6 +597,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timestamps_are_rfc_3339_to_the_microsecond() {
+        let at = |seconds: u64, micros: u64| {
+            let mut text = String::new();
+            let time = UNIX_EPOCH
+                + std::time::Duration::from_secs(seconds)
+                + std::time::Duration::from_micros(micros);
+            write_timestamp(&mut text, time).expect("write");
+            text
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_796_601_599, 999_999), "2026-12-06T23:59:59.999999Z");
+        // The same second again (cached), then the next one.
+        assert_eq!(at(1_796_601_599, 120_000), "2026-12-06T23:59:59.120000Z");
+        assert_eq!(at(1_780_000_000, 123_456), "2026-05-28T20:26:40.123456Z");
+        assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
     fn json_strings_are_escaped_in_runs() {
         let mut out = String::new();
         write_json_str(&mut out, "a\"b\\c\nd\u{1}é").expect("write");
@@ -509,7 +646,7 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(Only(LogFormat::Mia))
             .with_writer(move || writer.clone())
             .finish()
@@ -574,7 +711,7 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(Only(format))
             .with_writer(move || writer.clone())
             .finish();
@@ -602,9 +739,25 @@ mod tests {
                 );
             });
             tracing::error!(target: "actix_http::h1::dispatcher", "stream error: bad head");
+            let job = tracing::info_span!("job", id = "j-1", late = tracing::field::Empty);
+            job.record("late", 7_u64);
+            job.in_scope(|| tracing::info!("recorded later"));
+            let bare = tracing::info_span!("bare", only = tracing::field::Empty);
+            bare.in_scope(|| tracing::info!("no field yet"));
+            bare.record("only", "now");
+            bare.in_scope(|| tracing::info!("one field"));
         });
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.len(), 6, "{lines:?}");
         let [outside, answered, connection] = [&lines[0], &lines[1], &lines[2]];
+        assert_eq!(
+            lines[3]["span"],
+            serde_json::json!({"name": "job", "id": "j-1", "late": 7})
+        );
+        assert_eq!(lines[4]["span"], serde_json::json!({"name": "bare"}));
+        assert_eq!(
+            lines[5]["span"],
+            serde_json::json!({"name": "bare", "only": "now"})
+        );
         assert_eq!(outside["level"], "INFO");
         assert_eq!(outside["message"], "outside any span");
         assert_eq!(outside["plain"], 1);

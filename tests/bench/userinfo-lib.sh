@@ -11,7 +11,7 @@ wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; 
 
 # measure URL TOKEN: "req/s p99_ms" of wrk with that Bearer token; fails on any non-2xx answer.
 measure() {
-    wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $2" "$1" >"$work/wrk.txt"
+    taskset -c "${WRK_CPUS:-0-1}" wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $2" "$1" >"$work/wrk.txt"
     python3 - "$work/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

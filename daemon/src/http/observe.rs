@@ -20,7 +20,6 @@ use super::edge::{self, EdgeLimits};
 use super::extract::forwarded::end_user_ip;
 use super::metrics::{HTTP_FLUSH_INTERVAL, HttpRecorder};
 use crate::config::{LogFormat, Settings};
-use crate::echo::Clipped;
 use crate::telemetry;
 
 /// The most characters of a request's path its log lines carry.
@@ -127,8 +126,8 @@ where
         let span = tracing::info_span!(
             "request",
             request_id = id.to_str().unwrap_or_default(),
-            method = %req.method(),
-            path = %Clipped(req.path(), MAX_LOGGED_PATH_CHARS),
+            method = req.method().as_str(),
+            path = crate::echo::clip(req.path(), MAX_LOGGED_PATH_CHARS).as_ref(),
         );
         edge::head_as_get(&mut req);
         let timed_out = edge::bound_body(&mut req, self.limits.body_timeout);
@@ -151,7 +150,7 @@ where
                 } else {
                     tracing::info!(
                         status = status.as_u16(),
-                        route = %route,
+                        route = route.as_str(),
                         duration_ms = elapsed.as_secs_f64() * 1000.0,
                         "request answered"
                     );
@@ -192,7 +191,7 @@ fn log_completed<B: MessageBody>(res: &ServiceResponse<B>, elapsed: std::time::D
         http.request.userAgent.original = user_agent,
         http.response.statusCode = res.status().as_u16(),
         http.response.body.bytes = bytes,
-        url.path = %Clipped(req.path(), MAX_LOGGED_PATH_CHARS),
+        url.path = crate::echo::clip(req.path(), MAX_LOGGED_PATH_CHARS).as_ref(),
         host.hostname = hostname,
         host.ip = ip.map(tracing::field::display),
         responseTime = elapsed.as_secs_f64() * 1000.0,
