@@ -11,8 +11,8 @@
 //!   lines of the chosen shape), with the shape `LOG_FORMAT` names; [`set_format`] then applies
 //!   the loaded `server.logFormat`. The shape is one atomic read per line.
 //! - `mia` levels: trace 10, debug 20, info 30, warn 40, error 50 (tracing has no fatal, 60).
-//! - `reqId` is the `request_id` of the enclosing `request` span, kept in the span's extensions
-//!   by [`RequestIdLayer`] (only in `mia`), so a line does not re-read the span's fields.
+//! - A line written while a request is handled carries the request ([`RequestScope`]): its
+//!   fields under `span` (`json`), its id as `reqId` (`mia`).
 //! - actix-web writes some lines through the `log` crate (actix-http and actix-server use
 //!   tracing): [`LogBridge`] hands them to tracing, so they take the chosen shape too, their
 //!   `log` target as the `logger` field.
@@ -30,21 +30,21 @@
 //! authentication service keeps its logs.
 
 mod queue;
+mod scope;
 
 pub use queue::QueueGuard;
+pub use scope::{InScope, MAX_LOGGED_PATH_CHARS, RequestScope};
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -52,11 +52,6 @@ use crate::config::LogFormat;
 
 /// Whether lines take the `mia` shape.
 static MIA: AtomicBool = AtomicBool::new(false);
-
-/// The name of the span every request's lines are written in (see `http::observe`).
-pub const REQUEST_SPAN: &str = "request";
-/// The field of [`REQUEST_SPAN`] that holds the request id.
-pub const REQUEST_ID_FIELD: &str = "request_id";
 
 /// Installs the global subscriber with `format` (the `LOG_FORMAT` variable's, before the config
 /// is loaded). Keep the returned guard until the process ends: dropping it flushes the lines
@@ -74,7 +69,6 @@ pub fn init(level: &str, format: LogFormat) -> Option<QueueGuard> {
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
-        .with(RequestIdLayer)
         .try_init()
         .ok()?;
     if log::set_logger(&LogBridge).is_ok() {
@@ -188,10 +182,19 @@ where
     fields.finish()?;
     writer.write_str(",\"target\":")?;
     write_json_str(&mut writer, metadata.target())?;
+    let in_request = scope::with_current(|request| match request {
+        Some(request) => writer
+            .write_str(",\"span\":{")
+            .and_then(|()| request.write_members(&mut writer))
+            .and_then(|()| writer.write_str(",\"name\":\"request\"}"))
+            .map(|()| true),
+        None => Ok(false),
+    })?;
     let span = event
         .parent()
         .and_then(|id| ctx.span(id))
-        .or_else(|| ctx.lookup_current());
+        .or_else(|| ctx.lookup_current())
+        .filter(|_| !in_request);
     if let Some(span) = span {
         writer.write_str(",\"span\":{")?;
         // The span's fields as the fmt layer keeps them: one JSON object, written as it is.
@@ -228,7 +231,7 @@ fn mia_level(event: &Event<'_>) -> u8 {
 
 /// One `mia` line: `level`, `time`, the event's fields (`message` as `msg`), `reqId`.
 fn write_mia<S, N>(
-    ctx: &FmtContext<'_, S, N>,
+    _: &FmtContext<'_, S, N>,
     mut writer: Writer<'_>,
     event: &Event<'_>,
 ) -> std::fmt::Result
@@ -243,15 +246,12 @@ where
     let mut fields = Members::new(&mut writer, true);
     event.record(&mut fields);
     fields.finish()?;
-    if let Some(scope) = ctx.event_scope() {
-        for span in scope.from_root() {
-            if let Some(RequestId(id)) = span.extensions().get::<RequestId>() {
-                writer.write_str(",\"reqId\":")?;
-                write_json_str(&mut writer, id)?;
-                break;
-            }
-        }
-    }
+    scope::with_current(|request| match request {
+        Some(request) => writer
+            .write_str(",\"reqId\":")
+            .and_then(|()| write_json_str(&mut writer, request.request_id())),
+        None => Ok(()),
+    })?;
     writer.write_str("}\n")
 }
 
@@ -542,41 +542,6 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\' || byte == 0x7f
 }
 
-/// The request id of a [`REQUEST_SPAN`], for `reqId`.
-struct RequestId(String);
-
-/// Keeps each request span's id in its extensions while lines take the `mia` shape.
-struct RequestIdLayer;
-
-impl<S> Layer<S> for RequestIdLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if attrs.metadata().name() != REQUEST_SPAN || !MIA.load(Ordering::Relaxed) {
-            return;
-        }
-        struct Find(Option<String>);
-        impl Visit for Find {
-            fn record_str(&mut self, field: &Field, value: &str) {
-                if field.name() == REQUEST_ID_FIELD {
-                    self.0 = Some(value.to_owned());
-                }
-            }
-            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                if field.name() == REQUEST_ID_FIELD {
-                    self.0 = Some(format!("{value:?}"));
-                }
-            }
-        }
-        let mut find = Find(None);
-        attrs.record(&mut find);
-        if let (Some(request_id), Some(span)) = (find.0, ctx.span(id)) {
-            span.extensions_mut().insert(RequestId(request_id));
-        }
-    }
-}
-
 /// Writes `error` and every `source()` below it on one line (`a: b: c`), for the `Debug` of the
 /// daemon's error types, so one log line shows the whole cause chain.
 pub fn write_cause_chain(
@@ -594,6 +559,9 @@ pub fn write_cause_chain(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::header::HeaderValue;
+    use actix_web::http::{Method, Uri};
+
     use super::*;
 
     #[test]
@@ -649,12 +617,15 @@ mod tests {
             .fmt_fields(SpanFields)
             .event_format(Only(LogFormat::Mia))
             .with_writer(move || writer.clone())
-            .finish()
-            .with(RequestIdLayer);
+            .finish();
         set_format(LogFormat::Mia);
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!(REQUEST_SPAN, request_id = "r-1", method = "GET");
-            span.in_scope(|| {
+            RequestScope::new(
+                HeaderValue::from_static("r-1"),
+                Method::GET,
+                Uri::from_static("/"),
+            )
+            .in_scope(|| {
                 tracing::warn!(
                     a.b.c = 1_u64,
                     a.b.d = "two",
@@ -726,8 +697,12 @@ mod tests {
     fn json_lines_keep_tracing_subscribers_shape() {
         let lines = lines_of(LogFormat::Json, || {
             tracing::info!(plain = 1_u64, "outside any span");
-            let span = tracing::info_span!(REQUEST_SPAN, request_id = "r-\"1", method = "GET");
-            span.in_scope(|| {
+            RequestScope::new(
+                HeaderValue::from_static("r-\"1"),
+                Method::GET,
+                Uri::from_static("/userinfo?x=1"),
+            )
+            .in_scope(|| {
                 tracing::info!(
                     status = 200_u64,
                     route = %"/userinfo",
@@ -777,7 +752,7 @@ mod tests {
         assert_eq!(answered["target"], module_path!());
         assert_eq!(
             answered["span"],
-            serde_json::json!({"name": "request", "request_id": "r-\"1", "method": "GET"})
+            serde_json::json!({"name": "request", "request_id": "r-\"1", "method": "GET", "path": "/userinfo"})
         );
         assert_eq!(
             connection["level"], "WARN",

@@ -1,5 +1,5 @@
 //! The middleware around every request: the `x-request-id` (honoured or generated, echoed back),
-//! a tracing span carrying it so every log line of the request shows it, one access log line
+//! a [`RequestScope`] carrying it so every log line of the request shows it, one access log line
 //! (`request answered`, or with `LOG_FORMAT=mia` upstream's `request completed` with its nested
 //! `http`/`url`/`host` fields, SPEC §8),
 //! the HTTP metrics, and the rules of [`super::edge`] (`HEAD` as `GET`, the body deadline, the
@@ -14,16 +14,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use futures_util::future::LocalBoxFuture;
-use tracing::Instrument;
 
 use super::edge::{self, EdgeLimits};
 use super::extract::forwarded::end_user_ip;
 use super::metrics::{HTTP_FLUSH_INTERVAL, HttpRecorder};
 use crate::config::{LogFormat, Settings};
-use crate::telemetry;
-
-/// The most characters of a request's path its log lines carry.
-const MAX_LOGGED_PATH_CHARS: usize = 256;
+use crate::telemetry::{self, MAX_LOGGED_PATH_CHARS, RequestScope};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -123,20 +119,15 @@ where
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let id = request_id(&req);
-        let span = tracing::info_span!(
-            "request",
-            request_id = id.to_str().unwrap_or_default(),
-            method = req.method().as_str(),
-            path = crate::echo::clip(req.path(), MAX_LOGGED_PATH_CHARS).as_ref(),
-        );
+        let scope = RequestScope::new(id.clone(), req.method().clone(), req.uri().clone());
         edge::head_as_get(&mut req);
         let timed_out = edge::bound_body(&mut req, self.limits.body_timeout);
-        let answer = span.in_scope(|| self.service.call(req));
+        let answer = scope.in_scope(|| self.service.call(req));
         let recorder = self.recorder.clone();
         let limits = self.limits;
         Box::pin(async move {
-            let res = answer.instrument(span.clone()).await?;
-            let mut res = span.in_scope(|| edge::finish(res, timed_out.as_ref(), &limits));
+            let res = scope.wrap(answer).await?;
+            let mut res = scope.in_scope(|| edge::finish(res, timed_out.as_ref(), &limits));
             let status = res.status();
             let route = res
                 .request()
@@ -144,7 +135,7 @@ where
                 .unwrap_or_else(|| "unmatched".to_owned());
             let elapsed = started.elapsed();
             res.headers_mut().insert(REQUEST_ID, id);
-            span.in_scope(|| {
+            scope.in_scope(|| {
                 if telemetry::format() == LogFormat::Mia {
                     log_completed(&res, elapsed);
                 } else {
