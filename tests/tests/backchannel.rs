@@ -10,6 +10,8 @@
 //! - Each refusal of the specification's §2.6 is a 400 that ends nothing; garbage bodies are 400.
 //! - A token replayed to another daemon sharing the store is refused.
 //! - Endings survive `kill -9` and a restart.
+//! - Under load: one token posted by 40 concurrent keep-alive clients is taken once, 40 distinct
+//!   tokens at once are each taken, and a stalled client holds nothing up.
 
 use std::time::{Duration, Instant};
 
@@ -313,6 +315,83 @@ async fn garbage_bodies_are_400_never_5xx_and_no_key_is_needed() {
     // The route is a POST: a GET is 405, not a 5xx.
     let response = app.client.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 405);
+}
+
+/// `POST /backchannel-logout` on `client`'s own keep-alive connection: the status and the body.
+async fn post_on(client: &reqwest::Client, app: &TestApp, token: &str) -> (u16, Value) {
+    let response = client
+        .post(app.url("/backchannel-logout"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// As the internet sends them: while a client holds a connection with a body that stops coming,
+/// 40 clients on their own keep-alive connections post one token at the same moment (Auth0
+/// retrying, or a replay): it is taken exactly once, the 39 others are refused as a replay; then
+/// 40 distinct tokens at once, each taken. Nothing answers 5xx, the user's sessions end each time,
+/// and the stalled client gets its 408 within `server.bodyTimeoutMs`.
+#[actix_rt::test]
+async fn concurrent_tokens_are_each_taken_once_and_a_stalled_client_holds_nothing_up() {
+    use futures_util::future::join_all;
+
+    let app = spawn_app_configured(|c| c["server"]["bodyTimeoutMs"] = json!(1_500), &[]).await;
+    let port = app.port;
+    let stalled = actix_rt::spawn(async move {
+        let request =
+            crate::errors::stalled_post("/backchannel-logout", "application/x-www-form-urlencoded");
+        crate::errors::raw_request(
+            port,
+            &request,
+            Duration::from_secs(10),
+            Duration::from_secs(3),
+        )
+        .await
+    });
+    let clients: Vec<reqwest::Client> = (0..40).map(|_| reqwest::Client::new()).collect();
+
+    let access = password_login(&app, "api", demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    let token = mint(&app.emulator, Some(demo::USER_ID), None, json!({})).await;
+    let answers = join_all(clients.iter().map(|c| post_on(c, &app, &token))).await;
+    let taken = answers.iter().filter(|(status, _)| *status == 200).count();
+    let replays = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == 400 && body["message"].as_str().is_some_and(|m| m.contains("jti"))
+        })
+        .count();
+    assert_eq!((taken, replays), (1, 39), "{answers:?}");
+    assert_eq!(bearer_status(&app, &access).await, 401);
+
+    // The same connections again, each with a token of its own.
+    let access = password_login(&app, "api", demo::USER_EMAIL, demo::USER_PASSWORD).await;
+    let tokens = join_all(
+        (0..clients.len()).map(|_| mint(&app.emulator, Some(demo::USER_ID), None, json!({}))),
+    )
+    .await;
+    let answers = join_all(
+        clients
+            .iter()
+            .zip(&tokens)
+            .map(|(client, token)| post_on(client, &app, token)),
+    )
+    .await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    assert_eq!(bearer_status(&app, &access).await, 401);
+
+    let stalled = stalled
+        .await
+        .unwrap()
+        .expect("the stalled client is answered");
+    assert_eq!(stalled.status, 408, "{:?}", stalled.json());
+    assert!(stalled.took < Duration::from_secs(5), "{:?}", stalled.took);
+    assert!(stalled.closed);
 }
 
 #[actix_rt::test]

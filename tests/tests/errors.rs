@@ -20,15 +20,15 @@ use crate::testkit::{
 
 /// An answer read off a raw connection.
 #[derive(Debug)]
-struct RawAnswer {
-    status: u16,
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
     /// Lower-cased names.
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     /// The server closed the connection after the answer.
-    closed: bool,
+    pub(crate) closed: bool,
     /// From the last byte sent to the answer's end.
-    took: Duration,
+    pub(crate) took: Duration,
 }
 
 impl RawAnswer {
@@ -39,7 +39,7 @@ impl RawAnswer {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "not JSON ({e}): {:?} {}",
@@ -78,7 +78,7 @@ fn parse_answer(buffer: &[u8]) -> Option<RawAnswer> {
 
 /// Sends `request` on a new connection to `port` and reads one answer within `wait`, then
 /// whether the server closes the connection within `close_wait`.
-async fn raw_request(
+pub(crate) async fn raw_request(
     port: u16,
     request: &[u8],
     wait: Duration,
@@ -120,7 +120,7 @@ async fn read_answer(
 }
 
 /// A request head announcing `Content-Length: 100`, with one byte of the body.
-fn stalled_post(path: &str, content_type: &str) -> Vec<u8> {
+pub(crate) fn stalled_post(path: &str, content_type: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n\
          Content-Length: 100\r\n\r\ng"
