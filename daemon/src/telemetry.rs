@@ -404,9 +404,10 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
     )
 }
 
-/// A span's fields as one JSON object (`{"request_id":"…","method":"GET"}`), written by hand once
-/// per span: tracing-subscriber's `JsonFields` built a map of `serde_json::Value`s for each
-/// request's span. The `json` line copies the object as it is.
+/// A tracing span's fields as one JSON object (`{"id":"…","late":7}`), written by hand once per
+/// span (tracing-subscriber's `JsonFields` builds a map of `serde_json::Value`s); a `json` line
+/// written in a span copies the object as it is. Requests are not spans ([`RequestScope`]); this
+/// is for any span the code opens.
 struct SpanFields;
 
 impl<'w> FormatFields<'w> for SpanFields {
