@@ -74,6 +74,8 @@ pub fn spawn(out: impl Write + Send + 'static) -> (LineQueue, QueueGuard) {
         .name("log-writer".into())
         .spawn(move || write_lines(&for_thread, out))
         .ok();
+    // Without its thread the queue is closed from the start: lines are written in place.
+    shared.lock().closed = writer.is_none();
     (
         LineQueue {
             shared: shared.clone(),
