@@ -22,7 +22,10 @@
 //!   re-parses the span's fields with serde_json on every line and allocates per field: with one
 //!   access line per request it was the largest cost of `/userinfo`.) The `json` shape is
 //!   tracing-subscriber's (`timestamp` RFC 3339 in µs, `level`, the event's fields, `target`,
-//!   `span` with the current span's fields and `name`), so what reads it keeps working.
+//!   `span` with the request's fields and `name`), so what reads it keeps working.
+//! - No tracing span is opened in the process (the request is a [`RequestScope`]; hyper's spans
+//!   need a cfg this build does not set), so the formatter writes no span's fields: a span opened
+//!   one day would need its fields written here.
 //!
 //! Lines are written by a background thread ([`queue`]), so a request never waits on the stdout
 //! pipe: with one access line per request, writing in place halved the throughput of
@@ -42,9 +45,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -64,7 +66,6 @@ pub fn init(level: &str, format: LogFormat) -> Option<QueueGuard> {
         .unwrap_or_default();
     let (writer, guard) = queue::spawn(std::io::stdout());
     tracing_subscriber::fmt()
-        .fmt_fields(SpanFields)
         .event_format(Lines)
         .with_env_filter(filter)
         .with_writer(writer)
@@ -145,29 +146,22 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _: &FmtContext<'_, S, N>,
         writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
         if MIA.load(Ordering::Relaxed) {
-            write_mia(ctx, writer, event)
+            write_mia(writer, event)
         } else {
-            write_json(ctx, writer, event)
+            write_json(writer, event)
         }
     }
 }
 
 /// One `json` line, tracing-subscriber's shape: `timestamp`, `level`, the event's fields
-/// (`message` among them), `target`, and the current span's fields with its `name` as `span`.
-fn write_json<S, N>(
-    ctx: &FmtContext<'_, S, N>,
-    mut writer: Writer<'_>,
-    event: &Event<'_>,
-) -> std::fmt::Result
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
+/// (`message` among them), `target`, and, in a request, its fields with `"name":"request"` as
+/// `span`.
+fn write_json(mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
     let metadata = event.metadata();
     writer.write_str("{\"timestamp\":\"")?;
     write_timestamp(&mut writer, SystemTime::now())?;
@@ -182,38 +176,13 @@ where
     fields.finish()?;
     writer.write_str(",\"target\":")?;
     write_json_str(&mut writer, metadata.target())?;
-    let in_request = scope::with_current(|request| match request {
+    scope::with_current(|request| match request {
         Some(request) => writer
             .write_str(",\"span\":{")
             .and_then(|()| request.write_members(&mut writer))
-            .and_then(|()| writer.write_str(",\"name\":\"request\"}"))
-            .map(|()| true),
-        None => Ok(false),
+            .and_then(|()| writer.write_str(",\"name\":\"request\"}")),
+        None => Ok(()),
     })?;
-    let span = event
-        .parent()
-        .and_then(|id| ctx.span(id))
-        .or_else(|| ctx.lookup_current())
-        .filter(|_| !in_request);
-    if let Some(span) = span {
-        writer.write_str(",\"span\":{")?;
-        // The span's fields as the fmt layer keeps them: one JSON object, written as it is.
-        if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
-            let members = fields
-                .fields
-                .trim()
-                .strip_prefix('{')
-                .and_then(|f| f.strip_suffix('}'))
-                .unwrap_or_default();
-            if !members.is_empty() {
-                writer.write_str(members)?;
-                writer.write_char(',')?;
-            }
-        }
-        writer.write_str("\"name\":")?;
-        write_json_str(&mut writer, span.metadata().name())?;
-        writer.write_char('}')?;
-    }
     writer.write_str("}\n")
 }
 
@@ -230,15 +199,7 @@ fn mia_level(event: &Event<'_>) -> u8 {
 }
 
 /// One `mia` line: `level`, `time`, the event's fields (`message` as `msg`), `reqId`.
-fn write_mia<S, N>(
-    _: &FmtContext<'_, S, N>,
-    mut writer: Writer<'_>,
-    event: &Event<'_>,
-) -> std::fmt::Result
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
+fn write_mia(mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -263,8 +224,6 @@ where
 struct Members<'w, 'b> {
     writer: &'w mut Writer<'b>,
     nest: bool,
-    /// Whether a member is written before the next one (a comma between them).
-    after_member: bool,
     /// The previous field's name: its parent segments are the objects open now.
     open: Option<&'static str>,
     result: std::fmt::Result,
@@ -275,7 +234,6 @@ impl<'w, 'b> Members<'w, 'b> {
         Self {
             writer,
             nest,
-            after_member: true,
             open: None,
             result: Ok(()),
         }
@@ -300,10 +258,9 @@ impl<'w, 'b> Members<'w, 'b> {
     /// opens the ones it is in, and writes its key (the last segment; `message` as `msg`).
     fn key(&mut self, name: &'static str) {
         if !self.nest {
-            self.write(if self.after_member { ",\"" } else { "\"" });
+            self.write(",\"");
             self.write(name);
             self.write("\":");
-            self.after_member = true;
             return;
         }
         let depth = self.open.map_or(0, parents);
@@ -402,49 +359,6 @@ fn civil_date(days: i64) -> (i64, u32, u32) {
         u32::try_from(month).unwrap_or(1),
         u32::try_from(day).unwrap_or(1),
     )
-}
-
-/// A tracing span's fields as one JSON object (`{"id":"…","late":7}`), written by hand once per
-/// span (tracing-subscriber's `JsonFields` builds a map of `serde_json::Value`s); a `json` line
-/// written in a span copies the object as it is. Requests are not spans ([`RequestScope`]); this
-/// is for any span the code opens.
-struct SpanFields;
-
-impl<'w> FormatFields<'w> for SpanFields {
-    fn format_fields<R: RecordFields>(
-        &self,
-        mut writer: Writer<'w>,
-        fields: R,
-    ) -> std::fmt::Result {
-        writer.write_char('{')?;
-        write_span_members(&mut writer, fields, false)
-    }
-
-    fn add_fields(
-        &self,
-        current: &'w mut FormattedFields<Self>,
-        fields: &tracing::span::Record<'_>,
-    ) -> std::fmt::Result {
-        // `{` + members + `}`: reopened, the new members after the old ones.
-        let after_member = current.fields.len() > 2;
-        if current.fields.pop().is_none() {
-            current.fields.push('{');
-        }
-        write_span_members(&mut current.as_writer(), fields, after_member)
-    }
-}
-
-/// Writes `fields` as members of an object already open, then closes it.
-fn write_span_members(
-    writer: &mut Writer<'_>,
-    fields: impl RecordFields,
-    after_member: bool,
-) -> std::fmt::Result {
-    let mut members = Members::new(writer, false);
-    members.after_member = after_member;
-    fields.record(&mut members);
-    members.finish()?;
-    writer.write_char('}')
 }
 
 /// How many objects a dotted name is nested in.
@@ -593,16 +507,18 @@ mod tests {
         assert_eq!(parsed, "a\"b\\c\nd\u{1}é");
     }
 
-    /// A captured line of one event written by the `mia` formatter.
+    /// What a writer was given, and in how many writes (shared with the queue's tests).
     #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    pub(super) struct Captured(pub(super) std::sync::Arc<std::sync::Mutex<(Vec<u8>, usize)>>);
 
     impl std::io::Write for Captured {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
+            let mut captured = self
+                .0
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .extend_from_slice(bytes);
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            captured.0.extend_from_slice(bytes);
+            captured.1 += 1;
             Ok(bytes.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -610,17 +526,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dotted_names_nest_and_the_request_id_is_the_spans() {
+    /// One shape's formatter alone (the global shape is shared by the tests running at once).
+    struct Only(LogFormat);
+
+    impl<S, N> FormatEvent<S, N> for Only
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            _: &FmtContext<'_, S, N>,
+            writer: Writer<'_>,
+            event: &Event<'_>,
+        ) -> std::fmt::Result {
+            match self.0 {
+                LogFormat::Mia => write_mia(writer, event),
+                LogFormat::Json => write_json(writer, event),
+            }
+        }
+    }
+
+    /// The lines of `emit`, written by one shape's formatter.
+    fn lines_of(format: LogFormat, emit: impl FnOnce()) -> Vec<serde_json::Value> {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(SpanFields)
-            .event_format(Only(LogFormat::Mia))
+            .event_format(Only(format))
             .with_writer(move || writer.clone())
             .finish();
-        set_format(LogFormat::Mia);
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = captured.0.lock().expect("lock").0.clone();
+        String::from_utf8(bytes)
+            .expect("utf8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn dotted_names_nest_and_the_request_id_is_the_scopes() {
+        let lines = lines_of(LogFormat::Mia, || {
             RequestScope::new(
                 HeaderValue::from_static("r-1"),
                 Method::GET,
@@ -637,10 +583,8 @@ mod tests {
                 );
             });
         });
-        set_format(LogFormat::Json);
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
-        assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
-        let line: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(lines.len(), 1, "one line: {lines:?}");
+        let line = &lines[0];
         assert_eq!(line["level"], 40);
         assert!(
             line["time"].as_u64().is_some_and(|t| t > 1_700_000_000_000),
@@ -655,43 +599,6 @@ mod tests {
         assert_eq!(line["f"]["g"], 2.5);
         assert_eq!(line["top"], "x\"y");
         assert_eq!(parents("http.request.userAgent.original"), 3);
-    }
-
-    /// One shape's formatter alone (the global shape is shared by the tests running at once).
-    struct Only(LogFormat);
-
-    impl<S, N> FormatEvent<S, N> for Only
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-        N: for<'a> FormatFields<'a> + 'static,
-    {
-        fn format_event(
-            &self,
-            ctx: &FmtContext<'_, S, N>,
-            writer: Writer<'_>,
-            event: &Event<'_>,
-        ) -> std::fmt::Result {
-            match self.0 {
-                LogFormat::Mia => write_mia(ctx, writer, event),
-                LogFormat::Json => write_json(ctx, writer, event),
-            }
-        }
-    }
-
-    /// The lines of `emit`, written by one shape's formatter.
-    fn lines_of(format: LogFormat, emit: impl FnOnce()) -> Vec<serde_json::Value> {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(SpanFields)
-            .event_format(Only(format))
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
-        text.lines()
-            .map(|line| serde_json::from_str(line).expect("each line is JSON"))
-            .collect()
     }
 
     #[test]
@@ -715,25 +622,9 @@ mod tests {
                 );
             });
             tracing::error!(target: "actix_http::h1::dispatcher", "stream error: bad head");
-            let job = tracing::info_span!("job", id = "j-1", late = tracing::field::Empty);
-            job.record("late", 7_u64);
-            job.in_scope(|| tracing::info!("recorded later"));
-            let bare = tracing::info_span!("bare", only = tracing::field::Empty);
-            bare.in_scope(|| tracing::info!("no field yet"));
-            bare.record("only", "now");
-            bare.in_scope(|| tracing::info!("one field"));
         });
-        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert_eq!(lines.len(), 3, "{lines:?}");
         let [outside, answered, connection] = [&lines[0], &lines[1], &lines[2]];
-        assert_eq!(
-            lines[3]["span"],
-            serde_json::json!({"name": "job", "id": "j-1", "late": 7})
-        );
-        assert_eq!(lines[4]["span"], serde_json::json!({"name": "bare"}));
-        assert_eq!(
-            lines[5]["span"],
-            serde_json::json!({"name": "bare", "only": "now"})
-        );
         assert_eq!(outside["level"], "INFO");
         assert_eq!(outside["message"], "outside any span");
         assert_eq!(outside["plain"], 1);

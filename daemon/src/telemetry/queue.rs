@@ -169,25 +169,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// What the writer thread wrote, and in how many writes.
-    #[derive(Clone, Default)]
-    struct Out(Arc<Mutex<(Vec<u8>, usize)>>);
-
-    impl Write for Out {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            let mut out = self.0.lock().unwrap();
-            out.0.extend_from_slice(bytes);
-            out.1 += 1;
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::tests::Captured;
 
     #[test]
     fn every_line_of_every_thread_is_written_whole_in_few_writes() {
-        let out = Out::default();
+        let out = Captured::default();
         let started = std::time::Instant::now();
         let (queue, guard) = spawn(out.clone());
         let threads: Vec<_> = (0..4)
@@ -225,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_line_after_the_guard_is_gone_is_still_written() {
-        let out = Out::default();
+        let out = Captured::default();
         let (queue, guard) = spawn(out.clone());
         queue.make_writer().write_all(b"before\n").unwrap();
         drop(guard);
