@@ -40,23 +40,34 @@ pub fn quoted(value: &str) -> String {
 #[derive(Clone, Copy)]
 pub struct Clipped<'a>(pub &'a str, pub usize);
 
-impl fmt::Display for Clipped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(self.1) {
-            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
-            None => f.write_str(self.0),
+impl<'a> Clipped<'a> {
+    /// What is kept of a value that is cut; `None` when it fits.
+    fn kept(&self) -> Option<&'a str> {
+        // No more bytes than `max`: no more characters either (the usual case, no walk).
+        if self.0.len() <= self.1 {
+            return None;
+        }
+        self.0
+            .char_indices()
+            .nth(self.1)
+            .map(|(cut, _)| &self.0[..cut])
+    }
+
+    /// As a string: borrowed when it fits, as almost always (for a `&str` log field).
+    pub fn as_cow(&self) -> std::borrow::Cow<'a, str> {
+        match self.kept() {
+            Some(kept) => std::borrow::Cow::Owned(format!("{kept}…")),
+            None => std::borrow::Cow::Borrowed(self.0),
         }
     }
 }
 
-/// `text` cut to `max` characters (`…` marks a cut): borrowed when it fits, as almost always.
-pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..cut])),
-        None => std::borrow::Cow::Borrowed(text),
+impl fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kept() {
+            Some(kept) => write!(f, "{kept}…"),
+            None => f.write_str(self.0),
+        }
     }
 }
 
@@ -83,9 +94,13 @@ mod tests {
         assert_eq!(Clipped("/userinfo", 8).to_string(), "/userinf…");
         assert_eq!(Clipped("/userinfo", 9).to_string(), "/userinfo");
         assert_eq!(Clipped("ça", 1).to_string(), "ç…");
-        assert_eq!(clip("/userinfo", 8), "/userinf…");
-        assert_eq!(clip("/userinfo", 9), "/userinfo");
-        assert_eq!(clip("ça", 1), "ç…");
-        assert_eq!(clip("çç", 2), "çç");
+        assert_eq!(Clipped("çç", 2).to_string(), "çç");
+        assert_eq!(Clipped("/userinfo", 8).as_cow(), "/userinf…");
+        assert_eq!(Clipped("/userinfo", 9).as_cow(), "/userinfo");
+        assert_eq!(Clipped("ça", 1).as_cow(), "ç…");
+        assert!(matches!(
+            Clipped("çç", 2).as_cow(),
+            std::borrow::Cow::Borrowed("çç")
+        ));
     }
 }

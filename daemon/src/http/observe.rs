@@ -182,7 +182,9 @@ fn log_completed<B: MessageBody>(res: &ServiceResponse<B>, elapsed: std::time::D
         http.request.userAgent.original = user_agent,
         http.response.statusCode = res.status().as_u16(),
         http.response.body.bytes = bytes,
-        url.path = crate::echo::clip(req.path(), MAX_LOGGED_PATH_CHARS).as_ref(),
+        url.path = crate::echo::Clipped(req.path(), MAX_LOGGED_PATH_CHARS)
+            .as_cow()
+            .as_ref(),
         host.hostname = hostname,
         host.ip = ip.map(tracing::field::display),
         responseTime = elapsed.as_secs_f64() * 1000.0,

@@ -70,7 +70,7 @@ impl RequestScope {
         writer.write_str(",\"path\":")?;
         write_json_str(
             writer,
-            &crate::echo::clip(self.uri.path(), MAX_LOGGED_PATH_CHARS),
+            &crate::echo::Clipped(self.uri.path(), MAX_LOGGED_PATH_CHARS).as_cow(),
         )
     }
 
