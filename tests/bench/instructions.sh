@@ -42,15 +42,9 @@ for spec in "$@"; do
         >"$work/$name.log" 2>"$work/$name.valgrind" &
     daemon=$!
     pids+=("$daemon")
-    for _ in $(seq 600); do
-        curl -fs "http://127.0.0.1:$port/-/healthz" >/dev/null 2>&1 && break
-        sleep 0.2
-    done
-    token=$(curl -fs -X POST "http://127.0.0.1:$port/oauth/token" \
-        --data-urlencode grant_type=password \
-        --data-urlencode username=demo@example.com \
-        --data-urlencode password=demo-password |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+    # Under valgrind the daemon starts in seconds, not milliseconds.
+    wait_for "http://127.0.0.1:$port/-/healthz" 1200
+    token=$(demo_token "$port")
     hit "$port" "$token" 300
     sleep 1
     callgrind_control -z "$daemon" >/dev/null 2>&1

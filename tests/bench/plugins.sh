@@ -32,21 +32,12 @@ start() {
     wait_for "http://127.0.0.1:$port/-/healthz"
 }
 
-# token PORT: the demo user's access token from that daemon.
-token() {
-    curl -fs -X POST "http://127.0.0.1:$1/oauth/token" \
-        --data-urlencode grant_type=password \
-        --data-urlencode username=demo@example.com \
-        --data-urlencode password=demo-password |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])'
-}
-
 start plain
 plain_port=$port
-plain_token=$(token "$plain_port")
+plain_token=$(demo_token "$plain_port")
 start plugin "AUTH0_CLIENT__PLUGINS=[{\"path\": \"$library\", \"config\": {\"permissions\": {\"users\": [\"profile:read\", \"orders:read\"], \"admin\": [\"users:read\", \"users:write\"]}}}]"
 plugin_port=$port
-plugin_token=$(token "$plugin_port")
+plugin_token=$(demo_token "$plugin_port")
 body=$(curl -fs -H "Authorization: Bearer $plugin_token" "http://127.0.0.1:$plugin_port/userinfo")
 grep -q '"permissions":\["orders:read","profile:read"\]' <<<"$body" ||
     { echo "the plugin's claim is missing from /userinfo: $body" >&2; exit 1; }

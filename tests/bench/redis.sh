@@ -76,11 +76,7 @@ start() {
     pids+=($!)
     wait_for "http://127.0.0.1:$port/-/ready"
     local token
-    token=$(curl -fs -X POST "http://127.0.0.1:$port/oauth/token" \
-        --data-urlencode grant_type=password \
-        --data-urlencode username=admin@example.com \
-        --data-urlencode password=admin-password |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+    token=$(demo_token "$port" admin@example.com admin-password)
     echo "http://127.0.0.1:$port/userinfo $token"
 }
 

@@ -28,11 +28,7 @@ pids+=($!)
 wait_for "http://127.0.0.1:$daemon_port/-/healthz"
 
 # A session for the demo user; its access token is what the gateway would send.
-token=$(curl -fs -X POST "http://127.0.0.1:$daemon_port/oauth/token" \
-    --data-urlencode grant_type=password \
-    --data-urlencode username=demo@example.com \
-    --data-urlencode password=demo-password |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+token=$(demo_token "$daemon_port")
 userinfo="http://127.0.0.1:$daemon_port/userinfo"
 bytes=$(curl -fs -H "Authorization: Bearer $token" "$userinfo" | wc -c)
 

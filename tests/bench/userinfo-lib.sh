@@ -7,7 +7,18 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+# wait_for URL [TRIES]: until URL answers 2xx, TRIES times 0.1 s apart (default 100).
+wait_for() { for _ in $(seq "${2:-100}"); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# demo_token PORT [EMAIL PASSWORD]: an access token from that daemon's password grant (default
+# the demo user), what a gateway would send.
+demo_token() {
+    curl -fs -X POST "http://127.0.0.1:$1/oauth/token" \
+        --data-urlencode grant_type=password \
+        --data-urlencode "username=${2:-demo@example.com}" \
+        --data-urlencode "password=${3:-demo-password}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])'
+}
 
 # measure URL TOKEN: "req/s p99_ms" of wrk with that Bearer token; fails on any non-2xx answer.
 measure() {
