@@ -719,6 +719,54 @@ async fn a_logout_elsewhere_ends_exactly_that_auth0_session_on_two_daemons_shari
     two.close().await;
 }
 
+/// SPEC §7 on Redis, failed as production fails it: a master and its replica, the replica
+/// promoted and the old master demoted while logout tokens keep coming. Each is answered 200 or
+/// 503 (the store refused the write: Auth0 may send it again), never another 5xx and never a
+/// replay refusal of a fresh token; tokens are taken again within 10 s, the user is logged out,
+/// and a token taken after the failover is refused as a replay: its `jti` is on the new master.
+#[actix_rt::test]
+async fn tokens_sent_through_a_redis_failover_are_taken_or_refused_503_and_replays_still_caught() {
+    let master = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(&master).start();
+    let hosts = format!("{},{}", master.host_port(), replica.host_port());
+    let app = spawn_app_configured(
+        |_| {},
+        &[
+            ("REDIS_HOSTS", &hosts),
+            ("AUTH0_CLIENT__SESSIONS__TIMEOUTMS", "1000"),
+        ],
+    )
+    .await;
+    let access = password_login(&app, "api", demo::USER_EMAIL, demo::USER_PASSWORD).await;
+
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
+    master.command(&["REPLICAOF", "127.0.0.1", &replica.port().to_string()]);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    let taken = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no token taken within 10 s of the failover: {answers:?}"
+        );
+        let token = mint(&app.emulator, Some(demo::USER_ID), None, json!({})).await;
+        let (status, body, _) = post_token(&app, &token).await;
+        assert!(matches!(status, 200 | 503), "{status} {body}");
+        answers.push((started.elapsed().as_millis(), status));
+        if status == 200 {
+            break token;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("answers through the failover (ms, status): {answers:?}");
+    assert_eq!(bearer_status(&app, &access).await, 401);
+    let (status, body, _) = post_token(&app, &taken).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("jti")),
+        "{body}"
+    );
+}
+
 /// SPEC §7: an ending acknowledged to Auth0 survives `kill -9` of the daemon, here in the middle
 /// of a burst of 40 tokens on their own connections: every answer before the kill is a 200 (none
 /// is a 5xx), the user stays logged out after the restart, another user keeps her session, and
