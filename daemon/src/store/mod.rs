@@ -25,6 +25,7 @@ pub mod records;
 pub mod redis;
 pub mod seal;
 pub mod sealed;
+mod secrets;
 pub mod sled;
 
 #[cfg(test)]
@@ -43,7 +44,7 @@ pub use records::{
 };
 pub use redis::{RedisOptions, RedisStore};
 pub use sealed::Sealed;
-pub use sled::{SledOptions, SledStore};
+pub use sled::{SledOptions, SledStore, TreeCensus};
 
 /// The future every store operation returns.
 ///

@@ -6,7 +6,8 @@
 //! - id is the SHA-256 of the session id (base64url, the shape of an id, so backends key and index
 //!   it as before): a key, a dump or `MONITOR` shows no cookie;
 //! - access, refresh and ID tokens and claims are empty, and `id_token` holds instead the
-//!   [`KeyRing`] seal of `{id, tokens, claims}`, bound to the hashed id and the client (a sealed
+//!   [`KeyRing`] seal of `{id, tokens, claims}` ([`super::secrets`]: the tokens in binary, the
+//!   claims only when they are not the ID token's), bound to the hashed id and the client (a sealed
 //!   value moved to another record does not open);
 //! - aliases, sub, client, times and revision are as they were (hashes and metadata, which the
 //!   backend indexes).
@@ -23,27 +24,17 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prometheus::IntCounter;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use sha2::{Digest as _, Sha256};
 
 use super::auth0_session::Auth0SessionHash;
 use super::seal::{KeyRing, Unopenable};
+use super::secrets::Secrets;
 use super::{
     CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
     SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
     TokenHash,
 };
-
-/// What is sealed of a session.
-#[derive(Serialize, Deserialize)]
-struct Secrets {
-    id: SessionId,
-    access_token: String,
-    refresh_token: Option<String>,
-    id_token: String,
-    claims: Map<String, Value>,
-}
 
 /// A backend seen through a [`KeyRing`].
 pub struct Sealed {
@@ -97,8 +88,9 @@ impl Sealed {
             id_token: session.id_token.clone(),
             claims: session.claims.clone(),
         };
-        let plain =
-            serde_json::to_vec(&secrets).map_err(|e| StoreError::unencodable("session", e))?;
+        let plain = secrets
+            .encode()
+            .map_err(|e| StoreError::unencodable("session", e))?;
         let sealed = self
             .ring
             .seal(&session.client, &aad(&stored, &session.client), &plain)?;
@@ -129,8 +121,7 @@ impl Sealed {
         let plain = self
             .ring
             .open(&aad(&stored.id, &stored.client), &stored.id_token)?;
-        let secrets: Secrets =
-            serde_json::from_slice(&plain).map_err(|_| Unopenable::Broken("?".into()))?;
+        let secrets = Secrets::decode(&plain).map_err(|_| Unopenable::Broken("?".into()))?;
         if stored_id(&secrets.id) != stored.id {
             return Err(Unopenable::Broken("?".into()));
         }

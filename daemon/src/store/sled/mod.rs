@@ -368,6 +368,28 @@ impl SledStore {
         self.inner.commit.durable().await
     }
 
+    /// What each tree holds: its records and their key and value bytes (the benchmarks' breakdown
+    /// of the folder's size; reads every record, so not for a serving daemon's hot path).
+    pub fn census(&self) -> Result<Vec<TreeCensus>, StoreError> {
+        let db = &self.inner.engine.db;
+        let mut census = Vec::new();
+        for name in db.tree_names() {
+            let tree = db.open_tree(&name)?;
+            let mut counted = TreeCensus {
+                tree: String::from_utf8_lossy(&name).into_owned(),
+                ..TreeCensus::default()
+            };
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                counted.records += 1;
+                counted.key_bytes += key.len() as u64;
+                counted.value_bytes += value.len() as u64;
+            }
+            census.push(counted);
+        }
+        Ok(census)
+    }
+
     /// Test hook: holds the flusher (as a hung sled flush would) until released.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn hold_flushes(&self, held: bool) {
@@ -1223,6 +1245,15 @@ impl Store for SledStore {
     fn stalled(&self) -> Option<String> {
         self.inner.stall_report()
     }
+}
+
+/// What one sled tree holds ([`SledStore::census`]).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TreeCensus {
+    pub tree: String,
+    pub records: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
 }
 
 /// One batch of the session sweep: how many it removed, and whether expired keys remain.

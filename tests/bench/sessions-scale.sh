@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The sled store at scale (issue 24): for each number of sessions in $SIZES ("1000 100000 1000000"),
+# a folder filled with that many sessions, then a daemon started on it:
+#   fill        sessions written per second by `store-bench fill` (the daemon's own store code,
+#               through the sealing layer, 64 writes at a time: a benchmark-only path, since the
+#               emulator's password grant would take hours for a million logins; the records are
+#               copies of one real login through the daemon, each with its own tokens and sub);
+#   folder      the folder's bytes (du -sb after the daemon stopped) per session, and the records'
+#               own bytes (keys and values of every tree, `store-bench census`) per session;
+#   ready       milliseconds from exec to the first 200 of /-/ready (polled every 5 ms), the
+#               first start on the filled folder and a restart after a SIGTERM, medians of $STARTS (3);
+#   rss         the daemon's VmRSS once ready, and after the /userinfo load;
+#   userinfo    GET /userinfo per second with a `sid` cookie drawn at random from 10,000 sessions
+#               spread over the folder ($SECONDS_PER_RUN s, default 10; wrk 2 threads, 32 connections;
+#               the daemon on core $DAEMON_CPUS, wrk on $WRK_CPUS), and its ratio to the first size's.
+#
+# Usage: tests/bench/sessions-scale.sh   (about 4 minutes for the default sizes; SIZES to change)
+# Needs wrk (apt-get update && apt-get install -y wrk) and about 3 GB of disk for a million.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sizes=${SIZES:-1000 100000 1000000}
+starts=${STARTS:-3}
+seconds=${SECONDS_PER_RUN:-10}
+daemon_cpus=${DAEMON_CPUS:-0}
+wrk_cpus=${WRK_CPUS:-1}
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    local p
+    exec 2>/dev/null
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# shellcheck source=tests/bench/store-lib.sh
+source tests/bench/store-lib.sh
+require_tools wrk curl python3 taskset
+
+cargo build --release -q -p auth0-client -p auth0-emulator >&2
+cargo build --release -q -p e2e --bin store-bench >&2
+bin=$work/bin
+mkdir -p "$bin"
+cp target/release/auth0-client target/release/auth0-emulator target/release/store-bench "$bin/"
+start_emulator "$bin/auth0-emulator"
+write_config "$emulator_url" "$work/config.json"
+
+# One real login through the daemon: the template of every filled session.
+start_daemon template "$bin"
+curl -fs --max-time 5 -X POST "$daemon_url/oauth/token" -d grant_type=password \
+    --data-urlencode username=user0000@bench.example -d password="$bench_password" |
+    python3 -c 'import json,sys; t=json.load(sys.stdin); json.dump({"access_token": t["accessToken"], "refresh_token": t["refreshToken"], "id_token": t["idToken"]}, sys.stdout)' \
+    >"$work/tokens.json"
+stop_daemon "$daemon_pid"
+wait "$daemon_wrapper" 2>/dev/null || true
+forget_pid "$daemon_wrapper"
+
+cat >"$work/userinfo.lua" <<'LUA'
+local sids = {}
+for line in io.lines(os.getenv("BENCH_SIDS")) do table.insert(sids, line) end
+local threads = {}
+function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
+function init(args) good, bad = 0, 0; math.randomseed(id * 7919) end
+function request()
+    return wrk.format("GET", "/userinfo", { Cookie = "sid=" .. sids[math.random(#sids)] })
+end
+function response(status) if status == 200 then good = good + 1 else bad = bad + 1 end end
+function done(summary)
+    local g, b = 0, 0
+    for _, t in ipairs(threads) do g = g + t:get("good"); b = b + t:get("bad") end
+    io.write(string.format("BENCH good=%d bad=%d seconds=%.3f\n", g, b, summary.duration / 1e6))
+end
+LUA
+
+# serve DIR: starts the daemon on DIR pinned to $daemon_cpus; sets pid, url and ready_ms (exec to
+# the first 200 of /-/ready).
+serve() {
+    local dir=$1 port
+    port=$(free_port)
+    url=http://127.0.0.1:$port
+    ready_ms=$(python3 - "$bin/auth0-client" "$work/config.json" "$dir" "$port" "$daemon_cpus" "$work/serve.pid" "$work/serve.log" <<'PY'
+import http.client, os, subprocess, sys, time
+binary, config, folder, port, cpus, pidfile, log = sys.argv[1:]
+env = dict(os.environ, HTTP_PORT=port, AUTH0_CLIENT__SESSIONS__PATH=folder, LOG_LEVEL="warn",
+           DELAY_SHUTDOWN_SECONDS="0", REDIS_HOSTS="", SERVICE_PREFIX="")
+start = time.monotonic()
+proc = subprocess.Popen(["taskset", "-c", cpus, binary, "serve", "--config", config], env=env,
+                        stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+open(pidfile, "w").write(str(proc.pid))
+while time.monotonic() - start < 120:
+    if proc.poll() is not None:
+        sys.exit("the daemon exited; see its log")
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=1)
+        c.request("GET", "/-/ready")
+        if c.getresponse().status == 200:
+            print(round((time.monotonic() - start) * 1000))
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.005)
+sys.exit("the daemon was not ready in 120 s")
+PY
+    )
+    pid=$(cat "$work/serve.pid")
+    pids+=("$pid")
+}
+rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+base_rate=
+printf '%-9s %9s %14s %14s %12s %12s %10s %10s %12s %8s\n' sessions fill/s folder/session records/session first_ms restart_ms rss_ready rss_after userinfo/s ratio
+for n in $sizes; do
+    dir=$work/folder-$n
+    fill=$(AUTH0_CLIENT__SESSIONS__PATH=$dir REDIS_HOSTS= "$bin/store-bench" fill "$work/config.json" \
+        "$work/tokens.json" "$n" "$work/sids-$n" 10000)
+    first=
+    restarts=()
+    for i in $(seq "$starts"); do
+        serve "$dir"
+        if [[ -z $first ]]; then first=$ready_ms; else restarts+=("$ready_ms"); fi
+        if [[ $i == "$starts" ]]; then
+            rss_ready=$(rss_mb "$pid")
+            result=$(BENCH_SIDS=$work/sids-$n taskset -c "$wrk_cpus" wrk -t2 -c32 -d"${seconds}s" --timeout 5s \
+                -s "$work/userinfo.lua" "$url" | grep '^BENCH')
+            rss_after=$(rss_mb "$pid")
+        fi
+        kill -TERM "$pid"
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        forget_pid "$pid"
+    done
+    good=$(sed -E 's/.*good=([0-9]+).*/\1/' <<<"$result")
+    bad=$(sed -E 's/.*bad=([0-9]+).*/\1/' <<<"$result")
+    secs=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$result")
+    rate=$(python3 -c "print(round($good / $secs))")
+    base_rate=${base_rate:-$rate}
+    census=$("$bin/store-bench" census "$dir")
+    read -r folder records < <(python3 -c "import json,sys; c=json.loads(sys.argv[1]); print(c['folderBytes'], c['recordBytes'])" "$census")
+    fill_rate=$(python3 -c "import json,sys; print(round(json.loads(sys.argv[1])['sessionsPerSecond']))" "$fill")
+    printf '%-9s %9s %14s %14s %12s %12s %10s %10s %12s %8s\n' "$n" "$fill_rate" \
+        "$((folder / n))" "$((records / n))" "$first" "$(printf '%s ' "${restarts[@]}" | median)" \
+        "$rss_ready" "$rss_after" "$rate" "$(python3 -c "print(round($rate / $base_rate, 2))")"
+    [[ $bad == 0 ]] || echo "  $bad answers were not 200" >&2
+    echo "  census: $census" >&2
+    [[ -n ${KEEP:-} ]] && cp "$work/tokens.json" "$KEEP/" && continue
+    rm -rf "$dir"
+done
