@@ -776,6 +776,27 @@ fn a_kill_9_during_refreshes_loses_no_session_with_the_overlap_set() {
         assert_no_reuse(&families, "after the restart");
         let ended: Vec<&Value> = families.iter().filter(|f| !f["ended"].is_null()).collect();
         assert!(ended.is_empty(), "{ended:#?}");
+
+        // The live-session gauge counts every session after the kill as before it (sled keeps
+        // the count in the writes' own transactions: nothing is recounted at the start).
+        let gauge = format!("auth0_client_sessions_live {SESSIONS}\n");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = client.get(format!("{new}/-/metrics")).send().await.unwrap();
+            let text = metrics.text().await.unwrap();
+            if text.contains(&gauge) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {gauge:?} in 10 s: {}",
+                text.lines()
+                    .filter(|l| l.contains("sessions_live"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         drop(daemon);
     });
 }

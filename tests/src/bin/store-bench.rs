@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use auth0_client::clock::Clock;
 use auth0_client::config::{Env, Settings};
-use auth0_client::store::{IdToken, IssuedTokens, Session, SledOptions, SledStore, TreeCensus};
+use auth0_client::store::{
+    IdToken, IssuedTokens, Session, SessionStore as _, SledOptions, SledStore, TreeCensus,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt as _;
@@ -165,6 +167,10 @@ fn jwt_claims(token: &str) -> Result<Map<String, Value>, Failure> {
 fn census(path: &Path) -> Result<(), Failure> {
     let store = SledStore::open(path, SledOptions::default())?;
     let trees = store.census()?;
+    // What the live-session gauge costs: the store's count, and the scan of every live expiry
+    // key that was the count before issue 24.
+    let (live, count_ms) = timed(|| actix_rt::System::new().block_on(store.count_live_sessions()));
+    let (scanned, scan_ms) = timed(|| store.scan_live_expiry_keys());
     drop(store);
     let total = |f: fn(&TreeCensus) -> u64| trees.iter().map(f).sum::<u64>();
     println!(
@@ -173,10 +179,20 @@ fn census(path: &Path) -> Result<(), Failure> {
             "folderBytes": folder_bytes(path)?,
             "recordBytes": total(|t| t.key_bytes + t.value_bytes),
             "sessions": trees.iter().find(|t| t.tree == "sessions").map_or(0, |t| t.records),
+            "liveCount": live?,
+            "countMs": count_ms,
+            "liveByScan": scanned?,
+            "scanMs": scan_ms,
             "trees": trees,
         })
     );
     Ok(())
+}
+
+fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
+    let started = Instant::now();
+    let value = work();
+    (value, started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The bytes of the files under `path` (as `du -sb` counts them).
