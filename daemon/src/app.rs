@@ -193,6 +193,11 @@ impl Application {
         metrics.register(Box::new(crate::actors::sessions::StallGauge::new(
             repo.clone(),
         )?))?;
+        if repo.store().flush_counts().is_some() {
+            metrics.register(Box::new(crate::actors::sessions::FlushCounters::new(
+                repo.clone(),
+            )?))?;
+        }
 
         let auth = AuthenticationClient::new(http.clone());
         let management = crate::actors::ManagementService::start(

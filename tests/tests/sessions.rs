@@ -737,6 +737,18 @@ async fn metrics_and_check_up_cover_auth0_and_sessions() {
         "{text}"
     );
     assert!(text.contains("auth0_client_sessions_live"), "{text}");
+    // The login's session was a durable write, carried by a flush of the group commit.
+    let counter = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let flushes = counter("auth0_client_store_flushes_total");
+    let writes = counter("auth0_client_store_flushed_writes_total");
+    assert!(
+        flushes >= 1 && writes >= flushes,
+        "{flushes} flushes, {writes} writes"
+    );
 
     let (status, body) = app.get_json("/-/check-up").await;
     assert_eq!(status, 200, "{body}");

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use prometheus::IntGauge;
+use prometheus::{IntCounter, IntGauge};
 
 use super::Alive;
 use super::read_cache::ReadCache;
@@ -335,6 +335,46 @@ impl prometheus::core::Collector for StallGauge {
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.gauge.set(i64::from(self.sessions.stalled().is_some()));
         self.gauge.collect()
+    }
+}
+
+/// `auth0_client_store_flushes_total` and `auth0_client_store_flushed_writes_total`: the sled
+/// group commit's flushes and the durable writes (session and job writes) they carried, read when
+/// the metrics are. Their ratio is how many writes share one flush.
+pub struct FlushCounters {
+    sessions: SessionService,
+    flushes: IntCounter,
+    writes: IntCounter,
+}
+
+impl FlushCounters {
+    pub fn new(sessions: SessionService) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            sessions,
+            flushes: IntCounter::new(
+                "auth0_client_store_flushes_total",
+                "Flushes of the sled store to disk (the group commit).",
+            )?,
+            writes: IntCounter::new(
+                "auth0_client_store_flushed_writes_total",
+                "Durable writes the sled store's flushes carried (many writes share one flush).",
+            )?,
+        })
+    }
+}
+
+impl prometheus::core::Collector for FlushCounters {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        [self.flushes.desc(), self.writes.desc()].concat()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let counts = self.sessions.store.flush_counts().unwrap_or_default();
+        self.flushes
+            .inc_by(counts.flushes.saturating_sub(self.flushes.get()));
+        self.writes
+            .inc_by(counts.writes.saturating_sub(self.writes.get()));
+        [self.flushes.collect(), self.writes.collect()].concat()
     }
 }
 

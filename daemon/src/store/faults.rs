@@ -338,6 +338,10 @@ impl Store for FaultyStore {
         self.read(self.store.flush())
     }
 
+    fn flush_counts(&self) -> Option<super::FlushCounts> {
+        self.store.flush_counts()
+    }
+
     fn stalled(&self) -> Option<String> {
         match self.faults.stalled_for() {
             Some(running) => Some(format!(

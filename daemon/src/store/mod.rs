@@ -44,7 +44,7 @@ pub use records::{
 };
 pub use redis::{RedisOptions, RedisStore};
 pub use sealed::Sealed;
-pub use sled::{SledOptions, SledStore, TreeCensus};
+pub use sled::{FlushCounts, SledOptions, SledStore, TreeCensus};
 
 /// The future every store operation returns.
 ///
@@ -244,6 +244,13 @@ pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     /// `auth0_client_store_stalled`. Reads in-memory bookkeeping only, so asking never touches
     /// the disk.
     fn stalled(&self) -> Option<String> {
+        None
+    }
+
+    /// The group commit's flushes and the durable writes they carried (sled; `None` for a
+    /// backend with no flush of its own): `auth0_client_store_flushes_total` and
+    /// `auth0_client_store_flushed_writes_total`.
+    fn flush_counts(&self) -> Option<FlushCounts> {
         None
     }
 }

@@ -378,4 +378,8 @@ impl Store for Sealed {
     fn stalled(&self) -> Option<String> {
         self.inner.stalled()
     }
+
+    fn flush_counts(&self) -> Option<super::FlushCounts> {
+        self.inner.flush_counts()
+    }
 }

@@ -26,12 +26,22 @@ struct Flushed {
     error: Option<Arc<str>>,
 }
 
+/// What the group commit has done ([`crate::store::Store::flush_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushCounts {
+    pub flushes: u64,
+    /// Durable writes made durable: each flush carries every write waiting when it started.
+    pub writes: u64,
+}
+
 #[derive(Default)]
 struct State {
     /// The last ticket handed out.
     requested: u64,
-    /// The last ticket covered by a finished flush.
+    /// The last ticket covered by a finished flush (so also how many durable writes were flushed).
     flushed: u64,
+    /// How many flushes finished.
+    flushes: u64,
     /// When the running flush started, if one runs.
     flushing_since: Option<Instant>,
     /// The store is gone: the thread ends once nothing is requested.
@@ -115,6 +125,15 @@ impl GroupCommit {
         }
     }
 
+    /// How many flushes finished, and how many durable writes they carried.
+    pub(super) fn counts(&self) -> FlushCounts {
+        let state = self.shared.lock();
+        FlushCounts {
+            flushes: state.flushes,
+            writes: state.flushed,
+        }
+    }
+
     /// How long the running flush has been running, when that is more than `deadline`.
     pub(super) fn stalled(&self, deadline: Duration) -> Option<Duration> {
         let since = self.shared.lock().flushing_since?;
@@ -167,6 +186,7 @@ fn run(shared: &Shared, flush: impl Fn() -> Result<(), String>) {
         {
             let mut state = shared.lock();
             state.flushed = target;
+            state.flushes += 1;
             state.flushing_since = None;
         }
         shared.done.send_replace(Flushed {
@@ -207,6 +227,14 @@ mod tests {
         assert!(
             (1..200).contains(&count),
             "200 waiters shared {count} flushes"
+        );
+        assert_eq!(
+            commit.counts(),
+            FlushCounts {
+                flushes: count,
+                writes: 200
+            },
+            "the counts the metrics show"
         );
     }
 

@@ -47,6 +47,7 @@
 //! [`StoreError::InUse`], and by sled's own lock on its `db` file.
 
 mod flusher;
+pub use flusher::FlushCounts;
 mod parts;
 mod pool;
 
@@ -1294,6 +1295,10 @@ impl Store for SledStore {
 
     fn stalled(&self) -> Option<String> {
         self.inner.stall_report()
+    }
+
+    fn flush_counts(&self) -> Option<FlushCounts> {
+        Some(self.inner.commit.counts())
     }
 }
 
