@@ -50,7 +50,8 @@ pub enum StopError {
 }
 
 /// The backend, seen through [`Sealed`] (SPEC §7), and its `auth0_client_store_unopenable_total`.
-/// Public for the benchmarks' tool that fills a folder as the daemon would (`tests/src/bin/store-bench.rs`).
+/// Public for the benchmarks' tool that fills a folder as the daemon would
+/// (`tests/src/bin/store-bench.rs`).
 pub fn open_store(
     settings: &Settings,
     clock: &Clock,

@@ -44,7 +44,7 @@ pub use records::{
 };
 pub use redis::{RedisOptions, RedisStore};
 pub use sealed::Sealed;
-pub use sled::{FlushCounts, SledOptions, SledStore, TreeCensus};
+pub use sled::{SledOptions, SledStore, TreeCensus};
 
 /// The future every store operation returns.
 ///
@@ -253,6 +253,14 @@ pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     fn flush_counts(&self) -> Option<FlushCounts> {
         None
     }
+}
+
+/// What a store's group commit has done ([`Store::flush_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushCounts {
+    pub flushes: u64,
+    /// Writes made durable: each flush carries every write waiting when it started.
+    pub writes: u64,
 }
 
 /// The answer of [`SessionStore::replace_session`].

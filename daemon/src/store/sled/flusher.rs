@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::store::StoreError;
+use crate::store::{FlushCounts, StoreError};
 
 /// What the flusher has done: every ticket up to `through` is on disk, unless `error` says the
 /// flush for them failed.
@@ -24,14 +24,6 @@ use crate::store::StoreError;
 struct Flushed {
     through: u64,
     error: Option<Arc<str>>,
-}
-
-/// What the group commit has done ([`crate::store::Store::flush_counts`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlushCounts {
-    pub flushes: u64,
-    /// Durable writes made durable: each flush carries every write waiting when it started.
-    pub writes: u64,
 }
 
 #[derive(Default)]

@@ -23,8 +23,8 @@
 //! [`SessionStore::active_subs`] and [`Store::sweep`] work on keys without decoding a session, and
 //! [`SessionStore::count_live_sessions`] is the sum of `session_counts` less the expired sessions
 //! not yet swept: it reads a thousand small keys, not a key per session, at a million sessions
-//! as at ten, and after `kill -9` too (the counts are as durable as the sessions they count). State records and leases are single keys, changed with
-//! compare-and-swap.
+//! as at ten, and after `kill -9` too (the counts are as durable as the sessions they count).
+//! State records and leases are single keys, changed with compare-and-swap.
 //!
 //! How sled is used so that it cannot wedge the daemon (sled 0.34 hangs when `flush_async` is
 //! called concurrently: sled #1308, #1241):
@@ -47,7 +47,6 @@
 //! [`StoreError::InUse`], and by sled's own lock on its `db` file.
 
 mod flusher;
-pub use flusher::FlushCounts;
 mod parts;
 mod pool;
 
@@ -1297,7 +1296,7 @@ impl Store for SledStore {
         self.inner.stall_report()
     }
 
-    fn flush_counts(&self) -> Option<FlushCounts> {
+    fn flush_counts(&self) -> Option<super::FlushCounts> {
         Some(self.inner.commit.counts())
     }
 }
