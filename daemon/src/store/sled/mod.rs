@@ -1,6 +1,7 @@
 //! [`SledStore`]: the embedded store (sled 0.34), the default for a daemon on one machine.
 //!
-//! Layout: one tree per record kind and one per index, records as JSON.
+//! Layout: one tree per record kind and one per index, records as JSON (a session's in a binary
+//! envelope that keeps its sealed part as bytes: [`record`]).
 //!
 //! | tree | key | value |
 //! |---|---|---|
@@ -49,6 +50,7 @@
 mod flusher;
 mod parts;
 mod pool;
+mod record;
 
 use std::fs::{File, TryLockError};
 use std::io::ErrorKind;
@@ -486,7 +488,7 @@ impl Engine {
         let Some(bytes) = self.trees.sessions.get(id)? else {
             return Ok(None);
         };
-        let session: Session = decode("session", &bytes)?;
+        let session = record::decode_session(&bytes)?;
         Ok(session.is_live(now).then_some(session))
     }
 
@@ -520,10 +522,10 @@ impl Engine {
     /// Writes a new session and its index entries in one transaction.
     fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
         let id = session.id.as_str().as_bytes();
-        let value = encode("session", session)?;
+        let value = record::encode_session(session)?;
         self.session_transaction(|sessions, index| {
             if let Some(bytes) = sessions.get(id)? {
-                let previous: Session = decode("session", &bytes).map_err(abort)?;
+                let previous = record::decode_session(&bytes).map_err(abort)?;
                 remove_session_entries(&previous, index)?;
             } else {
                 count_session(index, id, 1)?;
@@ -540,12 +542,12 @@ impl Engine {
         let id = session.id.as_str().as_bytes();
         let mut next = session.clone();
         next.revision = session.revision.wrapping_add(1);
-        let value = encode("session", &next)?;
+        let value = record::encode_session(&next)?;
         self.session_transaction(|sessions, index| {
             let Some(bytes) = sessions.get(id)? else {
                 return Ok(CasOutcome::Gone);
             };
-            let previous: Session = decode("session", &bytes).map_err(abort)?;
+            let previous = record::decode_session(&bytes).map_err(abort)?;
             if !previous.is_live(now) {
                 return Ok(CasOutcome::Gone);
             }
@@ -591,7 +593,7 @@ impl Engine {
             let Some(bytes) = sessions.get(key)? else {
                 return Ok(None);
             };
-            let session: Session = decode("session", &bytes).map_err(abort)?;
+            let session = record::decode_session(&bytes).map_err(abort)?;
             if only_expired.is_some() && session.is_live(now) {
                 return Ok(None);
             }
