@@ -685,18 +685,28 @@ async fn a_logout_elsewhere_ends_exactly_that_auth0_session_on_two_daemons_shari
         until("the password login", 401, || bearer_status(app, &password)).await;
     }
 
-    // Every delivery was answered 200 (one per Auth0 session ended, one minted).
-    let deliveries: Value = http
-        .get(format!(
-            "{}/__emulator/backchannel-deliveries",
-            emulator.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Every delivery was answered 200 (one per Auth0 session ended, one minted). The emulator
+    // records a delivery once it has the daemon's answer, which may be after the daemon acted.
+    let started = Instant::now();
+    let deliveries = loop {
+        let deliveries: Value = http
+            .get(format!(
+                "{}/__emulator/backchannel-deliveries",
+                emulator.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if deliveries.as_array().is_some_and(|d| d.len() >= 3)
+            || started.elapsed() > Duration::from_secs(5)
+        {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let statuses: Vec<&Value> = deliveries
         .as_array()
         .unwrap()
