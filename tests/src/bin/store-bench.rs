@@ -167,10 +167,10 @@ fn jwt_claims(token: &str) -> Result<Map<String, Value>, Failure> {
 fn census(path: &Path) -> Result<(), Failure> {
     let store = SledStore::open(path, SledOptions::default())?;
     let trees = store.census()?;
-    // What the live-session gauge costs: the store's count, and the scan of every live expiry
-    // key that was the count before issue 24.
-    let (live, count_ms) = timed(|| actix_rt::System::new().block_on(store.count_live_sessions()));
-    let (scanned, scan_ms) = timed(|| store.scan_live_expiry_keys());
+    // What the live-session gauge costs.
+    let started = Instant::now();
+    let live = actix_rt::System::new().block_on(store.count_live_sessions())?;
+    let count_ms = started.elapsed().as_secs_f64() * 1000.0;
     drop(store);
     let total = |f: fn(&TreeCensus) -> u64| trees.iter().map(f).sum::<u64>();
     println!(
@@ -179,20 +179,12 @@ fn census(path: &Path) -> Result<(), Failure> {
             "folderBytes": folder_bytes(path)?,
             "recordBytes": total(|t| t.key_bytes + t.value_bytes),
             "sessions": trees.iter().find(|t| t.tree == "sessions").map_or(0, |t| t.records),
-            "liveCount": live?,
+            "liveCount": live,
             "countMs": count_ms,
-            "liveByScan": scanned?,
-            "scanMs": scan_ms,
             "trees": trees,
         })
     );
     Ok(())
-}
-
-fn timed<T>(work: impl FnOnce() -> T) -> (T, f64) {
-    let started = Instant::now();
-    let value = work();
-    (value, started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The bytes of the files under `path` (as `du -sb` counts them).

@@ -406,18 +406,6 @@ impl SledStore {
         Ok(census)
     }
 
-    /// The live sessions counted as `count_live_sessions` did before the counts were kept: a scan
-    /// of every live key of the expiry tree (the benchmarks compare the two).
-    pub fn scan_live_expiry_keys(&self) -> Result<u64, StoreError> {
-        let start = time_bytes(self.now().saturating_add(Duration::from_millis(1)));
-        let mut count = 0;
-        for key in self.inner.engine.trees.expiry.range(start..).keys() {
-            key?;
-            count += 1;
-        }
-        Ok(count)
-    }
-
     /// Test hook: holds the flusher (as a hung sled flush would) until released.
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn hold_flushes(&self, held: bool) {
