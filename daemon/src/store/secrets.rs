@@ -102,6 +102,13 @@ fn payload(token: &str) -> Option<Map<String, Value>> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
 }
 
+/// The bytes of `text` when it is base64url without padding that encodes back to the same text
+/// (so that the bytes can stand for it), else `None`. Also the sled record's rule for its seal.
+pub(crate) fn canonical_base64url(text: &str) -> Option<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    (URL_SAFE_NO_PAD.encode(&bytes) == text).then_some(bytes)
+}
+
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut len = bytes.len();
     while len >= 0x80 {
@@ -115,15 +122,7 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
 fn put_token(out: &mut Vec<u8>, token: &str) {
     let parts: Vec<&str> = token.split('.').collect();
     let decoded: Option<Vec<Vec<u8>>> = (parts.len() == 3)
-        .then(|| {
-            parts
-                .iter()
-                .map(|part| {
-                    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
-                    (URL_SAFE_NO_PAD.encode(&bytes) == *part).then_some(bytes)
-                })
-                .collect()
-        })
+        .then(|| parts.iter().map(|part| canonical_base64url(part)).collect())
         .flatten();
     match decoded {
         Some(parts) => {

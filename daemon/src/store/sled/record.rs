@@ -11,6 +11,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::store::secrets::canonical_base64url;
 use crate::store::{Session, StoreError};
 
 const ENVELOPE: u8 = 0xB1;
@@ -29,10 +30,7 @@ pub(super) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
     out.extend_from_slice(&json);
     let split = id_token.rfind('.').map_or(0, |dot| dot + 1);
     let (prefix, tail) = id_token.split_at(split);
-    let decoded = URL_SAFE_NO_PAD
-        .decode(tail)
-        .ok()
-        .filter(|bytes| !tail.is_empty() && URL_SAFE_NO_PAD.encode(bytes) == tail);
+    let decoded = canonical_base64url(tail).filter(|bytes| !bytes.is_empty());
     match (decoded, u16::try_from(prefix.len())) {
         (Some(bytes), Ok(prefix_len)) => {
             out.push(TAIL_BYTES);
