@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::DAEMON;
 use crate::testkit::{
-    DaemonProcess, TestApp, answer, assert_error_body, emulator_config, fault, set_cookie,
-    sid_cookie, spawn_app, spawn_app_configured, test_seed,
+    DaemonProcess, TestApp, answer, assert_error_body, emulator_config, fault, sample_value,
+    set_cookie, sid_cookie, spawn_app, spawn_app_configured, test_seed,
 };
 use auth0_emulator::Fault;
 use auth0_emulator::seed::demo;
@@ -779,21 +779,16 @@ fn a_kill_9_during_refreshes_loses_no_session_with_the_overlap_set() {
 
         // The live-session gauge counts every session after the kill as before it (sled keeps
         // the count in the writes' own transactions: nothing is recounted at the start).
-        let gauge = format!("auth0_client_sessions_live {SESSIONS}\n");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let metrics = client.get(format!("{new}/-/metrics")).send().await.unwrap();
-            let text = metrics.text().await.unwrap();
-            if text.contains(&gauge) {
+            let live = sample_value(&metrics.text().await.unwrap(), "auth0_client_sessions_live");
+            if live == Some(SESSIONS as f64) {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no {gauge:?} in 10 s: {}",
-                text.lines()
-                    .filter(|l| l.contains("sessions_live"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                "auth0_client_sessions_live {live:?} after 10 s, not {SESSIONS}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -780,9 +780,18 @@ pub fn plugin_library(package: &str) -> std::path::PathBuf {
 /// absent.
 pub async fn metric_value(app: &TestApp, sample: &str) -> f64 {
     let text = app.get("/-/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    sample_value(&text, sample).unwrap_or(0.0)
+}
+
+/// The value of one sample in a `/-/metrics` text, when it is there.
+pub fn sample_value(metrics: &str, sample: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `/-/check-up` reports untrusted forwarders as a warning naming `peer`, with the status still
