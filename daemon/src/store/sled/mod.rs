@@ -1942,6 +1942,49 @@ mod tests {
         );
     }
 
+    /// The same sessions written and deleted by many callers at once (a user on two devices, a
+    /// logout sent twice): each session counts once while stored, never twice, never below zero.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_live_count_holds_when_the_same_sessions_are_written_and_deleted_at_once() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
+        let sessions: Vec<Session> = (0..8)
+            .map(|i| {
+                session(
+                    &format!("auth0|{i}"),
+                    &format!("s-{i}"),
+                    Duration::from_secs(60),
+                )
+            })
+            .collect();
+        let round = |delete: bool| {
+            let tasks: Vec<_> = (0..64)
+                .map(|i| {
+                    let (store, s) = (store.clone(), sessions[i % 8].clone());
+                    tokio::spawn(async move {
+                        if delete {
+                            store.delete_session(&s.id).await.map(drop)
+                        } else {
+                            store.create_session(&s).await
+                        }
+                    })
+                })
+                .collect();
+            futures_util::future::join_all(tasks)
+        };
+        for (delete, expected) in [(false, 8), (true, 0), (false, 8)] {
+            for task in round(delete).await {
+                task.expect("joined").expect("written");
+            }
+            assert_eq!(
+                store.count_live_sessions().await.expect("count"),
+                expected,
+                "after 64 {} of 8 sessions",
+                if delete { "deletes" } else { "writes" }
+            );
+        }
+    }
+
     /// The live count is kept as sessions are written, so a reopened folder answers it without a
     /// scan; a folder of layout 2 (no counts) is counted once when it is opened.
     #[tokio::test]
