@@ -40,31 +40,6 @@ write_config "$emulator_url" "$work/config.json"
 write_wrk_script
 start_daemon login "$bin"
 
-cat >"$work/grant.lua" <<LUA
-local users = tonumber(os.getenv("BENCH_USERS") or "1")
-local threads = {}
-function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
-function init(args)
-    good, bad = 0, 0
-    math.randomseed(id * 7919 + os.time())
-    wrk.method = "POST"
-    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-end
-function request()
-    local body = string.format("grant_type=http%%3A%%2F%%2Fauth0.com%%2Foauth%%2Fgrant-type%%2Fpassword-realm"
-        .. "&realm=$bench_connection&username=user%04d%%40bench.example&password=$bench_password"
-        .. "&scope=openid%%20offline_access%%20profile%%20email&audience=https%%3A%%2F%%2Fapi.bench.example%%2F"
-        .. "&client_id=$bench_client_id&client_secret=$bench_client_secret", math.random(0, users - 1))
-    return wrk.format(nil, "/oauth/token", nil, body)
-end
-function response(status) if status == 200 then good = good + 1 else bad = bad + 1 end end
-function done(summary)
-    local g, b = 0, 0
-    for _, t in ipairs(threads) do g = g + t:get("good"); b = b + t:get("bad") end
-    io.write(string.format("BENCH good=%d bad=%d seconds=%.3f\n", g, b, summary.duration / 1e6))
-end
-LUA
-
 # flush_counts: the daemon's "flushes writes" (its group commit's counters).
 flush_counts() {
     curl -fs --max-time 5 "$daemon_url/-/metrics" | awk '
@@ -73,16 +48,13 @@ flush_counts() {
         END { print f + 0, w + 0 }'
 }
 
-# rate SCRIPT URL CONNECTIONS: 200 answers per second.
+# rate MODE URL CONNECTIONS: 200 answers per second (run_wrk: grant to the emulator, login to the
+# daemon).
 rate() {
-    local out good secs bad
-    out=$(BENCH_MODE=login BENCH_USERS=$bench_users BENCH_PASSWORD=$bench_password \
-        wrk -t2 -c"$3" -d"${seconds}s" --timeout 10s -s "$1" "$2" | grep '^BENCH')
-    good=$(sed -E 's/.*good=([0-9]+).*/\1/' <<<"$out")
-    bad=$(sed -E 's/.*bad=([0-9]+).*/\1/' <<<"$out")
-    secs=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$out")
+    local good bad secs
+    read -r good bad _ _ secs _ < <(run_wrk "$1" "$2" "$3" "$seconds")
     [[ $bad == 0 ]] || echo "  $bad answers were not 200 ($1)" >&2
-    python3 -c "print(round($good / $secs))"
+    python3 -c "print(round($good / max($secs, 0.001)))"
 }
 
 # The emulator's answers first: each works, and the daemon's login does.
@@ -92,13 +64,13 @@ declare -A ratios emulator_rates daemon_rates per_flush
 for round in $(seq "$rounds"); do
     for c in $connections; do
         if ((round % 2)); then
-            e=$(rate "$work/grant.lua" "$emulator_url" "$c")
+            e=$(rate grant "$emulator_url" "$c")
         fi
         read -r f0 w0 < <(flush_counts)
-        d=$(rate "$work/bench.lua" "$daemon_url/oauth/token" "$c")
+        d=$(rate login "$daemon_url" "$c")
         read -r f1 w1 < <(flush_counts)
         if ! ((round % 2)); then
-            e=$(rate "$work/grant.lua" "$emulator_url" "$c")
+            e=$(rate grant "$emulator_url" "$c")
         fi
         per_flush[$c]+="$(python3 -c "print(round(($w1 - $w0) / max($f1 - $f0, 1), 2))") "
         ratios[$c]+="$(python3 -c "print(round($d / max($e, 1), 3))") "

@@ -58,22 +58,7 @@ stop_daemon "$daemon_pid"
 wait "$daemon_wrapper" 2>/dev/null || true
 forget_pid "$daemon_wrapper"
 
-cat >"$work/userinfo.lua" <<'LUA'
-local sids = {}
-for line in io.lines(os.getenv("BENCH_SIDS")) do table.insert(sids, line) end
-local threads = {}
-function setup(thread) thread:set("id", #threads + 1); table.insert(threads, thread) end
-function init(args) good, bad = 0, 0; math.randomseed(id * 7919) end
-function request()
-    return wrk.format("GET", "/userinfo", { Cookie = "sid=" .. sids[math.random(#sids)] })
-end
-function response(status) if status == 200 then good = good + 1 else bad = bad + 1 end end
-function done(summary)
-    local g, b = 0, 0
-    for _, t in ipairs(threads) do g = g + t:get("good"); b = b + t:get("bad") end
-    io.write(string.format("BENCH good=%d bad=%d seconds=%.3f\n", g, b, summary.duration / 1e6))
-end
-LUA
+write_wrk_script
 
 # serve DIR: starts the daemon on DIR pinned to $daemon_cpus; sets pid, url and ready_ms (exec to
 # the first 200 of /-/ready).
@@ -124,17 +109,14 @@ for n in $sizes; do
         if [[ -z $first ]]; then first=$ready_ms; else restarts+=("$ready_ms"); fi
         if [[ $i == "$starts" ]]; then
             rss_ready=$(rss_mb "$pid")
-            result=$(BENCH_SIDS=$work/sids-$n taskset -c "$wrk_cpus" wrk -t2 -c32 -d"${seconds}s" --timeout 5s \
-                -s "$work/userinfo.lua" "$url" | grep '^BENCH')
+            read -r good bad _ _ secs _ < <(BENCH_SIDS=$work/sids-$n WRK_CPUS=$wrk_cpus \
+                run_wrk userinfo "$url" 32 "$seconds")
             rss_after=$(rss_mb "$pid")
         fi
         kill -TERM "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
         forget_pid "$pid"
     done
-    good=$(sed -E 's/.*good=([0-9]+).*/\1/' <<<"$result")
-    bad=$(sed -E 's/.*bad=([0-9]+).*/\1/' <<<"$result")
-    secs=$(sed -E 's/.*seconds=([0-9.]+).*/\1/' <<<"$result")
     rate=$(python3 -c "print(round($good / $secs))")
     base_rate=${base_rate:-$rate}
     census=$("$bin/store-bench" census "$dir")

@@ -197,7 +197,10 @@ probe() {
 }
 
 # The wrk script: BENCH_MODE=login (POST /oauth/token, password grant, a random seeded user each
-# request, 200 expected) or authorize (GET, 3xx expected). BENCH_LIMIT > 0 ends the run after
+# request, 200 expected), grant (the same login as the daemon sends it to Auth0: password-realm
+# with the client's credentials, straight to the emulator; 200 expected), userinfo (GET with a
+# `sid` cookie drawn from the file BENCH_SIDS, one per line; 200 expected) or authorize (GET, 3xx
+# expected). BENCH_LIMIT > 0 ends the run after
 # that many answers (run with one thread: the first thread to reach it ends the run). done() prints
 # one line:
 # BENCH good=N bad=N timeouts=N sockerr=N seconds=S (bad: answers with another status).
@@ -212,23 +215,32 @@ local mode = os.getenv("BENCH_MODE") or "login"
 local users = tonumber(os.getenv("BENCH_USERS") or "1")
 local password = os.getenv("BENCH_PASSWORD") or ""
 local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
+local grant = os.getenv("BENCH_GRANT") or ""
+local sids = {}
+if mode == "userinfo" then
+    for line in io.lines(os.getenv("BENCH_SIDS")) do table.insert(sids, line) end
+end
 function init(args)
     good, bad = 0, 0
     math.randomseed(id * 7919 + os.time())
-    if mode == "login" then
+    if mode == "login" or mode == "grant" then
         wrk.method = "POST"
         wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
     end
 end
-if mode == "login" then
+if mode == "login" or mode == "grant" then
     function request()
-        local body = string.format("grant_type=password&username=user%04d%%40bench.example&password=%s",
-            math.random(0, users - 1), password)
+        local body = string.format("%susername=user%04d%%40bench.example&password=%s",
+            mode == "grant" and grant or "grant_type=password&", math.random(0, users - 1), password)
         return wrk.format(nil, nil, nil, body)
+    end
+elseif mode == "userinfo" then
+    function request()
+        return wrk.format(nil, nil, { Cookie = "sid=" .. sids[math.random(#sids)] })
     end
 end
 function response(status, headers, body)
-    if (mode == "login" and status == 200) or (mode ~= "login" and status >= 300 and status < 400) then
+    if (mode ~= "authorize" and status == 200) or (mode == "authorize" and status >= 300 and status < 400) then
         good = good + 1
     else
         bad = bad + 1
@@ -264,6 +276,7 @@ LUA
 good_answers() {
     local route=/oauth/token status=200
     [[ $2 == authorize ]] && route=/authorize status=302
+    [[ $2 == userinfo ]] && route=/userinfo
     curl -s --max-time 1 "$1/-/metrics" | awk -v r="route=\"$route\"" -v s="status=\"$status\"" '
         index($0, "auth0_client_http_requests_total{") == 1 && index($0, r) && index($0, s) { n += $NF }
         END { if (NR) print n + 0 }'
@@ -275,18 +288,20 @@ good_answers() {
 # watchdog ended it). Bounded by SECONDS, and by a watchdog that ends the run (as Ctrl-C would,
 # so wrk still reports) once the daemon's count of good answers has not moved for $STALL_SECONDS
 # (8) seconds: a wedged store answers nothing, or 503 after 2 s. Request timeouts of 5 s. Two wrk
-# threads, one with a LIMIT (answers; the run may end a few answers past it).
+# threads, one with a LIMIT (answers; the run may end a few answers past it). MODE grant goes to
+# the emulator, which has no such count: no watchdog. wrk runs on the cores WRK_CPUS names, if set.
 run_wrk() {
     local mode=$1 url=$2 connections=$3 seconds=$4 limit=${5:-0} path line threads=2 wrk_pid
     local last=none count still=0 stalled=no
     ((limit > 0)) && threads=1
     ((connections < threads)) && threads=$connections
-    case $mode in login) path=/oauth/token ;; authorize) path=/authorize ;; esac
+    case $mode in login | grant) path=/oauth/token ;; authorize) path=/authorize ;; userinfo) path=/userinfo ;; esac
     BENCH_MODE=$mode BENCH_USERS=$bench_users BENCH_PASSWORD=$bench_password BENCH_LIMIT=$limit \
-        timeout -k 5 $((seconds + 30)) wrk -t"$threads" -c"$connections" -d"${seconds}s" --timeout 5s \
-        -s "$work/bench.lua" "$url$path" >"$work/wrk.txt" 2>&1 &
+        BENCH_GRANT="grant_type=http%3A%2F%2Fauth0.com%2Foauth%2Fgrant-type%2Fpassword-realm&realm=$bench_connection&scope=openid%20offline_access%20profile%20email&audience=https%3A%2F%2Fapi.bench.example%2F&client_id=$bench_client_id&client_secret=$bench_client_secret&" \
+        timeout -k 5 $((seconds + 30)) ${WRK_CPUS:+taskset -c "$WRK_CPUS"} wrk -t"$threads" -c"$connections" \
+        -d"${seconds}s" --timeout 5s -s "$work/bench.lua" "$url$path" >"$work/wrk.txt" 2>&1 &
     wrk_pid=$!
-    while kill -0 "$wrk_pid" 2>/dev/null; do
+    while [[ $mode != grant ]] && kill -0 "$wrk_pid" 2>/dev/null; do
         sleep 1
         count=$(good_answers "$url" "$mode" || true)
         if [[ $count == "$last" ]]; then still=$((still + 1)); else still=0 last=$count; fi
