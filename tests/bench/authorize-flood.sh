@@ -38,12 +38,6 @@ scenarios=(${FLOOD_SCENARIOS:-one-ip many-ips})
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-    local p
-    exec 2>/dev/null
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -21,12 +21,6 @@ connections=${CONNECTIONS:-16 64}
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-    local p
-    exec 2>/dev/null
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -27,12 +27,6 @@ wrk_cpus=${WRK_CPUS:-1}
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-    local p
-    exec 2>/dev/null
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM

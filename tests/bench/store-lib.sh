@@ -1,7 +1,9 @@
-# Helpers shared by tests/bench/store.sh and tests/bench/store-space.sh (sourced, not run).
+# Helpers shared by the benchmarks of the store and the login path (store.sh, store-space.sh,
+# authorize-flood.sh, login.sh, sessions-scale.sh; sourced, not run).
 #
 # The caller has done `set -euo pipefail`, is at the workspace root, and has set `work` (a fresh
-# temporary folder, removed by its trap) and the array `pids` (processes its trap kills).
+# temporary folder) and the array `pids`, and trapped EXIT with this file's `cleanup`, which kills
+# those processes and removes `work`.
 
 bench_users=${USERS:-64}
 bench_password=bench-password
@@ -15,6 +17,17 @@ require_tools() {
     for tool in "$@"; do
         command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get update && apt-get install -y $tool" >&2; exit 1; }
     done
+}
+
+# The caller's EXIT trap: kills every process in `pids` (and the children of a wrapper such as
+# strace) and removes `work`.
+cleanup() {
+    local p
+    exec 2>/dev/null
+    for p in "${pids[@]}"; do
+        kill -KILL $(cat /proc/"$p"/task/*/children 2>/dev/null) "$p" 2>/dev/null || true
+    done
+    rm -rf "$work"
 }
 
 # Drops PID from `pids` once it has ended, so the trap never signals a reused pid.

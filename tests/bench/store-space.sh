@@ -34,15 +34,6 @@ samples=${SAMPLES:-6}
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-    local p
-    exec 2>/dev/null
-    # A daemon started under strace is in `pids` too; its wrapper's children are killed with it.
-    for p in "${pids[@]}"; do
-        kill -KILL $(cat /proc/"$p"/task/*/children 2>/dev/null) "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
