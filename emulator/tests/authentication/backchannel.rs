@@ -158,15 +158,7 @@ async fn a_login_with_the_sso_cookie_joins_its_session_and_v2_logout_tells_the_c
     // The receiver has the token before the emulator has its answer and records the delivery.
     let started = Instant::now();
     let deliveries = loop {
-        let deliveries: Value = tenant
-            .http
-            .get(tenant.url("/__emulator/backchannel-deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let deliveries = tenant.get_json("/__emulator/backchannel-deliveries").await;
         if !deliveries[0]["status"].is_null() || started.elapsed() > Duration::from_secs(5) {
             break deliveries;
         }

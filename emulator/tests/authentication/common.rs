@@ -110,6 +110,18 @@ impl Tenant {
         format!("{}{path}", self.emulator.base_url())
     }
 
+    /// GET `path`, its body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `POST /oauth/token` with a JSON body.
     pub async fn token(&self, body: Value) -> (StatusCode, Value) {
         json_of(
