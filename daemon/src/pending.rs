@@ -27,12 +27,7 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::store::Timestamp;
-
-/// Default of `sessions.maxPendingLogins`.
-pub const DEFAULT_MAX_TOTAL: u64 = 100_000;
-/// Default of `sessions.maxPendingLoginsPerIp` (an office behind one NAT starts many logins).
-pub const DEFAULT_MAX_PER_IP: u64 = 1_000;
+use crate::clock::Timestamp;
 
 /// Who a login is counted against: an IPv4 address, an IPv6 /64, or nobody known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -237,8 +232,13 @@ impl PendingLogins {
 }
 
 impl Default for PendingLogins {
+    /// The caps of the default `sessions` settings.
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_TOTAL, DEFAULT_MAX_PER_IP)
+        let defaults = crate::config::SessionSettings::default();
+        Self::new(
+            defaults.max_pending_logins,
+            defaults.max_pending_logins_per_ip,
+        )
     }
 }
 

@@ -34,8 +34,16 @@ use std::sync::{Arc, OnceLock, RwLock};
 use actix_web::web::Bytes;
 use serde_json::Value;
 
-use super::sessions::SessionKey;
 use crate::store::{RotatedRefreshToken, Session, SessionId, TokenHash};
+
+/// How a request names its session.
+#[derive(Clone, Copy)]
+pub enum SessionKey<'a> {
+    /// A Bearer access token (any the session issued).
+    AccessToken(&'a str),
+    /// The `sid` cookie.
+    Id(&'a SessionId),
+}
 
 /// A session as the read path holds it, with its `/userinfo` body rendered on first use.
 pub struct ReadSession {

@@ -27,7 +27,7 @@ use prometheus::{IntCounter, IntGauge};
 
 use super::Alive;
 use super::read_cache::ReadCache;
-pub use super::read_cache::ReadSession;
+pub use super::read_cache::{ReadSession, SessionKey};
 use crate::clock::Clock;
 use crate::pending::{PendingLogins, TooManyPendingLogins};
 use crate::store::{
@@ -376,15 +376,6 @@ impl prometheus::core::Collector for FlushCounters {
             .inc_by(counts.writes.saturating_sub(self.writes.get()));
         [self.flushes.collect(), self.writes.collect()].concat()
     }
-}
-
-/// How a request names its session.
-#[derive(Clone, Copy)]
-pub enum SessionKey<'a> {
-    /// A Bearer access token (any the session issued).
-    AccessToken(&'a str),
-    /// The `sid` cookie.
-    Id(&'a SessionId),
 }
 
 /// Sweeps expired records on an interval and keeps the live-session gauge current. Runs on its

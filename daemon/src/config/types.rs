@@ -414,8 +414,9 @@ impl Default for SessionSettings {
             state_ttl_seconds: 600,
             cache_bytes: 64 << 20,
             sled_cache_bytes: 64 << 20,
-            max_pending_logins: crate::pending::DEFAULT_MAX_TOTAL,
-            max_pending_logins_per_ip: crate::pending::DEFAULT_MAX_PER_IP,
+            max_pending_logins: 100_000,
+            // An office behind one NAT starts many logins.
+            max_pending_logins_per_ip: 1_000,
             encryption_keys: Vec::new(),
         }
     }

@@ -1,15 +1,9 @@
 //! The records the store keeps ([`Session`], [`StateRecord`], [`JobRecord`]) and the small types
-//! they are made of ([`Timestamp`], [`SessionId`], [`TokenHash`]). Every backend stores them as
-//! JSON, so a record written by one backend version reads the same on Redis and on sled.
-//!
-//! **Time** is [`Timestamp`], unix milliseconds in UTC, everywhere in the store. Milliseconds
-//! rather than `OffsetDateTime`: they compare and sort as plain integers (sled index keys, Redis
-//! `PEXPIREAT` and sorted-set scores use them as they are), they need no `serde` feature of `time`,
-//! and they are fine-grained enough for the short TTLs tests use and for Auth0's job `created_at`
-//! (also milliseconds). The HTTP layer formats them with [`Timestamp::to_offset_datetime`].
+//! they are made of ([`SessionId`], [`TokenHash`]; time is the clock's [`Timestamp`]). Every
+//! backend stores them as JSON, so a record written by one backend version reads the same on
+//! Redis and on sled.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,58 +11,8 @@ use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-use time::OffsetDateTime;
 
-/// A point in time: milliseconds since the unix epoch, UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(i64);
-
-impl Timestamp {
-    /// The current time of this machine's clock.
-    pub fn now() -> Self {
-        let millis = match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
-            // A clock before 1970: negative milliseconds, still ordered correctly.
-            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |m| -m),
-        };
-        Self(millis)
-    }
-
-    pub const fn from_millis(millis: i64) -> Self {
-        Self(millis)
-    }
-
-    pub const fn as_millis(self) -> i64 {
-        self.0
-    }
-
-    /// This time plus `duration`, saturating instead of overflowing.
-    pub fn saturating_add(self, duration: Duration) -> Self {
-        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_add(millis))
-    }
-
-    /// This time minus `duration`, saturating instead of overflowing.
-    pub fn saturating_sub(self, duration: Duration) -> Self {
-        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_sub(millis))
-    }
-
-    /// The same instant as an `OffsetDateTime` in UTC (for RFC 3339 formatting), or `None` past
-    /// the range `time` supports.
-    pub fn to_offset_datetime(self) -> Option<OffsetDateTime> {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()
-    }
-}
-
-impl From<OffsetDateTime> for Timestamp {
-    /// Truncates to the millisecond.
-    fn from(at: OffsetDateTime) -> Self {
-        let millis = at.unix_timestamp_nanos().div_euclid(1_000_000);
-        Self(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
-    }
-}
+pub use crate::clock::Timestamp;
 
 /// An opaque session id: 256 random bits, base64url without padding (43 characters). It is the
 /// `sid` cookie's value, so it is a credential: its `Debug` shows only a prefix, and it has no
@@ -540,6 +484,8 @@ pub struct JobCursor {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn tokens(access: &str, refresh: Option<&str>) -> IssuedTokens {

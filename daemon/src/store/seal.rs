@@ -35,6 +35,9 @@ use sha2::{Digest as _, Sha256};
 use super::StoreError;
 use crate::config::{Settings, StoreKind};
 
+/// The owner whose key seals import parts (`managementClient`'s on Redis; see [`KeyRing::from_settings`]).
+pub const PART_OWNER: &str = "managementClient";
+
 /// The version tag every sealed value starts with.
 const VERSION: &str = "s1";
 /// The key file made in the sled folder when no key is configured.
@@ -182,7 +185,7 @@ impl KeyRing {
                 // Import parts are sealed under the management client's key (`Sealed`).
                 let management = settings.management_client.iter().map(|m| {
                     (
-                        super::sealed::PART_OWNER,
+                        PART_OWNER,
                         m.client_id.as_str(),
                         m.client_secret.expose_secret().as_bytes(),
                     )

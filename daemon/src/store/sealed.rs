@@ -28,7 +28,7 @@ use serde_json::Map;
 use sha2::{Digest as _, Sha256};
 
 use super::auth0_session::Auth0SessionHash;
-use super::seal::{KeyRing, Unopenable};
+use super::seal::{KeyRing, PART_OWNER, Unopenable};
 use super::secrets::Secrets;
 use super::{
     CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
@@ -343,9 +343,6 @@ impl JobStore for Sealed {
         self.inner.delete_job_part(job_id, part)
     }
 }
-
-/// The owner whose key seals import parts (`managementClient`'s on Redis; see [`KeyRing::from_settings`]).
-pub const PART_OWNER: &str = "managementClient";
 
 fn part_aad(job_id: &str, part: u32) -> Vec<u8> {
     format!("part\0{job_id}\0{part}").into_bytes()
