@@ -485,6 +485,13 @@ impl From<crate::pending::TooManyPendingLogins> for ApiError {
     }
 }
 
+/// A caller's `redirect` that is not a safe relative path: 400 naming the field.
+impl From<super::extract::InvalidRedirect> for ApiError {
+    fn from(err: super::extract::InvalidRedirect) -> Self {
+        Self::BadRequest(err.to_string())
+    }
+}
+
 /// A login rule refused the request before Auth0 was asked: the client's fault, 400.
 impl From<crate::login::LoginError> for ApiError {
     fn from(err: crate::login::LoginError) -> Self {

@@ -34,12 +34,6 @@ pub struct InvalidRedirect {
     pub reason: &'static str,
 }
 
-impl From<InvalidRedirect> for ApiError {
-    fn from(err: InvalidRedirect) -> Self {
-        ApiError::BadRequest(err.to_string())
-    }
-}
-
 impl RelativeRedirect {
     /// Longest redirect accepted, in bytes.
     pub const MAX_LEN: usize = 4096;
