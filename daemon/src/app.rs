@@ -172,7 +172,7 @@ impl Application {
         // (see `SessionService::lookup`).
         let repo = SessionService::new(
             store,
-            Duration::from_millis(settings.sessions.timeout_ms),
+            settings.sessions.timeout,
             settings.sessions.cache_bytes,
             clock.clone(),
         )
@@ -229,12 +229,12 @@ impl Application {
                 crate::actors::jobs::JobService::new(
                     repo.store().clone(),
                     repo.store().clone(),
-                    Duration::from_millis(settings.sessions.timeout_ms),
+                    settings.sessions.timeout,
                     management,
                     repo.clock().clone(),
                 ),
                 &settings.jobs,
-                Duration::from_millis(settings.server.auth0_timeout_ms),
+                settings.server.auth0_timeout,
                 repo.is_shared(),
                 jobs_gauge,
             )
@@ -289,7 +289,7 @@ impl Application {
             workers = limits.workers,
             connections_per_worker = limits.per_worker,
             open_files = limits.open_files,
-            body_timeout_ms = state.settings.server.body_timeout_ms,
+            body_timeout_ms = state.settings.server.body_timeout.as_millis(),
             "connection limits"
         );
         servers.push(serve(&state, main_kind, main_listener, limits)?);

@@ -188,7 +188,7 @@ impl Plugins {
                 Arc::new(Slot {
                     label: p.label,
                     instance: p.instance,
-                    timeout: Duration::from_millis(p.settings.timeout_ms),
+                    timeout: p.settings.timeout,
                     on_error: p.settings.on_error,
                     in_flight: AtomicUsize::new(0),
                     timeouts_in_a_row: AtomicU32::new(0),

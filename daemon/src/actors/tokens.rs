@@ -367,8 +367,8 @@ impl Deps {
     /// `sessions.timeoutMs`), so it never lapses while its holder still works; a holder that died
     /// delays the session's next refresh by at most this.
     fn lease_ttl(&self) -> Duration {
-        let auth0 = Duration::from_millis(self.settings.server.auth0_timeout_ms);
-        let store = Duration::from_millis(self.settings.sessions.timeout_ms);
+        let auth0 = self.settings.server.auth0_timeout;
+        let store = self.settings.sessions.timeout;
         auth0.saturating_mul(2) + store.saturating_mul(2)
     }
 

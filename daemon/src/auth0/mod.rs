@@ -112,7 +112,7 @@ impl Auth0Http {
 
     /// The client of the daemon: timeout `server.auth0TimeoutMs`.
     pub fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
-        Self::new(Duration::from_millis(settings.server.auth0_timeout_ms))
+        Self::new(settings.server.auth0_timeout)
     }
 
     /// The underlying client, for requests this module has no helper for.

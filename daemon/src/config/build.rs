@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,6 +15,7 @@ use url::Url;
 use super::Settings;
 use super::env::{EnvSettings, REDIS_HOSTS};
 use super::error::ConfigError;
+use super::host::PublicHost;
 use super::overrides::Provenance;
 use super::types::{
     ApiKey, ClientSettings, JobSettings, LogFormat, ManagementClientSettings,
@@ -543,12 +545,7 @@ fn build_server(
         .iter()
         .enumerate()
         .map(|(i, text)| {
-            parse_host_port(text)
-                .map(|(host, port)| match port {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-                .map_err(|reason| p.invalid(format!("server.allowedHosts.{i}"), reason))
+            parse_host(text).map_err(|reason| p.invalid(format!("server.allowedHosts.{i}"), reason))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ServerSettings {
@@ -571,17 +568,17 @@ fn build_server(
             raw.import_body_limit_bytes,
             defaults.import_body_limit_bytes,
         )?,
-        auth0_timeout_ms: positive(
+        auth0_timeout: positive_millis(
             p,
             "server.auth0TimeoutMs",
             raw.auth0_timeout_ms,
-            defaults.auth0_timeout_ms,
+            defaults.auth0_timeout,
         )?,
-        body_timeout_ms: positive(
+        body_timeout: positive_millis(
             p,
             "server.bodyTimeoutMs",
             raw.body_timeout_ms,
-            defaults.body_timeout_ms,
+            defaults.body_timeout,
         )?,
         log_format,
     })
@@ -643,7 +640,7 @@ fn build_sessions(
         refresh_grace_seconds: raw
             .refresh_grace_seconds
             .unwrap_or(defaults.refresh_grace_seconds),
-        timeout_ms: positive(p, "sessions.timeoutMs", raw.timeout_ms, defaults.timeout_ms)?,
+        timeout: positive_millis(p, "sessions.timeoutMs", raw.timeout_ms, defaults.timeout)?,
         state_ttl_seconds: positive(
             p,
             "sessions.stateTtlSeconds",
@@ -706,8 +703,8 @@ fn build_redis(raw: RawRedis, p: &Provenance) -> Result<RedisSettings, ConfigErr
                     ),
                 ));
             }
-            parse_host_port(text)
-                .map(|(host, port)| format!("{host}:{}", port.unwrap_or(6379)))
+            parse_host(text)
+                .map(|host| format!("{}:{}", host.without_port(), host.port().unwrap_or(6379)))
                 .map_err(|reason| p.invalid(format!("sessions.redis.hosts.{i}"), reason))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -741,24 +738,29 @@ fn build_redis(raw: RawRedis, p: &Provenance) -> Result<RedisSettings, ConfigErr
 
 fn build_jobs(raw: RawJobs, p: &Provenance) -> Result<JobSettings, ConfigError> {
     let defaults = JobSettings::default();
-    let poll_interval_ms = positive(
+    let poll_interval = positive_millis(
         p,
         "jobs.pollIntervalMs",
         raw.poll_interval_ms,
-        defaults.poll_interval_ms,
+        defaults.poll_interval,
     )?;
-    let max_poll_interval_ms = raw
-        .max_poll_interval_ms
-        .unwrap_or(defaults.max_poll_interval_ms.max(poll_interval_ms));
-    if max_poll_interval_ms < poll_interval_ms {
+    let max_poll_interval = raw.max_poll_interval_ms.map_or(
+        defaults.max_poll_interval.max(poll_interval),
+        Duration::from_millis,
+    );
+    if max_poll_interval < poll_interval {
         return Err(p.invalid(
             "jobs.maxPollIntervalMs",
-            format!("{max_poll_interval_ms} is below `jobs.pollIntervalMs` ({poll_interval_ms})"),
+            format!(
+                "{} is below `jobs.pollIntervalMs` ({})",
+                max_poll_interval.as_millis(),
+                poll_interval.as_millis()
+            ),
         ));
     }
     Ok(JobSettings {
-        poll_interval_ms,
-        max_poll_interval_ms,
+        poll_interval,
+        max_poll_interval,
         retention_days: positive(
             p,
             "jobs.retentionDays",
@@ -799,7 +801,12 @@ fn build_plugin(i: usize, raw: RawPlugin, p: &Provenance) -> Result<PluginSettin
         config: raw
             .config
             .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new())),
-        timeout_ms: positive(p, &format!("plugins.{i}.timeoutMs"), raw.timeout_ms, 100)?,
+        timeout: positive_millis(
+            p,
+            &format!("plugins.{i}.timeoutMs"),
+            raw.timeout_ms,
+            Duration::from_millis(100),
+        )?,
         on_error,
     })
 }
@@ -835,6 +842,17 @@ fn sled_cache_bytes(p: &Provenance, value: Option<u64>, default: u64) -> Result<
             format!("must be between {MIN} (1 MiB) and {MAX} (1 TiB) bytes, found {v}"),
         )),
     }
+}
+
+/// A positive number of milliseconds (a `...Ms` key) as a duration.
+fn positive_millis(
+    p: &Provenance,
+    key: &str,
+    value: Option<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    positive(p, key, value, default).map(Duration::from_millis)
 }
 
 fn positive<T: PartialOrd + Default + std::fmt::Display>(
@@ -879,45 +897,13 @@ pub(crate) fn base_url(p: &Provenance, key: &str, text: &str) -> Result<Url, Con
     Ok(url)
 }
 
-/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]`, the host lower-cased (IPv6 kept in brackets).
-fn parse_host_port(text: &str) -> Result<(String, Option<u16>), String> {
-    let text = text.trim();
-    let bad = || {
+/// `name[:port]`, `IPv4[:port]` or `[IPv6][:port]` (see [`PublicHost`]), around blanks.
+fn parse_host(text: &str) -> Result<PublicHost, String> {
+    PublicHost::parse(text.trim()).map_err(|_| {
         format!(
             "expected a host such as app.example.com, app.example.com:8443, 10.0.0.5 or [::1]:6379, found `{text}`"
         )
-    };
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
-        ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or_else(bad)?),
-        };
-        (format!("[{}]", ip.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match text.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        };
-        let valid_label = |label: &str| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        };
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
-            return Err(bad());
-        }
-        (host.to_ascii_lowercase(), port)
-    };
-    let port = port
-        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad))
-        .transpose()?;
-    Ok((host, port))
+    })
 }
 
 #[cfg(test)]
@@ -925,27 +911,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn host_ports() {
-        for (given, host, port) in [
-            ("App.Example.com", "app.example.com", None),
-            ("app.example.com:8443", "app.example.com", Some(8443)),
-            ("10.0.0.5", "10.0.0.5", None),
-            ("redis_1:6380", "redis_1", Some(6380)),
-            ("[::1]:6379", "[::1]", Some(6379)),
-            ("[FE80::1]", "[fe80::1]", None),
-            ("localhost", "localhost", None),
-        ] {
-            assert_eq!(
-                parse_host_port(given).expect(given),
-                (host.to_owned(), port),
-                "{given}"
-            );
-        }
-        for bad in [
-            "", "a b", "x:", "x:0", "x:99999", "::1", "[::1", "[zz]", "-a.com", "a..b", "a/b",
-        ] {
-            assert!(parse_host_port(bad).is_err(), "{bad} should be refused");
-        }
+    fn hosts_are_trimmed_and_named_in_errors() {
+        assert_eq!(
+            parse_host(" App.Example.com:8443 ").map(|h| h.to_string()),
+            Ok("app.example.com:8443".to_owned())
+        );
+        let err = parse_host("https://app.example.com")
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("found `https://app.example.com`"), "{err}");
     }
 
     #[test]

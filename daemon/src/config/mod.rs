@@ -19,6 +19,7 @@
 mod build;
 mod env;
 mod error;
+pub mod host;
 mod interpolate;
 mod overrides;
 mod source;
@@ -40,6 +41,7 @@ use url::Url;
 
 pub use env::Env;
 pub use error::ConfigError;
+pub use host::PublicHost;
 pub use source::DEFAULT_CONFIG_FILE;
 pub use types::{
     ApiKey, ClientSettings, JobSettings, LogFormat, ManagementClientSettings,

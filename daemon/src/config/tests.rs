@@ -17,6 +17,11 @@ const SECRETS: [&str; 5] = [
     "api-key-value-2",
 ];
 
+/// A duration setting in the config's unit.
+fn ms(value: std::time::Duration) -> u128 {
+    value.as_millis()
+}
+
 fn web_client() -> Value {
     json!({
         "auth0Url": "https://tenant.eu.auth0.com",
@@ -126,22 +131,22 @@ fn minimal_config_gets_every_default() {
     assert!(!s.server.insecure_cookies);
     assert_eq!(s.server.body_limit_bytes, 64 * 1024);
     assert_eq!(s.server.import_body_limit_bytes, 20 * 1024 * 1024);
-    assert_eq!(s.server.auth0_timeout_ms, 10_000);
-    assert_eq!(s.server.body_timeout_ms, 10_000);
+    assert_eq!(ms(s.server.auth0_timeout), 10_000);
+    assert_eq!(ms(s.server.body_timeout), 10_000);
     assert!(s.api_keys.is_empty());
     assert_eq!(s.sessions.store, StoreKind::Sled);
     assert_eq!(s.sessions.path, PathBuf::from("data"));
     assert_eq!(s.sessions.redis.mode, RedisMode::Normal);
     assert!(s.sessions.redis.hosts.is_empty());
     assert_eq!(s.sessions.refresh_grace_seconds, 30);
-    assert_eq!(s.sessions.timeout_ms, 2000);
+    assert_eq!(ms(s.sessions.timeout), 2000);
     assert_eq!(s.sessions.state_ttl_seconds, 600);
     assert_eq!(s.sessions.cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.sessions.sled_cache_bytes, 64 * 1024 * 1024);
     assert_eq!(s.sessions.max_pending_logins, 100_000);
     assert_eq!(s.sessions.max_pending_logins_per_ip, 1_000);
-    assert_eq!(s.jobs.poll_interval_ms, 1000);
-    assert_eq!(s.jobs.max_poll_interval_ms, 30_000);
+    assert_eq!(ms(s.jobs.poll_interval), 1000);
+    assert_eq!(ms(s.jobs.max_poll_interval), 30_000);
     assert_eq!(s.jobs.retention_days, 30);
     assert!(s.plugins.is_empty());
     assert_eq!(s.log_level, "info");
@@ -264,7 +269,7 @@ fn example_toml_file_loads_with_its_extension_keys() {
         s.sessions.path,
         PathBuf::from("/var/lib/auth0-client/sessions")
     );
-    assert_eq!(s.jobs.max_poll_interval_ms, 30_000);
+    assert_eq!(ms(s.jobs.max_poll_interval), 30_000);
 }
 
 // ---- file lookup and formats ----
@@ -849,8 +854,14 @@ fn server_values_are_checked() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32"]);
+    let hosts: Vec<String> = s
+        .server
+        .allowed_hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
-        s.server.allowed_hosts,
+        hosts,
         ["app.example.com", "app.example.com:8443", "[::1]:8080"]
     );
     assert!(s.server.insecure_cookies);
@@ -858,11 +869,11 @@ fn server_values_are_checked() {
         (
             s.server.body_limit_bytes,
             s.server.import_body_limit_bytes,
-            s.server.auth0_timeout_ms
+            ms(s.server.auth0_timeout)
         ),
         (1024, 2048, 500)
     );
-    assert_eq!(s.server.body_timeout_ms, 2500);
+    assert_eq!(ms(s.server.body_timeout), 2500);
     assert!(
         load(with(base(), "/server", json!({"trustedProxies": []})))
             .server
@@ -966,15 +977,15 @@ fn sessions_jobs_and_plugins_are_checked() {
     assert_eq!(
         (
             s.sessions.refresh_grace_seconds,
-            s.sessions.timeout_ms,
+            ms(s.sessions.timeout),
             s.sessions.state_ttl_seconds
         ),
         (0, 10, 5)
     );
     assert_eq!(
         (
-            s.jobs.poll_interval_ms,
-            s.jobs.max_poll_interval_ms,
+            ms(s.jobs.poll_interval),
+            ms(s.jobs.max_poll_interval),
             s.jobs.retention_days
         ),
         (50, 50, 1)
@@ -984,7 +995,7 @@ fn sessions_jobs_and_plugins_are_checked() {
     assert_eq!(s.sessions.cache_bytes, 0);
     // A poll interval above the default maximum raises the maximum with it.
     let s = load(with(base(), "/jobs", json!({"pollIntervalMs": 60000})));
-    assert_eq!(s.jobs.max_poll_interval_ms, 60_000);
+    assert_eq!(ms(s.jobs.max_poll_interval), 60_000);
 
     let hash = "AB".repeat(32);
     let s = load(with(
@@ -997,7 +1008,7 @@ fn sessions_jobs_and_plugins_are_checked() {
         ]),
     ));
     assert_eq!(s.plugins[0].config, json!({}));
-    assert_eq!(s.plugins[0].timeout_ms, 100);
+    assert_eq!(ms(s.plugins[0].timeout), 100);
     assert_eq!(s.plugins[0].on_error, OnError::FailOpen);
     assert_eq!(s.plugins[0].sha256, None);
     assert_eq!(
@@ -1407,12 +1418,12 @@ fn generic_overrides_reach_every_level() {
         ],
     );
     assert_eq!(s.server.management_bind.map(|a| a.port()), Some(9999));
-    assert_eq!(s.server.body_timeout_ms, 1500);
+    assert_eq!(ms(s.server.body_timeout), 1500);
     assert_eq!(
         s.sessions.path,
         PathBuf::from("/var/lib/auth0-client/sessions")
     );
-    assert_eq!(s.jobs.poll_interval_ms, 250);
+    assert_eq!(ms(s.jobs.poll_interval), 250);
     let web = s.client("web").expect("web");
     assert_eq!(web.client_secret.expose_secret(), "0123456789");
     assert_eq!(web.scopes, ["openid", "email"]);

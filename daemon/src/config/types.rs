@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use url::Url;
+
+use super::host::PublicHost;
 
 /// The placeholder every secret is serialised as.
 pub const REDACTED: &str = "<redacted>";
@@ -254,17 +257,21 @@ pub struct ServerSettings {
     /// Why [`Self::trusted_proxies`] is what it is (under `sources` in `check-config`).
     #[serde(skip)]
     pub trusted_proxies_source: TrustedProxiesSource,
-    /// Hosts accepted when building absolute URLs, lower-cased `name[:port]`; empty = any valid host.
-    pub allowed_hosts: Vec<String>,
+    /// Hosts accepted when building absolute URLs and as other origins of browser requests,
+    /// parsed at load; empty = any valid host.
+    #[serde(serialize_with = "ser::display_all")]
+    pub allowed_hosts: Vec<PublicHost>,
     /// Drop `Secure` from cookies (plain-http development only).
     pub insecure_cookies: bool,
     pub body_limit_bytes: usize,
     pub import_body_limit_bytes: usize,
-    /// Timeout of one Auth0 call.
-    pub auth0_timeout_ms: u64,
+    /// Timeout of one Auth0 call (`server.auth0TimeoutMs`).
+    #[serde(rename = "auth0TimeoutMs", serialize_with = "ser::millis")]
+    pub auth0_timeout: Duration,
     /// Time allowed to receive a request body, counted from the end of its head; past it the
-    /// answer is 408 and the connection closes.
-    pub body_timeout_ms: u64,
+    /// answer is 408 and the connection closes (`server.bodyTimeoutMs`).
+    #[serde(rename = "bodyTimeoutMs", serialize_with = "ser::millis")]
+    pub body_timeout: Duration,
     /// The shape of log lines (`server.logFormat`, `LOG_FORMAT` wins).
     pub log_format: LogFormat,
 }
@@ -357,8 +364,8 @@ impl Default for ServerSettings {
             insecure_cookies: false,
             body_limit_bytes: 64 * 1024,
             import_body_limit_bytes: 20 * 1024 * 1024,
-            auth0_timeout_ms: 10_000,
-            body_timeout_ms: 10_000,
+            auth0_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Json,
         }
     }
@@ -384,8 +391,9 @@ pub struct SessionSettings {
     pub path: PathBuf,
     pub redis: RedisSettings,
     pub refresh_grace_seconds: u64,
-    /// Bound on one store operation.
-    pub timeout_ms: u64,
+    /// Bound on one store operation (`sessions.timeoutMs`).
+    #[serde(rename = "timeoutMs", serialize_with = "ser::millis")]
+    pub timeout: Duration,
     /// Lifetime of an `/authorize` state record.
     pub state_ttl_seconds: u64,
     /// Byte budget of the sessions kept in memory in front of sled (the least recently used are
@@ -410,7 +418,7 @@ impl Default for SessionSettings {
             path: PathBuf::from("data"),
             redis: RedisSettings::default(),
             refresh_grace_seconds: 30,
-            timeout_ms: 2000,
+            timeout: Duration::from_secs(2),
             state_ttl_seconds: 600,
             cache_bytes: 64 << 20,
             sled_cache_bytes: 64 << 20,
@@ -460,16 +468,18 @@ pub enum RedisMode {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobSettings {
-    pub poll_interval_ms: u64,
-    pub max_poll_interval_ms: u64,
+    #[serde(rename = "pollIntervalMs", serialize_with = "ser::millis")]
+    pub poll_interval: Duration,
+    #[serde(rename = "maxPollIntervalMs", serialize_with = "ser::millis")]
+    pub max_poll_interval: Duration,
     pub retention_days: u64,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         Self {
-            poll_interval_ms: 1000,
-            max_poll_interval_ms: 30_000,
+            poll_interval: Duration::from_secs(1),
+            max_poll_interval: Duration::from_secs(30),
             retention_days: 30,
         }
     }
@@ -485,7 +495,8 @@ pub struct PluginSettings {
     pub sha256: Option<String>,
     /// Handed to the plugin as is; `{}` when not set.
     pub config: serde_json::Value,
-    pub timeout_ms: u64,
+    #[serde(rename = "timeoutMs", serialize_with = "ser::millis")]
+    pub timeout: Duration,
     pub on_error: OnError,
 }
 
@@ -508,6 +519,7 @@ fn endpoint(base: &Url, path: &str) -> String {
 /// Serialisers for types the derive cannot handle as we want.
 pub(crate) mod ser {
     use std::fmt::Display;
+    use std::time::Duration;
 
     use secrecy::SecretString;
     use serde::Serializer;
@@ -543,6 +555,11 @@ pub(crate) mod ser {
             Some(_) => s.serialize_str(REDACTED),
             None => s.serialize_none(),
         }
+    }
+
+    /// A duration as its whole milliseconds, as the config file writes it (`...Ms`).
+    pub fn millis<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
     }
 
     pub fn display_all<S: Serializer, T: Display>(items: &[T], s: S) -> Result<S::Ok, S::Error> {
@@ -648,7 +665,10 @@ mod tests {
         assert_eq!(server.body_limit_bytes, 65_536);
         assert_eq!(server.import_body_limit_bytes, 20_971_520);
         assert_eq!(SessionSettings::default().path, PathBuf::from("data"));
-        assert_eq!(JobSettings::default().max_poll_interval_ms, 30_000);
+        assert_eq!(
+            JobSettings::default().max_poll_interval,
+            Duration::from_secs(30)
+        );
         assert_eq!(
             serde_json::to_value(OnError::FailClosed).expect("ok"),
             "fail-closed"

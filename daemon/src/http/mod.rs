@@ -140,7 +140,7 @@ pub fn app(
     ));
     let document = web::Data::new(api);
     let limits = edge::EdgeLimits {
-        body_timeout: std::time::Duration::from_millis(settings.server.body_timeout_ms),
+        body_timeout: settings.server.body_timeout,
         body_limit: settings.server.body_limit_bytes,
     };
     app.app_data(document)

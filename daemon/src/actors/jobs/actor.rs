@@ -56,7 +56,7 @@ impl Jobs {
         shared: bool,
         gauge: prometheus::IntGaugeVec,
     ) -> Self {
-        let max_interval = Duration::from_millis(settings.max_poll_interval_ms);
+        let max_interval = settings.max_poll_interval;
         Self {
             runner: Runner {
                 service,
@@ -66,7 +66,7 @@ impl Jobs {
                     } else {
                         "jobs-local".to_owned()
                     },
-                    poll_interval: Duration::from_millis(settings.poll_interval_ms),
+                    poll_interval: settings.poll_interval,
                     max_interval,
                     lease_ttl: max_interval.saturating_add(auth0_timeout.saturating_mul(3)),
                     retention: Duration::from_secs(settings.retention_days.saturating_mul(86_400)),

@@ -36,8 +36,9 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 
-use super::forwarded::{PublicHost, public_host};
+use super::forwarded::public_host;
 use super::{header, quoted, settings};
+use crate::config::PublicHost;
 use crate::config::Settings;
 use crate::http::ApiError;
 
@@ -124,8 +125,7 @@ pub fn same_site(req: &HttpRequest, settings: &Settings) -> Result<(), CrossSite
         .server
         .allowed_hosts
         .iter()
-        .filter_map(|entry| PublicHost::parse(entry).ok())
-        .any(|entry| host.allowed_by(&entry));
+        .any(|entry| host.allowed_by(entry));
     if ours || allowed {
         Ok(())
     } else {

@@ -37,8 +37,8 @@ pub use client::{
 };
 pub use cross_site::{BrowserAction, CrossSite, CrossSiteCheck, cookie_key_allowed};
 pub use forwarded::{
-    AUTH0_FORWARDED_FOR, EndUser, PublicHost, PublicOrigin, Scheme, auth0_forwarded_for,
-    end_user_ip, public_host, public_scheme, trusted_peer,
+    AUTH0_FORWARDED_FOR, EndUser, PublicOrigin, Scheme, auth0_forwarded_for, end_user_ip,
+    public_host, public_scheme, trusted_peer,
 };
 pub use guard::{guard_in_force, management_guard};
 pub use redirect::{InvalidRedirect, RelativeRedirect};

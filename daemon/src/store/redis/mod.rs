@@ -83,7 +83,7 @@ impl RedisOptions {
         Self {
             redis: settings.sessions.redis.clone(),
             scope: settings.session_scope.clone(),
-            timeout: Duration::from_millis(settings.sessions.timeout_ms),
+            timeout: settings.sessions.timeout,
             clock,
         }
     }

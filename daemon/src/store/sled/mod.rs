@@ -121,7 +121,7 @@ impl SledOptions {
     pub fn from_settings(sessions: &crate::config::SessionSettings, clock: Clock) -> Self {
         Self {
             cache_bytes: sessions.sled_cache_bytes,
-            stall_after: Duration::from_millis(sessions.timeout_ms),
+            stall_after: sessions.timeout,
             clock,
         }
     }
