@@ -1,7 +1,10 @@
 //! Login rules: what a login decides before Auth0 is called, shared by the password grant
 //! (`POST /oauth/token`) and the browser login (`GET /authorize`), so that neither route file
-//! holds a rule the other needs. Nothing here knows HTTP: a refusal is a [`LoginError`], which
-//! `http/error.rs` turns into the answer of SPEC §4.
+//! holds a rule the other needs; [`state`] holds the login states of the code flow. Nothing here
+//! knows HTTP: a refusal is a [`LoginError`], which `http/error.rs` turns into the answer of
+//! SPEC §4.
+
+pub mod state;
 
 pub use auth0_client_plugin_api::LoginFlow;
 use auth0_client_plugin_api::MapConnectionInput;

@@ -9,7 +9,7 @@ use crate::testkit::{
     TestApp, assert_error_body, binding_cookie, location, query_param, set_cookie, sid_cookie,
     spawn_app, spawn_app_configured, test_seed,
 };
-use auth0_client::http::authorize::pkce_challenge;
+use auth0_client::login::state::pkce_challenge;
 use auth0_emulator::seed::demo;
 use futures_util::future::join;
 use serde_json::{Value, json};
@@ -689,7 +689,7 @@ async fn the_callback_refuses_what_it_cannot_trust() {
     // A never-issued state's binding cookie, as an attacker who chose the state could craft.
     let forged = format!(
         "{}=1",
-        auth0_client::http::authorize::binding_cookie_name("never-issued", true)
+        auth0_client::login::state::binding_cookie_name("never-issued", true)
     );
     let cases = [
         ("/oauth/callback", None, 400, "`state`"),

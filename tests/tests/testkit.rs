@@ -650,7 +650,7 @@ impl TestApp {
 /// The `name=value` of the cookie binding a login to its browser, which `/authorize` sets
 /// (named `__Host-auth0_client_login_…`, or without `__Host-` with `server.insecureCookies`).
 pub fn binding_cookie(response: &reqwest::Response) -> Option<String> {
-    use auth0_client::http::authorize::{BINDING_COOKIE_PREFIX, HOST_PREFIX};
+    use auth0_client::login::state::{BINDING_COOKIE_PREFIX, HOST_PREFIX};
     response
         .headers()
         .get_all("set-cookie")

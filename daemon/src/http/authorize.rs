@@ -1,8 +1,8 @@
 //! The browser side of the authorization-code flow (SPEC §5): `GET /authorize` starts a login
 //! and stores its state record; the code Auth0 sends back is exchanged either by
 //! `POST /oauth/token` (behind a login site, see [`super::token`]) or by `GET /oauth/callback`
-//! (standalone). This module owns the state records: what one holds, how it is issued, taken
-//! and turned into a session.
+//! (standalone). The rules of the state records (what one holds, how it is issued, bound,
+//! taken and exchanged) are [`crate::login::state`]'s; this module reads and answers HTTP.
 //!
 //! Choices where the spec is silent:
 //! - Without `authorizeStateRequired` a caller's `state` is ignored and one is generated, as
@@ -13,18 +13,13 @@
 //!   both with different values are 400.
 //! - `prompt` and `action` are forwarded as sent: their values are Auth0's (and a custom
 //!   Universal Login page's) to judge.
-//! - A state presented for another client than the one it was issued for is consumed all the
-//!   same: taking stays one atomic step, a state is never presented twice, and the login is
-//!   over either way (Auth0's code is single-use too).
-//! - The PKCE verifier, the nonce and generated states are 256 random bits in base64url (43
-//!   characters, RFC 7636's minimum verifier length).
 //! - A nonce mismatch is 403, like the PKCE mismatch Auth0 reports as `invalid_grant`: both say
 //!   the code does not come from the login this state started (a tampered `/authorize`).
 //! - `GET /oauth/callback` carries Auth0's `error` back to the application; a failed code
 //!   exchange is answered with the JSON error body of every other route.
 //! - Login CSRF (RFC 6749 §10.12): in the standalone deployment the daemon is the OAuth client,
 //!   so it binds each login to the browser that started it. `/authorize` sets a cookie named
-//!   after a hash of the state ([`binding_cookie_name`]; `HttpOnly`, `SameSite=Lax`, `Path=/`,
+//!   after a hash of the state ([`state::binding_cookie_name`]; `HttpOnly`, `SameSite=Lax`, `Path=/`,
 //!   `Max-Age` = `sessions.stateTtlSeconds`, and the `__Host-` prefix unless
 //!   `server.insecureCookies`) holding a fresh 256-bit secret, whose SHA-256 the state record
 //!   keeps. `/oauth/callback` (both branches) opens a session, or carries Auth0's `error` back,
@@ -32,15 +27,12 @@
 //!   the cookie. One cookie per state, so logins in several tabs do not undo each other. The
 //!   browser must therefore reach `/authorize` and `/oauth/callback` on the same host.
 //! - The same binding is required by the code exchange of `POST /oauth/token` when the state's
-//!   client has the daemon's own callback as `redirectUrl` ([`is_own_callback`]: its path ends
-//!   with `<SERVICE_PREFIX>/oauth/callback`, so a proxy may add a prefix in front): a callback URL
+//!   client has the daemon's own callback as `redirectUrl` ([`state::is_own_callback`]: its
+//!   path ends with `<SERVICE_PREFIX>/oauth/callback`, so a proxy may add a prefix in front): a
+//!   callback URL
 //!   that leaked (a log, a `Referer`) then logs nobody in. States of a login site's `redirectUrl`
 //!   keep the server-to-server exchange without a cookie: the site binds the login with its own
 //!   state, and the daemon's cookie, set there too, simply expires.
-//! - A binding is checked before the state is spent: the record is read, the secret compared,
-//!   and only then is the record taken, as read (atomically; a concurrent take wins and the other
-//!   caller gets 400). A request without the binding therefore cannot spend another browser's
-//!   login.
 //! - A state record holds only what the exchange needs (client, redirect, PKCE verifier, nonce,
 //!   binding hash), each bounded: a caller's `state` at [`MAX_STATE_LEN`] bytes, the `redirect`
 //!   at [`MAX_REDIRECT_LEN`]. Logins in progress are counted per end-user IP and in total
@@ -52,33 +44,23 @@ use std::time::Duration;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngExt as _;
-use secrecy::SecretString;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 use url::Url;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use super::extract::{
-    BrowserClient, EndUser, OptionalBrowserClient, RelativeRedirect, SelectedClient,
+    BrowserClient, EndUser, OptionalBrowserClient, RelativeRedirect, binding_values, location_of,
+    required,
 };
 use super::session_cookie;
-use super::token::required;
 use crate::actors::Actors;
 use crate::actors::sessions::StatePut;
-use crate::actors::tokens::{CodeLogin, TokenError};
-use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
 use crate::echo::Quoted;
+use crate::login::state::{self, MAX_STATE_LEN, NewLogin, Presentation};
 use crate::login::{LoginFlow, choose_connection};
-use crate::store::{Session, StateRecord};
-
-/// Longest `state` accepted, in bytes.
-pub const MAX_STATE_LEN: usize = 512;
+use crate::store::StateRecord;
 
 /// Longest `redirect` a login keeps, in bytes (the state record stays small; other routes accept
 /// up to [`RelativeRedirect::MAX_LEN`]).
@@ -127,106 +109,9 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-/// 256 random bits, base64url without padding (43 characters).
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The PKCE `S256` challenge of `verifier`: base64url(SHA-256(verifier)) (RFC 7636 §4.2).
-pub fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// The name of the cookie binding the login of `state` to the browser that started it: a fixed
-/// prefix and 96 bits of SHA-256(state), so the cookie names a login without carrying its state.
-/// A `Secure` cookie (`secure`: unless `server.insecureCookies`) also gets the `__Host-` prefix,
-/// which browsers accept only from a secure origin, with `Path=/` and no `Domain`: no sibling or
-/// parent domain can plant or shadow it.
-pub fn binding_cookie_name(state: &str, secure: bool) -> String {
-    let digest = Sha256::digest(state.as_bytes());
-    format!(
-        "{}{BINDING_COOKIE_PREFIX}{}",
-        if secure { HOST_PREFIX } else { "" },
-        URL_SAFE_NO_PAD.encode(&digest[..12])
-    )
-}
-
-/// Prefix of the login-binding cookies' names after `__Host-` (see the module doc).
-pub const BINDING_COOKIE_PREFIX: &str = "auth0_client_login_";
-
-/// The cookie-name prefix that browsers accept only with `Secure`, `Path=/` and no `Domain`.
-pub const HOST_PREFIX: &str = "__Host-";
-
-/// The secret of a new login's binding cookie, and its SHA-256 for the state record.
-struct BindingSecret {
-    /// 256 random bits, base64url: the cookie's value.
-    secret: String,
-    /// base64url(SHA-256(secret)): [`StateRecord::binding`].
-    hash: String,
-}
-
-impl BindingSecret {
-    fn generate() -> Self {
-        let secret = random_token();
-        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()));
-        Self { secret, hash }
-    }
-}
-
-/// Whether the request presents the binding of `record`, and if not, why.
-#[derive(Debug, PartialEq, Eq)]
-enum Presented {
-    Valid,
-    Missing,
-    Mismatch,
-}
-
-/// Compares every cookie of the binding's name (a browser may send several with one name: one
-/// planted under another path, say) with the hash `record` keeps, in constant time. A record
-/// without a hash (an earlier version's) matches nothing.
-fn binding_presented(req: &HttpRequest, record: &StateRecord, settings: &Settings) -> Presented {
-    let name = binding_cookie_name(&record.state, !settings.server.insecure_cookies);
-    let expected = URL_SAFE_NO_PAD
-        .decode(record.binding.as_bytes())
-        .ok()
-        .filter(|hash| hash.len() == 32);
-    let mut found = Presented::Missing;
-    for value in cookie_values(req, &name) {
-        let digest = Sha256::digest(value.as_bytes());
-        if expected
-            .as_deref()
-            .is_some_and(|hash| bool::from(digest.as_slice().ct_eq(hash)))
-        {
-            return Presented::Valid;
-        }
-        found = Presented::Mismatch;
-    }
-    found
-}
-
-/// Whether `client`'s `redirectUrl` is this daemon's own `<SERVICE_PREFIX>/oauth/callback`
-/// (standalone): its path ends with it, so a proxy may serve the daemon under a longer path.
-pub fn is_own_callback(client: &ClientSettings, settings: &Settings) -> bool {
-    // Starts with `/`, so a match ends on a whole path segment.
-    let own = format!("{}/oauth/callback", settings.service_prefix);
-    Url::parse(&client.redirect_url).is_ok_and(|url| url.path().ends_with(&own))
-}
-
-/// Where a state is presented, which decides whether its binding is required.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Presentation {
-    /// `GET /oauth/callback`, either branch: always (a browser is there, and it is this route's
-    /// defence against login CSRF).
-    Callback,
-    /// The code exchange of `POST /oauth/token`: when the state's client has the daemon's own
-    /// callback as `redirectUrl`.
-    Exchange,
-}
-
 fn binding_cookie(state: &str, secret: &str, settings: &Settings) -> Cookie<'static> {
     let secure = !settings.server.insecure_cookies;
-    Cookie::build(binding_cookie_name(state, secure), secret.to_owned())
+    Cookie::build(state::binding_cookie_name(state, secure), secret.to_owned())
         .path("/")
         .http_only(true)
         .secure(!settings.server.insecure_cookies)
@@ -241,26 +126,13 @@ fn binding_cookie(state: &str, secret: &str, settings: &Settings) -> Cookie<'sta
 /// cleared).
 fn clear_binding_cookie(state: &str, settings: &Settings) -> Cookie<'static> {
     let secure = !settings.server.insecure_cookies;
-    Cookie::build(binding_cookie_name(state, secure), "")
+    Cookie::build(state::binding_cookie_name(state, secure), "")
         .path("/")
         .http_only(true)
         .secure(!settings.server.insecure_cookies)
         .same_site(SameSite::Lax)
         .expires(actix_web::cookie::time::OffsetDateTime::UNIX_EPOCH)
         .finish()
-}
-
-/// The non-empty values of every cookie called `name`. Read by hand, like the `sid` cookie, so
-/// one malformed cookie of another application does not hide it.
-fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<Item = &'r str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .filter(move |(key, _)| key.trim() == name)
-        .map(|(_, value)| value.trim())
-        .filter(|value| !value.is_empty())
 }
 
 /// A caller's `state` (with `authorizeStateRequired`).
@@ -320,7 +192,10 @@ fn auth0_authorize_url(
             .append_pair("scope", &client.auth0_scope())
             .append_pair("state", &record.state)
             .append_pair("nonce", &record.nonce)
-            .append_pair("code_challenge", &pkce_challenge(&record.pkce_verifier))
+            .append_pair(
+                "code_challenge",
+                &state::pkce_challenge(&record.pkce_verifier),
+            )
             .append_pair("code_challenge_method", "S256");
         if let Some(audience) = &client.audience {
             query.append_pair("audience", audience);
@@ -336,21 +211,6 @@ fn auth0_authorize_url(
         }
     }
     Ok(url)
-}
-
-/// A relative redirect as a `Location` value: bytes outside visible ASCII (a space, a non-ASCII
-/// character; control characters were refused when it was parsed) percent-encoded, so the
-/// header is valid and the browser goes to the same place.
-pub fn location_of(redirect: &str) -> String {
-    let mut out = String::with_capacity(redirect.len());
-    for byte in redirect.bytes() {
-        if byte.is_ascii_graphic() {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// `redirect` with Auth0's `error` and `error_description` appended to its query (kept), before
@@ -377,113 +237,6 @@ fn with_error(redirect: &str, error: &str, description: Option<&str>) -> String 
         location.push_str(fragment);
     }
     location_of(&location)
-}
-
-/// Takes (atomically, once) the live state record of `state`, presented on `route`; 400 when
-/// there is none. When the route requires the login's binding (see [`Presentation`]), it is
-/// checked first: without it, 403 and the state is left for its owner.
-pub(super) async fn take_state(
-    req: &HttpRequest,
-    actors: &Actors,
-    settings: &Settings,
-    state: &str,
-    route: Presentation,
-) -> Result<StateRecord, ApiError> {
-    let unknown = || {
-        ApiError::BadRequest(
-            "`state` is unknown, expired or already used: start the login again at /authorize"
-                .into(),
-        )
-    };
-    if state.len() > MAX_STATE_LEN {
-        return Err(unknown());
-    }
-    let record = actors
-        .sessions
-        .get_state(state)
-        .await?
-        .filter(|record| record.is_live(actors.clock.now()))
-        .ok_or_else(unknown)?;
-    let bound = match route {
-        Presentation::Callback => true,
-        Presentation::Exchange => settings
-            .clients
-            .get(&record.client)
-            .is_none_or(|client| is_own_callback(client, settings)),
-    };
-    if bound {
-        let presented = binding_presented(req, &record, settings);
-        if presented != Presented::Valid {
-            return Err(unbound(route, presented, &record));
-        }
-    }
-    if actors.sessions.take_state_if(&record).await? {
-        Ok(record)
-    } else {
-        Err(unknown())
-    }
-}
-
-/// The 403 of a state presented without its login's binding (see the module doc).
-fn unbound(route: Presentation, presented: Presented, record: &StateRecord) -> ApiError {
-    let why = match presented {
-        Presented::Mismatch => "its login cookie does not match",
-        _ => "its login cookie is missing",
-    };
-    tracing::warn!(
-        client = %record.client,
-        ?route,
-        why,
-        "a login's state presented without the binding of the browser that started it"
-    );
-    ApiError::Forbidden(match route {
-        Presentation::Callback => format!(
-            "this browser did not start the login of this `state` ({why}): start again at \
-             /authorize, on the same host as /oauth/callback"
-        ),
-        Presentation::Exchange => format!(
-            "the login of this `state` is bound to the browser that started it ({why}), since \
-             client `{}` has this daemon's /oauth/callback as its redirectUrl: let the browser \
-             finish it at /oauth/callback",
-            record.client
-        ),
-    })
-}
-
-/// Exchanges `code` for the login `record` started, with `client`'s credentials, the same
-/// `redirect_uri` and the stored PKCE verifier; the ID token must carry the stored nonce.
-pub(super) async fn exchange(
-    client: &SelectedClient,
-    record: &StateRecord,
-    code: String,
-    actors: &Actors,
-) -> Result<Session, ApiError> {
-    let login = CodeLogin {
-        client: client.name.as_str().to_owned(),
-        code: SecretString::from(code),
-        redirect_uri: client.settings.redirect_url.clone(),
-        code_verifier: SecretString::from(record.pkce_verifier.clone()),
-        nonce: record.nonce.clone(),
-    };
-    match actors.logins.code(login).await {
-        Ok(session) => {
-            tracing::info!(
-                client = %client.name,
-                sub = %session.sub,
-                "user logged in (authorization code)"
-            );
-            Ok(session)
-        }
-        Err(TokenError::IdToken(IdTokenError::NonceMismatch)) => {
-            tracing::warn!(client = %client.name, "ID token nonce mismatch in a code exchange");
-            Err(ApiError::Forbidden(
-                "the ID token's nonce is not the one /authorize sent: the code does not come \
-                 from the login this `state` started"
-                    .into(),
-            ))
-        }
-        Err(err) => Err(err.into()),
-    }
 }
 
 /// Starts a browser login: stores a state record and redirects to the tenant's `/authorize`.
@@ -534,19 +287,18 @@ async fn authorize(
         check_state(&state)?;
         state
     } else {
-        random_token()
+        state::random_token()
     };
-    let ttl = Duration::from_secs(settings.sessions.state_ttl_seconds);
-    let binding = BindingSecret::generate();
-    let record = StateRecord {
+    let NewLogin {
+        record,
+        binding_secret,
+    } = NewLogin::issue(
         state,
-        client: client.name.as_str().to_owned(),
-        redirect: redirect.map(RelativeRedirect::into_string),
-        pkce_verifier: random_token(),
-        nonce: random_token(),
-        binding: binding.hash,
-        expires_at: actors.clock.now().saturating_add(ttl),
-    };
+        client.name.as_str(),
+        redirect.map(RelativeRedirect::into_string),
+        Duration::from_secs(settings.sessions.state_ttl_seconds),
+        actors.clock.now(),
+    );
     let location = auth0_authorize_url(
         &client.settings,
         &record,
@@ -579,7 +331,7 @@ async fn authorize(
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, location.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(binding_cookie(&record.state, &binding.secret, &settings))
+        .cookie(binding_cookie(&record.state, &binding_secret, &settings))
         .finish())
 }
 
@@ -613,7 +365,8 @@ async fn callback(
     let query = query.into_inner();
     let state = required(non_empty(query.state), "state")?;
     if let Some(error) = non_empty(query.error) {
-        let record = take_state(&req, &actors, &settings, &state, Presentation::Callback)
+        let binding = binding_values(&req, &state, &settings);
+        let record = state::take_state(&actors, &settings, &state, Presentation::Callback, binding)
             .await
             .inspect_err(|_| {
                 tracing::info!(
@@ -638,9 +391,18 @@ async fn callback(
             .finish());
     }
     let code = required(non_empty(query.code), "code")?;
-    let record = take_state(&req, &actors, &settings, &state, Presentation::Callback).await?;
+    let binding = binding_values(&req, &state, &settings);
+    let record =
+        state::take_state(&actors, &settings, &state, Presentation::Callback, binding).await?;
     let client = client.for_session(&record.client)?;
-    let session = exchange(&client, &record, code, &actors).await?;
+    let session = state::exchange(
+        &actors,
+        client.name.as_str(),
+        &client.settings,
+        &record,
+        code,
+    )
+    .await?;
     let location = location_of(record.redirect.as_deref().unwrap_or("/"));
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, location))
@@ -654,26 +416,6 @@ async fn callback(
 mod tests {
     use super::*;
     use crate::http::extract::test_support;
-
-    #[test]
-    fn the_challenge_is_rfc_7636s_example() {
-        // RFC 7636 Appendix B.
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn random_tokens_are_43_base64url_characters_and_differ() {
-        let a = random_token();
-        assert_eq!(a.len(), 43);
-        assert!(
-            a.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
-        assert_ne!(a, random_token());
-    }
 
     #[test]
     fn errors_are_appended_to_the_redirects_query_before_its_fragment() {
@@ -692,9 +434,23 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_visible_ascii() {
-        assert_eq!(location_of("/café x"), "/caf%C3%A9%20x");
-        assert_eq!(location_of("/a?b=%20"), "/a?b=%20");
+    fn binding_cookies_carry_the_new_logins_secret() {
+        let settings = test_support::settings(test_support::doc());
+        let login = NewLogin::issue(
+            "st".into(),
+            "web",
+            None,
+            Duration::from_secs(60),
+            crate::store::Timestamp::now(),
+        );
+        let cookie = binding_cookie("st", &login.binding_secret, &settings);
+        assert_eq!(cookie.name(), state::binding_cookie_name("st", true));
+        assert!(cookie.name().starts_with("__Host-"));
+        assert_eq!(cookie.value(), login.binding_secret);
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.domain(), None);
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.http_only(), Some(true));
     }
 
     #[test]
@@ -718,132 +474,6 @@ mod tests {
             err.is_some_and(|e| e.to_string().contains("redirectUri")),
             "the error names the field"
         );
-    }
-
-    #[test]
-    fn binding_cookies_are_named_after_the_state_without_carrying_it() {
-        let name = binding_cookie_name("some-state", false);
-        assert!(name.starts_with(BINDING_COOKIE_PREFIX));
-        assert_eq!(name.len(), BINDING_COOKIE_PREFIX.len() + 16);
-        assert!(!name.contains("some-state"));
-        assert_ne!(name, binding_cookie_name("other-state", false));
-        assert_eq!(
-            binding_cookie_name("some-state", true),
-            format!("__Host-{name}"),
-            "a Secure cookie gets the __Host- prefix"
-        );
-    }
-
-    #[test]
-    fn binding_cookies_hold_a_fresh_secret_and_records_its_hash() {
-        let settings = test_support::settings(test_support::doc());
-        let binding = BindingSecret::generate();
-        assert_eq!(binding.secret.len(), 43);
-        assert_ne!(binding.secret, BindingSecret::generate().secret);
-        assert_ne!(binding.hash, binding.secret);
-        let cookie = binding_cookie("st", &binding.secret, &settings);
-        assert!(cookie.name().starts_with("__Host-"));
-        assert_eq!(cookie.value(), binding.secret);
-        assert_eq!(cookie.path(), Some("/"));
-        assert_eq!(cookie.domain(), None);
-        assert_eq!(cookie.secure(), Some(true));
-        assert_eq!(cookie.http_only(), Some(true));
-    }
-
-    #[test]
-    fn a_binding_is_the_secret_whose_hash_the_record_keeps() {
-        let settings = test_support::settings(test_support::doc());
-        let binding = BindingSecret::generate();
-        let record = StateRecord {
-            state: "st".into(),
-            client: "web".into(),
-            redirect: None,
-            pkce_verifier: "v".into(),
-            nonce: "n".into(),
-            binding: binding.hash.clone(),
-            expires_at: crate::store::Timestamp::now(),
-        };
-        let name = binding_cookie_name("st", true);
-        let presented = |cookies: &[String]| {
-            let mut req = actix_web::test::TestRequest::default();
-            for cookie in cookies {
-                req = req.append_header(("cookie", cookie.as_str()));
-            }
-            binding_presented(&req.to_http_request(), &record, &settings)
-        };
-        assert_eq!(
-            presented(&[format!("{name}={}", binding.secret)]),
-            Presented::Valid
-        );
-        assert_eq!(presented(&[]), Presented::Missing);
-        assert_eq!(presented(&[format!("{name}=")]), Presented::Missing);
-        assert_eq!(presented(&[format!("{name}=1")]), Presented::Mismatch);
-        assert_eq!(
-            presented(&[format!("{name}={}", binding.hash)]),
-            Presented::Mismatch,
-            "the hash is no secret"
-        );
-        // Without the prefix, as a sibling domain could set it.
-        let bare = binding_cookie_name("st", false);
-        assert_eq!(
-            presented(&[format!("{bare}={}", binding.secret)]),
-            Presented::Missing
-        );
-        // A planted cookie beside the real one does not hide it.
-        assert_eq!(
-            presented(&[format!("{name}=1; {name}={}", binding.secret)]),
-            Presented::Valid
-        );
-        let mut old = record.clone();
-        old.binding = String::new();
-        let req = actix_web::test::TestRequest::default()
-            .append_header(("cookie", format!("{name}=1")))
-            .to_http_request();
-        assert_eq!(
-            binding_presented(&req, &old, &settings),
-            Presented::Mismatch,
-            "a record without a hash matches nothing"
-        );
-    }
-
-    #[test]
-    fn the_own_callback_is_the_prefixed_oauth_callback_path() {
-        let with = |redirect: &str, prefix: &[(&str, &str)]| {
-            let mut doc = test_support::doc();
-            doc["clients"]["web"]["redirectUrl"] = redirect.into();
-            let settings = test_support::settings_env(doc, prefix);
-            is_own_callback(&settings.clients["web"], &settings)
-        };
-        assert!(with("https://auth.example/oauth/callback", &[]));
-        assert!(with("http://127.0.0.1:8080/oauth/callback", &[]));
-        assert!(
-            with("https://app.example/auth/oauth/callback", &[]),
-            "behind a proxy path"
-        );
-        assert!(with(
-            "https://app.example/auth/oauth/callback",
-            &[("SERVICE_PREFIX", "/auth")]
-        ));
-        assert!(!with(
-            "https://app.example/oauth/callback",
-            &[("SERVICE_PREFIX", "/auth")]
-        ));
-        assert!(!with("https://app.example/web-login/callback", &[]));
-        assert!(!with("https://app.example/xoauth/callback", &[]));
-        assert!(!with("https://app.example/oauth/callback/x", &[]));
-    }
-
-    #[test]
-    fn cookies_are_found_among_malformed_neighbours() {
-        let req = actix_web::test::TestRequest::default()
-            .append_header(("cookie", "broken; a=1"))
-            .append_header(("cookie", "b=; c=2; a=3"))
-            .to_http_request();
-        let values = |name| cookie_values(&req, name).collect::<Vec<_>>();
-        assert_eq!(values("a"), ["1", "3"]);
-        assert_eq!(values("c"), ["2"]);
-        assert!(values("b").is_empty(), "empty");
-        assert!(values("d").is_empty());
     }
 
     #[test]

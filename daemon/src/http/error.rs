@@ -502,6 +502,22 @@ impl From<crate::login::LoginError> for ApiError {
     }
 }
 
+/// A login state refused (SPEC §5): unknown 400, without its binding or with another nonce 403;
+/// the store's and the exchange's failures as theirs.
+impl From<crate::login::state::StateError> for ApiError {
+    fn from(err: crate::login::state::StateError) -> Self {
+        use crate::login::state::StateError;
+        match err {
+            StateError::Unknown => Self::BadRequest(err.to_string()),
+            StateError::Unbound { .. } | StateError::NonceMismatch => {
+                Self::Forbidden(err.to_string())
+            }
+            StateError::Store(err) => Self::from(err),
+            StateError::Login(err) => Self::from(err),
+        }
+    }
+}
+
 /// A `fail-closed` plugin failed (SPEC §9): 502 naming the plugin and the hook.
 impl From<crate::actors::plugins::PluginFailure> for ApiError {
     fn from(failure: crate::actors::plugins::PluginFailure) -> Self {

@@ -9,13 +9,16 @@ use serde_json::Value;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::authorize;
-use super::extract::{ApiClient, BrowserAction, CrossSiteCheck, EndUser, SelectedClient};
+use super::extract::{
+    ApiClient, BrowserAction, CrossSiteCheck, EndUser, SelectedClient, binding_values, location_of,
+    required,
+};
 use super::session_cookie;
 use crate::actors::Actors;
 use crate::actors::tokens::{PasswordLogin, TokenError};
 use crate::config::{ClientSettings, Settings};
 use crate::echo::quoted;
+use crate::login::state::{self, Presentation};
 use crate::login::{LoginFlow, choose_connection};
 use crate::store::{Session, Timestamp};
 
@@ -61,11 +64,6 @@ impl TokenFields {
             state: field("state")?,
         })
     }
-}
-
-/// A field the grant needs; 400 naming it when absent.
-pub(super) fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
-    value.ok_or_else(|| ApiError::BadRequest(format!("missing field `{name}`")))
 }
 
 fn form_map(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
@@ -232,7 +230,7 @@ async fn token(
 /// The code exchange of the login-site deployment: the site got `code` and `state` from Auth0's
 /// redirect and passes them on (SPEC §5). The state must be one `/authorize` issued for this
 /// client, live and unused; it is consumed even when issued for another client (see
-/// [`super::authorize`]). A state whose client has the daemon's own callback as `redirectUrl`
+/// [`crate::login::state`]). A state whose client has the daemon's own callback as `redirectUrl`
 /// also needs the login's binding cookie (else 403, the state kept). The answer is a login's,
 /// plus `Location: <redirect>` when the login carried one.
 async fn code_exchange(
@@ -244,14 +242,9 @@ async fn code_exchange(
 ) -> Result<HttpResponse, ApiError> {
     let code = required(fields.code, "code")?;
     let state = required(fields.state, "state")?;
-    let record = authorize::take_state(
-        req,
-        actors,
-        settings,
-        &state,
-        authorize::Presentation::Exchange,
-    )
-    .await?;
+    let binding = binding_values(req, &state, settings);
+    let record =
+        state::take_state(actors, settings, &state, Presentation::Exchange, binding).await?;
     if record.client != client.name.as_str() {
         tracing::warn!(
             client = %client.name,
@@ -263,10 +256,17 @@ async fn code_exchange(
             client.name
         )));
     }
-    let session = authorize::exchange(&client, &record, code, actors).await?;
+    let session = state::exchange(
+        actors,
+        client.name.as_str(),
+        &client.settings,
+        &record,
+        code,
+    )
+    .await?;
     let mut answer = session_answer(&client.settings, settings, &session);
     if let Some(redirect) = &record.redirect {
-        let location = authorize::location_of(redirect);
+        let location = location_of(redirect);
         let value = header::HeaderValue::from_str(&location).map_err(ApiError::internal)?;
         answer.headers_mut().insert(header::LOCATION, value);
     }

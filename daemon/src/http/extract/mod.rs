@@ -41,8 +41,13 @@ pub use forwarded::{
     public_host, public_scheme, trusted_peer,
 };
 pub use guard::{guard_in_force, management_guard};
-pub use redirect::{InvalidRedirect, RelativeRedirect};
+pub use redirect::{InvalidRedirect, RelativeRedirect, location_of};
 pub use session::SessionCredential;
+
+/// A field a request needs; 400 naming it when absent.
+pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    value.ok_or_else(|| ApiError::BadRequest(format!("missing field `{name}`")))
+}
 
 /// The settings the app registered; their absence is a wiring bug, answered 500.
 fn settings(req: &HttpRequest) -> Result<web::Data<Settings>, ApiError> {
@@ -95,6 +100,13 @@ where
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(value)
         })
+}
+
+/// The values of the cookie binding the login of `state` to its browser (see
+/// [`crate::login::state::binding_cookie_name`]) that the request presents.
+pub fn binding_values<'r>(req: &'r HttpRequest, state: &str, settings: &Settings) -> Vec<&'r str> {
+    let name = crate::login::state::binding_cookie_name(state, !settings.server.insecure_cookies);
+    cookies(req, &name).collect()
 }
 
 /// A caller-supplied value fit for an error message (see [`crate::echo`]).
@@ -165,6 +177,23 @@ mod tests {
     use actix_web::test::TestRequest;
 
     use super::*;
+
+    #[test]
+    fn binding_values_are_those_of_the_states_cookie_with_its_prefix() {
+        let settings = test_support::settings(test_support::doc());
+        let name = crate::login::state::binding_cookie_name("st", true);
+        let bare = crate::login::state::binding_cookie_name("st", false);
+        let req = actix_web::test::TestRequest::default()
+            .append_header(("cookie", format!("broken; {name}=1; other=2")))
+            .append_header(("cookie", format!("{bare}=3; {name}=4")))
+            .to_http_request();
+        assert_eq!(
+            binding_values(&req, "st", &settings),
+            ["1", "4"],
+            "a cookie without the __Host- prefix, as a sibling domain could set it, is not read"
+        );
+        assert!(binding_values(&req, "other", &settings).is_empty());
+    }
 
     #[test]
     fn headers_are_trimmed_and_empty_ones_absent() {

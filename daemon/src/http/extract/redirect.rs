@@ -34,6 +34,21 @@ pub struct InvalidRedirect {
     pub reason: &'static str,
 }
 
+/// A relative redirect as a `Location` value: bytes outside visible ASCII (a space, a non-ASCII
+/// character; control characters were refused when it was parsed) percent-encoded, so the
+/// header is valid and the browser goes to the same place.
+pub fn location_of(redirect: &str) -> String {
+    let mut out = String::with_capacity(redirect.len());
+    for byte in redirect.bytes() {
+        if byte.is_ascii_graphic() {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 impl RelativeRedirect {
     /// Longest redirect accepted, in bytes.
     pub const MAX_LEN: usize = 4096;
@@ -213,6 +228,12 @@ mod tests {
     use actix_web::http::StatusCode;
 
     use super::*;
+
+    #[test]
+    fn locations_are_visible_ascii() {
+        assert_eq!(location_of("/café x"), "/caf%C3%A9%20x");
+        assert_eq!(location_of("/a?b=%20"), "/a?b=%20");
+    }
 
     #[test]
     fn safe_relative_paths_are_kept_as_sent() {
