@@ -28,6 +28,7 @@ use actix::prelude::*;
 
 use crate::clock::Clock;
 use crate::health::{FnProbe, ProbeFuture};
+use crate::store::{Session, SessionId, StoreError};
 pub use management::ManagementService;
 pub use plugins::Plugins;
 pub use sessions::{SessionService, Sessions};
@@ -126,6 +127,35 @@ impl Actors {
             management,
             jobs: jobs.start_in_own_arbiter(),
             plugins,
+        }
+    }
+
+    /// Ends session `id` and revokes its refresh token at Auth0, best effort and off the caller's
+    /// path (the session is gone already; a failure is logged). `None`: it had ended.
+    pub async fn end_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let ended = self.sessions.end(id).await?;
+        if let Some(session) = &ended {
+            self.revoke(session);
+        }
+        Ok(ended)
+    }
+
+    /// Ends every session of `sub`, revoking their refresh tokens as [`Self::end_session`] does
+    /// when `revoke` (not for a user deleted at Auth0, whose tokens died with it).
+    pub async fn end_user(&self, sub: &str, revoke: bool) -> Result<Vec<Session>, StoreError> {
+        let ended = self.sessions.end_user(sub).await?;
+        if revoke {
+            ended.iter().for_each(|session| self.revoke(session));
+        }
+        Ok(ended)
+    }
+
+    fn revoke(&self, session: &Session) {
+        if let Some(refresh_token) = &session.refresh_token {
+            self.tokens.do_send(tokens::Revoke {
+                client: session.client.clone(),
+                refresh_token: refresh_token.clone().into(),
+            });
         }
     }
 

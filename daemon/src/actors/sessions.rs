@@ -51,6 +51,13 @@ pub struct SessionService {
     shared: bool,
 }
 
+/// How a request found its session: by its Bearer access token or by its `sid` cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
+}
+
 /// What [`SessionService::put_state`] did.
 #[derive(Debug)]
 pub enum StatePut {
@@ -135,6 +142,48 @@ impl SessionService {
             }
             read
         }))
+    }
+
+    /// The live session a request presents ([`Self::lookup`]): by its Bearer access token (any
+    /// the session has issued, expired or not), else by its `sid` cookie. `None` when neither
+    /// finds one.
+    pub async fn find(
+        &self,
+        bearer: Option<&str>,
+        sid: Option<&SessionId>,
+    ) -> Result<Option<(Arc<ReadSession>, Via)>, StoreError> {
+        if let Some(token) = bearer
+            && let Some(session) = self.lookup(SessionKey::AccessToken(token)).await?
+        {
+            return Ok(Some((session, Via::Bearer)));
+        }
+        if let Some(sid) = sid
+            && let Some(session) = self.lookup(SessionKey::Id(sid)).await?
+        {
+            return Ok(Some((session, Via::Cookie)));
+        }
+        Ok(None)
+    }
+
+    /// Every session a request presents, from the store itself (never from memory): all those
+    /// its Bearer access token opens (two logins in one second may share one), else its `sid`
+    /// cookie's ([`Via::Cookie`], also when neither finds one).
+    pub async fn find_stored(
+        &self,
+        bearer: Option<&str>,
+        sid: Option<&SessionId>,
+    ) -> Result<(Vec<Session>, Via), StoreError> {
+        if let Some(token) = bearer {
+            let sessions = self.sessions_by_token(token).await?;
+            if !sessions.is_empty() {
+                return Ok((sessions, Via::Bearer));
+            }
+        }
+        let session = match sid {
+            Some(sid) => self.by_id(sid).await?,
+            None => None,
+        };
+        Ok((session.into_iter().collect(), Via::Cookie))
     }
 
     /// Whether a copy from the read cache is the stored record. Every write of this process

@@ -313,9 +313,24 @@ impl Handler<Alive> for Tokens {
 impl Handler<Refresh> for Tokens {
     type Result = ResponseFuture<RefreshOutcome>;
 
+    /// A caller whose kind extends and that joined a flight which does not (a transparent
+    /// refresh) has the session extended after the flight, before its answer.
     fn handle(&mut self, refresh: Refresh, ctx: &mut Context<Self>) -> Self::Result {
         let flight = self.fly(refresh.session, refresh.kind, ctx);
-        Box::pin(flight.map(|result| result.outcome))
+        if !refresh.kind.extends() {
+            return Box::pin(flight.map(|result| result.outcome));
+        }
+        let deps = self.deps.clone();
+        Box::pin(async move {
+            match flight.await.outcome {
+                RefreshOutcome::Refreshed(session) => match deps.extend(*session).await {
+                    Ok(Some(session)) => RefreshOutcome::Refreshed(Box::new(session)),
+                    Ok(None) => RefreshOutcome::Ended,
+                    Err(error) => RefreshOutcome::Failed(Arc::new(error.into())),
+                },
+                other => other,
+            }
+        })
     }
 }
 

@@ -30,7 +30,6 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
 use crate::actors::Actors;
-use crate::actors::tokens::Revoke;
 use crate::auth0::logout_token::{LogoutToken, LogoutTokenError};
 use crate::config::Settings;
 use crate::store::Session;
@@ -92,16 +91,8 @@ async fn backchannel_logout(
 
     let mut ended = 0_usize;
     for session in sessions_named(&actors, &settings, &token).await? {
-        let Some(session) = actors.sessions.end(&session.id).await? else {
-            continue;
-        };
-        ended += 1;
-        if let Some(refresh_token) = session.refresh_token {
-            // Best effort and off the answer's path, as at `/logout`.
-            actors.tokens.do_send(Revoke {
-                client: session.client,
-                refresh_token: refresh_token.into(),
-            });
+        if actors.end_session(&session.id).await?.is_some() {
+            ended += 1;
         }
     }
     tracing::info!(

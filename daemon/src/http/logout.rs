@@ -13,9 +13,8 @@ use super::extract::{
 };
 use super::session_cookie;
 use crate::actors::Actors;
-use crate::actors::tokens::Revoke;
+use crate::actors::sessions::Via;
 use crate::config::Settings;
-use crate::store::Session;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(logout);
@@ -59,10 +58,15 @@ async fn logout(
         Some(_) => Some(PublicOrigin::of(&req, &settings)?),
         None => None,
     };
-    let (sessions, by_cookie) = sessions_to_end(&actors, &credential).await?;
+    // Every session a Bearer access token opens (two logins in one second may share one), else
+    // the `sid` cookie's session; read from the store, never from memory.
+    let (sessions, via) = actors
+        .sessions
+        .find_stored(credential.bearer(), credential.cookie_sid.as_ref())
+        .await?;
     // A page of another site may not end the browser's session (a Bearer caller holds its token
     // itself); refused, nothing is ended and the cookie stays.
-    if by_cookie && !sessions.is_empty() {
+    if via == Via::Cookie && !sessions.is_empty() {
         cross_site.refuse_cross_site(BrowserAction::LogOut)?;
     }
     let client = match sessions.first() {
@@ -70,16 +74,8 @@ async fn logout(
         None => client.required()?,
     };
     for session in sessions {
-        let Some(session) = actors.sessions.end(&session.id).await? else {
-            continue;
-        };
-        tracing::info!(client = %session.client, sub = %session.sub, "user logged out");
-        if let Some(refresh_token) = session.refresh_token {
-            // Best effort and off the answer's path: the session is already gone here.
-            actors.tokens.do_send(Revoke {
-                client: session.client,
-                refresh_token: refresh_token.into(),
-            });
+        if let Some(session) = actors.end_session(&session.id).await? {
+            tracing::info!(client = %session.client, sub = %session.sub, "user logged out");
         }
     }
 
@@ -101,26 +97,4 @@ async fn logout(
         .insert_header((header::LOCATION, location.as_str()))
         .cookie(session_cookie::clear(&client.settings, &settings))
         .finish())
-}
-
-/// What a logout ends: every session a Bearer access token opens (two logins in one second may
-/// share one), else the `sid` cookie's session (then `true`). Read from the store, never from
-/// memory.
-async fn sessions_to_end(
-    actors: &Actors,
-    credential: &SessionCredential,
-) -> Result<(Vec<Session>, bool), ApiError> {
-    if let Some(token) = credential.bearer() {
-        let sessions = actors.sessions.sessions_by_token(token).await?;
-        if !sessions.is_empty() {
-            return Ok((sessions, false));
-        }
-    }
-    Ok(match &credential.cookie_sid {
-        Some(sid) => (
-            actors.sessions.by_id(sid).await?.into_iter().collect(),
-            true,
-        ),
-        None => (Vec::new(), false),
-    })
 }

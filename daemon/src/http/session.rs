@@ -1,8 +1,6 @@
 //! The session routes (SPEC §5): `POST /refreshtoken` (and `/oauth/refreshtoken`, the path the
 //! upstream page's curl uses), `GET /userinfo` (and `/users/me`, a legacy alias).
 
-use std::time::Duration;
-
 use actix_web::{HttpResponse, ResponseError as _, get, post, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -12,12 +10,11 @@ use super::ApiError;
 use super::extract::{BrowserAction, CrossSiteCheck, OptionalApiClient, SessionCredential};
 use super::session_cookie;
 use super::token::TokenAnswer;
-use std::sync::Arc;
 
 use auth0_client_plugin_api::host::Hook;
 
 use crate::actors::Actors;
-use crate::actors::sessions::{ReadSession, SessionKey};
+use crate::actors::sessions::Via;
 use crate::actors::tokens::{Refresh, RefreshKind, RefreshOutcome};
 use crate::config::Settings;
 use crate::store::{RefreshTokenMatch, Session};
@@ -28,35 +25,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(users_me)
         .service(refresh_token)
         .service(refresh_token_alias);
-}
-
-/// How the request found its session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Via {
-    Bearer,
-    Cookie,
-}
-
-/// The session of a request: by the Bearer access token (any the session has issued, expired or
-/// not), else by the `sid` cookie. `None` when neither finds a live session.
-pub(super) async fn find_session(
-    actors: &Actors,
-    credential: &SessionCredential,
-) -> Result<Option<(Arc<ReadSession>, Via)>, ApiError> {
-    if let Some(token) = credential.bearer()
-        && let Some(session) = actors
-            .sessions
-            .lookup(SessionKey::AccessToken(token))
-            .await?
-    {
-        return Ok(Some((session, Via::Bearer)));
-    }
-    if let Some(sid) = &credential.cookie_sid
-        && let Some(session) = actors.sessions.lookup(SessionKey::Id(sid)).await?
-    {
-        return Ok(Some((session, Via::Cookie)));
-    }
-    Ok(None)
 }
 
 fn no_session() -> ApiError {
@@ -205,18 +173,8 @@ async fn explicit_refresh(
         cross_site.refuse_cross_site(BrowserAction::Refresh)?;
     }
     let client = client.for_session(&session.client)?;
-    let mut outcome = refresh(&actors, &session, kind).await;
-    // A caller that joined a transparent refresh (which does not extend) still extends.
-    if let Ok(refreshed) = &outcome {
-        let full = actors
-            .clock
-            .now()
-            .saturating_add(Duration::from_secs(settings.session_duration_seconds));
-        if refreshed.expires_at.saturating_add(Duration::from_secs(5)) < full {
-            outcome = refresh(&actors, refreshed, RefreshKind::Extend).await;
-        }
-    }
-    let session = match outcome {
+    // Every explicit kind extends, also when it joined a transparent refresh (see `Refresh`).
+    let session = match refresh(&actors, &session, kind).await {
         Ok(session) => session,
         // The session is over: a cookie caller also loses the cookie.
         Err(err @ ApiError::Unauthorized(_))
@@ -258,29 +216,26 @@ async fn explicit_target(
         RefreshTokenMatch::Superseded => Some(RefreshKind::Extend),
         RefreshTokenMatch::Unknown => None,
     };
-    if let Some(token) = credential.bearer() {
-        let sessions = actors.sessions.sessions_by_token(token).await?;
-        if !sessions.is_empty() {
-            let presented = body.refresh_token.as_deref().ok_or_else(|| {
-                ApiError::BadRequest(
-                    "missing field `refresh_token` (required with a Bearer token)".into(),
-                )
-            })?;
-            let mut matches: Vec<(Session, RefreshKind)> = sessions
-                .into_iter()
-                .filter_map(|s| kind_for(&s, presented).map(|k| (s, k)))
-                .collect();
-            // The session whose current token it is, before one that merely kept it.
-            matches.sort_by_key(|(_, kind)| *kind != RefreshKind::Rotate);
-            let (session, kind) = matches.into_iter().next().ok_or_else(not_this)?;
-            return Ok((session, kind, Via::Bearer));
-        }
+    let (sessions, via) = actors
+        .sessions
+        .find_stored(credential.bearer(), credential.cookie_sid.as_ref())
+        .await?;
+    if via == Via::Bearer {
+        let presented = body.refresh_token.as_deref().ok_or_else(|| {
+            ApiError::BadRequest(
+                "missing field `refresh_token` (required with a Bearer token)".into(),
+            )
+        })?;
+        let mut matches: Vec<(Session, RefreshKind)> = sessions
+            .into_iter()
+            .filter_map(|s| kind_for(&s, presented).map(|k| (s, k)))
+            .collect();
+        // The session whose current token it is, before one that merely kept it.
+        matches.sort_by_key(|(_, kind)| *kind != RefreshKind::Rotate);
+        let (session, kind) = matches.into_iter().next().ok_or_else(not_this)?;
+        return Ok((session, kind, Via::Bearer));
     }
-    let session = match &credential.cookie_sid {
-        Some(sid) => actors.sessions.by_id(sid).await?,
-        None => None,
-    }
-    .ok_or_else(no_session)?;
+    let session = sessions.into_iter().next().ok_or_else(no_session)?;
     let kind = match body.refresh_token.as_deref() {
         None => RefreshKind::Cookie,
         Some(presented) => kind_for(&session, presented).ok_or_else(not_this)?,
@@ -406,7 +361,9 @@ async fn who_is_it(
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
     let credential = credential.require()?;
-    let (found, _) = find_session(&actors, &credential)
+    let (found, _) = actors
+        .sessions
+        .find(credential.bearer(), credential.cookie_sid.as_ref())
         .await?
         .ok_or_else(no_session)?;
     client.check_session(&found.session.client)?;

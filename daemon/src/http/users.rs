@@ -23,7 +23,6 @@ use super::extract::ManagementClient;
 use super::management::{passthrough, require_management, status};
 use crate::actors::Actors;
 use crate::actors::ManagementService;
-use crate::actors::tokens::Revoke;
 use crate::auth0::management::{
     ManagementAnswer, ManagementRequest, encode_segment, valid_segment,
 };
@@ -97,18 +96,8 @@ fn with_ids(answer: &ManagementAnswer) -> Result<HttpResponse, ApiError> {
 
 /// Ends every session of `sub` here, revoking their refresh tokens at Auth0 when `revoke`.
 async fn end_sessions(actors: &Actors, sub: &str, revoke: bool) -> Result<usize, ApiError> {
-    let ended = actors.sessions.end_user(sub).await?;
+    let ended = actors.end_user(sub, revoke).await?;
     tracing::info!(sessions = ended.len(), "ended the sessions of a user");
-    if revoke {
-        for session in &ended {
-            if let Some(refresh_token) = &session.refresh_token {
-                actors.tokens.do_send(Revoke {
-                    client: session.client.clone(),
-                    refresh_token: refresh_token.clone().into(),
-                });
-            }
-        }
-    }
     Ok(ended.len())
 }
 
