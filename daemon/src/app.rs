@@ -171,7 +171,7 @@ impl Application {
         // On Redis, other daemons write too: a cached copy is served only after a revision check
         // (see `SessionService::lookup`).
         let repo = SessionService::new(
-            store,
+            store.clone(),
             settings.sessions.timeout,
             settings.sessions.cache_bytes,
             clock.clone(),
@@ -194,7 +194,7 @@ impl Application {
         metrics.register(Box::new(crate::actors::sessions::StallGauge::new(
             repo.clone(),
         )?))?;
-        if repo.store().flush_counts().is_some() {
+        if store.flush_counts().is_some() {
             metrics.register(Box::new(crate::actors::sessions::FlushCounters::new(
                 repo.clone(),
             )?))?;
@@ -227,8 +227,8 @@ impl Application {
             management.clone(),
             crate::actors::jobs::Jobs::new(
                 crate::actors::jobs::JobService::new(
-                    repo.store().clone(),
-                    repo.store().clone(),
+                    store.clone(),
+                    store,
                     settings.sessions.timeout,
                     management,
                     repo.clock().clone(),

@@ -352,10 +352,6 @@ impl SessionService {
     pub fn stalled(&self) -> Option<String> {
         self.store.stalled()
     }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
 }
 
 /// `auth0_client_store_stalled`: 1 while a store call or flush has been running past

@@ -66,7 +66,9 @@ pub enum TokenError {
 
 /// A password login: Auth0's password grant, the ID token verified, the session stored.
 pub struct PasswordLogin {
+    /// The client's name, and its settings as the request resolved them.
     pub client: String,
+    pub settings: Arc<ClientSettings>,
     pub username: String,
     pub password: SecretString,
     pub connection: Option<String>,
@@ -77,7 +79,9 @@ pub struct PasswordLogin {
 /// `redirect_uri` sent to `/authorize`, the ID token verified with the nonce sent there, the
 /// session stored.
 pub struct CodeLogin {
+    /// The client's name, and its settings as the request resolved them.
     pub client: String,
+    pub settings: Arc<ClientSettings>,
     pub code: SecretString,
     /// The `redirect_uri` `/authorize` sent (Auth0 compares them character by character).
     pub redirect_uri: String,
@@ -177,7 +181,7 @@ pub struct Logins {
 impl Logins {
     pub async fn password(&self, login: PasswordLogin) -> Result<Session, TokenError> {
         let deps = &self.deps;
-        let client = deps.client(&login.client)?;
+        let client = &*login.settings;
         let grant = PasswordGrant {
             username: &login.username,
             password: &login.password,
@@ -200,7 +204,7 @@ impl Logins {
 
     pub async fn code(&self, login: CodeLogin) -> Result<Session, TokenError> {
         let deps = &self.deps;
-        let client = deps.client(&login.client)?;
+        let client = &*login.settings;
         let tokens = deps
             .auth
             .exchange_code(

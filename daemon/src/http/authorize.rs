@@ -398,7 +398,7 @@ async fn callback(
     let session = state::exchange(
         &actors,
         client.name.as_str(),
-        &client.settings,
+        client.settings.clone(),
         &record,
         code,
     )

@@ -259,7 +259,7 @@ async fn code_exchange(
     let session = state::exchange(
         actors,
         client.name.as_str(),
-        &client.settings,
+        client.settings.clone(),
         &record,
         code,
     )
@@ -298,6 +298,7 @@ async fn password(
         .logins
         .password(PasswordLogin {
             client: client.name.as_str().to_owned(),
+            settings: client.settings.clone(),
             username,
             password,
             connection,

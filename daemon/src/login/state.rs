@@ -15,6 +15,7 @@
 //! | a state of another client is consumed all the same | taking stays one step; Auth0's code is single-use too |
 //! | a nonce mismatch is refused like a PKCE mismatch | both say the code does not come from this login |
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -258,14 +259,15 @@ pub async fn take_state<'v>(
 pub async fn exchange(
     actors: &Actors,
     client_name: &str,
-    client: &ClientSettings,
+    client: Arc<ClientSettings>,
     record: &StateRecord,
     code: String,
 ) -> Result<Session, StateError> {
     let login = CodeLogin {
         client: client_name.to_owned(),
-        code: SecretString::from(code),
         redirect_uri: client.redirect_url.clone(),
+        settings: client,
+        code: SecretString::from(code),
         code_verifier: SecretString::from(record.pkce_verifier.clone()),
         nonce: record.nonce.clone(),
     };
