@@ -248,12 +248,12 @@ fn with_error(redirect: &str, error: &str, description: Option<&str>) -> String 
     responses(
         (status = 302, description = "to `{auth0Url}/authorize` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, the PKCE challenge (`S256`) and `audience`, `connection`, `prompt`, `action` when set; sets the cookie binding the login to this browser",
             headers(("Location" = String, description = "the tenant's `/authorize`"), ("Set-Cookie" = String, description = "the login-binding cookie"))),
+        super::openapi::StoreUnavailable,
         (status = 400, body = super::error::ErrorBody, description = "a bad `redirect` (or longer than 2048 bytes), `connection` or `state`"),
         (status = 401, body = super::error::ErrorBody, description = "no client"),
         (status = 429, body = super::error::ErrorBody, description = "too many logins in progress from this end user's IP (`sessions.maxPendingLoginsPerIp`) or in total (`sessions.maxPendingLogins`); `Retry-After` is the seconds until the oldest of them expires",
             headers(("Retry-After" = u64, description = "seconds"))),
         (status = 502, body = super::error::ErrorBody, description = "a `fail-closed` plugin's `map_connection` failed"),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[get("/authorize")]
@@ -345,13 +345,11 @@ async fn authorize(
     responses(
         (status = 302, description = "to the login's `redirect` (else `/`) with the `sid` cookie; with Auth0's `error`, to the `redirect` with `error` and `error_description` appended",
             headers(("Location" = String), ("Set-Cookie" = String, description = "`sid`, and the cleared binding cookie"))),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
         (status = 400, body = super::error::ErrorBody, description = "`state` missing, unknown, expired or used; `code` missing"),
         (status = 401, body = super::error::ErrorBody, description = "the request names another client than the login's"),
         (status = 403, body = super::error::ErrorBody, description = "the browser did not start this login (its binding cookie is missing or does not match; the state stays usable), Auth0 refused the code (PKCE), or the nonce does not match"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the code exchange", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[get("/oauth/callback")]

@@ -61,9 +61,9 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(5);
     responses(
         (status = 200, description = "the token verified; the sessions it names (if any) ended",
             headers(("Cache-Control" = String, description = "`no-store`"))),
+        super::openapi::StoreUnavailable,
         (status = 400, body = super::error::ErrorBody, description = "no `logout_token`, or one that fails a rule of OpenID Connect Back-Channel Logout §2.6 (signature, `iss`, `aud`, `iat`, `exp`, `events`, `jti` replayed, neither `sid` nor `sub`, a `nonce`): nothing ended"),
         (status = 502, body = super::error::ErrorBody, description = "the tenant's signing keys cannot be fetched"),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[post("/backchannel-logout")]

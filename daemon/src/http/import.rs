@@ -473,18 +473,16 @@ struct ImportMultipart {
     )),
     responses(
         (status = 202, description = "Auth0's job, or the batch object", body = Object),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
+        super::openapi::BodyLimits,
         (status = 400, body = super::error::ErrorBody, description = "`connection_id` given, an unknown or missing connection, `users` missing, empty or not a JSON array, a malformed body or boolean; or Auth0's 400, passed through"),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
         (status = 404, body = super::error::ErrorBody, description = "Auth0's 404, passed through"),
-        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
         (status = 413, body = super::error::ErrorBody, description = "the body is over `server.importBodyLimitBytes`, or one user is over Auth0's 512000 bytes (named by index)"),
         (status = 415, body = super::error::ErrorBody, description = "neither multipart/form-data nor JSON"),
         (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit or its 2-active-jobs limit", headers(("Retry-After" = u64, description = "seconds"))),
         (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or its deprecated shape without `supportedConnectionsMap`"),
-        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
-        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
-        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
     )
 )]
 #[post("/users/import")]
@@ -536,15 +534,12 @@ async fn import(
     ),
     responses(
         (status = 200, description = "Auth0's job, the stored record, or the batch object", body = Object),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
         (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds"))),
         (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
-        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
-        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
-        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
     )
 )]
 #[get("/users/import/status/{jobID}")]
@@ -572,15 +567,12 @@ async fn job_status(
     responses(
         (status = 200, description = "the errors", body = Object),
         (status = 204, description = "the job has no errors (or has not finished)"),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
         (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds"))),
         (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
-        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed or refused the daemon's credentials"),
-        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
-        (status = 504, body = super::error::ErrorBody, description = "Auth0 did not answer in time"),
     )
 )]
 #[get("/users/import/status/{jobID}/errors")]
@@ -649,11 +641,10 @@ fn parse_cursor(before: &str) -> Result<JobCursor, ApiError> {
     params(ListQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
     responses(
         (status = 200, description = "`[{id, type, status, connection, created_at, summary?}]`", body = Vec<Object>),
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "a bad `limit` or `before`"),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
         (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
-        (status = 503, body = super::error::ErrorBody, description = "the store is unavailable"),
     )
 )]
 #[get("/users/import/jobs")]

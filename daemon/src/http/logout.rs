@@ -37,10 +37,10 @@ pub struct LogoutQuery {
     responses(
         (status = 302, description = "to `{auth0Url}/v2/logout`, the `sid` cookie cleared",
             headers(("Location" = String, description = "the tenant's `/v2/logout`, with `returnTo` when `redirect` was given"), ("Set-Cookie" = String, description = "`sid` cleared"))),
+        super::openapi::StoreUnavailable,
         (status = 400, body = super::error::ErrorBody, description = "a `redirect` that is not a relative path, a host not in `server.allowedHosts`, or several `sid` cookies"),
         (status = 401, body = super::error::ErrorBody, description = "no session and no client"),
         (status = 403, body = super::error::ErrorBody, description = "the `sid` cookie's session, from a cross-site page: nothing ended"),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[get("/logout")]

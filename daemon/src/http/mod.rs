@@ -89,9 +89,12 @@ where
         // From the path itself, so the OpenAPI paths carry the prefix too.
         app.service(utoipa_actix_web::scope(prefix).configure(groups))
     };
-    app.service(utoipa_actix_web::scope("/-").configure(status::configure))
+    let (app, mut api) = app
+        .service(utoipa_actix_web::scope("/-").configure(status::configure))
         .route(DOCUMENTATION, web::get().to(documentation))
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_aliases(&mut api, prefix);
+    (app, api)
 }
 
 /// The OpenAPI document's own route (which the document does not describe).

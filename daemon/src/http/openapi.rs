@@ -1,12 +1,17 @@
 //! The parts of the OpenAPI document that several routes share: the document itself, the
-//! credentials a session route takes (security schemes), and the headers and cookie that pick a
-//! client (SPEC §4). Each route's own parameters, body and statuses sit on its handler.
+//! credentials a session route takes (security schemes), the headers and cookie that pick a
+//! client (SPEC §4), the answers several routes give alike ([`Auth0Failures`],
+//! [`StoreUnavailable`], [`ManagementGuard`], [`BodyLimits`]) and the alias routes ([`ALIASES`]).
+//! Each route's own parameters, body and statuses sit on its handler.
 //!
 //! schemathesis checks the document against the daemon in CI (`tests/schemathesis/run.sh`), so a
 //! status, parameter or body the daemon serves and the document omits fails the build.
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema as _};
 
 use super::error::ErrorBody;
 
@@ -84,4 +89,126 @@ pub struct ClientHeaders {
 pub struct ClientCookie {
     /// An API key of `apiKeys`, as a cookie (for browsers, which cannot send the headers).
     mia_client_key: Option<String>,
+}
+
+/// An `ErrorBody` answer.
+fn error(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build(),
+    )
+}
+
+/// `response` with the `Retry-After` header (seconds).
+fn retry_after(response: ResponseBuilder) -> ResponseBuilder {
+    response.header(
+        "Retry-After",
+        HeaderBuilder::new()
+            .schema(Some(u64::schema()))
+            .description(Some("seconds to wait"))
+            .build(),
+    )
+}
+
+fn answers<const N: usize>(
+    list: [(&str, ResponseBuilder); N],
+) -> BTreeMap<String, RefOr<Response>> {
+    list.into_iter()
+        .map(|(status, response)| (status.to_owned(), RefOr::T(response.build())))
+        .collect()
+}
+
+/// Auth0 rate-limited the call a request made (429, with its `Retry-After`), failed (502) or did
+/// not answer within `server.auth0TimeoutMs` (504) (SPEC §4): the routes that call Auth0.
+pub struct Auth0Failures;
+
+impl IntoResponses for Auth0Failures {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([
+            ("429", retry_after(error("Auth0 rate-limited the call"))),
+            ("502", error("Auth0 failed")),
+            ("504", error("Auth0 did not answer in time")),
+        ])
+    }
+}
+
+/// The session store cannot be reached (SPEC §7): every route that reads or writes it.
+pub struct StoreUnavailable;
+
+impl IntoResponses for StoreUnavailable {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([("503", error("the session store is unavailable"))])
+    }
+}
+
+/// The management guard (SPEC §6): the routes of user management and imports.
+pub struct ManagementGuard;
+
+impl IntoResponses for ManagementGuard {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([
+            (
+                "401",
+                error("no valid API key, when `apiKeys` are configured"),
+            ),
+            (
+                "403",
+                error(
+                    "an API key not flagged `management`, a key in the `mia_client_key` cookie \
+                     from a page that is not same-origin, or (without `apiKeys` and \
+                     `server.managementBind`) a caller other than a local end user; for a change, \
+                     also a cross-site browser request",
+                ),
+            ),
+            ("501", error("no `managementClient` configured")),
+        ])
+    }
+}
+
+/// A request body too slow (408) or too large (413): the routes that read one.
+pub struct BodyLimits;
+
+impl IntoResponses for BodyLimits {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([
+            (
+                "408",
+                error("the body did not arrive within `server.bodyTimeoutMs`"),
+            ),
+            (
+                "413",
+                error("the body is larger than `server.bodyLimitBytes`"),
+            ),
+        ])
+    }
+}
+
+/// Routes served at a second path for older callers, documented as copies of their primary
+/// route (each with its own `operationId`), so the two descriptions cannot drift apart: `(alias,
+/// primary, operationId)`.
+pub const ALIASES: [(&str, &str, &str); 2] = [
+    ("/users/me", "/userinfo", "users_me"),
+    (
+        "/oauth/refreshtoken",
+        "/refreshtoken",
+        "refresh_token_alias",
+    ),
+];
+
+/// Adds the [`ALIASES`] of the routes `api` documents under `prefix`.
+pub fn add_aliases(api: &mut utoipa::openapi::OpenApi, prefix: &str) {
+    for (alias, primary, operation_id) in ALIASES {
+        let Some(mut item) = api.paths.paths.get(&format!("{prefix}{primary}")).cloned() else {
+            continue;
+        };
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            operation.operation_id = Some(operation_id.to_owned());
+            operation.summary = Some(format!(
+                "The same as `{primary}`, kept at this path for older callers (prefer `{primary}`)."
+            ));
+        }
+        api.paths.paths.insert(format!("{prefix}{alias}"), item);
+    }
 }

@@ -1,7 +1,7 @@
 //! The session routes (SPEC §5): `POST /refreshtoken` (and `/oauth/refreshtoken`, the path the
 //! upstream page's curl uses), `GET /userinfo` (and `/users/me`, a legacy alias).
 
-use actix_web::{HttpResponse, ResponseError as _, get, post, web};
+use actix_web::{HttpResponse, ResponseError as _, get, guard, post, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -20,11 +20,18 @@ use crate::config::Settings;
 use crate::store::{RefreshTokenMatch, Session};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    // `/userinfo` first: it is the hot path, and actix-web tries routes in order.
+    // `/userinfo` first: it is the hot path, and actix-web tries routes in order. The aliases
+    // serve the same handlers; the document describes them as copies (`openapi::ALIASES`).
     cfg.service(userinfo)
-        .service(users_me)
+        .map(|cfg| cfg.service(web::resource("/users/me").guard(guard::Get()).to(who_is_it)))
         .service(refresh_token)
-        .service(refresh_token_alias);
+        .map(|cfg| {
+            cfg.service(
+                web::resource("/oauth/refreshtoken")
+                    .guard(guard::Post())
+                    .to(explicit_refresh),
+            )
+        });
 }
 
 fn no_session() -> ApiError {
@@ -79,51 +86,13 @@ pub struct RefreshBody {
         (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
         (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
         (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
-        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
-        (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the refresh", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
+        super::openapi::BodyLimits,
+        super::openapi::Auth0Failures,
         (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[post("/refreshtoken")]
 async fn refresh_token(
-    body: web::Bytes,
-    credential: SessionCredential,
-    client: OptionalApiClient,
-    cross_site: CrossSiteCheck,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    explicit_refresh(body, credential, client, cross_site, settings, actors).await
-}
-
-/// The same as `POST /refreshtoken`, at the path the upstream documentation's curl uses.
-#[utoipa::path(
-    post,
-    path = "/oauth/refreshtoken",
-    tag = "sessions",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
-    security(("bearer" = []), ("sid" = [])),
-    request_body(content = Option<RefreshBody>, content_type = "application/json",
-        description = "required with Bearer; optional with the `sid` cookie"),
-    responses(
-        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie",
-            headers(("Set-Cookie" = String, description = "`sid` re-issued, for a cookie refresh"))),
-        (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
-        (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
-        (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
-        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
-        (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the refresh", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
-        (status = 504, body = super::error::ErrorBody),
-    )
-)]
-#[post("/oauth/refreshtoken")]
-async fn refresh_token_alias(
     body: web::Bytes,
     credential: SessionCredential,
     client: OptionalApiClient,
@@ -286,41 +255,12 @@ pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<St
         (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
         (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
         (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the transparent refresh of an expired access token", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
-        (status = 504, body = super::error::ErrorBody),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
     )
 )]
 #[get("/userinfo")]
 async fn userinfo(
-    credential: SessionCredential,
-    client: OptionalApiClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    who_is_it(credential, client, settings, actors).await
-}
-
-/// The same as `GET /userinfo` (kept for backward compatibility; prefer `/userinfo`).
-#[utoipa::path(
-    get,
-    path = "/users/me",
-    tag = "sessions",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
-    security(("bearer" = []), ("sid" = [])),
-    responses(
-        (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
-        (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
-        (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the transparent refresh of an expired access token", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
-        (status = 504, body = super::error::ErrorBody),
-    )
-)]
-#[get("/users/me")]
-async fn users_me(
     credential: SessionCredential,
     client: OptionalApiClient,
     settings: web::Data<Settings>,

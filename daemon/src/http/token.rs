@@ -182,16 +182,13 @@ pub fn session_answer(
     responses(
         (status = 200, body = TokenAnswer, description = "token JSON, or an empty body and the `sid` cookie for `website` clients; after a code exchange whose `/authorize` had a `redirect`, also `Location: <redirect>`",
             headers(("Set-Cookie" = String, description = "`sid`, for `website` clients"), ("Location" = String, description = "the login's `redirect`, after a code exchange"))),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
+        super::openapi::BodyLimits,
         (status = 400, body = super::error::ErrorBody, description = "a missing or malformed field, an unknown `grant_type`, a `connection` not supported, a `state` unknown, expired or used, a malformed body"),
         (status = 401, body = super::error::ErrorBody, description = "no client (an unknown `client-type`, or no valid API key when `apiKeys` are configured)"),
         (status = 403, body = super::error::ErrorBody, description = "Auth0 refused the user; or a `website` client's login from a cross-site page (`Sec-Fetch-Site: cross-site`, or an `Origin` neither this host nor in `server.allowedHosts`); or a code exchange without the login's binding cookie, when the client's `redirectUrl` is this daemon's `/oauth/callback` (the state stays usable)"),
-        (status = 408, body = super::error::ErrorBody, description = "the body did not arrive within `server.bodyTimeoutMs`"),
-        (status = 413, body = super::error::ErrorBody, description = "the body is larger than `server.bodyLimitBytes`"),
         (status = 415, body = super::error::ErrorBody, description = "a body that is neither a form nor JSON"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0 rate-limited the login", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[post("/oauth/token")]

@@ -121,10 +121,8 @@ pub struct ActiveUser {
     params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
     responses(
         (status = 200, body = Vec<ActiveUser>),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient` configured"),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
     )
 )]
 #[get("/users/active")]
@@ -182,13 +180,9 @@ pub struct ListUsersQuery {
     ),
     responses(
         (status = 200, description = "Auth0's users, each with `_id`", body = Vec<Object>),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "a bad parameter or `acl_rows`, naming it; or Auth0's 400 passed through"),
-        (status = 401, body = super::error::ErrorBody, description = "no valid API key, when `apiKeys` are configured"),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
-        (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit", headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient` configured"),
-        (status = 502, body = super::error::ErrorBody, description = "Auth0 failed, or refused the daemon's management credentials"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[get("/users")]
@@ -231,14 +225,10 @@ async fn list_users(
     ),
     responses(
         (status = 200, description = "Auth0's user, with `_id`", body = Object),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user"),
         (status = 404, body = super::error::ErrorBody, description = "Auth0's 404 passed through"),
-        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[get("/users/{userID}")]
@@ -268,16 +258,12 @@ async fn get_user(
     request_body(content = Object, description = "Auth0's `POST /api/v2/users` body; `connection` optional", content_type = "application/json"),
     responses(
         (status = 201, description = "Auth0's new user", body = Object),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "no connection and no default, an unsupported connection, or Auth0's 400 passed through"),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
         (status = 409, body = super::error::ErrorBody, description = "the user exists (Auth0's 409 passed through)"),
         (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody),
-        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[post("/users")]
@@ -338,18 +324,14 @@ async fn create_user(
     request_body(content = Object, description = "Auth0's `PATCH /api/v2/users/{id}` body", content_type = "application/json"),
     responses(
         (status = 200, description = "Auth0's updated user", body = Object),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
         (status = 404, body = super::error::ErrorBody),
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
         (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody),
-        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 502, body = super::error::ErrorBody),
         (status = 503, body = super::error::ErrorBody, description = "Auth0 accepted the change but the sessions could not be ended (store unavailable): retry"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[patch("/users/{userID}")]
@@ -387,15 +369,11 @@ async fn patch_user(
     ),
     responses(
         (status = 204, description = "deleted (also when Auth0 had no such user)"),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
-        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 502, body = super::error::ErrorBody),
         (status = 503, body = super::error::ErrorBody, description = "the user is deleted but the sessions could not be ended (store unavailable): retry"),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[delete("/users/{userID}")]
@@ -430,11 +408,9 @@ async fn delete_user(
     ),
     responses(
         (status = 204, description = "every session of the user is ended (also when there was none)"),
+        super::openapi::StoreUnavailable,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable"),
     )
 )]
 #[delete("/users/{userID}/sessions")]
@@ -476,15 +452,11 @@ pub struct ChangePasswordAnswer {
     request_body(content = ChangePassword, content_type = "application/json"),
     responses(
         (status = 200, body = ChangePasswordAnswer),
+        super::openapi::Auth0Failures,
+        super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "no e-mail, an unsupported or missing connection, or Auth0's 400 passed through"),
-        (status = 401, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody, description = "an API key not flagged `management`, a key in the `mia_client_key` cookie from a page that is not same-origin, or (without `apiKeys` and `server.managementBind`) a caller other than a local end user; a cross-site browser request"),
         (status = 413, body = super::error::ErrorBody),
         (status = 415, body = super::error::ErrorBody),
-        (status = 429, body = super::error::ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait"))),
-        (status = 501, body = super::error::ErrorBody),
-        (status = 502, body = super::error::ErrorBody),
-        (status = 504, body = super::error::ErrorBody),
     )
 )]
 #[post("/change-password")]
