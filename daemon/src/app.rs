@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpServer, dev::ServerHandle, web};
 
-use crate::actors::{Actors, SessionService, Sessions, Tokens};
+use crate::actors::{Actors, SessionService, SessionSweeper};
 use crate::auth0::authentication::AuthenticationClient;
 use crate::auth0::jwks::JwksCache;
 use crate::auth0::{Auth0Http, SetupError};
@@ -97,7 +97,7 @@ pub struct Application {
     management_addr: Option<SocketAddr>,
     servers: Vec<actix_web::dev::Server>,
     shutdown: ShutdownHandle,
-    repo: SessionService,
+    sessions: SessionService,
     jobs: crate::actors::jobs::JobsHandle,
     #[cfg(feature = "test-hooks")]
     store_faults: crate::store::faults::StoreFaults,
@@ -170,7 +170,7 @@ impl Application {
         };
         // On Redis, other daemons write too: a cached copy is served only after a revision check
         // (see `SessionService::lookup`).
-        let repo = SessionService::new(
+        let sessions = SessionService::new(
             store.clone(),
             settings.sessions.timeout,
             settings.sessions.cache_bytes,
@@ -192,11 +192,11 @@ impl Application {
         metrics.register(Box::new(sessions_live.clone()))?;
         metrics.register(Box::new(unopenable))?;
         metrics.register(Box::new(crate::actors::sessions::StallGauge::new(
-            repo.clone(),
+            sessions.clone(),
         )?))?;
         if store.flush_counts().is_some() {
             metrics.register(Box::new(crate::actors::sessions::FlushCounters::new(
-                repo.clone(),
+                sessions.clone(),
             )?))?;
         }
 
@@ -211,17 +211,17 @@ impl Application {
         let plugins = crate::actors::Plugins::start(plugins, clock.clone())?;
         metrics.register(Box::new(plugins.calls_metric()))?;
         let settings = web::Data::new(settings);
-        let (tokens, logins) = Tokens::new(
+        let (tokens, logins) = crate::actors::tokens_and_logins(
             auth,
             jwks.clone(),
             settings.clone(),
-            repo.clone(),
+            sessions.clone(),
             clock,
             plugins.clone(),
         );
         let actors = Actors::start(
-            repo.clone(),
-            Sessions::new(repo.clone(), sessions_live),
+            sessions.clone(),
+            SessionSweeper::new(sessions.clone(), sessions_live),
             tokens,
             logins,
             management.clone(),
@@ -231,11 +231,11 @@ impl Application {
                     store,
                     settings.sessions.timeout,
                     management,
-                    repo.clock().clone(),
+                    sessions.clock().clone(),
                 ),
                 &settings.jobs,
                 settings.server.auth0_timeout,
-                repo.is_shared(),
+                sessions.is_shared(),
                 jobs_gauge,
             )
             .with_finished_hook(plugins.job_finished_hook()),
@@ -248,14 +248,14 @@ impl Application {
             Box::pin(async move { ready }) as ProbeFuture
         }));
         health.add_readiness(FnProbe::new("store", move || {
-            let repo = repo.clone();
+            let sessions = sessions.clone();
             Box::pin(async move {
                 // The watchdog first: a store stuck inside sled may still answer a ping from its
                 // other threads.
-                if let Some(why) = repo.stalled() {
+                if let Some(why) = sessions.stalled() {
                     return Err(format!("the session store is stalled: {why}"));
                 }
-                repo.writable().await.map_err(|e| e.to_string())
+                sessions.writable().await.map_err(|e| e.to_string())
             }) as ProbeFuture
         }));
         for tenant in tenants(&settings) {
@@ -307,7 +307,7 @@ impl Application {
             management_addr,
             servers,
             shutdown,
-            repo: state.actors.sessions.clone(),
+            sessions: state.actors.sessions.clone(),
             jobs: state.actors.jobs.clone(),
             #[cfg(feature = "test-hooks")]
             store_faults,
@@ -350,7 +350,7 @@ impl Application {
         });
         let results = futures_util::future::join_all(self.servers).await;
         signals.abort();
-        if let Err(err) = self.repo.flush().await {
+        if let Err(err) = self.sessions.flush().await {
             return Err(StopError::StoreStuck(err));
         }
         tracing::info!("stopped");

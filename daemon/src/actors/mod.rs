@@ -6,7 +6,7 @@
 //! | [`SessionService`] | every session and state write (compare-and-swap), the read cache | the workers (a cloned handle) |
 //! | [`Logins`] | nothing: the password grant and the code exchange | the workers (a cloned handle) |
 //! | [`Tokens`] | the refresh flights ([`single_flight::SingleFlight`]), token sets whose save failed | its own actor |
-//! | [`Sessions`] | the expiry sweeper and the live-session gauge | its own arbiter |
+//! | [`SessionSweeper`] | the expiry sweeper and the live-session gauge | its own arbiter |
 //! | [`ManagementService`] | the management token per tenant (single flight) and the rate-limit pause, in its `Management` actor | the calls on the workers (a cloned handle), the token and pause on its own actor |
 //! | [`Plugins`] | the loaded plugins, their concurrency bounds and cool-downs | a `SyncArbiter` pool (a cloned handle) |
 //!
@@ -15,6 +15,7 @@
 //! futures): a slow tenant never makes the daemon unready.
 
 pub mod jobs;
+pub mod logins;
 pub mod management;
 pub mod plugins;
 mod read_cache;
@@ -29,10 +30,25 @@ use actix::prelude::*;
 use crate::clock::Clock;
 use crate::health::{FnProbe, ProbeFuture};
 use crate::store::{Session, SessionId, StoreError};
+pub use logins::Logins;
 pub use management::ManagementService;
 pub use plugins::Plugins;
-pub use sessions::{SessionService, Sessions};
-pub use tokens::{Logins, Tokens};
+pub use sessions::{SessionService, SessionSweeper};
+pub use tokens::Tokens;
+
+/// The `Tokens` actor and the [`Logins`] handle, sharing their dependencies (the Auth0 client,
+/// the JWKS cache, the settings, the sessions, the clock, the plugins).
+pub fn tokens_and_logins(
+    auth: crate::auth0::authentication::AuthenticationClient,
+    jwks: crate::auth0::jwks::JwksCache,
+    settings: actix_web::web::Data<crate::config::Settings>,
+    sessions: SessionService,
+    clock: Clock,
+    plugins: Plugins,
+) -> (Tokens, Logins) {
+    let deps = tokens::Deps::new(auth, jwks, settings, sessions, clock, plugins);
+    (Tokens::new(deps.clone()), Logins::new(deps))
+}
 
 /// Asks an actor whether its mailbox is served: an actor stuck in a handler stops answering.
 #[derive(Message)]
@@ -46,7 +62,7 @@ pub struct Actors {
     pub sessions: SessionService,
     pub logins: Logins,
     pub tokens: Addr<Tokens>,
-    pub sweeper: Addr<Sessions>,
+    pub sweeper: Addr<SessionSweeper>,
     /// Management API calls (token cache, rate-limit pause, retries: see [`management`]).
     pub management: ManagementService,
     /// Bulk imports: submit, status, list, and the poll loop (see [`jobs`]).
@@ -109,7 +125,7 @@ impl Actors {
     /// Starts every actor on the current actix system; the sweeper gets an arbiter of its own.
     pub fn start(
         sessions: SessionService,
-        sweeper: Sessions,
+        sweeper: SessionSweeper,
         tokens: Tokens,
         logins: Logins,
         management: ManagementService,
@@ -117,7 +133,7 @@ impl Actors {
         plugins: Plugins,
     ) -> Self {
         let arbiter = Arbiter::new();
-        let sweeper = Sessions::start_in_arbiter(&arbiter.handle(), move |_| sweeper);
+        let sweeper = SessionSweeper::start_in_arbiter(&arbiter.handle(), move |_| sweeper);
         Self {
             clock: sessions.clock().clone(),
             sessions,
@@ -168,7 +184,7 @@ impl Actors {
             Box::pin(async move {
                 let answers = [
                     (
-                        "Sessions",
+                        "SessionSweeper",
                         actors.sweeper.send(Alive).timeout(ALIVE_TIMEOUT).await,
                     ),
                     (

@@ -1,6 +1,6 @@
 //! Sessions: [`SessionService`], the one owner of every session and state write, and the
-//! `Sessions` actor, which sweeps expired records (in batches, on its own arbiter) and keeps the
-//! `auth0_client_sessions_live` gauge.
+//! [`SessionSweeper`] actor, which sweeps expired records (in batches, on its own arbiter) and
+//! keeps the `auth0_client_sessions_live` gauge.
 //!
 //! [`SessionService`] is a cloned handle that runs on the HTTP workers (logins never queue behind
 //! one actor thread). Every call is bounded by `sessions.timeoutMs`, so an outage is a quick 503
@@ -426,12 +426,12 @@ impl prometheus::core::Collector for FlushCounters {
 /// Sweeps expired records on an interval and keeps the live-session gauge current. Runs on its
 /// own arbiter (see `Actors::start`), and the store sweeps in batches, so a large sweep never
 /// delays refreshes or logins.
-pub struct Sessions {
+pub struct SessionSweeper {
     sessions: SessionService,
     live: IntGauge,
 }
 
-impl Sessions {
+impl SessionSweeper {
     pub fn new(sessions: SessionService, live: IntGauge) -> Self {
         Self { sessions, live }
     }
@@ -459,7 +459,7 @@ impl Sessions {
     }
 }
 
-impl Actor for Sessions {
+impl Actor for SessionSweeper {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -468,7 +468,7 @@ impl Actor for Sessions {
     }
 }
 
-impl Handler<Alive> for Sessions {
+impl Handler<Alive> for SessionSweeper {
     type Result = ();
     fn handle(&mut self, _: Alive, _: &mut Context<Self>) {}
 }
@@ -482,7 +482,7 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn repo() -> SessionService {
+    fn sessions() -> SessionService {
         let store = SledStore::open_temporary().expect("temporary store");
         SessionService::new(
             Arc::new(store),
@@ -511,25 +511,26 @@ mod tests {
         )
     }
 
-    async fn by_token(repo: &SessionService, token: &str) -> Option<Arc<ReadSession>> {
-        repo.lookup(SessionKey::AccessToken(token))
+    async fn by_token(sessions: &SessionService, token: &str) -> Option<Arc<ReadSession>> {
+        sessions
+            .lookup(SessionKey::AccessToken(token))
             .await
             .expect("lookup")
     }
 
     #[tokio::test]
     async fn reads_are_served_from_memory_until_a_write() {
-        let repo = repo();
+        let sessions = sessions();
         let mut session = session("a1");
-        repo.create(&session).await.expect("create");
+        sessions.create(&session).await.expect("create");
 
-        let first = by_token(&repo, "a1").await.expect("found by token");
-        let again = by_token(&repo, "a1").await.expect("found again");
+        let first = by_token(&sessions, "a1").await.expect("found by token");
+        let again = by_token(&sessions, "a1").await.expect("found again");
         assert!(
             Arc::ptr_eq(&first, &again),
             "the second read is the kept copy"
         );
-        let by_id = repo
+        let by_id = sessions
             .lookup(SessionKey::Id(&session.id))
             .await
             .expect("lookup")
@@ -547,20 +548,22 @@ mod tests {
             Timestamp::now(),
         );
         assert!(matches!(
-            repo.replace(&session).await.expect("replace"),
+            sessions.replace(&session).await.expect("replace"),
             CasOutcome::Written(_)
         ));
         for token in ["a1", "a2"] {
-            let read = by_token(&repo, token).await.expect("found after the write");
+            let read = by_token(&sessions, token)
+                .await
+                .expect("found after the write");
             assert_eq!(
                 read.session.access_token, "a2",
                 "{token} reads the new record"
             );
         }
 
-        repo.end(&session.id).await.expect("end");
-        assert!(by_token(&repo, "a1").await.is_none());
-        assert!(by_token(&repo, "a2").await.is_none());
+        sessions.end(&session.id).await.expect("end");
+        assert!(by_token(&sessions, "a1").await.is_none());
+        assert!(by_token(&sessions, "a2").await.is_none());
     }
 
     /// Two daemons on one store, each with its read cache: what one writes, the other never
@@ -621,31 +624,31 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_sharing_a_kept_token_never_revives_an_ended_copy() {
-        let repo = repo();
+        let sessions = sessions();
         let older = session("same");
-        repo.create(&older).await.expect("create");
+        sessions.create(&older).await.expect("create");
         assert_eq!(
-            by_token(&repo, "same").await.expect("found").session.id,
+            by_token(&sessions, "same").await.expect("found").session.id,
             older.id
         );
 
         // Two logins within a second may get one access token: either session may answer, but
         // once the older one ends, its kept copy must not.
         let newer = session("same");
-        repo.create(&newer).await.expect("create");
-        let found = by_token(&repo, "same")
+        sessions.create(&newer).await.expect("create");
+        let found = by_token(&sessions, "same")
             .await
             .expect("found")
             .session
             .id
             .clone();
         assert!(found == older.id || found == newer.id);
-        repo.end(&older.id).await.expect("end");
+        sessions.end(&older.id).await.expect("end");
         assert_eq!(
-            by_token(&repo, "same").await.expect("found").session.id,
+            by_token(&sessions, "same").await.expect("found").session.id,
             newer.id,
             "the token names a session the store still indexes it under"
         );
-        assert!(by_token(&repo, "unknown").await.is_none());
+        assert!(by_token(&sessions, "unknown").await.is_none());
     }
 }

@@ -1,7 +1,7 @@
-//! Logins and refreshes.
+//! Refreshes, and what logins share with them.
 //!
-//! - [`Logins`]: the password grant and the code exchange, run on the HTTP workers through a
-//!   cloned handle (they touch no shared state, so they never queue behind one actor thread).
+//! - [`Logins`](super::logins::Logins) (in `logins.rs`) shares this module's dependencies
+//!   (`Deps`) and [`TokenError`].
 //! - The `Tokens` actor owns the refresh flights ([`SingleFlight`] per session: whoever asks while
 //!   one runs, by Bearer, cookie or an old alias, or `/userinfo`'s transparent refresh, joins it)
 //!   and the token sets Auth0 issued whose save failed, which it keeps and saves again.
@@ -25,7 +25,6 @@
 //! one being saved counts as saved.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +37,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::Alive;
 use super::sessions::SessionService;
 use super::single_flight::{Flight, SingleFlight};
-use crate::auth0::authentication::{AuthenticationClient, PasswordGrant, TokenSet};
+use crate::auth0::authentication::{AuthenticationClient, TokenSet};
 use crate::auth0::error::Auth0Error;
 use crate::auth0::jwks::{IdTokenError, JwksCache};
-use crate::auth0::logout_token::{LogoutToken, LogoutTokenError};
 use crate::clock::Clock;
 use crate::config::{ClientSettings, Settings};
 use crate::store::{
@@ -62,32 +60,6 @@ pub enum TokenError {
     NoIdToken,
     #[error("the session's client `{0}` is no longer configured")]
     UnknownClient(String),
-}
-
-/// A password login: Auth0's password grant, the ID token verified, the session stored.
-pub struct PasswordLogin {
-    /// The client's name, and its settings as the request resolved them.
-    pub client: String,
-    pub settings: Arc<ClientSettings>,
-    pub username: String,
-    pub password: SecretString,
-    pub connection: Option<String>,
-    pub end_user_ip: Option<IpAddr>,
-}
-
-/// A code-flow login: Auth0's `authorization_code` grant with the PKCE verifier and the
-/// `redirect_uri` sent to `/authorize`, the ID token verified with the nonce sent there, the
-/// session stored.
-pub struct CodeLogin {
-    /// The client's name, and its settings as the request resolved them.
-    pub client: String,
-    pub settings: Arc<ClientSettings>,
-    pub code: SecretString,
-    /// The `redirect_uri` `/authorize` sent (Auth0 compares them character by character).
-    pub redirect_uri: String,
-    pub code_verifier: SecretString,
-    /// The nonce `/authorize` sent: the ID token must carry it.
-    pub nonce: String,
 }
 
 /// What a refresh is asked for (see the module docs' table).
@@ -151,12 +123,12 @@ const EXTEND_SLACK: Duration = Duration::from_secs(5);
 
 /// Everything a login or a refresh needs; cheap to clone.
 #[derive(Clone)]
-struct Deps {
-    auth: AuthenticationClient,
-    jwks: JwksCache,
-    settings: web::Data<Settings>,
-    repo: SessionService,
-    clock: Clock,
+pub(super) struct Deps {
+    pub(super) auth: AuthenticationClient,
+    pub(super) jwks: JwksCache,
+    pub(super) settings: web::Data<Settings>,
+    sessions: SessionService,
+    pub(super) clock: Clock,
     /// `on_tokens` after a login or a refresh (fire and forget).
     plugins: super::Plugins,
     /// This daemon's name as a lease holder (random per start, so a restarted daemon does not
@@ -172,87 +144,40 @@ struct LeaseHeld {
 /// The first pause of a flight waiting for another daemon's lease; doubles up to 8 times this.
 const LEASE_POLL: Duration = Duration::from_millis(25);
 
-/// The login flows, run on the HTTP workers. Cheap to clone.
-#[derive(Clone)]
-pub struct Logins {
-    deps: Deps,
-}
-
-impl Logins {
-    pub async fn password(&self, login: PasswordLogin) -> Result<Session, TokenError> {
-        let deps = &self.deps;
-        let client = &*login.settings;
-        let grant = PasswordGrant {
-            username: &login.username,
-            password: &login.password,
-            connection: login.connection.as_deref(),
-            end_user_ip: login.end_user_ip,
-        };
-        let tokens = deps.auth.password_grant(client, &grant).await?;
-        deps.open_session(&login.client, client, tokens, None).await
-    }
-
-    /// Verifies a back-channel logout token against the configured clients (SPEC §5; the replay
-    /// check is the caller's, through the store).
-    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutToken, LogoutTokenError> {
-        let deps = &self.deps;
-        let clients = deps.settings.clients.values().map(|c| c.as_ref());
-        deps.jwks
-            .verify_logout_token(token, clients, deps.clock.now().as_millis())
-            .await
-    }
-
-    pub async fn code(&self, login: CodeLogin) -> Result<Session, TokenError> {
-        let deps = &self.deps;
-        let client = &*login.settings;
-        let tokens = deps
-            .auth
-            .exchange_code(
-                client,
-                &login.code,
-                &login.redirect_uri,
-                &login.code_verifier,
-            )
-            .await?;
-        deps.open_session(&login.client, client, tokens, Some(&login.nonce))
-            .await
-    }
-}
-
 pub struct Tokens {
     deps: Deps,
     flights: SingleFlight<SessionId, FlightResult>,
     unsaved: HashMap<SessionId, Unsaved>,
 }
 
-impl Tokens {
-    /// The actor and the [`Logins`] handle sharing its dependencies.
-    pub fn new(
+impl Deps {
+    pub(super) fn new(
         auth: AuthenticationClient,
         jwks: JwksCache,
         settings: web::Data<Settings>,
-        repo: SessionService,
+        sessions: SessionService,
         clock: Clock,
         plugins: super::Plugins,
-    ) -> (Self, Logins) {
-        let deps = Deps {
+    ) -> Self {
+        Self {
             auth,
             jwks,
             settings,
-            repo,
+            sessions,
             clock,
             plugins,
             holder: uuid::Uuid::new_v4().to_string().into(),
-        };
-        let logins = Logins { deps: deps.clone() };
-        (
-            Self {
-                deps,
-                flights: SingleFlight::default(),
-                unsaved: HashMap::new(),
-            },
-            logins,
-        )
+        }
+    }
+}
+
+impl Tokens {
+    pub(super) fn new(deps: Deps) -> Self {
+        Self {
+            deps,
+            flights: SingleFlight::default(),
+            unsaved: HashMap::new(),
+        }
     }
 
     /// Joins the session's flight or starts one; a new flight runs on the actor, so a caller
@@ -395,7 +320,7 @@ impl Deps {
     async fn take_lease(&self, id: &SessionId) -> Result<Option<LeaseHeld>, StoreError> {
         let key = format!("refresh:{}", TokenHash::of(id.as_str()).as_str());
         let taken = self
-            .repo
+            .sessions
             .try_lease(&key, &self.holder, self.lease_ttl())
             .await?;
         Ok(taken.then_some(LeaseHeld { key }))
@@ -403,7 +328,7 @@ impl Deps {
 
     /// Releases a refresh lease, best effort: one left behind lapses after [`Self::lease_ttl`].
     async fn release_lease(&self, held: LeaseHeld) {
-        if let Err(error) = self.repo.release_lease(&held.key, &self.holder).await {
+        if let Err(error) = self.sessions.release_lease(&held.key, &self.holder).await {
             tracing::warn!(error = %error, "releasing a refresh lease failed; it lapses by itself");
         }
     }
@@ -425,7 +350,7 @@ impl Deps {
     }
 
     /// Turns a login grant's answer into a stored session.
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         client_name: &str,
         client: &ClientSettings,
@@ -454,7 +379,7 @@ impl Deps {
             now.saturating_add(self.session_duration()),
             now,
         );
-        self.repo.create(&session).await?;
+        self.sessions.create(&session).await?;
         self.plugins.session_tokens(&session, TokensKind::Login);
         Ok(session)
     }
@@ -475,7 +400,7 @@ impl Deps {
                 ..
             }) if err.is_invalid_grant() => {
                 tracing::info!("Auth0 refused the session's refresh token: ending the session");
-                let outcome = match self.repo.end(id).await {
+                let outcome = match self.sessions.end(id).await {
                     Ok(_) => RefreshOutcome::Ended,
                     Err(store) => RefreshOutcome::Failed(Arc::new(store.into())),
                 };
@@ -508,7 +433,7 @@ impl Deps {
             }
         };
         // Always from the store: the caller's copy may predate a refresh that just finished.
-        let Some(session) = self.repo.by_id(id).await.map_err(keep(&unsaved))? else {
+        let Some(session) = self.sessions.by_id(id).await.map_err(keep(&unsaved))? else {
             return Ok(RefreshOutcome::Ended);
         };
         let extend = kind.extends();
@@ -517,7 +442,7 @@ impl Deps {
             // lease was kept for this; extend it for the save, and release it once saved. A
             // lease another daemon holds now (ours lapsed during the outage) stops the save:
             // its flight is under way, and the tokens are kept for the next attempt.
-            let held = if self.repo.is_shared() {
+            let held = if self.sessions.is_shared() {
                 match self.take_lease(id).await.map_err(keep(&unsaved))? {
                     Some(held) => Some(held),
                     None => {
@@ -572,7 +497,7 @@ impl Deps {
             if session.refresh_token.is_none() {
                 break Ok(RefreshOutcome::NoRefreshToken);
             }
-            if !self.repo.is_shared() || lease.is_some() {
+            if !self.sessions.is_shared() || lease.is_some() {
                 break self.rotate(session, extend).await;
             }
             match self.take_lease(id).await {
@@ -593,7 +518,7 @@ impl Deps {
                 waited += pause;
                 tokio::time::sleep(pause).await;
             }
-            session = match self.repo.by_id(id).await {
+            session = match self.sessions.by_id(id).await {
                 Ok(Some(session)) => session,
                 Ok(None) => break Ok(RefreshOutcome::Ended),
                 Err(error) => break Err(error.into()),
@@ -616,7 +541,7 @@ impl Deps {
         if let Ok(RefreshOutcome::NoRefreshToken) = outcome
             && kind == RefreshKind::Transparent
         {
-            self.repo.end(id).await?;
+            self.sessions.end(id).await?;
             return Ok(RefreshOutcome::Ended);
         }
         outcome
@@ -715,7 +640,7 @@ impl Deps {
                     .expires_at
                     .max(now.saturating_add(self.session_duration()));
             }
-            match self.repo.replace(&next).await? {
+            match self.sessions.replace(&next).await? {
                 CasOutcome::Written(stored) => return Ok(Some(*stored)),
                 CasOutcome::Conflict(current) => session = *current,
                 CasOutcome::Gone => return Ok(None),
@@ -736,7 +661,7 @@ impl Deps {
             }
             let mut next = session.clone();
             next.expires_at = full;
-            match self.repo.replace(&next).await? {
+            match self.sessions.replace(&next).await? {
                 CasOutcome::Written(stored) => return Ok(Some(*stored)),
                 CasOutcome::Conflict(current) => session = *current,
                 CasOutcome::Gone => return Ok(None),

@@ -50,7 +50,7 @@ impl TokenSet {
 
 /// The `/oauth/token` success body (wire reference §1.3).
 #[derive(Deserialize)]
-struct TokenAnswer {
+struct GrantAnswer {
     access_token: SecretString,
     #[serde(default)]
     refresh_token: Option<SecretString>,
@@ -63,7 +63,7 @@ struct TokenAnswer {
     token_type: Option<String>,
 }
 
-impl TokenAnswer {
+impl GrantAnswer {
     fn into_token_set(self) -> TokenSet {
         let non_empty =
             |token: Option<SecretString>| token.filter(|t| !t.expose_secret().is_empty());
@@ -227,7 +227,7 @@ impl AuthenticationClient {
         form.push(("client_id", &client.client_id));
         form.push(("client_secret", client.client_secret.expose_secret()));
         let answer = self.http.send("/oauth/token", request.form(&form)).await?;
-        Ok(answer.json::<TokenAnswer>()?.into_token_set())
+        Ok(answer.json::<GrantAnswer>()?.into_token_set())
     }
 }
 

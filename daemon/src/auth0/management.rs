@@ -189,7 +189,7 @@ impl std::fmt::Debug for ManagementToken {
 }
 
 #[derive(Deserialize)]
-struct TokenAnswer {
+struct ClientCredentialsAnswer {
     access_token: SecretString,
     #[serde(default = "default_expires_in")]
     expires_in: u64,
@@ -270,7 +270,7 @@ impl ManagementApi {
             }
             Err(err) => return Err(ManagementError::Upstream(Arc::new(err))),
         };
-        let token: TokenAnswer = answer
+        let token: ClientCredentialsAnswer = answer
             .json()
             .map_err(|err| ManagementError::Upstream(Arc::new(err)))?;
         Ok(ManagementToken {

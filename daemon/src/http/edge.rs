@@ -33,7 +33,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use futures_util::Stream;
 
 use super::ApiError;
-use super::error::extractors::body_timed_out;
+use super::extract::payload::body_timed_out;
 use crate::echo::{Clipped, quoted};
 
 /// The limits [`super::observe::Observe`] applies to every request.

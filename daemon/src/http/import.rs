@@ -89,7 +89,7 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 fn body_error(err: &actix_web::error::PayloadError) -> ApiError {
-    super::error::extractors::payload_error(err)
+    super::extract::payload::payload_error(err)
 }
 
 /// A boolean of the multipart form: `true` or `false`, as Auth0 takes them.
@@ -206,7 +206,7 @@ fn multipart_error(err: &actix_multipart::MultipartError) -> ApiError {
             "malformed multipart body: {}",
             crate::echo::Clipped(
                 &other.to_string(),
-                super::error::extractors::MAX_DETAIL_CHARS
+                super::extract::payload::MAX_DETAIL_CHARS
             )
         )),
     }

@@ -125,17 +125,17 @@ pub fn app(
         .app_data(web::Data::new(ServiceVersion(
             settings.service_version.clone(),
         )))
-        .app_data(error::extractors::json_config(
+        .app_data(extract::payload::json_config(
             settings.server.body_limit_bytes,
         ))
-        .app_data(error::extractors::form_config(
+        .app_data(extract::payload::form_config(
             settings.server.body_limit_bytes,
         ))
-        .app_data(error::extractors::payload_config(
+        .app_data(extract::payload::payload_config(
             settings.server.body_limit_bytes,
         ))
-        .app_data(error::extractors::query_config())
-        .app_data(error::extractors::path_config());
+        .app_data(extract::payload::query_config())
+        .app_data(extract::payload::path_config());
     let (app, api) = routes(base, &settings.service_prefix, listener);
     let methods = web::Data::new(edge::MethodTable::new(
         &api,

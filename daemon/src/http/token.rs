@@ -15,7 +15,8 @@ use super::extract::{
 };
 use super::session_cookie;
 use crate::actors::Actors;
-use crate::actors::tokens::{PasswordLogin, TokenError};
+use crate::actors::logins::PasswordLogin;
+use crate::actors::tokens::TokenError;
 use crate::config::{ClientSettings, Settings};
 use crate::echo::quoted;
 use crate::login::state::{self, Presentation};

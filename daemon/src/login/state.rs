@@ -27,7 +27,8 @@ use subtle::ConstantTimeEq as _;
 use url::Url;
 
 use crate::actors::Actors;
-use crate::actors::tokens::{CodeLogin, TokenError};
+use crate::actors::logins::CodeLogin;
+use crate::actors::tokens::TokenError;
 use crate::auth0::jwks::IdTokenError;
 use crate::config::{ClientSettings, Settings};
 use crate::store::{Session, StateRecord, StoreError, Timestamp};

@@ -229,7 +229,7 @@ pub trait LeaseStore: Send + Sync + 'static {
 ///   `sessions.timeoutMs` so an outage answers 503 instead of hanging.
 pub trait Store: SessionStore + StateStore + JobStore + LeaseStore {
     /// Removes expired sessions (with their index entries), state records and leases. The
-    /// Sessions actor calls it on an interval; backends with native expiry only tidy indexes.
+    /// SessionSweeper actor calls it on an interval; backends with native expiry only tidy indexes.
     fn sweep(&self) -> StoreFuture<'_, SweepReport>;
 
     /// Whether the store accepts writes now (`/-/ready`): on Redis, a connection to the master

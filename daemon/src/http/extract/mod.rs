@@ -19,6 +19,7 @@ pub mod client;
 pub mod cross_site;
 pub mod forwarded;
 pub mod guard;
+pub mod payload;
 pub mod redirect;
 pub mod session;
 
