@@ -182,7 +182,7 @@ impl Application {
             settings.sessions.max_pending_logins_per_ip,
         ));
         let http = Auth0Http::from_settings(&settings)?;
-        let jwks = JwksCache::new(http.clone());
+        let jwks = JwksCache::new(http.clone(), clock.clone());
         let metrics = Metrics::new()?;
         metrics.register(Box::new(http.requests_metric()))?;
         let sessions_live = prometheus::IntGauge::new(

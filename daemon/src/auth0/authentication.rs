@@ -730,7 +730,7 @@ pub(crate) mod tests {
             .unwrap();
         assert!(tokens.refresh_token.is_some());
         let id_token = tokens.id_token.unwrap();
-        let jwks = crate::auth0::JwksCache::new(auth.http().clone());
+        let jwks = crate::auth0::JwksCache::new(auth.http().clone(), crate::clock::Clock::system());
         let claims = jwks
             .verify_id_token(id_token.expose_secret(), &client, Some("nonce-1"))
             .await

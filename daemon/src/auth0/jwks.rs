@@ -14,13 +14,17 @@
 //! make the daemon hammer Auth0. A set older than [`DEFAULT_MAX_AGE`] is refreshed in the
 //! background while its keys keep verifying, so a key Auth0 revoked stops being accepted.
 //!
+//! Both ages are read on the daemon's [`Clock`], so tests move time instead of sleeping; the
+//! fetches themselves keep real-time timeouts (the [`Auth0Http`] client's), and a token's `exp`
+//! is checked against the machine's clock (Auth0's time, not the daemon's).
+//!
 //! Locks: the key sets sit behind `std::sync::RwLock`s held only to copy an `Arc` in or out;
 //! fetches of one tenant are serialised by a `tokio::sync::Mutex`, the one lock held across an
 //! await. Verifying with a known key takes no lock but two brief read locks, and never awaits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -30,7 +34,9 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{Auth0Error, Auth0Http};
+use crate::clock::Clock;
 use crate::config::ClientSettings;
+use crate::store::Timestamp;
 
 /// The shortest time between two fetches of one tenant's JWKS.
 pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
@@ -99,6 +105,8 @@ pub struct JwksCache {
 #[derive(Debug)]
 struct Inner {
     http: Auth0Http,
+    /// Where the fetch times and the set ages are read.
+    clock: Clock,
     refetch_interval: Duration,
     max_age: Duration,
     tenants: RwLock<HashMap<String, Arc<TenantKeys>>>,
@@ -117,7 +125,7 @@ struct TenantKeys {
 struct KeySet {
     keys: HashMap<String, Arc<DecodingKey>>,
     /// `None` until the first successful fetch.
-    fetched_at: Option<Instant>,
+    fetched_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -131,15 +139,23 @@ impl std::fmt::Debug for KeySet {
 
 #[derive(Debug, Default)]
 struct FetchState {
-    last_attempt: Option<Instant>,
+    last_attempt: Option<Timestamp>,
     /// Why the last attempt failed; `None` after a success.
     last_error: Option<String>,
 }
 
 impl FetchState {
-    fn may_fetch(&self, interval: Duration) -> bool {
-        self.last_attempt.is_none_or(|at| at.elapsed() >= interval)
+    fn may_fetch(&self, interval: Duration, now: Timestamp) -> bool {
+        self.last_attempt
+            .is_none_or(|at| has_passed(at, interval, now))
     }
+}
+
+/// Whether `interval` has passed between `since` and `now`. A `now` before `since` (the system
+/// clock was set back) counts as passed, as an `Instant` never goes back: waiting for the clock
+/// to catch up would stall the tenant's fetches, and the next fetch restarts the count.
+fn has_passed(since: Timestamp, interval: Duration, now: Timestamp) -> bool {
+    now < since || now >= since.saturating_add(interval)
 }
 
 /// The JWKS document (wire reference §1.7).
@@ -149,17 +165,23 @@ struct JwksDocument {
 }
 
 impl JwksCache {
-    /// A cache fetching through `http`, with the default intervals.
-    pub fn new(http: Auth0Http) -> Self {
-        Self::with_intervals(http, DEFAULT_REFETCH_INTERVAL, DEFAULT_MAX_AGE)
+    /// A cache fetching through `http`, timing on `clock`, with the default intervals.
+    pub fn new(http: Auth0Http, clock: Clock) -> Self {
+        Self::with_intervals(http, clock, DEFAULT_REFETCH_INTERVAL, DEFAULT_MAX_AGE)
     }
 
     /// A cache whose fetches of one tenant are at least `refetch_interval` apart, and whose key
-    /// sets are refreshed once older than `max_age`.
-    pub fn with_intervals(http: Auth0Http, refetch_interval: Duration, max_age: Duration) -> Self {
+    /// sets are refreshed once older than `max_age`, both on `clock`.
+    pub fn with_intervals(
+        http: Auth0Http,
+        clock: Clock,
+        refetch_interval: Duration,
+        max_age: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http,
+                clock,
                 refetch_interval,
                 max_age,
                 tenants: RwLock::new(HashMap::new()),
@@ -249,7 +271,7 @@ impl JwksCache {
     pub async fn check(&self, auth0_url: &Url) -> Result<usize, JwksError> {
         let tenant = self.tenant(auth0_url);
         let mut state = tenant.fetch.lock().await;
-        if state.may_fetch(self.inner.refetch_interval) {
+        if state.may_fetch(self.inner.refetch_interval, self.inner.clock.now()) {
             self.refetch(&tenant, &mut state).await?;
         } else if let Some(reason) = &state.last_error {
             return Err(JwksError::Unavailable {
@@ -276,9 +298,10 @@ impl JwksCache {
         let tenant = self.tenant(auth0_url);
         let known = tenant.current();
         if let Some(key) = known.keys.get(kid) {
+            let now = self.inner.clock.now();
             if known
                 .fetched_at
-                .is_some_and(|at| at.elapsed() >= self.inner.max_age)
+                .is_some_and(|at| has_passed(at, self.inner.max_age, now))
             {
                 self.refresh_in_background(&tenant);
             }
@@ -290,7 +313,7 @@ impl JwksCache {
         if let Some(key) = tenant.current().keys.get(kid) {
             return Ok(Arc::clone(key));
         }
-        if state.may_fetch(self.inner.refetch_interval) {
+        if state.may_fetch(self.inner.refetch_interval, self.inner.clock.now()) {
             let fetched = self.refetch(&tenant, &mut state).await;
             if let Err(err) = fetched
                 && tenant.current().keys.is_empty()
@@ -329,7 +352,7 @@ impl JwksCache {
             let Ok(mut state) = tenant.fetch.try_lock() else {
                 return;
             };
-            if state.may_fetch(cache.inner.refetch_interval) {
+            if state.may_fetch(cache.inner.refetch_interval, cache.inner.clock.now()) {
                 // A failure keeps the current keys; it is logged by `refetch`.
                 let _ = cache.refetch(&tenant, &mut state).await;
             }
@@ -338,7 +361,7 @@ impl JwksCache {
 
     /// Fetches the tenant's JWKS and installs it; the caller holds the tenant's fetch lock.
     async fn refetch(&self, tenant: &TenantKeys, state: &mut FetchState) -> Result<(), JwksError> {
-        state.last_attempt = Some(Instant::now());
+        state.last_attempt = Some(self.inner.clock.now());
         let request = self.inner.http.client().get(&tenant.jwks_url);
         let fetched = self
             .inner
@@ -350,7 +373,7 @@ impl JwksCache {
             Ok(document) => {
                 let set = KeySet {
                     keys: parse_keys(&document, &tenant.tenant),
-                    fetched_at: Some(Instant::now()),
+                    fetched_at: Some(self.inner.clock.now()),
                 };
                 tracing::info!(
                     target: "auth0_client::auth0",
@@ -530,7 +553,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let cache = JwksCache::new(auth.http().clone());
+        let cache = JwksCache::new(auth.http().clone(), Clock::system());
         let id_token = tokens.id_token.unwrap();
         let claims = cache
             .verify_id_token(id_token.expose_secret(), &client, None)
@@ -549,7 +572,7 @@ mod tests {
     #[tokio::test]
     async fn claims_are_checked() {
         let (emulator, client) = start();
-        let cache = JwksCache::new(http());
+        let cache = JwksCache::new(http(), Clock::system());
         let sign = |claims: Value| emulator.tenant().sign(&claims);
         let verify = |token: String, nonce: Option<&'static str>| {
             let cache = cache.clone();
@@ -642,7 +665,7 @@ mod tests {
     #[tokio::test]
     async fn forged_and_malformed_tokens_are_refused() {
         let (emulator, client) = start();
-        let cache = JwksCache::new(http());
+        let cache = JwksCache::new(http(), Clock::system());
         let good = claims(&emulator);
         let kid = emulator.current_kid();
 
@@ -719,7 +742,7 @@ mod tests {
     #[tokio::test]
     async fn hs256_is_verified_with_the_client_secret_when_the_client_lists_it() {
         let (emulator, rs_only) = start();
-        let cache = JwksCache::new(http());
+        let cache = JwksCache::new(http(), Clock::system());
         let good = claims(&emulator);
         let secret = demo::LOGIN_CLIENT_SECRET.as_bytes();
         let mut both = rs_only.clone();
@@ -778,7 +801,13 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_kid_after_a_rotation_refetches_the_jwks() {
         let (emulator, client) = start();
-        let cache = JwksCache::with_intervals(http(), Duration::from_millis(200), DEFAULT_MAX_AGE);
+        let clock = Clock::manual();
+        let cache = JwksCache::with_intervals(
+            http(),
+            clock.clone(),
+            Duration::from_millis(200),
+            DEFAULT_MAX_AGE,
+        );
         let before = emulator.tenant().sign(&claims(&emulator));
         cache.verify_id_token(&before, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 1);
@@ -786,7 +815,7 @@ mod tests {
         let new_kid = emulator.rotate_signing_key(false);
         assert_eq!(emulator.current_kid(), new_kid);
         let after = emulator.tenant().sign(&claims(&emulator));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         cache.verify_id_token(&after, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 2);
         // The refetched set replaced the old one: the unpublished key is gone.
@@ -800,7 +829,8 @@ mod tests {
     async fn a_flood_of_unknown_kids_refetches_at_most_once_per_interval() {
         let (emulator, client) = start();
         let interval = Duration::from_millis(500);
-        let cache = JwksCache::with_intervals(http(), interval, DEFAULT_MAX_AGE);
+        let clock = Clock::manual();
+        let cache = JwksCache::with_intervals(http(), clock.clone(), interval, DEFAULT_MAX_AGE);
         let good = emulator.tenant().sign(&claims(&emulator));
         cache.verify_id_token(&good, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 1);
@@ -837,7 +867,7 @@ mod tests {
         assert_eq!(jwks_fetches(&emulator), 1);
 
         // Once the interval passed: exactly one refetch for the whole flood, spawned concurrently.
-        tokio::time::sleep(interval + Duration::from_millis(50)).await;
+        clock.advance(interval + Duration::from_millis(50));
         let spawned: Vec<_> = forged
             .iter()
             .cloned()
@@ -862,25 +892,30 @@ mod tests {
     #[tokio::test]
     async fn a_stale_set_is_refreshed_in_the_background() {
         let (emulator, client) = start();
+        let clock = Clock::manual();
         let cache = JwksCache::with_intervals(
             http(),
+            clock.clone(),
             Duration::from_millis(50),
             Duration::from_millis(100),
         );
         let before = emulator.tenant().sign(&claims(&emulator));
         cache.verify_id_token(&before, &client, None).await.unwrap();
         emulator.rotate_signing_key(false);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        clock.advance(Duration::from_millis(150));
         // Stale: still verifies with the cached key, and starts a refresh.
         cache.verify_id_token(&before, &client, None).await.unwrap();
-        for _ in 0..50 {
-            if jwks_fetches(&emulator) == 2 {
-                break;
+        // The refresh runs on a task of its own: once Auth0 has its request, the task holds the
+        // tenant's fetch lock until the new set is installed.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while jwks_fetches(&emulator) < 2 {
+                tokio::task::yield_now().await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
+        .expect("the background refresh asks Auth0 for the JWKS");
+        drop(cache.tenant(&client.auth0_url).fetch.lock().await);
         assert_eq!(jwks_fetches(&emulator), 2);
-        tokio::time::sleep(Duration::from_millis(50)).await;
         // The revoked key is gone once the refresh landed.
         assert!(matches!(
             cache.verify_id_token(&before, &client, None).await,
@@ -891,18 +926,24 @@ mod tests {
     #[tokio::test]
     async fn check_up_reports_reachability() {
         let (emulator, client) = start();
-        let cache = JwksCache::with_intervals(http(), Duration::from_millis(200), DEFAULT_MAX_AGE);
+        let clock = Clock::manual();
+        let cache = JwksCache::with_intervals(
+            http(),
+            clock.clone(),
+            Duration::from_millis(200),
+            DEFAULT_MAX_AGE,
+        );
         assert_eq!(cache.check(&client.auth0_url).await.unwrap(), 1);
         // Probed again at once: answered from the last fetch.
         assert_eq!(cache.check(&client.auth0_url).await.unwrap(), 1);
         assert_eq!(jwks_fetches(&emulator), 1);
 
         emulator.rotate_signing_key(true);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         assert_eq!(cache.check(&client.auth0_url).await.unwrap(), 2);
 
         emulator.fail("/.well-known/jwks.json", 503, json!("down"), 1);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        clock.advance(Duration::from_millis(250));
         assert!(matches!(
             cache.check(&client.auth0_url).await,
             Err(JwksError::Fetch { .. })
