@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 use crate::DAEMON;
 use crate::chromedriver::{Browser, free_port};
 use crate::testkit::{
-    DaemonProcess, TestApp, emulator_config, spawn_app, spawn_app_configured, start_on, test_seed,
+    DaemonProcess, TestApp, emulator_config, eventually, spawn_app, spawn_app_configured, start_on,
+    test_seed,
 };
 
 /// How long an ending may take to be seen everywhere: SPEC §5 says "at once"; the bound is loose
@@ -108,17 +109,16 @@ where
     Fut: std::future::Future<Output = u16>,
 {
     let started = Instant::now();
-    loop {
-        let status = check().await;
-        if status == expected {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < PROPAGATION,
-            "{what}: still {status} after {PROPAGATION:?}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(
+        &format!("{what} to answer {expected}"),
+        PROPAGATION,
+        async || match check().await {
+            status if status == expected => Ok(()),
+            status => Err(format!("still {status}")),
+        },
+    )
+    .await;
+    started.elapsed()
 }
 
 fn access_of(tokens: &Value) -> String {
@@ -438,10 +438,12 @@ async fn a_sub_only_token_ends_every_session_of_the_user_and_revokes_their_refre
     );
 
     // Each ended session's refresh token is revoked at Auth0, as a logout does (in the background).
-    let started = Instant::now();
-    while app.emulator.requests_to("/oauth/revoke").len() < 3 && started.elapsed() < PROPAGATION {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(
+        "the three refresh tokens revoked at Auth0",
+        PROPAGATION,
+        async || app.emulator.requests_to("/oauth/revoke").len() >= 3,
+    )
+    .await;
     assert_eq!(app.emulator.requests_to("/oauth/revoke").len(), 3);
 }
 
@@ -687,26 +689,29 @@ async fn a_logout_elsewhere_ends_exactly_that_auth0_session_on_two_daemons_shari
 
     // Every delivery was answered 200 (one per Auth0 session ended, one minted). The emulator
     // records a delivery once it has the daemon's answer, which may be after the daemon acted.
-    let started = Instant::now();
-    let deliveries = loop {
-        let deliveries: Value = http
-            .get(format!(
-                "{}/__emulator/backchannel-deliveries",
-                emulator.base_url()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if deliveries.as_array().is_some_and(|d| d.len() >= 3)
-            || started.elapsed() > Duration::from_secs(5)
-        {
-            break deliveries;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let deliveries = eventually(
+        "three back-channel deliveries recorded by the emulator",
+        Duration::from_secs(5),
+        async || {
+            let deliveries: Value = http
+                .get(format!(
+                    "{}/__emulator/backchannel-deliveries",
+                    emulator.base_url()
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if deliveries.as_array().is_some_and(|d| d.len() >= 3) {
+                Ok(deliveries)
+            } else {
+                Err(deliveries)
+            }
+        },
+    )
+    .await;
     let statuses: Vec<&Value> = deliveries
         .as_array()
         .unwrap()

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator, cookies::Cookie};
 use serde_json::{Value, json};
 
+use crate::testkit::eventually;
+
 /// How long any one browser step (a navigation, a click, a lookup) may take.
 pub const STEP: Duration = Duration::from_secs(20);
 
@@ -270,41 +272,32 @@ impl Browser {
     /// Waits until the page's URL satisfies `done` (navigations after a click or a redirect
     /// chain), at most [`STEP`]; fails naming `what` and the last URL seen.
     pub async fn wait_for_url(&self, what: &str, done: impl Fn(&reqwest::Url) -> bool) -> String {
-        let deadline = Instant::now() + STEP;
-        loop {
+        let url = eventually(&format!("the browser to reach {what}"), STEP, async || {
             let url = within("read the URL", self.client.current_url()).await;
             let url = reqwest::Url::parse(url.as_str()).unwrap();
             if done(&url) {
-                // The navigation has committed; let its load finish before reading the page.
-                self.wait_loaded().await;
-                return url.to_string();
+                Ok(url)
+            } else {
+                Err(format!("it is at {url}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the browser did not reach {what} within {STEP:?}: it is at {url}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        // The navigation has committed; let its load finish before reading the page.
+        self.wait_loaded().await;
+        url.to_string()
     }
 
     /// Waits for `document.readyState == "complete"`.
     pub async fn wait_loaded(&self) {
-        let deadline = Instant::now() + STEP;
-        loop {
+        eventually("the page to finish loading", STEP, async || {
             let state = within(
                 "read document.readyState",
                 self.client.execute("return document.readyState", vec![]),
             )
             .await;
-            if state == "complete" {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page did not finish loading within {STEP:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            state == "complete"
+        })
+        .await;
     }
 
     /// Waits for the element `css` to appear and returns it.

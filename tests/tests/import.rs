@@ -10,7 +10,7 @@ use auth0_emulator::seed::demo;
 use serde_json::{Value, json};
 
 use crate::testkit::{
-    DaemonProcess, TestApp, assert_error_body, emulator_config, fault, release_daemon,
+    DaemonProcess, TestApp, assert_error_body, emulator_config, eventually, fault, release_daemon,
     spawn_app_configured,
 };
 
@@ -640,20 +640,21 @@ fn urlencode(value: &str) -> String {
 /// Polls `url` (a daemon process) until `done` holds, within `seconds`.
 pub(crate) async fn wait_for(url: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
     let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Ok(response) = client.get(url).send().await
-            && let Ok(body) = response.json::<Value>().await
-            && done(&body)
-        {
-            return body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{url} did not get there within {seconds} s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        &format!("{url} to get there"),
+        Duration::from_secs(seconds),
+        async || {
+            if let Ok(response) = client.get(url).send().await
+                && let Ok(body) = response.json::<Value>().await
+                && done(&body)
+            {
+                Some(body)
+            } else {
+                None
+            }
+        },
+    )
+    .await
 }
 
 #[actix_rt::test]
@@ -686,18 +687,17 @@ async fn a_job_pending_at_a_kill_9_completes_after_the_restart() {
     assert_eq!(listed[0]["summary"]["inserted"], 2);
     assert!(emulator.user("imported2@example.com").is_some());
     // The line is written once the record is: it may trail the listing by a moment.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !daemon
-        .log_lines()
-        .iter()
-        .any(|l| l["message"] == "import finished" && l["job_id"] == id.as_str())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a log line says how the job ended"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "a log line saying how the job ended",
+        Duration::from_secs(5),
+        async || {
+            daemon
+                .log_lines()
+                .iter()
+                .any(|l| l["message"] == "import finished" && l["job_id"] == id.as_str())
+        },
+    )
+    .await;
 }
 
 /// Runs the daemon's command line with `args` and `env` (never the caller's API key); returns the
@@ -840,14 +840,12 @@ async fn with_two_daemons_on_one_redis_the_other_takes_a_job_over_when_its_polle
         .unwrap()
         .to_owned();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let holder = loop {
-        if let Some(holder) = lease_holder(&[&first, &second], &id) {
-            break holder;
-        }
-        assert!(std::time::Instant::now() < deadline, "nobody polls {id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let holder = eventually(
+        &format!("a daemon to poll {id}"),
+        Duration::from_secs(10),
+        async || lease_holder(&[&first, &second], &id),
+    )
+    .await;
     let (mut poller, other) = if holder == 0 {
         (first, second)
     } else {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::DAEMON;
 use crate::testkit::{
-    DaemonProcess, TestApp, answer, assert_error_body, emulator_config, fault, sample_value,
-    set_cookie, sid_cookie, spawn_app, spawn_app_configured, test_seed,
+    DaemonProcess, TestApp, answer, assert_error_body, emulator_config, eventually, fault,
+    sample_value, set_cookie, sid_cookie, spawn_app, spawn_app_configured, test_seed,
 };
 use auth0_emulator::Fault;
 use auth0_emulator::seed::demo;
@@ -338,19 +338,19 @@ async fn a_store_failure_right_after_auth0_rotated_is_503_and_loses_no_token() {
     // Nobody is logged out by an outage.
     assert_eq!(app.userinfo_bearer(&access).await.status(), 200);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let body = loop {
-        let (status, body) = answer(app.refresh_bearer(&access, &refresh).await).await;
-        if status == 200 {
-            break body;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "still 503 after 5 s: the kept tokens were never saved"
-        );
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    };
+    let body = eventually(
+        "the kept tokens to be saved (a refresh answered 200, not 503)",
+        Duration::from_secs(5),
+        async || {
+            let (status, body) = answer(app.refresh_bearer(&access, &refresh).await).await;
+            if status == 200 {
+                return Some(body);
+            }
+            assert_eq!(status, 503, "{body}");
+            None
+        },
+    )
+    .await;
     let (new_access, new_refresh) = tokens(&body);
     assert_eq!(new_refresh, rotated, "the tokens Auth0 rotated to");
     assert_eq!(
@@ -386,17 +386,20 @@ async fn a_store_failure_after_a_cookie_refresh_rotated_is_503_and_loses_no_toke
     assert_eq!(refresh_calls(&app), 1);
     assert_eq!(app.userinfo_cookie(&sid).await.status(), 200);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let response = app.refresh_cookie(&sid).await;
-        if response.status() == 200 {
-            assert_eq!(sid_cookie(&response).as_deref(), Some(sid.as_str()));
-            break;
-        }
-        assert_eq!(response.status(), 503);
-        assert!(Instant::now() < deadline, "still 503 after 5 s");
-        actix_rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "a cookie refresh answered 200, not 503",
+        Duration::from_secs(5),
+        async || {
+            let response = app.refresh_cookie(&sid).await;
+            if response.status() == 200 {
+                assert_eq!(sid_cookie(&response).as_deref(), Some(sid.as_str()));
+                return true;
+            }
+            assert_eq!(response.status(), 503);
+            false
+        },
+    )
+    .await;
     assert_eq!(refresh_calls(&app), 1, "the kept tokens were saved");
     assert_no_reuse(&app_families(&app).await, "after the saved retry");
     // Past the cookie grace, the next cookie refresh calls Auth0 with the rotated token.
@@ -465,24 +468,25 @@ async fn two_logins_in_one_second_share_an_access_token_and_both_sessions_work()
     let response = logout_bearer(&app, &shared).await;
     assert_eq!(response.status(), 302);
     // Both refresh tokens are revoked (in the background).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let families = app_families(&app).await;
-        let ended: Vec<Value> = [&refresh_a2, &refresh_b2]
-            .iter()
-            .map(|r| family_of(&families, r).map_or(Value::Null, |f| f["ended"].clone()))
-            .collect();
-        if ended.iter().all(|e| e == "revoked") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "both sessions' refresh tokens should be revoked; their families ended: {ended:?}; \
-             /oauth/revoke calls: {}",
-            app.emulator.requests_to("/oauth/revoke").len()
-        );
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "both sessions' refresh tokens revoked",
+        Duration::from_secs(3),
+        async || {
+            let families = app_families(&app).await;
+            let ended: Vec<Value> = [&refresh_a2, &refresh_b2]
+                .iter()
+                .map(|r| family_of(&families, r).map_or(Value::Null, |f| f["ended"].clone()))
+                .collect();
+            if ended.iter().all(|e| e == "revoked") {
+                return Ok(());
+            }
+            Err(format!(
+                "their families ended: {ended:?}; /oauth/revoke calls: {}",
+                app.emulator.requests_to("/oauth/revoke").len()
+            ))
+        },
+    )
+    .await;
     assert_eq!(app.emulator.requests_to("/oauth/revoke").len(), 2);
     assert_eq!(app.userinfo_bearer(&shared).await.status(), 401);
     assert_eq!(app.userinfo_bearer(&access_a).await.status(), 401);
@@ -779,19 +783,21 @@ fn a_kill_9_during_refreshes_loses_no_session_with_the_overlap_set() {
 
         // The live-session gauge counts every session after the kill as before it (sled keeps
         // the count in the writes' own transactions: nothing is recounted at the start).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let metrics = client.get(format!("{new}/-/metrics")).send().await.unwrap();
-            let live = sample_value(&metrics.text().await.unwrap(), "auth0_client_sessions_live");
-            if live == Some(SESSIONS as f64) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "auth0_client_sessions_live {live:?} after 10 s, not {SESSIONS}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            &format!("auth0_client_sessions_live to be {SESSIONS}"),
+            Duration::from_secs(10),
+            async || {
+                let metrics = client.get(format!("{new}/-/metrics")).send().await.unwrap();
+                let live =
+                    sample_value(&metrics.text().await.unwrap(), "auth0_client_sessions_live");
+                if live == Some(SESSIONS as f64) {
+                    Ok(())
+                } else {
+                    Err(format!("auth0_client_sessions_live {live:?}"))
+                }
+            },
+        )
+        .await;
         drop(daemon);
     });
 }

@@ -13,8 +13,8 @@ use auth0_emulator::seed::{SeedConnection, SeedUser};
 use serde_json::{Value, json};
 
 use crate::testkit::{
-    TestApp, assert_error_body, base_config, location, metric_value, plugin_library, query_param,
-    spawn_app_configured, test_seed,
+    TestApp, assert_error_body, base_config, eventually, location, metric_value, plugin_library,
+    query_param, spawn_app_configured, test_seed,
 };
 
 const PARTNERS: &str = "Partners";
@@ -189,18 +189,23 @@ async fn groups_to_permissions_adds_the_permissions_claim_once_per_session() {
 
 /// Reads the lines of `path` once `count` are there (events are written after the answer).
 async fn lines_of(path: &std::path::Path, count: usize) -> Vec<Value> {
-    for _ in 0..250 {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= count {
-            return lines;
-        }
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {count} lines in {}", path.display());
+    eventually(
+        &format!("{count} lines in {}", path.display()),
+        Duration::from_secs(5),
+        async || {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.len() >= count {
+                Ok(lines)
+            } else {
+                Err(format!("{} lines", lines.len()))
+            }
+        },
+    )
+    .await
 }
 
 #[actix_rt::test]
@@ -627,12 +632,12 @@ async fn calls_to_one_plugin_are_bounded() {
     let app = app_with(json!([entry])).await;
     let token = access_token(&app, demo::USER_EMAIL, demo::USER_PASSWORD).await;
     // The login's on_tokens event counts against the bound too: let it finish first.
-    for _ in 0..250 {
-        if metric_value(&app, &calls("test-plugin", "on_tokens", "ok")).await == 1.0 {
-            break;
-        }
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the login's on_tokens call to finish",
+        Duration::from_secs(5),
+        async || metric_value(&app, &calls("test-plugin", "on_tokens", "ok")).await == 1.0,
+    )
+    .await;
     // Five requests at once, none cached yet: four calls are admitted, the fifth is refused at
     // once (fail-open: answered without the plugin's claims).
     let answers = futures_util::future::join_all((0..5).map(|_| userinfo(&app, &token))).await;

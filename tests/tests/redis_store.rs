@@ -11,7 +11,9 @@ use auth0_emulator::{Emulator, SeedApi};
 use serde_json::Value;
 
 use crate::DAEMON;
-use crate::testkit::{DaemonProcess, TestApp, sid_cookie, spawn_app_configured, test_seed};
+use crate::testkit::{
+    DaemonProcess, TestApp, eventually, sid_cookie, spawn_app_configured, test_seed,
+};
 
 /// `sessions.timeoutMs` of the outage test: the bound every store call is given.
 const STORE_TIMEOUT_MS: u64 = 500;
@@ -159,21 +161,25 @@ fn an_upstream_config_with_redis_hosts_starts_and_keeps_sessions_in_redis() {
         .unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let mut ready = 0;
-        for _ in 0..50 {
-            ready = client
-                .get(daemon.url("/-/ready"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16();
-            if ready == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(ready, 200, "the daemon is ready on Redis");
+        eventually(
+            "the daemon to be ready on Redis",
+            Duration::from_secs(5),
+            async || {
+                let ready = client
+                    .get(daemon.url("/-/ready"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                if ready == 200 {
+                    Ok(())
+                } else {
+                    Err(format!("/-/ready {ready}"))
+                }
+            },
+        )
+        .await;
 
         // The `cms` client has the `website` scope: a cookie session, kept in Redis.
         let login = client
@@ -250,16 +256,19 @@ async fn a_frozen_redis_is_503_never_401_and_the_daemon_recovers_by_itself() {
     assert_eq!(refused.status(), 503, "a login cannot be stored: 503");
 
     redis.resume();
-    let mut status = 0;
-    for _ in 0..50 {
-        status = app.userinfo_bearer(&access).await.status().as_u16();
-        if status == 200 {
-            break;
-        }
-        assert_eq!(status, 503, "while Redis comes back: 503, never 401");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 200, "the same daemon answers again after SIGCONT");
+    eventually(
+        "the same daemon to answer again after SIGCONT",
+        Duration::from_secs(5),
+        async || {
+            let status = app.userinfo_bearer(&access).await.status().as_u16();
+            if status == 200 {
+                return true;
+            }
+            assert_eq!(status, 503, "while Redis comes back: 503, never 401");
+            false
+        },
+    )
+    .await;
     assert_eq!(
         app.userinfo_cookie(&sid).await.status(),
         200,
@@ -316,14 +325,12 @@ async fn a_failover_under_traffic_brings_logins_back_and_ready_tells_the_truth()
     let before = app.login_cookie().await;
     // Replicated (not `WAIT` on a connection of its own: it waits for that connection's writes).
     let expiry = format!("{}expiry", prefix("failover"));
-    let started = Instant::now();
-    while replica.command(&["ZCARD", &expiry]) != "1" {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "not replicated"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the session replicated",
+        Duration::from_secs(10),
+        async || replica.command(&["ZCARD", &expiry]) == "1",
+    )
+    .await;
 
     replica.command(&["REPLICAOF", "NO", "ONE"]);
     master.command(&["REPLICAOF", "127.0.0.1", &replica.port().to_string()]);

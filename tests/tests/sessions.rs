@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::testkit::{
-    assert_error_body, fault, sample_value, set_cookie, sid_cookie, spawn_app, spawn_app_configured,
+    assert_error_body, eventually, fault, sample_value, set_cookie, sid_cookie, spawn_app,
+    spawn_app_configured,
 };
 use auth0_emulator::Fault;
 use auth0_emulator::seed::demo;
@@ -443,12 +444,12 @@ async fn logout_ends_the_session_revokes_and_redirects_to_auth0() {
     assert!(cleared.contains("SameSite=Lax"), "{cleared}");
     assert_eq!(app.userinfo_cookie(&sid).await.status(), 401);
     // The revocation runs in the background.
-    for _ in 0..50 {
-        if !app.emulator.requests_to("/oauth/revoke").is_empty() {
-            break;
-        }
-        actix_rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the refresh token revoked at Auth0",
+        Duration::from_millis(2_500),
+        async || !app.emulator.requests_to("/oauth/revoke").is_empty(),
+    )
+    .await;
     assert_eq!(app.emulator.requests_to("/oauth/revoke").len(), 1);
 
     // Without a redirect, no returnTo; with AUTH0_LOGOUT_CLIENT_ID_ENABLED, client_id.

@@ -1,6 +1,6 @@
 //! The status routes, the OpenAPI document, the metrics and JSON errors for unknown routes.
 
-use crate::testkit::{assert_error_body, base_config, spawn_app, spawn_app_with};
+use crate::testkit::{assert_error_body, base_config, eventually, spawn_app, spawn_app_with};
 use serde_json::json;
 
 #[actix_rt::test]
@@ -99,26 +99,27 @@ async fn metrics_count_requests_by_route_and_status() {
         r#"auth0_client_http_requests_total{route="unmatched",status="404"} 1"#,
         "auth0_client_http_request_duration_seconds_bucket{route=\"/-/healthz\"",
     ];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let response = app.get("/-/metrics").await;
-        assert_eq!(response.status(), 200);
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain")
-        );
-        let text = response.text().await.unwrap();
-        if published.iter().all(|line| text.contains(line)) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not published within 5 s: {text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the workers' counts published",
+        std::time::Duration::from_secs(5),
+        async || {
+            let response = app.get("/-/metrics").await;
+            assert_eq!(response.status(), 200);
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain")
+            );
+            let text = response.text().await.unwrap();
+            if published.iter().all(|line| text.contains(line)) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
 }
 
 #[actix_rt::test]

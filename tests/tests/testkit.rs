@@ -346,6 +346,65 @@ impl TestApp {
     }
 }
 
+/// How often [`eventually`] checks again.
+const EVENTUALLY_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What an [`eventually`] check answers: `true`, `Some(value)` or `Ok(value)` once its condition
+/// holds; `false`, `None` or `Err(what it saw instead)` before (the last of which goes into the
+/// failure message).
+pub trait Outcome {
+    type Value;
+    fn held(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl Outcome for bool {
+    type Value = ();
+    fn held(self) -> Result<(), Option<String>> {
+        if self { Ok(()) } else { Err(None) }
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    type Value = T;
+    fn held(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Outcome for Result<T, E> {
+    type Value = T;
+    fn held(self) -> Result<T, Option<String>> {
+        self.map_err(|seen| Some(seen.to_string()))
+    }
+}
+
+/// Waits until `check` answers that its condition holds (see [`Outcome`]) and returns what it
+/// found: checks at once, then every few milliseconds, the last time at the deadline. Panics
+/// naming `what` (what was awaited) when `within` has passed without it.
+pub async fn eventually<O: Outcome>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl AsyncFnMut() -> O,
+) -> O::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let seen = match check().await.held() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            match seen {
+                Some(seen) => {
+                    panic!("timed out after {within:?} waiting for {what}; last seen: {seen}")
+                }
+                None => panic!("timed out after {within:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(left.min(EVENTUALLY_EVERY)).await;
+    }
+}
+
 /// The value of the `sid` cookie a response sets.
 /// The status and the body of an answer (JSON when it is, else the text).
 pub async fn answer(response: reqwest::Response) -> (u16, Value) {
