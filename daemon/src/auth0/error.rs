@@ -346,12 +346,16 @@ impl Auth0Error {
     }
 }
 
+/// Auth0 failures as the HTTP client reports them, for the tests of whoever maps them.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
+pub mod test_support {
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue};
 
-    fn failure(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Auth0Error {
+    use super::{Auth0Error, HttpFailure};
+
+    /// A failed `/oauth/token` call answered `status` with `body` and `headers`.
+    pub fn failure(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Auth0Error {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.insert(*name, HeaderValue::from_str(value).expect("header"));
@@ -365,13 +369,20 @@ mod tests {
         )))
     }
 
-    fn oauth(status: u16, code: &str, description: &str) -> Auth0Error {
+    pub fn oauth(status: u16, code: &str, description: &str) -> Auth0Error {
         failure(
             status,
             &serde_json::json!({"error": code, "error_description": description}).to_string(),
             &[("content-type", "application/json")],
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{failure, oauth};
+    use super::*;
+    use reqwest::header::HeaderValue;
 
     #[test]
     fn retry_after_prefers_retry_after_then_reset_then_sixty() {

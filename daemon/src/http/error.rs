@@ -584,31 +584,7 @@ impl From<crate::actors::jobs::ImportError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn failure(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Auth0Error {
-        let mut map = reqwest::header::HeaderMap::new();
-        for (name, value) in headers {
-            map.insert(
-                *name,
-                reqwest::header::HeaderValue::from_str(value).expect("header"),
-            );
-        }
-        Auth0Error::Status(Box::new(crate::auth0::HttpFailure::new(
-            "/oauth/token",
-            reqwest::StatusCode::from_u16(status).expect("status"),
-            &map,
-            body.as_bytes(),
-            1_000_000,
-        )))
-    }
-
-    fn oauth(status: u16, code: &str, description: &str) -> Auth0Error {
-        failure(
-            status,
-            &serde_json::json!({"error": code, "error_description": description}).to_string(),
-            &[("content-type", "application/json")],
-        )
-    }
+    use crate::auth0::error::test_support::{failure, oauth};
 
     #[test]
     fn body_has_status_reason_and_message() {

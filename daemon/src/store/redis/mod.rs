@@ -251,13 +251,7 @@ impl SessionStore for RedisStore {
             let mut cmd = redis::cmd("HGET");
             cmd.arg(self.key("s", id.as_str())).arg("d");
             let record: Option<String> = self.read("get session", Call::Cmd(&cmd)).await?;
-            match record {
-                Some(record) => {
-                    let session: Session = decode("session", &record)?;
-                    Ok(session.is_live(now).then_some(session))
-                }
-                None => Ok(None),
-            }
+            live_session(record.as_deref(), now)
         })
     }
 
@@ -320,13 +314,7 @@ impl SessionStore for RedisStore {
             let removed: Option<String> = self
                 .write("delete session", Call::Script(&invocation))
                 .await?;
-            match removed {
-                Some(record) => {
-                    let session: Session = decode("session", &record)?;
-                    Ok(session.is_live(now).then_some(session))
-                }
-                None => Ok(None),
-            }
+            live_session(removed.as_deref(), now)
         })
     }
 
@@ -750,6 +738,15 @@ fn live_state(record: Option<String>, now: Timestamp) -> Result<Option<StateReco
 
 fn encode<T: Serialize>(what: &str, record: &T) -> Result<String, StoreError> {
     serde_json::to_string(record).map_err(|e| StoreError::unencodable(what, e))
+}
+
+/// The session a record holds, when there is one and it is live by `now`.
+fn live_session(record: Option<&str>, now: Timestamp) -> Result<Option<Session>, StoreError> {
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let session: Session = decode("session", record)?;
+    Ok(session.is_live(now).then_some(session))
 }
 
 fn decode<T: DeserializeOwned>(what: &str, record: &str) -> Result<T, StoreError> {
