@@ -19,8 +19,8 @@
 //!   exchange is answered with the JSON error body of every other route.
 //! - Login CSRF (RFC 6749 §10.12): in the standalone deployment the daemon is the OAuth client,
 //!   so it binds each login to the browser that started it. `/authorize` sets a cookie named
-//!   after a hash of the state ([`state::binding_cookie_name`]; `HttpOnly`, `SameSite=Lax`, `Path=/`,
-//!   `Max-Age` = `sessions.stateTtlSeconds`, and the `__Host-` prefix unless
+//!   after a hash of the state ([`state::binding_cookie_name`]; `HttpOnly`, `SameSite=Lax`,
+//!   `Path=/`, `Max-Age` = `sessions.stateTtlSeconds`, and the `__Host-` prefix unless
 //!   `server.insecureCookies`) holding a fresh 256-bit secret, whose SHA-256 the state record
 //!   keeps. `/oauth/callback` (both branches) opens a session, or carries Auth0's `error` back,
 //!   only when the browser presents the secret (compared in constant time; else 403), then clears
@@ -29,10 +29,9 @@
 //! - The same binding is required by the code exchange of `POST /oauth/token` when the state's
 //!   client has the daemon's own callback as `redirectUrl` ([`state::is_own_callback`]: its
 //!   path ends with `<SERVICE_PREFIX>/oauth/callback`, so a proxy may add a prefix in front): a
-//!   callback URL
-//!   that leaked (a log, a `Referer`) then logs nobody in. States of a login site's `redirectUrl`
-//!   keep the server-to-server exchange without a cookie: the site binds the login with its own
-//!   state, and the daemon's cookie, set there too, simply expires.
+//!   callback URL that leaked (a log, a `Referer`) then logs nobody in. States of a login site's
+//!   `redirectUrl` keep the server-to-server exchange without a cookie: the site binds the login
+//!   with its own state, and the daemon's cookie, set there too, simply expires.
 //! - A state record holds only what the exchange needs (client, redirect, PKCE verifier, nonce,
 //!   binding hash), each bounded: a caller's `state` at [`MAX_STATE_LEN`] bytes, the `redirect`
 //!   at [`MAX_REDIRECT_LEN`]. Logins in progress are counted per end-user IP and in total

@@ -254,11 +254,23 @@ pub async fn a_key_rotation_keeps_every_session(fixture: &dyn Fixture) {
     );
 }
 
-fn session(sub: &str, access_token: &str, lifetime: Duration) -> Session {
-    let now = Timestamp::now();
+/// A session of client `web` for `sub` whose access token is `access_token` (its refresh and ID
+/// tokens named after it), live for `lifetime`: the backends' own tests use it too.
+pub(super) fn session(sub: &str, access_token: &str, lifetime: Duration) -> Session {
     let mut claims = Map::new();
-    claims.insert("sub".into(), Value::String(sub.into()));
     claims.insert("email".into(), json!("user@example.com"));
+    session_with_claims(sub, access_token, lifetime, claims)
+}
+
+/// [`session`] with the ID token's `claims` (its `sub` added).
+fn session_with_claims(
+    sub: &str,
+    access_token: &str,
+    lifetime: Duration,
+    mut claims: Map<String, Value>,
+) -> Session {
+    let now = Timestamp::now();
+    claims.insert("sub".into(), Value::String(sub.into()));
     Session::new(
         "web",
         sub,
@@ -1522,24 +1534,8 @@ fn session_in_auth0_session(
     lifetime: Duration,
 ) -> Session {
     let mut claims = Map::new();
-    claims.insert("sub".into(), Value::String(sub.into()));
     claims.insert("sid".into(), Value::String(sid.into()));
-    let now = Timestamp::now();
-    Session::new(
-        "web",
-        sub,
-        IssuedTokens {
-            access_token: access_token.into(),
-            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-            refresh_token: Some(format!("refresh-{access_token}")),
-            id_token: IdToken {
-                token: format!("id-{access_token}"),
-                claims,
-            },
-        },
-        now.saturating_add(lifetime),
-        now,
-    )
+    session_with_claims(sub, access_token, lifetime, claims)
 }
 
 /// SPEC §5, §7: sessions are found by the hash of their login's Auth0 session id, through a

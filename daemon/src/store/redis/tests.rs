@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::Map;
 
 use super::testing::{RedisSentinel, RedisServer, free_port};
 use super::*;
+use crate::store::RefreshedTokens;
 use crate::store::conformance::{Fixture, conformance_suite};
-use crate::store::{IdToken, IssuedTokens, RefreshedTokens};
 
 /// Calls in these tests are bounded like the daemon's (`sessions.timeoutMs`), shorter.
 const TIMEOUT: Duration = Duration::from_millis(1_000);
@@ -71,22 +70,7 @@ impl Fixture for RedisFixture {
 conformance_suite!(fixture());
 
 fn session(sub: &str, access_token: &str) -> Session {
-    let now = Timestamp::now();
-    Session::new(
-        "web",
-        sub,
-        IssuedTokens {
-            access_token: access_token.into(),
-            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-            refresh_token: Some(format!("refresh-{access_token}")),
-            id_token: IdToken {
-                token: format!("id-{access_token}"),
-                claims: Map::new(),
-            },
-        },
-        now.saturating_add(Duration::from_secs(86_400)),
-        now,
-    )
+    super::super::conformance::session(sub, access_token, Duration::from_secs(86_400))
 }
 
 /// Waits (a bounded number of times) until the store answers: it connects in the background.

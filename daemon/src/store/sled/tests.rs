@@ -7,8 +7,7 @@ use std::process::{Command, Stdio};
 
 use super::layout::{alias_key, expiry_key, sub_key, sub_prefix};
 use super::*;
-use crate::store::conformance::{Fixture, conformance_suite};
-use crate::store::{IdToken, IssuedTokens};
+use crate::store::conformance::{Fixture, conformance_suite, session};
 
 /// A sled store in its own temporary folder; `open` reopens the same folder.
 struct SledFixture {
@@ -64,25 +63,6 @@ fn temporary() -> (SledStore, Clock) {
 }
 
 conformance_suite!(fixture());
-
-fn session(sub: &str, access_token: &str, lifetime: Duration) -> Session {
-    let now = Timestamp::now();
-    Session::new(
-        "web",
-        sub,
-        IssuedTokens {
-            access_token: access_token.into(),
-            access_expires_at: now,
-            refresh_token: None,
-            id_token: IdToken {
-                token: "id".into(),
-                claims: serde_json::Map::new(),
-            },
-        },
-        now.saturating_add(lifetime),
-        now,
-    )
-}
 
 fn tree_sizes(store: &SledStore) -> [usize; 4] {
     let t = &store.inner.engine.trees;
