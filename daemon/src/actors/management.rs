@@ -372,21 +372,10 @@ mod tests {
     use crate::auth0::management::encode_segment;
 
     fn service(emulator: &EmulatorHandle, clock: &Clock) -> ManagementService {
-        let base = emulator.base_url();
-        let settings = crate::config::Settings::from_value(
-            serde_json::json!({
-                "clients": {"web": {
-                    "auth0Url": base, "clientId": "c", "clientSecret": "s",
-                    "redirectUrl": "https://app.example/cb", "scopes": ["offline_access"]
-                }},
-                "managementClient": {
-                    "auth0Url": base, "clientId": demo::MANAGEMENT_CLIENT_ID,
-                    "clientSecret": demo::MANAGEMENT_CLIENT_SECRET
-                }
-            }),
-            &crate::config::Env::from_pairs(Vec::<(String, String)>::new()),
-        )
-        .unwrap();
+        let settings = crate::auth0::management::test_support::settings(
+            emulator.base_url(),
+            demo::MANAGEMENT_CLIENT_SECRET,
+        );
         let http = Auth0Http::new(Duration::from_secs(5)).unwrap();
         ManagementService::start(
             ManagementApi::from_settings(&http, &settings),

@@ -467,6 +467,31 @@ impl ManagementAnswer {
     }
 }
 
+/// The settings of a daemon with one client and a management client on the tenant at `base`.
+#[cfg(test)]
+pub mod test_support {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::config::{Env, Settings};
+
+    pub fn settings(base: &str, secret: &str) -> Settings {
+        Settings::from_value(
+            serde_json::json!({
+                "clients": {"web": {
+                    "auth0Url": base, "clientId": "c", "clientSecret": "s",
+                    "redirectUrl": "https://app.example/cb", "scopes": ["offline_access"]
+                }},
+                "managementClient": {
+                    "auth0Url": base, "clientId": auth0_emulator::seed::demo::MANAGEMENT_CLIENT_ID,
+                    "clientSecret": secret
+                }
+            }),
+            &Env::from_pairs(Vec::<(String, String)>::new()),
+        )
+        .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -668,19 +693,7 @@ mod tests {
     }
 
     fn api(base: &str, secret: &str) -> ManagementApi {
-        let settings = crate::config::Settings::from_value(
-            serde_json::json!({
-                "clients": {"web": {
-                    "auth0Url": base, "clientId": "c", "clientSecret": "s",
-                    "redirectUrl": "https://app.example/cb", "scopes": ["offline_access"]
-                }},
-                "managementClient": {
-                    "auth0Url": base, "clientId": demo::MANAGEMENT_CLIENT_ID, "clientSecret": secret
-                }
-            }),
-            &crate::config::Env::from_pairs(Vec::<(String, String)>::new()),
-        )
-        .unwrap();
+        let settings = test_support::settings(base, secret);
         ManagementApi::from_settings(&Auth0Http::new(Duration::from_secs(5)).unwrap(), &settings)
             .unwrap()
     }

@@ -422,19 +422,31 @@ impl StateStore for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// The arguments the job scripts take first: the prefix, the id, the record, its member in
+    /// `jobs`, whether it is final, its score and its revision.
+    fn job_args(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        job: &JobRecord,
+    ) -> Result<(), StoreError> {
+        invocation
+            .arg(&self.prefix)
+            .arg(&job.id)
+            .arg(encode("job record", job)?)
+            .arg(job_member(job.created_at, &job.id))
+            .arg(if job.status.is_final() { "1" } else { "0" })
+            .arg(score(job.updated_at).to_string())
+            .arg(job.revision.to_string());
+        Ok(())
+    }
+}
+
 impl JobStore for RedisStore {
     fn put_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let data = encode("job record", job)?;
             let mut invocation = PUT_JOB.prepare_invoke();
-            invocation
-                .arg(&self.prefix)
-                .arg(&job.id)
-                .arg(data)
-                .arg(job_member(job.created_at, &job.id))
-                .arg(if job.status.is_final() { "1" } else { "0" })
-                .arg(score(job.updated_at).to_string())
-                .arg(job.revision.to_string());
+            self.job_args(&mut invocation, job)?;
             let _: i64 = self.write("put job", Call::Script(&invocation)).await?;
             Ok(())
         })
@@ -444,17 +456,9 @@ impl JobStore for RedisStore {
         Box::pin(async move {
             let mut next = job.clone();
             next.revision = job.revision.wrapping_add(1);
-            let data = encode("job record", &next)?;
             let mut invocation = REPLACE_JOB.prepare_invoke();
-            invocation
-                .arg(&self.prefix)
-                .arg(&job.id)
-                .arg(data)
-                .arg(job_member(job.created_at, &job.id))
-                .arg(if job.status.is_final() { "1" } else { "0" })
-                .arg(score(job.updated_at).to_string())
-                .arg(next.revision.to_string())
-                .arg(job.revision.to_string());
+            self.job_args(&mut invocation, &next)?;
+            invocation.arg(job.revision.to_string());
             let (code, current): (i64, Option<String>) =
                 self.write("replace job", Call::Script(&invocation)).await?;
             match (code, current) {
