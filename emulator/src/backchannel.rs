@@ -270,11 +270,16 @@ async fn mint(tenant: web::Data<Tenant>, body: web::Bytes) -> HttpResponse {
 }
 
 async fn deliveries(tenant: web::Data<Tenant>) -> HttpResponse {
-    let state = tenant.extension::<Backchannel>();
-    let log = state
+    HttpResponse::Ok().json(delivery_log(&tenant))
+}
+
+/// The deliveries made so far (oldest first), as `GET /__emulator/backchannel-deliveries` lists
+/// them.
+pub fn delivery_log(tenant: &Tenant) -> Vec<Value> {
+    tenant
+        .extension::<Backchannel>()
         .deliveries
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    HttpResponse::Ok().json(log)
+        .clone()
 }

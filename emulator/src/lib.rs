@@ -205,6 +205,12 @@ impl EmulatorHandle {
         self.tenant.observer.requests()
     }
 
+    /// The back-channel logout deliveries made so far (oldest first): each POST to a client's
+    /// `backchannelLogoutUrls` with the daemon's answer, as the control API lists them.
+    pub fn backchannel_deliveries(&self) -> Vec<serde_json::Value> {
+        backchannel::delivery_log(&self.tenant)
+    }
+
     /// The requests received on `path` (exact, or a prefix ending in `*`).
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
         self.requests()
