@@ -798,16 +798,16 @@ mod tests {
         );
     }
 
+    /// A cache on `clock` that refetches an unknown kid at most once per `interval`.
+    fn refetching_every(clock: &Clock, interval: Duration) -> JwksCache {
+        JwksCache::with_intervals(http(), clock.clone(), interval, DEFAULT_MAX_AGE)
+    }
+
     #[tokio::test]
     async fn an_unknown_kid_after_a_rotation_refetches_the_jwks() {
         let (emulator, client) = start();
         let clock = Clock::manual();
-        let cache = JwksCache::with_intervals(
-            http(),
-            clock.clone(),
-            Duration::from_millis(200),
-            DEFAULT_MAX_AGE,
-        );
+        let cache = refetching_every(&clock, Duration::from_millis(200));
         let before = emulator.tenant().sign(&claims(&emulator));
         cache.verify_id_token(&before, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 1);
@@ -830,7 +830,7 @@ mod tests {
         let (emulator, client) = start();
         let interval = Duration::from_millis(500);
         let clock = Clock::manual();
-        let cache = JwksCache::with_intervals(http(), clock.clone(), interval, DEFAULT_MAX_AGE);
+        let cache = refetching_every(&clock, interval);
         let good = emulator.tenant().sign(&claims(&emulator));
         cache.verify_id_token(&good, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 1);
@@ -927,12 +927,7 @@ mod tests {
     async fn check_up_reports_reachability() {
         let (emulator, client) = start();
         let clock = Clock::manual();
-        let cache = JwksCache::with_intervals(
-            http(),
-            clock.clone(),
-            Duration::from_millis(200),
-            DEFAULT_MAX_AGE,
-        );
+        let cache = refetching_every(&clock, Duration::from_millis(200));
         assert_eq!(cache.check(&client.auth0_url).await.unwrap(), 1);
         // Probed again at once: answered from the last fetch.
         assert_eq!(cache.check(&client.auth0_url).await.unwrap(), 1);

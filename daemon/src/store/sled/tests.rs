@@ -286,18 +286,25 @@ async fn many_concurrent_durable_writers_all_finish() {
     assert!(store.stalled().is_none());
 }
 
+/// A store in a temporary folder whose flushes hang until released, judged stuck after
+/// `stall_after`.
+fn held_flushes(stall_after: Duration) -> (tempfile::TempDir, SledStore) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let options = SledOptions {
+        stall_after,
+        ..SledOptions::default()
+    };
+    let store = SledStore::open(dir.path(), options).expect("open");
+    store.hold_flushes(true);
+    (dir, store)
+}
+
 /// A hung flush makes durable writes wait, not hang their callers: a bounded caller gets a
 /// timeout (503), the watchdog reports the stall, non-durable writes and reads go on, and the
 /// writes complete once the flush does.
 #[tokio::test]
 async fn a_hung_flush_is_reported_and_bounded_callers_get_an_outage() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let options = SledOptions {
-        stall_after: Duration::from_millis(100),
-        ..SledOptions::default()
-    };
-    let store = SledStore::open(dir.path(), options).expect("open");
-    store.hold_flushes(true);
+    let (_dir, store) = held_flushes(Duration::from_millis(100));
     let s = session("auth0|h", "h", Duration::from_secs(60));
     let answer = crate::store::bounded(Duration::from_millis(300), store.create_session(&s)).await;
     assert!(
@@ -319,13 +326,7 @@ async fn a_hung_flush_is_reported_and_bounded_callers_get_an_outage() {
 /// would wait for the hung flush, and the process with it).
 #[tokio::test]
 async fn dropping_a_stuck_store_does_not_hang() {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let options = SledOptions {
-        stall_after: Duration::from_millis(50),
-        ..SledOptions::default()
-    };
-    let store = SledStore::open(dir.path(), options).expect("open");
-    store.hold_flushes(true);
+    let (_dir, store) = held_flushes(Duration::from_millis(50));
     let s = session("auth0|d", "d", Duration::from_secs(60));
     let _ = crate::store::bounded(Duration::from_millis(200), store.create_session(&s)).await;
     assert!(store.stalled().is_some());
