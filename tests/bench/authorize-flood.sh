@@ -36,11 +36,6 @@ connections=${CONNECTIONS:-16}
 redirect_bytes=${REDIRECT_BYTES:-2000}
 scenarios=(${FLOOD_SCENARIOS:-one-ip many-ips})
 
-work=$(mktemp -d)
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 # shellcheck source=tests/bench/store-lib.sh
 source tests/bench/store-lib.sh
 require_tools wrk curl python3 timeout

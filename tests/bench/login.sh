@@ -19,11 +19,6 @@ rounds=${1:-5}
 seconds=${2:-5}
 connections=${CONNECTIONS:-16 64}
 
-work=$(mktemp -d)
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 # shellcheck source=tests/bench/store-lib.sh
 source tests/bench/store-lib.sh
 require_tools wrk curl python3

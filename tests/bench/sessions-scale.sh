@@ -25,11 +25,6 @@ seconds=${SECONDS_PER_RUN:-10}
 daemon_cpus=${DAEMON_CPUS:-0}
 wrk_cpus=${WRK_CPUS:-1}
 
-work=$(mktemp -d)
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 # shellcheck source=tests/bench/store-lib.sh
 source tests/bench/store-lib.sh
 require_tools wrk curl python3 taskset

@@ -1,9 +1,9 @@
 # Helpers shared by the benchmarks of the store and the login path (store.sh, store-space.sh,
 # authorize-flood.sh, login.sh, sessions-scale.sh; sourced, not run).
 #
-# The caller has done `set -euo pipefail`, is at the workspace root, and has set `work` (a fresh
-# temporary folder) and the array `pids`, and trapped EXIT with this file's `cleanup`, which kills
-# those processes and removes `work`.
+# The caller has done `set -euo pipefail` and is at the workspace root. Sourcing this file gives it
+# `work` (a fresh temporary folder) and the array `pids` of the processes it starts, and traps EXIT
+# (and INT, TERM) with `cleanup`, which kills those processes and removes `work`.
 
 bench_users=${USERS:-64}
 bench_password=bench-password
@@ -29,6 +29,12 @@ cleanup() {
     done
     rm -rf "$work"
 }
+
+work=$(mktemp -d)
+pids=()
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Drops PID from `pids` once it has ended, so the trap never signals a reused pid.
 forget_pid() {

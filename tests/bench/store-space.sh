@@ -32,11 +32,6 @@ sweep_wait=${SWEEP_WAIT:-45}
 sample_seconds=${SAMPLE_SECONDS:-30}
 samples=${SAMPLES:-6}
 
-work=$(mktemp -d)
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 # shellcheck source=tests/bench/store-lib.sh
 source tests/bench/store-lib.sh
 require_tools wrk curl python3 timeout

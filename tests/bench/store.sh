@@ -33,11 +33,6 @@ rounds=${2:-5}
 seconds=${3:-5}
 fsync_logins=${FSYNC_LOGINS:-2000}
 
-work=$(mktemp -d)
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 # shellcheck source=tests/bench/store-lib.sh
 source tests/bench/store-lib.sh
 require_tools wrk strace curl python3 timeout
