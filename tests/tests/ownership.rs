@@ -619,6 +619,53 @@ async fn fifty_concurrent_cookie_refreshes_make_one_auth0_call_and_extend_the_se
     assert_eq!(app.userinfo_cookie(&sid).await.status(), 401);
 }
 
+/// Cookie refreshes that join `/userinfo`'s transparent refresh of an expired access token
+/// (a flight that does not extend the session) still extend it: 25 `/userinfo` start the
+/// transparent refresh (Auth0 answers it 300 ms late), 25 cookie refreshes arrive while it runs;
+/// one Auth0 call, every answer 200, and the session lives past the login's expiry.
+#[actix_rt::test]
+async fn cookie_refreshes_joining_a_transparent_refresh_still_extend_the_session() {
+    let app = spawn_app().await;
+    app.access_tokens_last(60);
+    let sid = app.login_cookie().await;
+    // An hour later the access token has expired and the session has 23 h left.
+    app.clock.advance(Duration::from_secs(3600));
+    app.emulator.clear_requests();
+    app.emulator.add_fault(Fault {
+        delay_ms: 300,
+        ..fault("/oauth/token")
+    });
+    let (userinfos, refreshes) = tokio::join!(
+        join_all((0..25).map(|_| app.userinfo_cookie(&sid))),
+        async {
+            // The transparent flight is waiting on Auth0: every cookie refresh joins it.
+            eventually(
+                "/userinfo's refresh reaching Auth0",
+                Duration::from_secs(5),
+                async || refresh_calls(&app) == 1,
+            )
+            .await;
+            join_all((0..25).map(|_| app.refresh_cookie(&sid))).await
+        },
+    );
+    for response in userinfos.iter().chain(&refreshes) {
+        assert_eq!(response.status(), 200, "{}", response.url());
+    }
+    for response in &refreshes {
+        let cookie = set_cookie(response, "sid").expect("the cookie re-issued");
+        assert!(cookie.contains("Max-Age=86400"), "{cookie}");
+    }
+    assert_eq!(refresh_calls(&app), 1, "one Auth0 call for both kinds");
+
+    // Past the login's expiry (login + 24 h) the session lives on: the refreshes extended it.
+    app.clock.advance(Duration::from_secs(86_400 - 3600 + 60));
+    assert_eq!(
+        app.userinfo_cookie(&sid).await.status(),
+        200,
+        "the session ended at the login's expiry: a refresh that joined /userinfo's did not extend it"
+    );
+}
+
 /// The daemon's environment in the process test: access logs off, the `listening` line on.
 const QUIET: &[(&str, &str)] = &[("LOG_LEVEL", "warn,auth0_client::app=info")];
 
