@@ -8,6 +8,7 @@
 # Ratios are medians over the rounds (absolute figures on a shared 2-core machine are noise).
 #
 # Usage: tests/bench/redis.sh [ROUNDS] [SECONDS]   (needs wrk and redis-server)
+# DAEMON=path/to/e2e-auth0-client measures that build instead of the working tree's.
 # PLUGIN=path/to/libgroups_to_permissions.so adds the two Redis variants and sled with that plugin
 # loaded (config {"permissions": {"admin": ["users:read", "users:write"]}}).
 set -euo pipefail
@@ -22,6 +23,7 @@ done
 cargo build --release -q -p e2e --bin e2e-auth0-client --bin bench-baseline
 cargo build --release -q -p auth0-emulator
 bin=target/release
+daemon=${DAEMON:-$bin/e2e-auth0-client}
 work=$(mktemp -d)
 . tests/bench/userinfo-lib.sh
 
@@ -67,11 +69,11 @@ start() {
     if [ "$store" = redis ]; then
         env REDIS_HOSTS="127.0.0.1:$redis_port" SESSION_SCOPE="$name" HTTP_PORT="$port" \
             DELAY_SHUTDOWN_SECONDS=0 LOG_LEVEL=${LOG_LEVEL:-warn} \
-            "$bin/e2e-auth0-client" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
+            "$daemon" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
     else
         env AUTH0_CLIENT__SESSIONS__PATH="$work/$name-sled" HTTP_PORT="$port" \
             DELAY_SHUTDOWN_SECONDS=0 LOG_LEVEL=${LOG_LEVEL:-warn} \
-            "$bin/e2e-auth0-client" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
+            "$daemon" --config "$work/$name.json" >"$work/$name.log" 2>&1 &
     fi
     pids+=($!)
     wait_for "http://127.0.0.1:$port/-/ready"

@@ -1,10 +1,11 @@
-//! [`Link`]: the store's one connection to Redis, which finds the server (ordered failover over
+//! [`Link`]: the store's connection to Redis, which finds the server (ordered failover over
 //! several hosts, or the master a sentinel names), bounds every call in time, and reconnects by
 //! itself after an outage.
 //!
 //! | what | how |
 //! |---|---|
-//! | the connection | one multiplexed connection (`redis::aio::MultiplexedConnection`, many calls in flight on one socket), driven by a one-thread runtime the store owns, so its I/O never waits on a busy HTTP worker and does not die with one |
+//! | the connection | one multiplexed connection (`redis::aio::MultiplexedConnection`, many calls in flight on one socket), driven by a one-thread runtime the store owns, so its I/O never waits on a busy HTTP worker and does not die with one: it finds the master, takes every write, and is the one `/-/ready` asks |
+//! | reads | through a connection of the calling thread's own (each HTTP worker and actor thread runs a current-thread runtime) to the server the link reached, made in the background on the thread's first read and replaced when the link reconnects: a cached `/userinfo`'s revision check is written and answered on its worker, without a hop to the link's runtime and back (about a third of the daemon's CPU per request). Until it is made, and when it breaks (the server closed it idle, a `CLIENT KILL`), reads use the link's connection, whose own failures alone count as the server's |
 //! | a call | bounded by the response timeout (`sessions.timeoutMs`); a late answer is matched to its call and dropped, so a timeout never shifts answers |
 //! | connecting | one attempt at a time, each host bounded by the connection timeout (`sessions.timeoutMs`); callers arriving while an attempt runs during an outage fail at once instead of queueing |
 //! | standalone, several hosts | tried in the order given; a host is used only when `ROLE` says `master` (a replica, or an old master a failover demoted, is skipped); the link stays on the host it reached until that host fails or stops being master, then tries them all from the first again |
@@ -19,6 +20,8 @@
 //! refused them as a replica (`READONLY`: nothing was applied), never after a broken connection,
 //! since one may have been applied before it broke: the caller answers 503 and its client retries.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -64,8 +67,21 @@ pub(super) struct LinkOptions {
 struct Live {
     generation: u64,
     connection: MultiplexedConnection,
-    /// `host:port` of the server, for messages.
-    at: String,
+    /// The server it reached (the near connections go to the same one).
+    at: Server,
+}
+
+/// A server's address; `host:port` in messages.
+#[derive(Clone, PartialEq, Eq)]
+struct Server {
+    host: String,
+    port: u16,
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 type Attempt = Shared<BoxFuture<'static, Result<Live, String>>>;
@@ -195,10 +211,14 @@ impl Link {
         call: Call<'_>,
     ) -> Result<T, StoreError> {
         let mut attempts = 0;
+        // A read goes through this thread's own connection while that one works.
+        let mut near_ok = retry == Retry::Read;
         loop {
             attempts += 1;
             let live = self.connection().await?;
-            let mut connection = live.connection.clone();
+            let near = if near_ok { self.core.near(&live) } else { None };
+            let used_near = near.is_some();
+            let mut connection = near.unwrap_or_else(|| live.connection.clone());
             let answer = match call {
                 Call::Cmd(cmd) => cmd.query_async::<Value>(&mut connection).await,
                 Call::Script(script) => script.invoke_async::<Value>(&mut connection).await,
@@ -209,6 +229,14 @@ impl Link {
                     return redis::from_redis_value(value).map_err(|e| {
                         StoreError::Corrupt(format!("Redis answered {what} unexpectedly: {e}"))
                     });
+                }
+                Err(error) if used_near && breaks_connection(&error) => {
+                    // This thread's connection broke (the server closed it idle, or the runtime
+                    // that drove it ended): the read goes to the link's own connection, whose
+                    // answer tells whether the server is gone.
+                    self.core.forget_near(live.generation);
+                    near_ok = false;
+                    attempts -= 1;
                 }
                 Err(error) => {
                     let broken = self.core.failed(&live, &error);
@@ -262,6 +290,31 @@ impl Link {
     }
 }
 
+thread_local! {
+    /// This thread's own connections, one per link (see [`Core::near`]).
+    static NEAR: RefCell<Vec<Near>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A link's connection made on the thread that uses it, to the server of one generation.
+struct Near {
+    core: Weak<Core>,
+    generation: u64,
+    /// `None` while it is being made, or after that failed.
+    connection: Option<MultiplexedConnection>,
+    /// When it was asked for, or failed: asked for again after the timeout and [`RETRY_PAUSE`].
+    since: Instant,
+}
+
+impl Near {
+    fn of_link(&self, core: &Arc<Core>) -> bool {
+        std::ptr::eq(self.core.as_ptr(), Arc::as_ptr(core))
+    }
+
+    fn of(&self, core: &Arc<Core>, generation: u64) -> bool {
+        self.generation == generation && self.of_link(core)
+    }
+}
+
 impl Core {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves plain bookkeeping behind: keep using it.
@@ -299,10 +352,60 @@ impl Core {
         attempt
     }
 
+    /// This thread's own connection to the server of `live`, when the thread runs a
+    /// current-thread runtime (each HTTP worker and actor thread does): a read sent on it is
+    /// written and answered on this thread, without a hop to the link's runtime and back. The
+    /// first call of a generation asks for one in the background and answers `None`, so the
+    /// caller uses `live`'s connection meanwhile; a newer generation (a reconnect, a failover)
+    /// replaces it.
+    fn near(self: &Arc<Self>, live: &Live) -> Option<MultiplexedConnection> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        NEAR.with_borrow_mut(|near| {
+            near.retain(|n| n.core.strong_count() > 0);
+            if let Some(i) = near.iter().position(|n| n.of_link(self)) {
+                let mine = &near[i];
+                let wait = self.options.timeout + RETRY_PAUSE;
+                if mine.generation == live.generation
+                    && (mine.connection.is_some() || mine.since.elapsed() < wait)
+                {
+                    return mine.connection.clone();
+                }
+                near.swap_remove(i);
+            }
+            near.push(Near {
+                core: Arc::downgrade(self),
+                generation: live.generation,
+                connection: None,
+                since: Instant::now(),
+            });
+            let (core, generation, at) = (Arc::clone(self), live.generation, live.at.clone());
+            runtime.spawn(async move {
+                let opened = open(&core.options, &at.host, at.port, true).await;
+                NEAR.with_borrow_mut(|near| {
+                    if let Some(mine) = near.iter_mut().find(|n| n.of(&core, generation)) {
+                        match opened {
+                            Ok((connection, _)) => mine.connection = Some(connection),
+                            Err(_) => mine.since = Instant::now(),
+                        }
+                    }
+                });
+            });
+            None
+        })
+    }
+
+    /// Drops this thread's connection of `generation`; the next read asks for a new one.
+    fn forget_near(self: &Arc<Self>, generation: u64) {
+        NEAR.with_borrow_mut(|near| near.retain(|n| !n.of(self, generation)));
+    }
+
     /// Records the outcome of a connection attempt.
     fn settle(
         &self,
-        outcome: Result<(MultiplexedConnection, String), String>,
+        outcome: Result<(MultiplexedConnection, Server), String>,
     ) -> Result<Live, String> {
         let mut state = self.lock();
         state.attempt = None;
@@ -388,7 +491,10 @@ impl Core {
                 for (host, port) in &self.options.endpoints {
                     match ask_sentinel(&self.options, host, *port, name).await {
                         Ok((master_host, master_port)) => {
-                            let named = format!("{master_host}:{master_port}");
+                            let named = Server {
+                                host: master_host,
+                                port: master_port,
+                            };
                             if named != live.at {
                                 return Err(format!("the sentinel names {named} as master now"));
                             }
@@ -425,7 +531,11 @@ impl Core {
 
     /// Whether the server is a master: `ROLE`, or when the ACL refuses `ROLE`, a write probe
     /// (`READONLY` means a replica), with one warning.
-    async fn role(&self, connection: &mut MultiplexedConnection, at: &str) -> Result<bool, String> {
+    async fn role(
+        &self,
+        connection: &mut MultiplexedConnection,
+        at: &Server,
+    ) -> Result<bool, String> {
         match redis::cmd("ROLE")
             .query_async::<Vec<Value>>(connection)
             .await
@@ -455,7 +565,7 @@ impl Core {
         }
     }
 
-    fn error(&self, what: &str, at: &str, error: &RedisError) -> StoreError {
+    fn error(&self, what: &str, at: &Server, error: &RedisError) -> StoreError {
         if error.is_timeout() {
             return StoreError::Timeout(self.options.timeout);
         }
@@ -539,7 +649,7 @@ fn refused_by_acl(error: &RedisError) -> bool {
 
 /// Connects to the first host that answers as master (standalone) or to the master a sentinel
 /// names; the error names every host tried and why it failed.
-async fn connect(core: &Core) -> Result<(MultiplexedConnection, String), String> {
+async fn connect(core: &Core) -> Result<(MultiplexedConnection, Server), String> {
     let options = &core.options;
     let mut failures = Vec::new();
     for (host, port) in &options.endpoints {
@@ -580,7 +690,7 @@ async fn via_sentinel(
     host: &str,
     port: u16,
     name: &str,
-) -> Result<(MultiplexedConnection, String), String> {
+) -> Result<(MultiplexedConnection, Server), String> {
     let (master_host, master_port) = ask_sentinel(options, host, port, name).await?;
     let (mut master, at) = open(options, &master_host, master_port, true)
         .await
@@ -637,8 +747,11 @@ async fn open(
     host: &str,
     port: u16,
     auth: bool,
-) -> Result<(MultiplexedConnection, String), String> {
-    let at = format!("{host}:{port}");
+) -> Result<(MultiplexedConnection, Server), String> {
+    let at = Server {
+        host: host.to_owned(),
+        port,
+    };
     let client = client(options, host, port, auth).map_err(|e| e.to_string())?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(options.timeout))

@@ -767,3 +767,77 @@ async fn replicated(replica: &RedisServer, key: &str, count: &str) {
     .await
     .expect("the replica has the writes within 10 s");
 }
+
+/// The ids of the server's client connections other than the one asking.
+fn client_ids(server: &RedisServer) -> Vec<u64> {
+    server
+        .command(&["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| !line.contains("cmd=client|list"))
+        .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// On a current-thread runtime (each HTTP worker's) a read goes through the thread's own
+/// connection once it is made; when the server closes that one (an idle `timeout`, a `CLIENT
+/// KILL`), the next read is answered on the link's connection, which stays, and the thread gets
+/// a new one.
+#[tokio::test(flavor = "current_thread")]
+async fn reads_use_the_threads_own_connection_and_survive_losing_it() {
+    let server = RedisServer::start();
+    let clock = Clock::manual();
+    let store = RedisStore::open(options(vec![server.host_port()], "near", &clock)).expect("opens");
+    answering(&store).await;
+    let stored = session("auth0|near", "near-token");
+    store.create_session(&stored).await.expect("stored");
+    let link = client_ids(&server);
+    assert_eq!(link.len(), 1, "the link's one connection: {link:?}");
+
+    let read = || async {
+        store
+            .get_session(&stored.id)
+            .await
+            .expect("read")
+            .expect("live")
+            .sub
+    };
+    let mut ids = link.clone();
+    for _ in 0..100 {
+        assert_eq!(read().await, "auth0|near");
+        ids = client_ids(&server);
+        if ids.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ids.len(),
+        2,
+        "the thread's own connection was never made: {ids:?}"
+    );
+    let near = *ids.iter().find(|id| !link.contains(id)).expect("a new id");
+
+    server.command(&["CLIENT", "KILL", "ID", &near.to_string()]);
+    assert_eq!(
+        read().await,
+        "auth0|near",
+        "a read right after the loss is answered"
+    );
+    for _ in 0..100 {
+        ids = client_ids(&server);
+        if ids.len() == 2 {
+            break;
+        }
+        assert_eq!(read().await, "auth0|near");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        ids.contains(&link[0]),
+        "the link's connection stays: {ids:?}"
+    );
+    assert!(
+        !ids.contains(&near),
+        "the lost one is not used again: {ids:?}"
+    );
+    assert_eq!(ids.len(), 2, "the thread got a new connection: {ids:?}");
+}
