@@ -472,7 +472,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::http::extract::test_support::{client, doc, doc_with_keys, request, settings};
+    use crate::http::extract::test_support::{
+        client, doc, doc_with_keys, request, request_with, settings, with_headers,
+    };
 
     /// What a selection should come to.
     #[derive(Debug)]
@@ -485,13 +487,11 @@ mod tests {
 
     const KEY_WEB: ClientSource = ClientSource::ApiKey { management: false };
     const KEY_ADMIN: ClientSource = ClientSource::ApiKey { management: true };
+    const HEADER: ClientSource = ClientSource::Header;
+    const DEFAULT: ClientSource = ClientSource::Default;
 
     fn run(settings: &Settings, kind: RouteKind, headers: &[(&str, &str)], want: &Want) {
-        let mut req = TestRequest::default();
-        for header in headers {
-            req = req.append_header(*header);
-        }
-        let req = req.to_http_request();
+        let req = with_headers(TestRequest::default(), headers);
         let got = select_client_optional(&req, settings, kind);
         let case = format!("{kind:?} {headers:?}");
         match (want, got) {
@@ -530,33 +530,24 @@ mod tests {
         let s = settings(doc());
         for kind in [RouteKind::Api, RouteKind::Browser, RouteKind::Management] {
             for (headers, want) in [
-                (vec![], Is("web", ClientSource::Default)),
-                (
-                    vec![("client-type", "mobile")],
-                    Is("mobile", ClientSource::Header),
-                ),
-                (
-                    vec![("Client-Type", "web")],
-                    Is("web", ClientSource::Header),
-                ),
-                (vec![("client-type", "")], Is("web", ClientSource::Default)),
+                (vec![], Is("web", DEFAULT)),
+                (vec![("client-type", "mobile")], Is("mobile", HEADER)),
+                (vec![("Client-Type", "web")], Is("web", HEADER)),
+                (vec![("client-type", "")], Is("web", DEFAULT)),
                 (vec![("client-type", "Mobile")], Status(401, "\"Mobile\"")),
                 (
                     vec![("client-type", "admin")],
                     Status(401, "`client-type` header"),
                 ),
                 // Keys mean nothing without `apiKeys`: a gateway may use `secret` itself.
-                (
-                    vec![("secret", "whatever")],
-                    Is("web", ClientSource::Default),
-                ),
+                (vec![("secret", "whatever")], Is("web", DEFAULT)),
                 (
                     vec![("secret", "whatever"), ("client-type", "mobile")],
-                    Is("mobile", ClientSource::Header),
+                    Is("mobile", HEADER),
                 ),
                 (
                     vec![("cookie", "mia_client_key=key-web")],
-                    Is("web", ClientSource::Default),
+                    Is("web", DEFAULT),
                 ),
             ] {
                 run(&s, kind, &headers, &want);
@@ -575,7 +566,7 @@ mod tests {
             &s,
             RouteKind::Api,
             &[("client-type", "mobile")],
-            &Is("mobile", ClientSource::Header),
+            &Is("mobile", HEADER),
         );
     }
 
@@ -655,7 +646,7 @@ mod tests {
     fn with_api_keys_browser_routes_need_none_but_a_key_still_picks() {
         let s = settings(doc_with_keys());
         for (headers, want) in [
-            (vec![], Is("web", ClientSource::Default)),
+            (vec![], Is("web", DEFAULT)),
             (
                 vec![("cookie", "mia_client_key=key-mobile")],
                 Is("mobile", KEY_WEB),
@@ -664,16 +655,13 @@ mod tests {
             // A stale cookie must not lock anyone out of /logout.
             (
                 vec![("cookie", "mia_client_key=rotated-away")],
-                Is("web", ClientSource::Default),
+                Is("web", DEFAULT),
             ),
             (
                 vec![("secret", "nope"), ("client-type", "mobile")],
-                Is("mobile", ClientSource::Header),
+                Is("mobile", HEADER),
             ),
-            (
-                vec![("client-type", "mobile")],
-                Is("mobile", ClientSource::Header),
-            ),
+            (vec![("client-type", "mobile")], Is("mobile", HEADER)),
             (
                 vec![("client-type", "nope")],
                 Status(401, "unknown client type"),
@@ -724,7 +712,7 @@ mod tests {
                 ("client-type", "your_client_type"),
                 ("x-forwarded-host", "your_host"),
             ],
-            &Is("your_client_type", ClientSource::Header),
+            &Is("your_client_type", HEADER),
         );
     }
 
@@ -733,12 +721,12 @@ mod tests {
         let s = settings(doc());
         let pick = |source| SelectedClient::new(&s, "web", source).expect("web exists");
         assert!(pick(KEY_WEB).named());
-        assert!(pick(ClientSource::Header).named());
-        assert!(!pick(ClientSource::Default).named());
+        assert!(pick(HEADER).named());
+        assert!(!pick(DEFAULT).named());
         assert!(!pick(ClientSource::Session).named());
         assert!(pick(KEY_ADMIN).management_key());
         assert!(!pick(KEY_WEB).management_key());
-        assert!(SelectedClient::new(&s, "nope", ClientSource::Header).is_none());
+        assert!(SelectedClient::new(&s, "nope", HEADER).is_none());
         assert_eq!(
             ClientType::known(&s, "mobile").expect("known").as_str(),
             "mobile"
@@ -753,9 +741,9 @@ mod tests {
         let with_gone = settings(d);
         let s = settings(doc());
         let pick = |name, source| SelectedClient::new(&with_gone, name, source).expect("exists");
-        let web_default = pick("web", ClientSource::Default);
-        let web_header = pick("web", ClientSource::Header);
-        let mobile_header = pick("mobile", ClientSource::Header);
+        let web_default = pick("web", DEFAULT);
+        let web_header = pick("web", HEADER);
+        let mobile_header = pick("mobile", HEADER);
         let web_key = pick("web", KEY_WEB);
 
         for (selected, session, want) in [
@@ -770,11 +758,7 @@ mod tests {
                 "web",
                 Ok(("web", ClientSource::Session)),
             ),
-            (
-                Some(&mobile_header),
-                "mobile",
-                Ok(("mobile", ClientSource::Header)),
-            ),
+            (Some(&mobile_header), "mobile", Ok(("mobile", HEADER))),
             (Some(&web_key), "web", Ok(("web", KEY_WEB))),
             (
                 Some(&web_header),
@@ -805,9 +789,7 @@ mod tests {
     async fn extractors_read_the_app_settings() {
         let s = settings(doc_with_keys());
 
-        let req = request(&s, "203.0.113.7")
-            .insert_header(("secret", "key-mobile"))
-            .to_http_request();
+        let req = request_with(&s, "203.0.113.7", &[("secret", "key-mobile")]);
         let client = ApiClient::extract(&req).await.expect("selected");
         assert_eq!(client.name.as_str(), "mobile");
         assert!(client.named());
@@ -822,7 +804,7 @@ mod tests {
         let client = BrowserClient::extract(&req)
             .await
             .expect("browser: no key needed");
-        assert_eq!(client.into_inner().source, ClientSource::Default);
+        assert_eq!(client.into_inner().source, DEFAULT);
 
         // /logout without a key: the default client is not "named", so the session's wins.
         let requested = OptionalBrowserClient::extract(&req)
@@ -836,9 +818,7 @@ mod tests {
         assert_eq!(requested.required().expect("default").name.as_str(), "web");
 
         // /userinfo with web's key and a mobile session: 401.
-        let req = request(&s, "203.0.113.7")
-            .insert_header(("client-key", "key-web"))
-            .to_http_request();
+        let req = request_with(&s, "203.0.113.7", &[("client-key", "key-web")]);
         let requested = OptionalApiClient::extract(&req).await.expect("valid key");
         let err = requested.for_session("mobile").expect_err("other client");
         assert_eq!(err.status_code(), StatusCode::UNAUTHORIZED);

@@ -343,7 +343,9 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::http::extract::test_support::{doc, request, settings, settings_env};
+    use crate::http::extract::test_support::{
+        doc, request, request_with, settings, settings_env, with_headers,
+    };
 
     /// The test document with the proxies these tests stand behind: loopback and private ranges.
     fn proxied() -> Value {
@@ -352,13 +354,6 @@ mod tests {
             "127.0.0.0/8", "::1", "10.0.0.0/8", "192.168.0.0/16", "fd00::/8"
         ]});
         d
-    }
-
-    fn with_headers(mut req: TestRequest, headers: &[(&str, &str)]) -> HttpRequest {
-        for header in headers {
-            req = req.append_header(*header);
-        }
-        req.to_http_request()
     }
 
     #[test]
@@ -488,15 +483,36 @@ mod tests {
         assert_eq!(err.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
-    fn host_case(
-        s: &Settings,
-        peer: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<String, (u16, String)> {
-        let req = with_headers(request(s, peer), headers);
-        public_host(&req, s)
-            .map(|host| host.to_string())
-            .map_err(|err| (err.status_code().as_u16(), err.to_string()))
+    /// Checks one case of a rule that reads a value or answers 400: `want` is the value, or a
+    /// piece of the 400's message.
+    fn check<T, W>(case: &str, got: Result<T, ApiError>, want: Result<W, &str>)
+    where
+        T: PartialEq<W> + fmt::Debug,
+        W: fmt::Debug,
+    {
+        match (got, want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
+            (Err(err), Err(needle)) => {
+                assert_eq!(err.status_code(), StatusCode::BAD_REQUEST, "{case}: {err}");
+                assert!(
+                    err.to_string().contains(needle),
+                    "{case}: {err} should contain {needle:?}"
+                );
+            }
+            (got, want) => panic!("{case}: wanted {want:?}, got {got:?}"),
+        }
+    }
+
+    /// [`public_host`] of a request from `peer` with `headers`, checked against `want`.
+    fn host_case(s: &Settings, peer: &str, headers: &[(&str, &str)], want: Result<&str, &str>) {
+        let got = public_host(&request_with(s, peer, headers), s).map(|host| host.to_string());
+        check(&format!("{peer} {headers:?}"), got, want);
+    }
+
+    /// [`public_scheme`] of a request from `peer` with `headers`, checked against `want`.
+    fn scheme_case(s: &Settings, peer: &str, headers: &[(&str, &str)], want: Result<Scheme, &str>) {
+        let got = public_scheme(&request_with(s, peer, headers), s);
+        check(&format!("{peer} {headers:?}"), got, want);
     }
 
     #[test]
@@ -586,27 +602,16 @@ mod tests {
                     ("host", "app.example.com"),
                     ("x-forwarded-host", "evil.example/x"),
                 ],
-                Err((400, "`X-Forwarded-Host` header")),
+                Err("`X-Forwarded-Host` header"),
             ),
             (
                 "203.0.113.7",
                 vec![("host", "good.example@evil.example")],
-                Err((400, "\"good.example@evil.example\" in the `Host` header")),
+                Err("\"good.example@evil.example\" in the `Host` header"),
             ),
-            ("203.0.113.7", vec![], Err((400, "missing `Host` header"))),
+            ("203.0.113.7", vec![], Err("missing `Host` header")),
         ] {
-            let got = host_case(&s, peer, &headers);
-            match (&got, want) {
-                (Ok(host), Ok(want)) => assert_eq!(host, want, "{peer} {headers:?}"),
-                (Err((status, message)), Err((want_status, needle))) => {
-                    assert_eq!(*status, want_status, "{peer} {headers:?}: {message}");
-                    assert!(
-                        message.contains(needle),
-                        "{message} should contain {needle:?}"
-                    );
-                }
-                _ => panic!("{peer} {headers:?}: wanted {want:?}, got {got:?}"),
-            }
+            host_case(&s, peer, &headers, want);
         }
     }
 
@@ -616,36 +621,17 @@ mod tests {
         d["server"]["allowedHosts"] =
             json!(["App.Example.com", "admin.example.com:8443", "[::1]:8080"]);
         let s = settings(d);
-        for (peer, headers, want) in [
+        // A trusted proxy's `X-Forwarded-Host` (its rightmost value) must be allowed.
+        for (headers, want) in [
             (
-                "10.0.0.1",
                 vec![("x-forwarded-host", "app.example.com")],
                 Ok("app.example.com"),
             ),
             (
-                "10.0.0.1",
                 vec![("x-forwarded-host", "APP.EXAMPLE.COM:444")],
                 Ok("app.example.com:444"),
             ),
             (
-                "203.0.113.7",
-                vec![("host", "admin.example.com:8443")],
-                Ok("admin.example.com:8443"),
-            ),
-            (
-                "203.0.113.7",
-                vec![("host", "[::1]:8080")],
-                Ok("[::1]:8080"),
-            ),
-            (
-                "203.0.113.7",
-                vec![("host", "admin.example.com")],
-                Err(
-                    "host `admin.example.com` (from the `Host` header) is not in `server.allowedHosts`",
-                ),
-            ),
-            (
-                "10.0.0.1",
                 vec![
                     ("host", "app.example.com"),
                     ("x-forwarded-host", "evil.example"),
@@ -653,7 +639,6 @@ mod tests {
                 Err("host `evil.example` (from the `X-Forwarded-Host` header)"),
             ),
             (
-                "10.0.0.1",
                 vec![
                     ("host", "app.example.com"),
                     ("x-forwarded-host", "app.example.com, evil.example"),
@@ -661,23 +646,25 @@ mod tests {
                 Err("host `evil.example` (from the `X-Forwarded-Host` header)"),
             ),
             (
-                "10.0.0.1",
                 vec![("x-forwarded-host", "evil.example, app.example.com")],
                 Ok("app.example.com"),
             ),
-            ("203.0.113.7", vec![("host", "[::1]")], Err("`[::1]`")),
         ] {
-            let got = host_case(&s, peer, &headers);
-            match (&got, want) {
-                (Ok(host), Ok(want)) => assert_eq!(host, want, "{headers:?}"),
-                (Err((400, message)), Err(needle)) => {
-                    assert!(
-                        message.contains(needle),
-                        "{message} should contain {needle:?}"
-                    );
-                }
-                _ => panic!("{headers:?}: wanted {want:?}, got {got:?}"),
-            }
+            host_case(&s, "10.0.0.1", &headers, want);
+        }
+        // So must an untrusted peer's `Host`.
+        for (host, want) in [
+            ("admin.example.com:8443", Ok("admin.example.com:8443")),
+            ("[::1]:8080", Ok("[::1]:8080")),
+            (
+                "admin.example.com",
+                Err(
+                    "host `admin.example.com` (from the `Host` header) is not in `server.allowedHosts`",
+                ),
+            ),
+            ("[::1]", Err("`[::1]`")),
+        ] {
+            host_case(&s, "203.0.113.7", &[("host", host)], want);
         }
     }
 
@@ -688,48 +675,36 @@ mod tests {
             proxied(),
             &[("ORIGINAL_PROTOCOL_HEADER", "X-Original-Proto")],
         );
-        for (s, peer, headers, want) in [
+        for (headers, want) in [
+            (vec![("x-original-proto", "http")], Ok(Scheme::Http)),
             (
-                &named,
-                "10.0.0.1",
-                vec![("x-original-proto", "http")],
-                Ok(Scheme::Http),
-            ),
-            (
-                &named,
-                "10.0.0.1",
                 vec![("x-original-proto", "http"), ("x-forwarded-proto", "https")],
                 Ok(Scheme::Http),
             ),
-            (
-                &named,
-                "10.0.0.1",
-                vec![("X-Original-Proto", "HTTP")],
-                Ok(Scheme::Http),
-            ),
-            (
-                &named,
-                "10.0.0.1",
-                vec![("x-forwarded-proto", "http")],
-                Ok(Scheme::Http),
-            ),
-            (
-                &named,
-                "10.0.0.1",
-                vec![("x-original-proto", "")],
-                Ok(Scheme::Https),
-            ),
-            (&named, "10.0.0.1", vec![], Ok(Scheme::Https)),
+            (vec![("X-Original-Proto", "HTTP")], Ok(Scheme::Http)),
+            (vec![("x-forwarded-proto", "http")], Ok(Scheme::Http)),
+            (vec![("x-original-proto", "")], Ok(Scheme::Https)),
+            (vec![], Ok(Scheme::Https)),
             // Walked like X-Forwarded-For: the value the nearest proxy set, not a client's.
+            (vec![("x-original-proto", "http, https")], Ok(Scheme::Https)),
             (
-                &named,
-                "10.0.0.1",
-                vec![("x-original-proto", "http, https")],
-                Ok(Scheme::Https),
+                vec![("x-original-proto", "ftp")],
+                Err("`x-original-proto` header"),
             ),
+        ] {
+            scheme_case(&named, "10.0.0.1", &headers, want);
+        }
+        // Untrusted peers cannot downgrade the scheme.
+        for (headers, want) in [
+            (vec![("x-original-proto", "http")], Ok(Scheme::Https)),
+            (vec![("x-forwarded-proto", "http")], Ok(Scheme::Https)),
+            (vec![("x-original-proto", "javascript")], Ok(Scheme::Https)),
+        ] {
+            scheme_case(&named, "203.0.113.7", &headers, want);
+        }
+        // Without ORIGINAL_PROTOCOL_HEADER the header means nothing.
+        for (headers, want) in [
             (
-                &plain,
-                "10.0.0.1",
                 vec![
                     ("x-forwarded-proto", "http"),
                     ("x-forwarded-proto", "https"),
@@ -737,80 +712,25 @@ mod tests {
                 Ok(Scheme::Https),
             ),
             (
-                &plain,
-                "10.0.0.1",
                 vec![("x-forwarded-proto", "javascript, http")],
                 Ok(Scheme::Http),
             ),
-            // Untrusted peers cannot downgrade the scheme.
+            (vec![("x-original-proto", "http")], Ok(Scheme::Https)),
             (
-                &named,
-                "203.0.113.7",
-                vec![("x-original-proto", "http")],
-                Ok(Scheme::Https),
-            ),
-            (
-                &named,
-                "203.0.113.7",
-                vec![("x-forwarded-proto", "http")],
-                Ok(Scheme::Https),
-            ),
-            (
-                &named,
-                "203.0.113.7",
-                vec![("x-original-proto", "javascript")],
-                Ok(Scheme::Https),
-            ),
-            // Without ORIGINAL_PROTOCOL_HEADER the header means nothing.
-            (
-                &plain,
-                "10.0.0.1",
-                vec![("x-original-proto", "http")],
-                Ok(Scheme::Https),
-            ),
-            (
-                &plain,
-                "10.0.0.1",
                 vec![("x-original-proto", "http"), ("x-forwarded-proto", "HTTPS")],
                 Ok(Scheme::Https),
             ),
+            (vec![("x-forwarded-proto", "http")], Ok(Scheme::Http)),
             (
-                &plain,
-                "10.0.0.1",
-                vec![("x-forwarded-proto", "http")],
-                Ok(Scheme::Http),
-            ),
-            (
-                &named,
-                "10.0.0.1",
-                vec![("x-original-proto", "ftp")],
-                Err("`x-original-proto` header"),
-            ),
-            (
-                &plain,
-                "10.0.0.1",
                 vec![("x-forwarded-proto", "javascript")],
                 Err("`x-forwarded-proto` header"),
             ),
             (
-                &plain,
-                "10.0.0.1",
                 vec![("x-forwarded-proto", "https:")],
                 Err("expected http or https"),
             ),
         ] {
-            let req = with_headers(request(s, peer), &headers);
-            match (public_scheme(&req, s), want) {
-                (Ok(got), Ok(want)) => assert_eq!(got, want, "{peer} {headers:?}"),
-                (Err(err), Err(needle)) => {
-                    assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
-                    assert!(
-                        err.to_string().contains(needle),
-                        "{err} should contain {needle:?}"
-                    );
-                }
-                (got, want) => panic!("{peer} {headers:?}: wanted {want:?}, got {got:?}"),
-            }
+            scheme_case(&plain, "10.0.0.1", &headers, want);
         }
     }
 
@@ -844,17 +764,11 @@ mod tests {
                 Scheme::Http,
             ),
         ] {
-            let req = with_headers(request(&s, peer), &headers);
-            assert_eq!(
-                public_scheme(&req, &s).expect("valid"),
-                want,
-                "{peer} {headers:?}"
-            );
+            scheme_case(&s, peer, &headers, Ok(want));
         }
         // Without insecureCookies the same bare request is https.
         let s = settings(proxied());
-        let req = request(&s, "127.0.0.1").to_http_request();
-        assert_eq!(public_scheme(&req, &s).expect("valid"), Scheme::Https);
+        scheme_case(&s, "127.0.0.1", &[], Ok(Scheme::Https));
     }
 
     #[test]

@@ -58,14 +58,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::http::extract::test_support::{doc, doc_with_keys, request, settings, settings_env};
+    use crate::http::extract::test_support::{
+        doc, doc_with_keys, request_with, settings, settings_env,
+    };
 
     fn verdict(s: &Settings, peer: &str, headers: &[(&str, &str)]) -> Result<(), ApiError> {
-        let mut req = request(s, peer);
-        for header in headers {
-            req = req.append_header(*header);
-        }
-        management_guard(&req.to_http_request(), s)
+        management_guard(&request_with(s, peer, headers), s)
     }
 
     const XFF: (&str, &str) = ("x-forwarded-for", "203.0.113.9");

@@ -118,7 +118,7 @@ pub(crate) mod test_support {
     //! Settings and requests shared by the tests of every rule.
 
     use actix_web::test::TestRequest;
-    use actix_web::web;
+    use actix_web::{HttpRequest, web};
     use serde_json::{Value, json};
 
     use crate::config::{Env, Settings};
@@ -171,12 +171,26 @@ pub(crate) mod test_support {
             )
             .app_data(web::Data::new(settings.clone()))
     }
+
+    /// `req` with `headers` appended in order: a name given twice is two header lines.
+    pub fn with_headers(mut req: TestRequest, headers: &[(&str, &str)]) -> HttpRequest {
+        for header in headers {
+            req = req.append_header(*header);
+        }
+        req.to_http_request()
+    }
+
+    /// A request from `peer` with the app's settings registered and `headers` appended.
+    pub fn request_with(settings: &Settings, peer: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        with_headers(request(settings, peer), headers)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use actix_web::test::TestRequest;
 
+    use super::test_support::with_headers;
     use super::*;
 
     #[test]
@@ -198,10 +212,10 @@ mod tests {
 
     #[test]
     fn headers_are_trimmed_and_empty_ones_absent() {
-        let req = TestRequest::default()
-            .insert_header(("client-type", "  web "))
-            .insert_header(("secret", ""))
-            .to_http_request();
+        let req = with_headers(
+            TestRequest::default(),
+            &[("client-type", "  web "), ("secret", "")],
+        );
         assert_eq!(header(&req, "client-type"), Some("web"));
         assert_eq!(header(&req, "secret"), None);
         assert_eq!(header(&req, "client-key"), None);
@@ -216,18 +230,19 @@ mod tests {
 
     #[test]
     fn cookies_survive_malformed_neighbours() {
-        let req = TestRequest::default()
-            .append_header(("cookie", "broken; theme=dark; sid=abc"))
-            .append_header(("cookie", "sid=second; mia_client_key=\"k 1\""))
-            .to_http_request();
+        let req = with_headers(
+            TestRequest::default(),
+            &[
+                ("cookie", "broken; theme=dark; sid=abc"),
+                ("cookie", "sid=second; mia_client_key=\"k 1\""),
+            ],
+        );
         assert_eq!(cookie(&req, "sid"), Some("abc"));
         assert_eq!(cookie(&req, "mia_client_key"), Some("k 1"));
         assert_eq!(cookie(&req, "theme"), Some("dark"));
         assert_eq!(cookie(&req, "missing"), None);
 
-        let empty = TestRequest::default()
-            .insert_header(("cookie", "sid="))
-            .to_http_request();
+        let empty = with_headers(TestRequest::default(), &[("cookie", "sid=")]);
         assert_eq!(cookie(&empty, "sid"), None);
     }
 
