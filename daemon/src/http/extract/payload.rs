@@ -64,46 +64,73 @@ pub fn payload_error(err: &PayloadError) -> ApiError {
     }
 }
 
+/// A body format a route takes, as the messages of its parser's failures name it.
+#[derive(Clone, Copy)]
+struct BodyFormat {
+    /// `JSON`, `form`.
+    name: &'static str,
+    content_type: &'static str,
+}
+
+const JSON: BodyFormat = BodyFormat {
+    name: "JSON",
+    content_type: "application/json",
+};
+
+const FORM: BodyFormat = BodyFormat {
+    name: "form",
+    content_type: "application/x-www-form-urlencoded",
+};
+
+impl BodyFormat {
+    fn wrong_content_type(self) -> ApiError {
+        ApiError::UnsupportedMediaType(format!(
+            "expected a {} body (Content-Type: {})",
+            self.name, self.content_type
+        ))
+    }
+
+    fn malformed(self, err: &dyn std::fmt::Display) -> ApiError {
+        ApiError::BadRequest(format!("malformed {} body: {}", self.name, detail(err)))
+    }
+}
+
+/// 413 for a body over `limit` bytes, naming its length when the request declared it.
+fn too_large(length: Option<usize>, limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(match length {
+        Some(length) => {
+            format!("request body of {length} bytes is larger than the limit of {limit} bytes")
+        }
+        None => format!("request body is larger than the limit of {limit} bytes"),
+    })
+}
+
 pub fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
-        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
-            format!("request body of {length} bytes is larger than the limit of {limit} bytes"),
-        ),
-        JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge(format!(
-            "request body is larger than the limit of {limit} bytes"
-        )),
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
-            "expected a JSON body (Content-Type: application/json)".into(),
-        ),
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::BadRequest(format!("malformed JSON body: {}", detail(&e)))
-        }
+        JsonPayloadError::OverflowKnownLength { length, limit } => too_large(Some(length), limit),
+        JsonPayloadError::Overflow { limit } => too_large(None, limit),
+        JsonPayloadError::ContentType => JSON.wrong_content_type(),
+        JsonPayloadError::Deserialize(e) => JSON.malformed(&e),
         JsonPayloadError::Payload(e) => payload_error(&e),
-        other => ApiError::BadRequest(format!("malformed JSON body: {}", detail(&other))),
+        other => JSON.malformed(&other),
     }
 }
 
 pub fn form_error(err: UrlencodedError) -> ApiError {
     match err {
-        UrlencodedError::Overflow { size, limit } => ApiError::PayloadTooLarge(format!(
-            "request body of {size} bytes is larger than the limit of {limit} bytes"
-        )),
-        UrlencodedError::ContentType => ApiError::UnsupportedMediaType(
-            "expected a form body (Content-Type: application/x-www-form-urlencoded)".into(),
-        ),
-        UrlencodedError::Parse(e) => {
-            ApiError::BadRequest(format!("malformed form body: {}", detail(&e)))
-        }
+        UrlencodedError::Overflow { size, limit } => too_large(Some(size), limit),
+        UrlencodedError::ContentType => FORM.wrong_content_type(),
+        UrlencodedError::Parse(e) => FORM.malformed(&e),
         UrlencodedError::Payload(e) => payload_error(&e),
-        other => ApiError::BadRequest(format!("malformed form body: {}", detail(&other))),
+        other => FORM.malformed(&other),
     }
 }
 
 pub fn query_error(err: QueryPayloadError) -> ApiError {
-    match err {
-        QueryPayloadError::Deserialize(e) => {
-            ApiError::BadRequest(format!("invalid query string: {}", detail(&e)))
-        }
-        other => ApiError::BadRequest(format!("invalid query string: {}", detail(&other))),
-    }
+    // The parser's own error rather than actix's wrapping of it, when there is one.
+    let detail = match &err {
+        QueryPayloadError::Deserialize(e) => detail(e),
+        other => detail(other),
+    };
+    ApiError::BadRequest(format!("invalid query string: {detail}"))
 }
