@@ -77,27 +77,33 @@ mod tests {
 
     #[test]
     fn values_are_quoted_escaped_and_cut() {
-        assert_eq!(quoted("password"), "\"password\"");
-        assert_eq!(quoted("a\nb\"c"), "\"a\\nb\\\"c\"");
-        assert_eq!(quoted(""), "\"\"");
         let long = "é".repeat(200);
-        let shown = quoted(&long);
-        assert_eq!(shown, format!("\"{}\"…", "é".repeat(MAX_ECHO_CHARS)));
-        assert_eq!(
-            quoted(&"x".repeat(MAX_ECHO_CHARS)).len(),
-            MAX_ECHO_CHARS + 2
-        );
+        let cut = format!("\"{}\"…", "é".repeat(MAX_ECHO_CHARS));
+        let fits = "x".repeat(MAX_ECHO_CHARS);
+        let whole = format!("\"{fits}\"");
+        for (value, want) in [
+            ("password", "\"password\""),
+            ("a\nb\"c", "\"a\\nb\\\"c\""),
+            ("", "\"\""),
+            (&long, &cut),
+            (&fits, &whole),
+        ] {
+            assert_eq!(quoted(value), want, "{value:?}");
+        }
     }
 
     #[test]
     fn clipped_cuts_without_quoting() {
-        assert_eq!(Clipped("/userinfo", 8).to_string(), "/userinf…");
-        assert_eq!(Clipped("/userinfo", 9).to_string(), "/userinfo");
-        assert_eq!(Clipped("ça", 1).to_string(), "ç…");
-        assert_eq!(Clipped("çç", 2).to_string(), "çç");
-        assert_eq!(Clipped("/userinfo", 8).as_cow(), "/userinf…");
-        assert_eq!(Clipped("/userinfo", 9).as_cow(), "/userinfo");
-        assert_eq!(Clipped("ça", 1).as_cow(), "ç…");
+        for (value, max, want) in [
+            ("/userinfo", 8, "/userinf…"),
+            ("/userinfo", 9, "/userinfo"),
+            ("ça", 1, "ç…"),
+            ("çç", 2, "çç"),
+        ] {
+            let clipped = Clipped(value, max);
+            assert_eq!(clipped.to_string(), want, "{value:?} at {max}");
+            assert_eq!(clipped.as_cow(), want, "{value:?} at {max}");
+        }
         assert!(matches!(
             Clipped("çç", 2).as_cow(),
             std::borrow::Cow::Borrowed("çç")
