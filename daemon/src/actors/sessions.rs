@@ -31,8 +31,8 @@ pub use super::read_cache::{ReadSession, SessionKey};
 use crate::clock::Clock;
 use crate::pending::{PendingLogins, TooManyPendingLogins};
 use crate::store::{
-    Auth0SessionHash, CasOutcome, Session, SessionId, StateRecord, Store, StoreError, TokenHash,
-    bounded,
+    Auth0SessionHash, CasOutcome, LeaseClaim, Session, SessionId, StateRecord, Store, StoreError,
+    TokenHash, bounded,
 };
 
 /// How often expired records are swept and the live-session gauge is refreshed.
@@ -331,12 +331,20 @@ impl SessionService {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        bounded(self.limit, self.store.try_lease(key, holder, ttl)).await
+        bounded(
+            self.limit,
+            self.store.try_lease(LeaseClaim::new(key, holder), ttl),
+        )
+        .await
     }
 
     /// Releases the lease `key` when `holder` holds it.
     pub async fn release_lease(&self, key: &str, holder: &str) -> Result<bool, StoreError> {
-        bounded(self.limit, self.store.release_lease(key, holder)).await
+        bounded(
+            self.limit,
+            self.store.release_lease(LeaseClaim::new(key, holder)),
+        )
+        .await
     }
 
     pub async fn writable(&self) -> Result<(), StoreError> {

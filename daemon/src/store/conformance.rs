@@ -17,9 +17,9 @@ use serde_json::{Map, Value, json};
 use super::seal::KeyRing;
 use super::sealed::{Sealed, stored_id};
 use super::{
-    CasOutcome, IdToken, IssuedTokens, JobCas, JobCursor, JobKind, JobRecord, JobStatus,
-    RefreshTokenMatch, RefreshedTokens, Session, SessionId, SessionStore as _, StateRecord, Store,
-    StoreFuture, Timestamp, TokenHash,
+    CasOutcome, IdToken, IssuedTokens, JobCas, JobCursor, JobKind, JobPart, JobRecord, JobStatus,
+    LeaseClaim, RefreshTokenMatch, RefreshedTokens, Session, SessionId, SessionStore as _,
+    StateRecord, Store, StoreFuture, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -117,11 +117,11 @@ pub async fn a_parts_users_never_reach_the_backend_in_clear(fixture: &dyn Fixtur
     let store = sealed(Arc::clone(&backend));
     let users = br#"[{"email":"sealed-part@example.com","password_hash":"$2b$10$sealedhash"}]"#;
     store
-        .put_job_part("batch_sealed", 1, users)
+        .put_job_part(JobPart::new("batch_sealed", 1), users)
         .await
         .expect("put part");
     let held = backend
-        .get_job_part("batch_sealed", 1)
+        .get_job_part(JobPart::new("batch_sealed", 1))
         .await
         .expect("get")
         .expect("stored");
@@ -129,15 +129,21 @@ pub async fn a_parts_users_never_reach_the_backend_in_clear(fixture: &dyn Fixtur
     assert!(!text.contains("sealed-part@example.com"), "{text}");
     assert!(!text.contains("sealedhash"), "{text}");
     assert_eq!(
-        store.get_job_part("batch_sealed", 1).await.expect("opens"),
+        store
+            .get_job_part(JobPart::new("batch_sealed", 1))
+            .await
+            .expect("opens"),
         Some(users.to_vec())
     );
     backend
-        .put_job_part("batch_sealed", 2, &held)
+        .put_job_part(JobPart::new("batch_sealed", 2), &held)
         .await
         .expect("moved");
     assert!(
-        store.get_job_part("batch_sealed", 2).await.is_err(),
+        store
+            .get_job_part(JobPart::new("batch_sealed", 2))
+            .await
+            .is_err(),
         "a sealed part moved to another part does not open"
     );
 }
@@ -379,37 +385,55 @@ pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) 
     let mut batch = job("batch_parts", base, JobStatus::Pending);
     for part in 1..=3 {
         store
-            .put_job_part("batch_parts", part, &users(u8::try_from(part).unwrap_or(0)))
+            .put_job_part(
+                JobPart::new("batch_parts", part),
+                &users(u8::try_from(part).unwrap_or(0)),
+            )
             .await
             .expect("put part");
     }
     store.put_job(&batch).await.expect("put");
     assert_eq!(
-        store.get_job_part("batch_parts", 2).await.expect("get"),
+        store
+            .get_job_part(JobPart::new("batch_parts", 2))
+            .await
+            .expect("get"),
         Some(users(2))
     );
     assert_eq!(
-        store.get_job_part("batch_parts", 4).await.expect("get"),
+        store
+            .get_job_part(JobPart::new("batch_parts", 4))
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(
-        store.get_job_part("batch_other", 1).await.expect("get"),
+        store
+            .get_job_part(JobPart::new("batch_other", 1))
+            .await
+            .expect("get"),
         None
     );
     store
-        .delete_job_part("batch_parts", 2)
+        .delete_job_part(JobPart::new("batch_parts", 2))
         .await
         .expect("delete part");
     store
-        .delete_job_part("batch_parts", 2)
+        .delete_job_part(JobPart::new("batch_parts", 2))
         .await
         .expect("deleting an absent part is no error");
     assert_eq!(
-        store.get_job_part("batch_parts", 2).await.expect("get"),
+        store
+            .get_job_part(JobPart::new("batch_parts", 2))
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(
-        store.get_job_part("batch_parts", 3).await.expect("get"),
+        store
+            .get_job_part(JobPart::new("batch_parts", 3))
+            .await
+            .expect("get"),
         Some(users(3))
     );
     // Records stay small: the parts are not in the record, nor in the listing.
@@ -432,7 +456,10 @@ pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) 
     );
     for part in 1..=3 {
         assert_eq!(
-            store.get_job_part("batch_parts", part).await.expect("get"),
+            store
+                .get_job_part(JobPart::new("batch_parts", part))
+                .await
+                .expect("get"),
             None
         );
     }
@@ -900,13 +927,13 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
     );
     assert!(
         store
-            .try_lease("sweep-short", "h", SHORT)
+            .try_lease(LeaseClaim::new("sweep-short", "h"), SHORT)
             .await
             .expect("lease")
     );
     assert!(
         store
-            .try_lease("sweep-long", "h", DAY)
+            .try_lease(LeaseClaim::new("sweep-long", "h"), DAY)
             .await
             .expect("lease")
     );
@@ -938,13 +965,13 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
     );
     assert!(
         !store
-            .try_lease("sweep-long", "other", DAY)
+            .try_lease(LeaseClaim::new("sweep-long", "other"), DAY)
             .await
             .expect("lease")
     );
     assert!(
         store
-            .try_lease("sweep-short", "other", DAY)
+            .try_lease(LeaseClaim::new("sweep-short", "other"), DAY)
             .await
             .expect("lease")
     );
@@ -1073,92 +1100,92 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
     let store = open(fixture).await;
     assert!(
         store
-            .try_lease("job:1", "daemon-a", DAY)
+            .try_lease(LeaseClaim::new("job:1", "daemon-a"), DAY)
             .await
             .expect("lease")
     );
     assert!(
         !store
-            .try_lease("job:1", "daemon-b", DAY)
+            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
             .await
             .expect("lease")
     );
     assert!(
         store
-            .try_lease("job:1", "daemon-a", DAY)
+            .try_lease(LeaseClaim::new("job:1", "daemon-a"), DAY)
             .await
             .expect("lease"),
         "the holder extends its lease"
     );
     assert!(
         store
-            .try_lease("job:2", "daemon-b", DAY)
+            .try_lease(LeaseClaim::new("job:2", "daemon-b"), DAY)
             .await
             .expect("lease")
     );
 
     assert!(
         !store
-            .release_lease("job:1", "daemon-b")
+            .release_lease(LeaseClaim::new("job:1", "daemon-b"))
             .await
             .expect("release"),
         "only the holder releases"
     );
     assert!(
         !store
-            .try_lease("job:1", "daemon-b", DAY)
+            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
             .await
             .expect("lease")
     );
     assert!(
         store
-            .release_lease("job:1", "daemon-a")
+            .release_lease(LeaseClaim::new("job:1", "daemon-a"))
             .await
             .expect("release")
     );
     assert!(
         !store
-            .release_lease("job:1", "daemon-a")
+            .release_lease(LeaseClaim::new("job:1", "daemon-a"))
             .await
             .expect("release")
     );
     assert!(
         store
-            .try_lease("job:1", "daemon-b", DAY)
+            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
             .await
             .expect("lease")
     );
 
     assert!(
         store
-            .try_lease("refresh:x", "daemon-a", SHORT)
+            .try_lease(LeaseClaim::new("refresh:x", "daemon-a"), SHORT)
             .await
             .expect("lease")
     );
     assert!(
         !store
-            .try_lease("refresh:x", "daemon-b", SHORT)
+            .try_lease(LeaseClaim::new("refresh:x", "daemon-b"), SHORT)
             .await
             .expect("lease")
     );
     fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         store
-            .try_lease("refresh:x", "daemon-b", DAY)
+            .try_lease(LeaseClaim::new("refresh:x", "daemon-b"), DAY)
             .await
             .expect("lease"),
         "an expired lease is free"
     );
     assert!(
         !store
-            .release_lease("refresh:x", "daemon-a")
+            .release_lease(LeaseClaim::new("refresh:x", "daemon-a"))
             .await
             .expect("release"),
         "a holder whose lease expired cannot release the next holder's"
     );
     assert!(
         !store
-            .try_lease("refresh:x", "daemon-a", DAY)
+            .try_lease(LeaseClaim::new("refresh:x", "daemon-a"), DAY)
             .await
             .expect("lease")
     );
@@ -1167,61 +1194,86 @@ pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixtur
 pub async fn leases_are_extended_only_by_their_holder(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     let half = Duration::from_millis(500);
-    assert!(store.try_lease("job:x", "a", SHORT).await.expect("lease"));
+    assert!(
+        store
+            .try_lease(LeaseClaim::new("job:x", "a"), SHORT)
+            .await
+            .expect("lease")
+    );
     fixture.pass_lease_time(half).await;
     assert!(
-        store.try_lease("job:x", "a", SHORT).await.expect("lease"),
+        store
+            .try_lease(LeaseClaim::new("job:x", "a"), SHORT)
+            .await
+            .expect("lease"),
         "the holder extends its lease"
     );
     assert!(
-        !store.try_lease("job:x", "b", DAY).await.expect("lease"),
+        !store
+            .try_lease(LeaseClaim::new("job:x", "b"), DAY)
+            .await
+            .expect("lease"),
         "another holder's attempt neither takes nor extends it"
     );
     // Past the first term, within the extension: still held.
     fixture.pass_lease_time(half).await;
     assert!(
-        !store.try_lease("job:x", "b", SHORT).await.expect("lease"),
+        !store
+            .try_lease(LeaseClaim::new("job:x", "b"), SHORT)
+            .await
+            .expect("lease"),
         "the extension counts from when it was made"
     );
     // Past the extension: free, although b asked for a day while a held it.
     fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
-        store.try_lease("job:x", "c", SHORT).await.expect("lease"),
+        store
+            .try_lease(LeaseClaim::new("job:x", "c"), SHORT)
+            .await
+            .expect("lease"),
         "a refused attempt extended nothing"
     );
     assert!(
-        !store.release_lease("job:x", "b").await.expect("release"),
+        !store
+            .release_lease(LeaseClaim::new("job:x", "b"))
+            .await
+            .expect("release"),
         "only the holder releases"
     );
-    assert!(store.release_lease("job:x", "c").await.expect("release"));
+    assert!(
+        store
+            .release_lease(LeaseClaim::new("job:x", "c"))
+            .await
+            .expect("release")
+    );
 }
 
 pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     assert!(
         store
-            .try_lease("refresh:y", "a", SHORT)
+            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
             .await
             .expect("lease")
     );
     fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         !store
-            .release_lease("refresh:y", "a")
+            .release_lease(LeaseClaim::new("refresh:y", "a"))
             .await
             .expect("release"),
         "a lease past its expiry is not held any more, even by nobody else"
     );
     assert!(
         store
-            .try_lease("refresh:y", "b", SHORT)
+            .try_lease(LeaseClaim::new("refresh:y", "b"), SHORT)
             .await
             .expect("lease"),
         "and another holder takes it"
     );
     assert!(
         !store
-            .try_lease("refresh:y", "a", SHORT)
+            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
             .await
             .expect("lease"),
         "its old holder does not get it back while it is held"
@@ -1229,7 +1281,7 @@ pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixt
     fixture.pass_lease_time(PAST_SHORT).await;
     assert!(
         store
-            .try_lease("refresh:y", "a", SHORT)
+            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
             .await
             .expect("lease"),
         "once it expired again, anyone gets it"
@@ -1243,7 +1295,9 @@ pub async fn one_of_concurrent_holders_gets_a_lease(fixture: &dyn Fixture) {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 let holder = format!("daemon-{i}");
-                store.try_lease("contended", &holder, DAY).await
+                store
+                    .try_lease(LeaseClaim::new("contended", &holder), DAY)
+                    .await
             })
         })
         .collect();

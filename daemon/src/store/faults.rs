@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
-    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
-    TokenHash,
+    CasOutcome, JobCas, JobCursor, JobPart, JobRecord, JobStore, LeaseClaim, LeaseStore, Session,
+    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
+    Timestamp, TokenHash,
 };
 
 /// The switches of a [`FaultyStore`]; clones share them.
@@ -272,21 +272,16 @@ impl JobStore for FaultyStore {
         })
     }
 
-    fn put_job_part<'a>(
-        &'a self,
-        job_id: &'a str,
-        part: u32,
-        users: &'a [u8],
-    ) -> StoreFuture<'a, ()> {
-        self.write(self.store.put_job_part(job_id, part, users))
+    fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()> {
+        self.write(self.store.put_job_part(part, users))
     }
 
-    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
-        self.read(self.store.get_job_part(job_id, part))
+    fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.read(self.store.get_job_part(part))
     }
 
-    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
-        self.write(self.store.delete_job_part(job_id, part))
+    fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()> {
+        self.write(self.store.delete_job_part(part))
     }
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
@@ -311,17 +306,12 @@ impl JobStore for FaultyStore {
 }
 
 impl LeaseStore for FaultyStore {
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.write(self.store.try_lease(key, holder, ttl))
+    fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool> {
+        self.write(self.store.try_lease(claim, ttl))
     }
 
-    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        self.write(self.store.release_lease(key, holder))
+    fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool> {
+        self.write(self.store.release_lease(claim))
     }
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 pub use auth0_session::Auth0SessionHash;
 pub use error::StoreError;
 pub use records::{
-    IdToken, InvalidSessionId, IssuedTokens, JobCursor, JobKind, JobRecord, JobStatus,
+    IdToken, InvalidSessionId, IssuedTokens, JobCursor, JobKind, JobPart, JobRecord, JobStatus,
     KEPT_ALIASES, KEPT_REFRESH_TOKENS, RefreshTokenMatch, RefreshedTokens, RotatedRefreshToken,
     Session, SessionId, StateRecord, Timestamp, TokenHash,
 };
@@ -149,20 +149,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// record never goes back in time. Durable like [`put_job`](Self::put_job).
     fn replace_job<'a>(&'a self, job: &'a JobRecord) -> StoreFuture<'a, JobCas>;
 
-    /// Stores the users of part `part` of batch `job_id` (a compact JSON array, at most 512000
-    /// bytes), durably. Through [`Sealed`] the payload is sealed before a backend sees it.
-    fn put_job_part<'a>(
-        &'a self,
-        job_id: &'a str,
-        part: u32,
-        users: &'a [u8],
-    ) -> StoreFuture<'a, ()>;
+    /// Stores the users of a part of a batch (a compact JSON array, at most 512000 bytes),
+    /// durably. Through [`Sealed`] the payload is sealed before a backend sees it.
+    fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()>;
 
     /// The users of a part, when still stored (opened by [`Sealed`]).
-    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>>;
+    fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>>;
 
     /// Deletes the users of a part (Auth0 has them, or refused them); no error when absent.
-    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()>;
+    fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()>;
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>>;
 
@@ -183,20 +178,15 @@ pub trait JobStore: Send + Sync + 'static {
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64>;
 }
 
-/// The lease role: `try_lease(key, holder, ttl)`, released only by its holder or expiring, so one
+/// The lease role: `try_lease(claim, ttl)`, released only by its holder or expiring, so one
 /// daemon at a time does a piece of work (a session's refresh, a job's polling).
 pub trait LeaseStore: Send + Sync + 'static {
-    /// Takes the lease `key` for `holder` until now + `ttl` when it is free, expired, or already
-    /// `holder`'s (which extends it). Returns whether `holder` now holds it.
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool>;
+    /// Takes the lease `claim.key` for `claim.holder` until now + `ttl` when it is free, expired,
+    /// or already the holder's (which extends it). Returns whether the holder now holds it.
+    fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool>;
 
-    /// Releases the lease when `holder` holds it; returns whether it did. Nobody else can.
-    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool>;
+    /// Releases the lease when `claim.holder` holds it; returns whether it did. Nobody else can.
+    fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool>;
 
     /// Set-if-absent: records `key` until now + `ttl` unless a live record of it exists, and
     /// answers whether this call recorded it. Of concurrent callers, on every daemon sharing the
@@ -208,8 +198,22 @@ pub trait LeaseStore: Send + Sync + 'static {
     fn record_once<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let holder = format!("once-{}", uuid::Uuid::new_v4());
-            self.try_lease(key, &holder, ttl).await
+            self.try_lease(LeaseClaim::new(key, &holder), ttl).await
         })
+    }
+}
+
+/// A lease and who takes or releases it ([`LeaseStore`]): the lease's key (`job:…`,
+/// `refresh:…`) and the holder's name (one per daemon).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseClaim<'a> {
+    pub key: &'a str,
+    pub holder: &'a str,
+}
+
+impl<'a> LeaseClaim<'a> {
+    pub fn new(key: &'a str, holder: &'a str) -> Self {
+        Self { key, holder }
     }
 }
 

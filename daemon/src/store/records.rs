@@ -471,6 +471,20 @@ pub struct JobRecord {
     pub revision: u64,
 }
 
+/// The address of one part's users ([`JobStore::put_job_part`](super::JobStore::put_job_part)):
+/// the batch's id and the part's 1-based number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobPart<'a> {
+    pub job_id: &'a str,
+    pub number: u32,
+}
+
+impl<'a> JobPart<'a> {
+    pub fn new(job_id: &'a str, number: u32) -> Self {
+        Self { job_id, number }
+    }
+}
+
 /// Where a page of [`JobStore::list_jobs`](super::JobStore::list_jobs) ends (SPEC §6
 /// `before`): the last listed record's `created_at` and id. The listing is ordered by
 /// `(created_at, id)` descending, and the next page starts strictly after the cursor in that

@@ -31,9 +31,9 @@ use super::auth0_session::Auth0SessionHash;
 use super::seal::{KeyRing, PART_OWNER, Unopenable};
 use super::secrets::Secrets;
 use super::{
-    CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session, SessionId,
-    SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport, Timestamp,
-    TokenHash,
+    CasOutcome, JobCas, JobCursor, JobPart, JobRecord, JobStore, LeaseClaim, LeaseStore, Session,
+    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
+    Timestamp, TokenHash,
 };
 
 /// A backend seen through a [`KeyRing`].
@@ -307,58 +307,47 @@ impl JobStore for Sealed {
     }
     /// A part's users (emails, password hashes) are sealed like a session's tokens, under the
     /// management client's key on Redis, bound to the batch and the part number.
-    fn put_job_part<'a>(
-        &'a self,
-        job_id: &'a str,
-        part: u32,
-        users: &'a [u8],
-    ) -> StoreFuture<'a, ()> {
+    fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let sealed = self.ring.seal(PART_OWNER, &part_aad(job_id, part), users)?;
-            self.inner
-                .put_job_part(job_id, part, sealed.as_bytes())
-                .await
+            let sealed = self.ring.seal(PART_OWNER, &part_aad(part), users)?;
+            self.inner.put_job_part(part, sealed.as_bytes()).await
         })
     }
-    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
-            let Some(stored) = self.inner.get_job_part(job_id, part).await? else {
+            let Some(stored) = self.inner.get_job_part(part).await? else {
                 return Ok(None);
             };
             let opened = std::str::from_utf8(&stored)
                 .map_err(|_| Unopenable::NotSealed)
-                .and_then(|sealed| self.ring.open(&part_aad(job_id, part), sealed));
+                .and_then(|sealed| self.ring.open(&part_aad(part), sealed));
             match opened {
                 Ok(users) => Ok(Some(users)),
                 Err(why) => {
                     self.unopenable.inc();
+                    let JobPart { job_id, number } = part;
                     Err(StoreError::Invalid(format!(
-                        "the users of part {part} of {job_id} do not open: {why}"
+                        "the users of part {number} of {job_id} do not open: {why}"
                     )))
                 }
             }
         })
     }
-    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
-        self.inner.delete_job_part(job_id, part)
+    fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()> {
+        self.inner.delete_job_part(part)
     }
 }
 
-fn part_aad(job_id: &str, part: u32) -> Vec<u8> {
-    format!("part\0{job_id}\0{part}").into_bytes()
+fn part_aad(JobPart { job_id, number }: JobPart<'_>) -> Vec<u8> {
+    format!("part\0{job_id}\0{number}").into_bytes()
 }
 
 impl LeaseStore for Sealed {
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.try_lease(key, holder, ttl)
+    fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool> {
+        self.inner.try_lease(claim, ttl)
     }
-    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        self.inner.release_lease(key, holder)
+    fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool> {
+        self.inner.release_lease(claim)
     }
 }
 

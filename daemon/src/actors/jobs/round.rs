@@ -13,7 +13,9 @@ use super::model::{
     AUTH0_ACTIVE_JOBS, BatchDetail, JobFinished, PartStatus, parse_status, status_name,
 };
 use super::service::{Failure, JobService, classify};
-use crate::store::{JobCas, JobKind, JobRecord, JobStatus, Timestamp, bounded};
+use crate::store::{
+    JobCas, JobKind, JobPart, JobRecord, JobStatus, LeaseClaim, Timestamp, bounded,
+};
 
 /// How often finished records past `jobs.retentionDays` are looked for.
 const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
@@ -237,9 +239,10 @@ impl Round {
             let status = listed.status;
             match bounded(
                 service.limit,
-                service
-                    .leases
-                    .try_lease(&key, &self.settings.holder, self.settings.lease_ttl),
+                service.leases.try_lease(
+                    LeaseClaim::new(&key, &self.settings.holder),
+                    self.settings.lease_ttl,
+                ),
             )
             .await
             {
@@ -312,7 +315,9 @@ impl Round {
                 self.schedule.remove(&record.id);
                 let _ = bounded(
                     service.limit,
-                    service.leases.release_lease(&key, &self.settings.holder),
+                    service
+                        .leases
+                        .release_lease(LeaseClaim::new(&key, &self.settings.holder)),
                 )
                 .await;
                 self.report
@@ -446,9 +451,10 @@ impl Round {
         let key = format!("job:{id}");
         let taken = bounded(
             self.service.limit,
-            self.service
-                .leases
-                .try_lease(&key, &self.settings.holder, self.settings.lease_ttl),
+            self.service.leases.try_lease(
+                LeaseClaim::new(&key, &self.settings.holder),
+                self.settings.lease_ttl,
+            ),
         )
         .await;
         match taken {
@@ -481,7 +487,9 @@ impl Round {
         }
         match bounded(
             self.service.limit,
-            self.service.jobs.get_job_part(&record.id, part.number()),
+            self.service
+                .jobs
+                .get_job_part(JobPart::new(&record.id, part.number())),
         )
         .await
         {
@@ -499,7 +507,7 @@ impl Round {
     async fn drop_part_users(&mut self, id: &str, part: u32) {
         if let Err(err) = bounded(
             self.service.limit,
-            self.service.jobs.delete_job_part(id, part),
+            self.service.jobs.delete_job_part(JobPart::new(id, part)),
         )
         .await
         {

@@ -16,7 +16,8 @@ use crate::auth0::management::{
 };
 use crate::clock::Clock;
 use crate::store::{
-    JobCas, JobCursor, JobKind, JobRecord, JobStatus, JobStore, LeaseStore, StoreError, bounded,
+    JobCas, JobCursor, JobKind, JobPart, JobRecord, JobStatus, JobStore, LeaseStore, StoreError,
+    bounded,
 };
 
 /// What an import answered: Auth0's 202 for a whole job, the batch record for a split one
@@ -167,7 +168,8 @@ impl JobService {
             part_file(&users[range], &mut file);
             let written = bounded(
                 self.limit,
-                self.jobs.put_job_part(&id, part.number(), &file),
+                self.jobs
+                    .put_job_part(JobPart::new(&id, part.number()), &file),
             )
             .await;
             if let Err(err) = written {
@@ -203,7 +205,11 @@ impl JobService {
     /// just failed).
     async fn forget_parts(&self, id: &str, parts: &[Part]) {
         for part in parts {
-            let _ = bounded(self.limit, self.jobs.delete_job_part(id, part.number())).await;
+            let _ = bounded(
+                self.limit,
+                self.jobs.delete_job_part(JobPart::new(id, part.number())),
+            )
+            .await;
         }
     }
 

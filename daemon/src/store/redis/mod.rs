@@ -50,9 +50,9 @@ use serde::de::DeserializeOwned;
 use self::link::{Call, Link, LinkOptions, Retry};
 use self::scripts::*;
 use super::{
-    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
-    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
-    Timestamp, TokenHash,
+    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobPart, JobRecord, JobStore, LeaseClaim,
+    LeaseStore, Session, SessionId, SessionStore, StateRecord, StateStore, Store, StoreError,
+    StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 use crate::config::{RedisMode, RedisSettings, Settings};
@@ -471,32 +471,29 @@ impl JobStore for RedisStore {
         })
     }
 
-    fn put_job_part<'a>(
-        &'a self,
-        job_id: &'a str,
-        part: u32,
-        users: &'a [u8],
-    ) -> StoreFuture<'a, ()> {
+    fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut cmd = redis::cmd("HSET");
-            cmd.arg(self.key("jp", job_id)).arg(part).arg(users);
+            cmd.arg(self.key("jp", part.job_id))
+                .arg(part.number)
+                .arg(users);
             let _: i64 = self.write("put job part", Call::Cmd(&cmd)).await?;
             Ok(())
         })
     }
 
-    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             let mut cmd = redis::cmd("HGET");
-            cmd.arg(self.key("jp", job_id)).arg(part);
+            cmd.arg(self.key("jp", part.job_id)).arg(part.number);
             self.read("get job part", Call::Cmd(&cmd)).await
         })
     }
 
-    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
+    fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut cmd = redis::cmd("HDEL");
-            cmd.arg(self.key("jp", job_id)).arg(part);
+            cmd.arg(self.key("jp", part.job_id)).arg(part.number);
             let _: i64 = self.write("delete job part", Call::Cmd(&cmd)).await?;
             Ok(())
         })
@@ -571,13 +568,9 @@ impl JobStore for RedisStore {
 /// Leases are judged by Redis's clock alone (SPEC §7): the value is the holder, the expiry is
 /// `PX`, so a daemon whose clock runs ahead can never take a live lease.
 impl LeaseStore for RedisStore {
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
+    fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let LeaseClaim { key, holder } = claim;
             let ttl_ms = ttl.as_millis().clamp(1, u128::from(u32::MAX)).to_string();
             let lease_key = self.key("l", key);
             // The free case: one SET NX PX.
@@ -599,10 +592,10 @@ impl LeaseStore for RedisStore {
         })
     }
 
-    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
+    fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut invocation = RELEASE_LEASE.prepare_invoke();
-            invocation.key(self.key("l", key)).arg(holder);
+            invocation.key(self.key("l", claim.key)).arg(claim.holder);
             let released: i64 = self
                 .write("release lease", Call::Script(&invocation))
                 .await?;

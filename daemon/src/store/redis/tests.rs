@@ -106,7 +106,11 @@ async fn two_scopes_on_one_server_never_see_each_others_records() {
         expires_at: Timestamp::now().saturating_add(Duration::from_secs(600)),
     };
     assert!(a.put_state(&state).await.expect("put"));
-    assert!(a.try_lease("job:1", "a", TIMEOUT).await.expect("lease"));
+    assert!(
+        a.try_lease(LeaseClaim::new("job:1", "a"), TIMEOUT)
+            .await
+            .expect("lease")
+    );
 
     assert_eq!(b.get_session(&shared.id).await.expect("get"), None);
     assert!(
@@ -124,7 +128,9 @@ async fn two_scopes_on_one_server_never_see_each_others_records() {
         "the same state in another scope is another record"
     );
     assert!(
-        b.try_lease("job:1", "b", TIMEOUT).await.expect("lease"),
+        b.try_lease(LeaseClaim::new("job:1", "b"), TIMEOUT)
+            .await
+            .expect("lease"),
         "a lease in another scope is another lease"
     );
     assert!(
@@ -171,7 +177,7 @@ async fn no_key_holds_a_token() {
     };
     assert!(
         store
-            .try_lease("refresh", "daemon-a", TIMEOUT)
+            .try_lease(LeaseClaim::new("refresh", "daemon-a"), TIMEOUT)
             .await
             .expect("lease")
     );
@@ -491,7 +497,12 @@ async fn the_readme_acl_confines_a_daemon_to_its_scope_and_suffices() {
             .len(),
         1
     );
-    assert!(store.try_lease("job:1", "a", TIMEOUT).await.expect("lease"));
+    assert!(
+        store
+            .try_lease(LeaseClaim::new("job:1", "a"), TIMEOUT)
+            .await
+            .expect("lease")
+    );
     assert_eq!(store.active_subs().await.expect("active"), ["auth0|acl"]);
     store.sweep().await.expect("sweep");
     store.delete_session(&created.id).await.expect("delete");
@@ -718,42 +729,42 @@ async fn daemons_with_skewed_clocks_never_both_hold_a_lease() {
     answering(&b).await;
     let ttl = Duration::from_millis(700);
     assert!(
-        a.try_lease("refresh:s", "daemon-a", ttl)
+        a.try_lease(LeaseClaim::new("refresh:s", "daemon-a"), ttl)
             .await
             .expect("lease")
     );
     assert!(
-        !b.try_lease("refresh:s", "daemon-b", ttl)
+        !b.try_lease(LeaseClaim::new("refresh:s", "daemon-b"), ttl)
             .await
             .expect("lease"),
         "a clock an hour ahead does not make a live lease expired"
     );
     assert!(
-        !b.release_lease("refresh:s", "daemon-b")
+        !b.release_lease(LeaseClaim::new("refresh:s", "daemon-b"))
             .await
             .expect("release")
     );
     // Moving a daemon's clock changes nothing either; Redis's time does.
     on_time.advance(Duration::from_secs(7_200));
     assert!(
-        !b.try_lease("refresh:s", "daemon-b", ttl)
+        !b.try_lease(LeaseClaim::new("refresh:s", "daemon-b"), ttl)
             .await
             .expect("lease")
     );
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(
-        b.try_lease("refresh:s", "daemon-b", ttl)
+        b.try_lease(LeaseClaim::new("refresh:s", "daemon-b"), ttl)
             .await
             .expect("lease"),
         "free once Redis expired it"
     );
     assert!(
-        !a.try_lease("refresh:s", "daemon-a", ttl)
+        !a.try_lease(LeaseClaim::new("refresh:s", "daemon-a"), ttl)
             .await
             .expect("lease")
     );
     assert!(
-        !a.release_lease("refresh:s", "daemon-a")
+        !a.release_lease(LeaseClaim::new("refresh:s", "daemon-a"))
             .await
             .expect("release")
     );

@@ -84,9 +84,9 @@ use self::parts::PartFiles;
 use self::pool::BlockingPool;
 use self::singles::{Lease, live_state};
 use super::{
-    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobRecord, JobStore, LeaseStore, Session,
-    SessionId, SessionStore, StateRecord, StateStore, Store, StoreError, StoreFuture, SweepReport,
-    Timestamp, TokenHash,
+    Auth0SessionHash, CasOutcome, JobCas, JobCursor, JobPart, JobRecord, JobStore, LeaseClaim,
+    LeaseStore, Session, SessionId, SessionStore, StateRecord, StateStore, Store, StoreError,
+    StoreFuture, SweepReport, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -647,32 +647,29 @@ impl JobStore for SledStore {
         })
     }
 
-    fn put_job_part<'a>(
-        &'a self,
-        job_id: &'a str,
-        part: u32,
-        users: &'a [u8],
-    ) -> StoreFuture<'a, ()> {
+    fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let (job_id, users) = (job_id.to_owned(), users.to_vec());
+            let (job_id, number, users) = (part.job_id.to_owned(), part.number, users.to_vec());
             // Durable on return: the file and its folder are synced.
-            self.call("put job part", move |e| e.parts.put(&job_id, part, &users))
+            self.call("put job part", move |e| {
+                e.parts.put(&job_id, number, &users)
+            })
+            .await
+        })
+    }
+
+    fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let (job_id, number) = (part.job_id.to_owned(), part.number);
+            self.call("get job part", move |e| e.parts.get(&job_id, number))
                 .await
         })
     }
 
-    fn get_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, Option<Vec<u8>>> {
+    fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let job_id = job_id.to_owned();
-            self.call("get job part", move |e| e.parts.get(&job_id, part))
-                .await
-        })
-    }
-
-    fn delete_job_part<'a>(&'a self, job_id: &'a str, part: u32) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let job_id = job_id.to_owned();
-            self.call("delete job part", move |e| e.parts.delete(&job_id, part))
+            let (job_id, number) = (part.job_id.to_owned(), part.number);
+            self.call("delete job part", move |e| e.parts.delete(&job_id, number))
                 .await
         })
     }
@@ -723,13 +720,8 @@ impl JobStore for SledStore {
 }
 
 impl LeaseStore for SledStore {
-    fn try_lease<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool> {
-        let (key, holder) = (key.to_owned(), holder.to_owned());
+    fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool> {
+        let (key, holder) = (claim.key.to_owned(), claim.holder.to_owned());
         let now = self.now();
         Box::pin(async move {
             self.call("take lease", move |e| e.lease(&key, &holder, ttl, now))
@@ -737,8 +729,8 @@ impl LeaseStore for SledStore {
         })
     }
 
-    fn release_lease<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        let (key, holder) = (key.to_owned(), holder.to_owned());
+    fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool> {
+        let (key, holder) = (claim.key.to_owned(), claim.holder.to_owned());
         let now = self.now();
         Box::pin(async move {
             self.call("release lease", move |e| e.unlease(&key, &holder, now))
