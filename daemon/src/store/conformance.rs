@@ -19,7 +19,7 @@ use super::sealed::{Sealed, stored_id};
 use super::{
     CasOutcome, IdToken, IssuedTokens, JobCas, JobCursor, JobKind, JobPart, JobRecord, JobStatus,
     LeaseClaim, RefreshTokenMatch, RefreshedTokens, Session, SessionId, SessionStore as _,
-    StateRecord, Store, StoreFuture, Timestamp, TokenHash,
+    StateRecord, Store, StoreError, StoreFuture, Timestamp, TokenHash,
 };
 use crate::clock::Clock;
 
@@ -158,13 +158,10 @@ pub async fn no_session_id_token_or_claim_reaches_the_backend(fixture: &dyn Fixt
         .claims
         .insert("email".into(), json!("secret-claim@example.com"));
     store.create_session(&current).await.expect("create");
-    current.apply_refresh(
-        RefreshedTokens {
-            access_token: "sealed-access-2".into(),
-            access_expires_at: Timestamp::now().saturating_add(DAY),
-            refresh_token: Some("sealed-refresh-2".into()),
-            id_token: None,
-        },
+    rotate(
+        &mut current,
+        "sealed-access-2",
+        "sealed-refresh-2",
         Timestamp::now(),
     );
     current = replace(&store, &current).await;
@@ -201,11 +198,7 @@ pub async fn no_session_id_token_or_claim_reaches_the_backend(fixture: &dyn Fixt
             );
         }
     }
-    let read = store
-        .get_session(&current.id)
-        .await
-        .expect("get")
-        .expect("live");
+    let read = stored_session(&store, &current.id).await.expect("live");
     assert_eq!(read, current, "the daemon opens what it sealed");
     assert_eq!(
         ids_by_token(&store, "sealed-access-1").await,
@@ -294,6 +287,25 @@ fn session_with_claims(
     )
 }
 
+/// Rotates `session`'s tokens at `now` as a refresh does: `access_token` (live for an hour) and
+/// `refresh_token` replace the current ones.
+pub(super) fn rotate(
+    session: &mut Session,
+    access_token: &str,
+    refresh_token: &str,
+    now: Timestamp,
+) {
+    session.apply_refresh(
+        RefreshedTokens {
+            access_token: access_token.into(),
+            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
+            refresh_token: Some(refresh_token.into()),
+            id_token: None,
+        },
+        now,
+    );
+}
+
 fn state(value: &str, lifetime: Duration) -> StateRecord {
     StateRecord {
         state: value.into(),
@@ -343,7 +355,7 @@ pub async fn job_writes_are_compare_and_swap_on_the_revision(fixture: &dyn Fixtu
     };
     assert_eq!(written.revision, 1);
     assert_eq!(
-        store.get_job("batch_cas").await.expect("get").as_ref(),
+        stored_job(&store, "batch_cas").await.as_ref(),
         Some(written.as_ref())
     );
     // A stale copy (revision 0) is refused and handed the current record: no rollback.
@@ -393,27 +405,9 @@ pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) 
             .expect("put part");
     }
     store.put_job(&batch).await.expect("put");
-    assert_eq!(
-        store
-            .get_job_part(JobPart::new("batch_parts", 2))
-            .await
-            .expect("get"),
-        Some(users(2))
-    );
-    assert_eq!(
-        store
-            .get_job_part(JobPart::new("batch_parts", 4))
-            .await
-            .expect("get"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_job_part(JobPart::new("batch_other", 1))
-            .await
-            .expect("get"),
-        None
-    );
+    assert_eq!(stored_part(&store, "batch_parts", 2).await, Some(users(2)));
+    assert_eq!(stored_part(&store, "batch_parts", 4).await, None);
+    assert_eq!(stored_part(&store, "batch_other", 1).await, None);
     store
         .delete_job_part(JobPart::new("batch_parts", 2))
         .await
@@ -422,26 +416,10 @@ pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) 
         .delete_job_part(JobPart::new("batch_parts", 2))
         .await
         .expect("deleting an absent part is no error");
-    assert_eq!(
-        store
-            .get_job_part(JobPart::new("batch_parts", 2))
-            .await
-            .expect("get"),
-        None
-    );
-    assert_eq!(
-        store
-            .get_job_part(JobPart::new("batch_parts", 3))
-            .await
-            .expect("get"),
-        Some(users(3))
-    );
+    assert_eq!(stored_part(&store, "batch_parts", 2).await, None);
+    assert_eq!(stored_part(&store, "batch_parts", 3).await, Some(users(3)));
     // Records stay small: the parts are not in the record, nor in the listing.
-    let record = store
-        .get_job("batch_parts")
-        .await
-        .expect("get")
-        .expect("stored");
+    let record = stored_job(&store, "batch_parts").await.expect("stored");
     assert!(serde_json::to_vec(&record).expect("json").len() < 1_000);
     // Retention deletes what is left of a batch's parts with it.
     batch.status = JobStatus::Failed;
@@ -455,14 +433,43 @@ pub async fn job_parts_are_written_once_read_and_deleted(fixture: &dyn Fixture) 
         1
     );
     for part in 1..=3 {
-        assert_eq!(
-            store
-                .get_job_part(JobPart::new("batch_parts", part))
-                .await
-                .expect("get"),
-            None
-        );
+        assert_eq!(stored_part(&store, "batch_parts", part).await, None);
     }
+}
+
+/// The users of part `number` of `job_id`, when stored.
+async fn stored_part(store: &Arc<dyn Store>, job_id: &str, number: u32) -> Option<Vec<u8>> {
+    store
+        .get_job_part(JobPart::new(job_id, number))
+        .await
+        .expect("get part")
+}
+
+/// The live session with this id, if any.
+async fn stored_session(store: &Arc<dyn Store>, id: &SessionId) -> Option<Session> {
+    store.get_session(id).await.expect("get")
+}
+
+/// Creates each of `sessions`.
+async fn create_all(store: &Arc<dyn Store>, sessions: &[&Session]) {
+    for session in sessions {
+        store.create_session(session).await.expect("create");
+    }
+}
+
+/// Takes the live state record of `state`, if any.
+async fn taken_state(store: &Arc<dyn Store>, state: &str) -> Option<StateRecord> {
+    store.take_state(state).await.expect("take")
+}
+
+/// The job record with this id, if stored.
+async fn stored_job(store: &Arc<dyn Store>, id: &str) -> Option<JobRecord> {
+    store.get_job(id).await.expect("get")
+}
+
+/// The live sessions of `sub`.
+async fn sessions_of(store: &Arc<dyn Store>, sub: &str) -> Vec<Session> {
+    store.sessions_of(sub).await.expect("sessions of")
 }
 
 fn by_token(token: &str) -> TokenHash {
@@ -495,10 +502,10 @@ pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
     let mut created = session("auth0|crud", "access-1", DAY);
     store.create_session(&created).await.expect("create");
 
-    let found = store.get_session(&created.id).await.expect("get");
+    let found = stored_session(&store, &created.id).await;
     assert_eq!(found.as_ref(), Some(&created));
     let unknown = SessionId::generate();
-    assert_eq!(store.get_session(&unknown).await.expect("get"), None);
+    assert_eq!(stored_session(&store, &unknown).await, None);
 
     created.expires_at = created.expires_at.saturating_add(Duration::from_secs(60));
     created.claims.insert("name".into(), json!("New Name"));
@@ -510,13 +517,13 @@ pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
         "a write bumps the revision"
     );
     assert_eq!(
-        store.get_session(&created.id).await.expect("get"),
+        stored_session(&store, &created.id).await,
         Some(created.clone())
     );
 
     let deleted = store.delete_session(&created.id).await.expect("delete");
     assert_eq!(deleted, Some(created.clone()));
-    assert_eq!(store.get_session(&created.id).await.expect("get"), None);
+    assert_eq!(stored_session(&store, &created.id).await, None);
     assert!(ids_by_token(&store, "access-1").await.is_empty());
     assert_eq!(
         store.delete_session(&created.id).await.expect("delete"),
@@ -527,7 +534,7 @@ pub async fn sessions_create_get_update_delete(fixture: &dyn Fixture) {
         CasOutcome::Gone,
         "a write never brings a deleted session back"
     );
-    assert_eq!(store.get_session(&created.id).await.expect("get"), None);
+    assert_eq!(stored_session(&store, &created.id).await, None);
 }
 
 pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn Fixture) {
@@ -541,15 +548,7 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
 
     let now = Timestamp::now();
     for (access, refresh) in [("access-2", "refresh-2"), ("access-3", "refresh-3")] {
-        current.apply_refresh(
-            RefreshedTokens {
-                access_token: access.into(),
-                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-                refresh_token: Some(refresh.into()),
-                id_token: None,
-            },
-            now,
-        );
+        rotate(&mut current, access, refresh, now);
         current = replace(&store, &current).await;
     }
 
@@ -560,11 +559,7 @@ pub async fn sessions_are_found_by_every_access_token_they_issued(fixture: &dyn 
             .expect("sessions by token");
         assert_eq!(found, [current.clone()], "{token} finds the current tokens");
     }
-    let stored = store
-        .get_session(&current.id)
-        .await
-        .expect("get")
-        .expect("live");
+    let stored = stored_session(&store, &current.id).await.expect("live");
     assert_eq!(stored.access_token, "access-3");
     assert_eq!(
         stored.check_refresh_token("refresh-2"),
@@ -596,27 +591,16 @@ pub async fn aliases_are_capped_keeping_those_paired_with_kept_refresh_tokens(
     store.create_session(&first).await.expect("create");
     let now = Timestamp::now();
     for i in 1..=40 {
-        let mut current = store
-            .get_session(&first.id)
-            .await
-            .expect("get")
-            .expect("live");
-        current.apply_refresh(
-            RefreshedTokens {
-                access_token: format!("cap-access-{i}"),
-                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-                refresh_token: Some(format!("cap-refresh-{i}")),
-                id_token: None,
-            },
+        let mut current = stored_session(&store, &first.id).await.expect("live");
+        rotate(
+            &mut current,
+            &format!("cap-access-{i}"),
+            &format!("cap-refresh-{i}"),
             now,
         );
         replace(&store, &current).await;
     }
-    let stored = store
-        .get_session(&first.id)
-        .await
-        .expect("get")
-        .expect("live");
+    let stored = stored_session(&store, &first.id).await.expect("live");
     assert_eq!(stored.token_aliases.len(), super::KEPT_ALIASES);
     // cap-refresh-24..=39 are the kept superseded ones; cap-access-25..=39 were issued beside the
     // newest 15 of them and stay with the current cap-access-40: 16 in all (SPEC §7).
@@ -658,7 +642,7 @@ pub async fn a_stale_revision_is_refused(fixture: &dyn Fixture) {
         other => panic!("a stale revision was not refused: {other:?}"),
     }
     assert_eq!(
-        store.get_session(&created.id).await.expect("get"),
+        stored_session(&store, &created.id).await,
         Some(written),
         "nothing was overwritten"
     );
@@ -672,21 +656,10 @@ pub async fn concurrent_extend_and_rotate_both_land_after_a_reread(fixture: &dyn
         .expires_at
         .saturating_add(Duration::from_secs(3_600));
     let now = Timestamp::now();
-    let rotate = |s: &mut Session| {
-        s.apply_refresh(
-            RefreshedTokens {
-                access_token: "race-2".into(),
-                access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-                refresh_token: Some("refresh-race-2".into()),
-                id_token: None,
-            },
-            now,
-        );
-    };
     let mut extended = created.clone();
     extended.expires_at = later;
     let mut rotated = created.clone();
-    rotate(&mut rotated);
+    rotate(&mut rotated, "race-2", "refresh-race-2", now);
 
     let (a, b) = tokio::join!(
         store.replace_session(&extended),
@@ -704,13 +677,9 @@ pub async fn concurrent_extend_and_rotate_both_land_after_a_reread(fixture: &dyn
 
     // The loser re-reads and re-applies its own change; it never writes its stale copy.
     let [extend_outcome, _] = &outcomes;
-    let mut current = store
-        .get_session(&created.id)
-        .await
-        .expect("get")
-        .expect("live");
+    let mut current = stored_session(&store, &created.id).await.expect("live");
     if matches!(extend_outcome, CasOutcome::Written(_)) {
-        rotate(&mut current);
+        rotate(&mut current, "race-2", "refresh-race-2", now);
     } else {
         current.expires_at = later;
     }
@@ -734,8 +703,7 @@ pub async fn one_access_token_may_open_several_sessions(fixture: &dyn Fixture) {
     // Two logins of one user within a second: Auth0 issued the same access token twice.
     let phone = session("auth0|twice", "same-token", DAY);
     let laptop = session("auth0|twice", "same-token", DAY);
-    store.create_session(&phone).await.expect("create");
-    store.create_session(&laptop).await.expect("create");
+    create_all(&store, &[&phone, &laptop]).await;
     let mut both = vec![phone.id.clone(), laptop.id.clone()];
     both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     assert_eq!(ids_by_token(&store, "same-token").await, both);
@@ -743,15 +711,7 @@ pub async fn one_access_token_may_open_several_sessions(fixture: &dyn Fixture) {
     // Each rotates on its own; the shared token still finds both.
     let now = Timestamp::now();
     let mut rotated = phone.clone();
-    rotated.apply_refresh(
-        RefreshedTokens {
-            access_token: "phone-2".into(),
-            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-            refresh_token: Some("refresh-phone-2".into()),
-            id_token: None,
-        },
-        now,
-    );
+    rotate(&mut rotated, "phone-2", "refresh-phone-2", now);
     replace(&store, &rotated).await;
     assert_eq!(ids_by_token(&store, "same-token").await, both);
     assert_eq!(
@@ -775,9 +735,7 @@ pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
     let second = session("auth0|a", "a-2", DAY);
     // A sub that starts like the other must not be confused with it.
     let other = session("auth0|ab", "ab-1", DAY);
-    for s in [&first, &second, &other] {
-        store.create_session(s).await.expect("create");
-    }
+    create_all(&store, &[&first, &second, &other]).await;
 
     let ids = |sessions: Vec<Session>| -> BTreeSet<String> {
         sessions
@@ -785,35 +743,23 @@ pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
             .map(|s| s.id.as_str().to_owned())
             .collect()
     };
-    let of_a = store.sessions_of("auth0|a").await.expect("sessions of");
+    let of_a = sessions_of(&store, "auth0|a").await;
     assert_eq!(
         ids(of_a),
         BTreeSet::from([first.id.as_str().to_owned(), second.id.as_str().to_owned()])
     );
-    assert!(
-        store
-            .sessions_of("auth0|none")
-            .await
-            .expect("sessions of")
-            .is_empty()
-    );
+    assert!(sessions_of(&store, "auth0|none").await.is_empty());
 
     let deleted = store
         .delete_sessions_of("auth0|a")
         .await
         .expect("delete by sub");
     assert_eq!(deleted.len(), 2);
-    assert!(
-        store
-            .sessions_of("auth0|a")
-            .await
-            .expect("sessions of")
-            .is_empty()
-    );
-    assert_eq!(store.get_session(&first.id).await.expect("get"), None);
+    assert!(sessions_of(&store, "auth0|a").await.is_empty());
+    assert_eq!(stored_session(&store, &first.id).await, None);
     assert!(ids_by_token(&store, "a-2").await.is_empty());
     assert_eq!(
-        store.get_session(&other.id).await.expect("get"),
+        stored_session(&store, &other.id).await,
         Some(other.clone()),
         "another user's sessions stay"
     );
@@ -829,21 +775,8 @@ pub async fn sessions_are_listed_and_deleted_by_sub(fixture: &dyn Fixture) {
     let mut moved = other.clone();
     moved.sub = "auth0|moved".into();
     replace(&store, &moved).await;
-    assert!(
-        store
-            .sessions_of("auth0|ab")
-            .await
-            .expect("sessions of")
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .sessions_of("auth0|moved")
-            .await
-            .expect("sessions of")
-            .len(),
-        1
-    );
+    assert!(sessions_of(&store, "auth0|ab").await.is_empty());
+    assert_eq!(sessions_of(&store, "auth0|moved").await.len(), 1);
 }
 
 pub async fn active_subs_and_live_count(fixture: &dyn Fixture) {
@@ -877,18 +810,12 @@ pub async fn expired_sessions_are_never_returned(fixture: &dyn Fixture) {
     let store = open(fixture).await;
     let short = session("auth0|expiring", "expiring-1", SHORT);
     store.create_session(&short).await.expect("create");
-    assert!(store.get_session(&short.id).await.expect("get").is_some());
+    assert!(stored_session(&store, &short.id).await.is_some());
 
     fixture.clock().advance(PAST_SHORT);
-    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
+    assert_eq!(stored_session(&store, &short.id).await, None);
     assert!(ids_by_token(&store, "expiring-1").await.is_empty());
-    assert!(
-        store
-            .sessions_of("auth0|expiring")
-            .await
-            .expect("sessions of")
-            .is_empty()
-    );
+    assert!(sessions_of(&store, "auth0|expiring").await.is_empty());
     assert!(store.active_subs().await.expect("active subs").is_empty());
     assert_eq!(store.count_live_sessions().await.expect("count"), 0);
     assert_eq!(
@@ -896,7 +823,7 @@ pub async fn expired_sessions_are_never_returned(fixture: &dyn Fixture) {
         CasOutcome::Gone,
         "an expired session is not written back to life"
     );
-    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
+    assert_eq!(stored_session(&store, &short.id).await, None);
     assert!(
         store
             .delete_sessions_of("auth0|expiring")
@@ -911,8 +838,7 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
     let store = open(fixture).await;
     let short = session("auth0|sweep", "sweep-short", SHORT);
     let long = session("auth0|sweep", "sweep-long", DAY);
-    store.create_session(&short).await.expect("create");
-    store.create_session(&long).await.expect("create");
+    create_all(&store, &[&short, &long]).await;
     assert!(
         store
             .put_state(&state("sweep-short", SHORT))
@@ -925,56 +851,24 @@ pub async fn sweep_removes_expired_records_and_keeps_live_ones(fixture: &dyn Fix
             .await
             .expect("put state")
     );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("sweep-short", "h"), SHORT)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("sweep-long", "h"), DAY)
-            .await
-            .expect("lease")
-    );
+    assert!(take(&store, "sweep-short", "h", SHORT).await);
+    assert!(take(&store, "sweep-long", "h", DAY).await);
 
     fixture.pass_lease_time(PAST_SHORT).await;
     store.sweep().await.expect("sweep");
     // Backends with native expiry may report nothing removed; what matters is what remains.
-    assert_eq!(store.get_session(&short.id).await.expect("get"), None);
-    assert_eq!(
-        store.get_session(&long.id).await.expect("get"),
-        Some(long.clone())
-    );
+    assert_eq!(stored_session(&store, &short.id).await, None);
+    assert_eq!(stored_session(&store, &long.id).await, Some(long.clone()));
     assert_eq!(
         ids_by_token(&store, "sweep-long").await,
         vec![long.id.clone()]
     );
-    assert_eq!(
-        store.sessions_of("auth0|sweep").await.expect("sessions of"),
-        [long]
-    );
+    assert_eq!(sessions_of(&store, "auth0|sweep").await, [long]);
     assert_eq!(store.count_live_sessions().await.expect("count"), 1);
-    assert_eq!(store.take_state("sweep-short").await.expect("take"), None);
-    assert!(
-        store
-            .take_state("sweep-long")
-            .await
-            .expect("take")
-            .is_some()
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("sweep-long", "other"), DAY)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("sweep-short", "other"), DAY)
-            .await
-            .expect("lease")
-    );
+    assert_eq!(taken_state(&store, "sweep-short").await, None);
+    assert!(taken_state(&store, "sweep-long").await.is_some());
+    assert!(!take(&store, "sweep-long", "other", DAY).await);
+    assert!(take(&store, "sweep-short", "other", DAY).await);
     // A second sweep finds nothing more to do.
     let again = store.sweep().await.expect("sweep");
     assert_eq!((again.sessions, again.states), (0, 0));
@@ -990,12 +884,9 @@ pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
         !store.put_state(&other).await.expect("put"),
         "a live state is never replaced"
     );
-    assert_eq!(
-        store.take_state("state-1").await.expect("take"),
-        Some(record)
-    );
-    assert_eq!(store.take_state("state-1").await.expect("take"), None);
-    assert_eq!(store.take_state("never-put").await.expect("take"), None);
+    assert_eq!(taken_state(&store, "state-1").await, Some(record));
+    assert_eq!(taken_state(&store, "state-1").await, None);
+    assert_eq!(taken_state(&store, "never-put").await, None);
 
     let short = state("state-2", SHORT);
     assert!(store.put_state(&short).await.expect("put"));
@@ -1005,10 +896,7 @@ pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
         store.put_state(&fresh).await.expect("put"),
         "an expired state may be replaced"
     );
-    assert_eq!(
-        store.take_state("state-2").await.expect("take"),
-        Some(fresh)
-    );
+    assert_eq!(taken_state(&store, "state-2").await, Some(fresh));
 
     assert!(
         store
@@ -1018,7 +906,7 @@ pub async fn states_are_single_use_and_expire(fixture: &dyn Fixture) {
     );
     fixture.clock().advance(PAST_SHORT);
     assert_eq!(
-        store.take_state("state-3").await.expect("take"),
+        taken_state(&store, "state-3").await,
         None,
         "an expired state is never returned"
     );
@@ -1032,18 +920,11 @@ pub async fn a_state_is_taken_once_by_concurrent_takers(fixture: &dyn Fixture) {
             .await
             .expect("put")
     );
-    let takers: Vec<_> = (0..20)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.take_state("contended").await })
-        })
-        .collect();
-    let mut winners = 0;
-    for taker in takers {
-        if taker.await.expect("joins").expect("take").is_some() {
-            winners += 1;
-        }
-    }
+    let winners = concurrent_winners(20, |_| {
+        let store = Arc::clone(&store);
+        async move { Ok(store.take_state("contended").await?.is_some()) }
+    })
+    .await;
     assert_eq!(winners, 1, "exactly one concurrent take gets the state");
 }
 
@@ -1066,21 +947,14 @@ pub async fn a_state_is_read_in_place_and_taken_only_as_read(fixture: &dyn Fixtu
         !store.take_state_if(&replaced).await.expect("take"),
         "another record under the same state is left alone"
     );
-    let takers: Vec<_> = (0..20)
-        .map(|_| {
-            let (store, record) = (Arc::clone(&store), record.clone());
-            tokio::spawn(async move { store.take_state_if(&record).await })
-        })
-        .collect();
-    let mut winners = 0;
-    for taker in takers {
-        if taker.await.expect("joins").expect("take") {
-            winners += 1;
-        }
-    }
+    let winners = concurrent_winners(20, |_| {
+        let (store, record) = (Arc::clone(&store), record.clone());
+        async move { store.take_state_if(&record).await }
+    })
+    .await;
     assert_eq!(winners, 1, "exactly one concurrent take gets the state");
     assert_eq!(store.get_state("peeked").await.expect("get"), None);
-    assert_eq!(store.take_state("peeked").await.expect("take"), None);
+    assert_eq!(taken_state(&store, "peeked").await, None);
 
     let short = state("peeked-short", SHORT);
     assert!(store.put_state(&short).await.expect("put"));
@@ -1097,220 +971,223 @@ pub async fn a_state_is_read_in_place_and_taken_only_as_read(fixture: &dyn Fixtu
 }
 
 pub async fn leases_are_exclusive_expire_and_are_released_by_their_holder(fixture: &dyn Fixture) {
-    let store = open(fixture).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:1", "daemon-a"), DAY)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:1", "daemon-a"), DAY)
-            .await
-            .expect("lease"),
-        "the holder extends its lease"
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:2", "daemon-b"), DAY)
-            .await
-            .expect("lease")
-    );
-
-    assert!(
-        !store
-            .release_lease(LeaseClaim::new("job:1", "daemon-b"))
-            .await
-            .expect("release"),
-        "only the holder releases"
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        store
-            .release_lease(LeaseClaim::new("job:1", "daemon-a"))
-            .await
-            .expect("release")
-    );
-    assert!(
-        !store
-            .release_lease(LeaseClaim::new("job:1", "daemon-a"))
-            .await
-            .expect("release")
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:1", "daemon-b"), DAY)
-            .await
-            .expect("lease")
-    );
-
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("refresh:x", "daemon-a"), SHORT)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("refresh:x", "daemon-b"), SHORT)
-            .await
-            .expect("lease")
-    );
-    fixture.pass_lease_time(PAST_SHORT).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("refresh:x", "daemon-b"), DAY)
-            .await
-            .expect("lease"),
-        "an expired lease is free"
-    );
-    assert!(
-        !store
-            .release_lease(LeaseClaim::new("refresh:x", "daemon-a"))
-            .await
-            .expect("release"),
-        "a holder whose lease expired cannot release the next holder's"
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("refresh:x", "daemon-a"), DAY)
-            .await
-            .expect("lease")
-    );
+    play_leases(
+        fixture,
+        &[
+            Take("job:1", "daemon-a", DAY, true, "a free lease is taken"),
+            Take("job:1", "daemon-b", DAY, false, "a held lease is refused"),
+            Take(
+                "job:1",
+                "daemon-a",
+                DAY,
+                true,
+                "the holder extends its lease",
+            ),
+            Take(
+                "job:2",
+                "daemon-b",
+                DAY,
+                true,
+                "another key is another lease",
+            ),
+            Release("job:1", "daemon-b", false, "only the holder releases"),
+            Take("job:1", "daemon-b", DAY, false, "still held"),
+            Release("job:1", "daemon-a", true, "the holder releases"),
+            Release("job:1", "daemon-a", false, "a released lease is not held"),
+            Take("job:1", "daemon-b", DAY, true, "a released lease is free"),
+            Take(
+                "refresh:x",
+                "daemon-a",
+                SHORT,
+                true,
+                "a free lease is taken",
+            ),
+            Take(
+                "refresh:x",
+                "daemon-b",
+                SHORT,
+                false,
+                "a held lease is refused",
+            ),
+            Pass(PAST_SHORT),
+            Take(
+                "refresh:x",
+                "daemon-b",
+                DAY,
+                true,
+                "an expired lease is free",
+            ),
+            Release(
+                "refresh:x",
+                "daemon-a",
+                false,
+                "a holder whose lease expired cannot release the next holder's",
+            ),
+            Take(
+                "refresh:x",
+                "daemon-a",
+                DAY,
+                false,
+                "the next holder holds it",
+            ),
+        ],
+    )
+    .await;
 }
 
 pub async fn leases_are_extended_only_by_their_holder(fixture: &dyn Fixture) {
-    let store = open(fixture).await;
     let half = Duration::from_millis(500);
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:x", "a"), SHORT)
-            .await
-            .expect("lease")
-    );
-    fixture.pass_lease_time(half).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:x", "a"), SHORT)
-            .await
-            .expect("lease"),
-        "the holder extends its lease"
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("job:x", "b"), DAY)
-            .await
-            .expect("lease"),
-        "another holder's attempt neither takes nor extends it"
-    );
-    // Past the first term, within the extension: still held.
-    fixture.pass_lease_time(half).await;
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("job:x", "b"), SHORT)
-            .await
-            .expect("lease"),
-        "the extension counts from when it was made"
-    );
-    // Past the extension: free, although b asked for a day while a held it.
-    fixture.pass_lease_time(PAST_SHORT).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("job:x", "c"), SHORT)
-            .await
-            .expect("lease"),
-        "a refused attempt extended nothing"
-    );
-    assert!(
-        !store
-            .release_lease(LeaseClaim::new("job:x", "b"))
-            .await
-            .expect("release"),
-        "only the holder releases"
-    );
-    assert!(
-        store
-            .release_lease(LeaseClaim::new("job:x", "c"))
-            .await
-            .expect("release")
-    );
+    play_leases(
+        fixture,
+        &[
+            Take("job:x", "a", SHORT, true, "a free lease is taken"),
+            Pass(half),
+            Take("job:x", "a", SHORT, true, "the holder extends its lease"),
+            Take(
+                "job:x",
+                "b",
+                DAY,
+                false,
+                "another holder's attempt neither takes nor extends it",
+            ),
+            // Past the first term, within the extension: still held.
+            Pass(half),
+            Take(
+                "job:x",
+                "b",
+                SHORT,
+                false,
+                "the extension counts from when it was made",
+            ),
+            // Past the extension: free, although b asked for a day while a held it.
+            Pass(PAST_SHORT),
+            Take(
+                "job:x",
+                "c",
+                SHORT,
+                true,
+                "a refused attempt extended nothing",
+            ),
+            Release("job:x", "b", false, "only the holder releases"),
+            Release("job:x", "c", true, "the holder releases"),
+        ],
+    )
+    .await;
 }
 
 pub async fn an_expired_lease_is_no_longer_held_by_its_holder(fixture: &dyn Fixture) {
+    play_leases(
+        fixture,
+        &[
+            Take("refresh:y", "a", SHORT, true, "a free lease is taken"),
+            Pass(PAST_SHORT),
+            Release(
+                "refresh:y",
+                "a",
+                false,
+                "a lease past its expiry is not held any more, even by nobody else",
+            ),
+            Take("refresh:y", "b", SHORT, true, "and another holder takes it"),
+            Take(
+                "refresh:y",
+                "a",
+                SHORT,
+                false,
+                "its old holder does not get it back while it is held",
+            ),
+            Pass(PAST_SHORT),
+            Take(
+                "refresh:y",
+                "a",
+                SHORT,
+                true,
+                "once it expired again, anyone gets it",
+            ),
+        ],
+    )
+    .await;
+}
+
+/// One step of a lease scenario ([`play_leases`]): a call and the answer it must get, with why,
+/// or lease time passing.
+#[derive(Debug)]
+enum LeaseStep {
+    /// `try_lease((key, holder), ttl)` answers whether the holder holds the lease.
+    Take(&'static str, &'static str, Duration, bool, &'static str),
+    /// `release_lease((key, holder))` answers whether it released it.
+    Release(&'static str, &'static str, bool, &'static str),
+    /// [`Fixture::pass_lease_time`].
+    Pass(Duration),
+}
+use LeaseStep::{Pass, Release, Take};
+
+/// Plays `steps` in order on a fresh store; a step answered otherwise fails naming its number,
+/// the step and why it must answer so.
+async fn play_leases(fixture: &dyn Fixture, steps: &[LeaseStep]) {
     let store = open(fixture).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
-            .await
-            .expect("lease")
-    );
-    fixture.pass_lease_time(PAST_SHORT).await;
-    assert!(
-        !store
-            .release_lease(LeaseClaim::new("refresh:y", "a"))
-            .await
-            .expect("release"),
-        "a lease past its expiry is not held any more, even by nobody else"
-    );
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("refresh:y", "b"), SHORT)
-            .await
-            .expect("lease"),
-        "and another holder takes it"
-    );
-    assert!(
-        !store
-            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
-            .await
-            .expect("lease"),
-        "its old holder does not get it back while it is held"
-    );
-    fixture.pass_lease_time(PAST_SHORT).await;
-    assert!(
-        store
-            .try_lease(LeaseClaim::new("refresh:y", "a"), SHORT)
-            .await
-            .expect("lease"),
-        "once it expired again, anyone gets it"
-    );
+    for (number, step) in steps.iter().enumerate() {
+        let (answer, expected, why) = match *step {
+            Take(key, holder, ttl, held, why) => (take(&store, key, holder, ttl).await, held, why),
+            Release(key, holder, released, why) => {
+                (release(&store, key, holder).await, released, why)
+            }
+            Pass(duration) => {
+                fixture.pass_lease_time(duration).await;
+                continue;
+            }
+        };
+        assert_eq!(answer, expected, "step {number} {step:?}: {why}");
+    }
 }
 
 pub async fn one_of_concurrent_holders_gets_a_lease(fixture: &dyn Fixture) {
     let store = open(fixture).await;
-    let takers: Vec<_> = (0..20)
-        .map(|i| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                let holder = format!("daemon-{i}");
-                store
-                    .try_lease(LeaseClaim::new("contended", &holder), DAY)
-                    .await
-            })
-        })
-        .collect();
-    let mut winners = 0;
-    for taker in takers {
-        if taker.await.expect("joins").expect("lease") {
-            winners += 1;
+    let winners = concurrent_winners(20, |i| {
+        let store = Arc::clone(&store);
+        async move {
+            let holder = format!("daemon-{i}");
+            store
+                .try_lease(LeaseClaim::new("contended", &holder), DAY)
+                .await
         }
-    }
+    })
+    .await;
     assert_eq!(
         winners, 1,
         "exactly one of concurrent holders gets the lease"
     );
+}
+
+/// `try_lease(key, holder, ttl)`: whether `holder` holds the lease now.
+async fn take(store: &Arc<dyn Store>, key: &str, holder: &str, ttl: Duration) -> bool {
+    store
+        .try_lease(LeaseClaim::new(key, holder), ttl)
+        .await
+        .expect("lease")
+}
+
+/// `release_lease(key, holder)`: whether it released it.
+async fn release(store: &Arc<dyn Store>, key: &str, holder: &str) -> bool {
+    store
+        .release_lease(LeaseClaim::new(key, holder))
+        .await
+        .expect("release")
+}
+
+/// Runs `attempt(0..n)` at once, each on a task of its own, and counts those that answered
+/// `true` (one of concurrent takers of a state, a lease, a replay record).
+async fn concurrent_winners<F>(n: usize, attempt: impl Fn(usize) -> F) -> usize
+where
+    F: Future<Output = Result<bool, StoreError>> + Send + 'static,
+{
+    let takers: Vec<_> = (0..n).map(|i| tokio::spawn(attempt(i))).collect();
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await.expect("joins").expect("the attempt answers") {
+            winners += 1;
+        }
+    }
+    winners
 }
 
 pub async fn job_pages_never_skip_records_created_in_one_millisecond(fixture: &dyn Fixture) {
@@ -1409,17 +1286,10 @@ pub async fn jobs_list_newest_first_with_before(fixture: &dyn Fixture) {
     updated.updated_at = Timestamp::from_millis(base + 60_000);
     updated.summary = Some(json!({"failed": 0, "updated": 0, "inserted": 1, "total": 1}));
     store.put_job(&updated).await.expect("put");
-    assert_eq!(
-        store.get_job("job_3").await.expect("get"),
-        Some(updated.clone())
-    );
-    assert_eq!(store.get_job("job_none").await.expect("get"), None);
+    assert_eq!(stored_job(&store, "job_3").await, Some(updated.clone()));
+    assert_eq!(stored_job(&store, "job_none").await, None);
     assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 5);
-    let batch = store
-        .get_job("batch_2")
-        .await
-        .expect("get")
-        .expect("stored");
+    let batch = stored_job(&store, "batch_2").await.expect("stored");
     assert_eq!(
         (batch.kind, batch.detail),
         (JobKind::Batch, json!({"parts": [1, 2]}))
@@ -1457,21 +1327,9 @@ pub async fn finished_jobs_past_retention_are_deleted(fixture: &dyn Fixture) {
         store.delete_finished_jobs(cutoff).await.expect("retention"),
         1
     );
-    assert_eq!(store.get_job("job_old_done").await.expect("get"), None);
-    assert!(
-        store
-            .get_job("job_recent_done")
-            .await
-            .expect("get")
-            .is_some()
-    );
-    assert!(
-        store
-            .get_job("job_old_running")
-            .await
-            .expect("get")
-            .is_some()
-    );
+    assert_eq!(stored_job(&store, "job_old_done").await, None);
+    assert!(stored_job(&store, "job_recent_done").await.is_some());
+    assert!(stored_job(&store, "job_old_running").await.is_some());
     let listed: BTreeSet<String> = store
         .list_jobs(10, None)
         .await
@@ -1529,7 +1387,7 @@ pub async fn unfinished_jobs_are_oldest_first_and_leave_once_final(fixture: &dyn
         ids(&store.unfinished_jobs().await.expect("unfinished")),
         ["job_b", "job_e"]
     );
-    assert_eq!(store.get_job("batch_c").await.expect("get"), Some(expired));
+    assert_eq!(stored_job(&store, "batch_c").await, Some(expired));
     assert_eq!(store.list_jobs(10, None).await.expect("list").len(), 5);
 }
 
@@ -1548,26 +1406,14 @@ pub async fn records_survive_a_reopen(fixture: &dyn Fixture) {
     }
 
     let store = open(fixture).await;
-    assert_eq!(
-        store.get_session(&kept.id).await.expect("get"),
-        Some(kept.clone())
-    );
+    assert_eq!(stored_session(&store, &kept.id).await, Some(kept.clone()));
     assert_eq!(
         ids_by_token(&store, "persist-1").await,
         vec![kept.id.clone()]
     );
-    assert_eq!(store.get_session(&ended.id).await.expect("get"), None);
-    assert_eq!(
-        store
-            .sessions_of("auth0|persist")
-            .await
-            .expect("sessions of"),
-        [kept]
-    );
-    assert_eq!(
-        store.take_state("persist-state").await.expect("take"),
-        Some(record)
-    );
+    assert_eq!(stored_session(&store, &ended.id).await, None);
+    assert_eq!(sessions_of(&store, "auth0|persist").await, [kept]);
+    assert_eq!(taken_state(&store, "persist-state").await, Some(record));
     assert_eq!(
         store.unfinished_jobs().await.expect("unfinished"),
         [submitted]
@@ -1608,9 +1454,7 @@ pub async fn sessions_are_found_by_auth0_session_until_they_end(fixture: &dyn Fi
         password.auth0_session, None,
         "no `sid` claim, no index entry"
     );
-    for s in [&first, &second, &other, &short, &password] {
-        store.create_session(s).await.expect("create");
-    }
+    create_all(&store, &[&first, &second, &other, &short, &password]).await;
     let ids_of = |sid: &'static str| {
         let store = Arc::clone(&store);
         async move {
@@ -1646,15 +1490,7 @@ pub async fn sessions_are_found_by_auth0_session_until_they_end(fixture: &dyn Fi
 
     // A refresh keeps the entry.
     let mut refreshed = first.clone();
-    refreshed.apply_refresh(
-        RefreshedTokens {
-            access_token: "x-1b".into(),
-            access_expires_at: Timestamp::now().saturating_add(DAY),
-            refresh_token: Some("refresh-x-1b".into()),
-            id_token: None,
-        },
-        Timestamp::now(),
-    );
+    rotate(&mut refreshed, "x-1b", "refresh-x-1b", Timestamp::now());
     replace(&store, &refreshed).await;
     assert_eq!(ids_of("sso-A").await, both);
 
@@ -1686,18 +1522,11 @@ pub async fn record_once_is_set_if_absent_and_expires(fixture: &dyn Fixture) {
     );
     assert!(store.record_once("jti:2", SHORT).await.expect("record"));
 
-    let takers: Vec<_> = (0..16)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { store.record_once("jti:contended", DAY).await })
-        })
-        .collect();
-    let mut first = 0;
-    for taker in takers {
-        if taker.await.expect("joins").expect("record") {
-            first += 1;
-        }
-    }
+    let first = concurrent_winners(16, |_| {
+        let store = Arc::clone(&store);
+        async move { store.record_once("jti:contended", DAY).await }
+    })
+    .await;
     assert_eq!(first, 1, "exactly one of concurrent callers records it");
 
     fixture.pass_lease_time(PAST_SHORT).await;

@@ -8,8 +8,7 @@ use secrecy::SecretString;
 
 use super::testing::{RedisSentinel, RedisServer, free_port};
 use super::*;
-use crate::store::RefreshedTokens;
-use crate::store::conformance::{Fixture, conformance_suite};
+use crate::store::conformance::{Fixture, conformance_suite, rotate};
 
 /// Calls in these tests are bounded like the daemon's (`sessions.timeoutMs`), shorter.
 const TIMEOUT: Duration = Duration::from_millis(1_000);
@@ -163,15 +162,7 @@ async fn no_key_holds_a_token() {
     store.create_session(&first).await.expect("create");
     store.create_session(&second).await.expect("create");
     let now = clock.now();
-    first.apply_refresh(
-        RefreshedTokens {
-            access_token: "eyJ.access-two".into(),
-            access_expires_at: now.saturating_add(Duration::from_secs(3_600)),
-            refresh_token: Some("v1.refresh-two".into()),
-            id_token: None,
-        },
-        now,
-    );
+    rotate(&mut first, "eyJ.access-two", "v1.refresh-two", now);
     let CasOutcome::Written(_) = store.replace_session(&first).await.expect("replace") else {
         panic!("the rotation was not written");
     };
