@@ -78,13 +78,50 @@ local function write(id, data, revision, expires, sub, aliases, auth0)
 end
 ";
 
-fn with_helpers(body: &str) -> Script {
-    Script::new(&format!("{SESSION_HELPERS}\n{body}"))
+/// Helpers for the scripts that read records by id or write jobs. A job is a hash: `d` (the JSON
+/// record), `m` (its member in `jobs`, `created_at ‖ id`), `r` (revision).
+const RECORD_HELPERS: &str = r"
+local P = ARGV[1]
+
+-- The records (`d`) of the hashes `P .. kind .. id`, in the order of `ids`, skipping those gone.
+local function records(kind, ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local d = redis.call('HGET', P .. kind .. id, 'd')
+    if d then
+      out[#out + 1] = d
+    end
+  end
+  return out
+end
+
+-- Writes the job of PUT_JOB's and REPLACE_JOB's ARGV (id, record, index member, final, updated
+-- at, revision from ARGV[2]) at `key` and moves its index entries; `old` is its stored member.
+local function write_job(key, old)
+  if old and old ~= ARGV[4] then
+    redis.call('ZREM', P .. 'jobs', old)
+  end
+  redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4], 'r', ARGV[7])
+  redis.call('ZADD', P .. 'jobs', 0, ARGV[4])
+  if ARGV[5] == '1' then
+    redis.call('SREM', P .. 'jobs:open', ARGV[2])
+    redis.call('ZADD', P .. 'jobs:done', ARGV[6], ARGV[2])
+  else
+    redis.call('SADD', P .. 'jobs:open', ARGV[2])
+    redis.call('ZREM', P .. 'jobs:done', ARGV[2])
+  end
+end
+";
+
+/// A script whose `body` runs after `helpers` (their functions and locals in scope).
+fn with_helpers(helpers: &str, body: &str) -> Script {
+    Script::new(&format!("{helpers}\n{body}"))
 }
 
 /// ARGV: prefix, margin, now, id, data, revision, expires, sub, aliases, Auth0 session hash.
 pub(super) static CREATE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
+        SESSION_HELPERS,
         r"
 remove(ARGV[4])
 write(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
@@ -98,6 +135,7 @@ return 1
 /// Answers `{'written'}`, `{'gone'}` or `{'conflict', stored record}`.
 pub(super) static REPLACE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
+        SESSION_HELPERS,
         r"
 local id = ARGV[4]
 local f = redis.call('HMGET', P .. 's:' .. id, 'd', 'r', 'e')
@@ -117,6 +155,7 @@ return {'written'}
 /// ARGV: prefix, margin, now, id. Answers the removed record, or nil.
 pub(super) static DELETE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
+        SESSION_HELPERS,
         r"
 local f = remove(ARGV[4])
 if not f then
@@ -130,6 +169,7 @@ return f[1]
 /// ARGV: prefix, margin, now, sub. Answers the removed records.
 pub(super) static DELETE_SESSIONS_OF: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
+        SESSION_HELPERS,
         r"
 local ids = redis.call('ZRANGE', P .. 'u:' .. ARGV[4], 0, -1)
 local out = {}
@@ -148,6 +188,7 @@ return out
 /// entries, and the subs with no live session from `active`. Answers `{removed, seen}`.
 pub(super) static SWEEP_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
     with_helpers(
+        SESSION_HELPERS,
         r"
 local ids = redis.call('ZRANGEBYSCORE', P .. 'expiry', '-inf', NOW, 'LIMIT', 0, tonumber(ARGV[4]))
 local removed = 0
@@ -168,18 +209,11 @@ return {removed, #ids}
 /// ARGV: prefix, index key (after the prefix), now. The records of the entries of the index
 /// (`t:<hash>`, `u:<sub>` or `x:<hash>`) that are live at `now`: one round trip for the hot path.
 pub(super) static SESSIONS_IN_INDEX: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_helpers(
+        RECORD_HELPERS,
         r"
-local P = ARGV[1]
 local ids = redis.call('ZRANGEBYSCORE', P .. ARGV[2], '(' .. ARGV[3], '+inf')
-local out = {}
-for _, id in ipairs(ids) do
-  local d = redis.call('HGET', P .. 's:' .. id, 'd')
-  if d then
-    out[#out + 1] = d
-  end
-end
-return out
+return records('s:', ids)
 ",
     )
 });
@@ -257,26 +291,14 @@ return 0
     )
 });
 
-/// ARGV: prefix, id, record, index member, final (`1`/`0`), updated at, revision. A job is a
-/// hash: `d` (the JSON record), `m` (its member in `jobs`, `created_at ‖ id`), `r` (revision).
+/// ARGV: prefix, id, record, index member, final (`1`/`0`), updated at, revision (a job's hash:
+/// `RECORD_HELPERS`).
 pub(super) static PUT_JOB: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_helpers(
+        RECORD_HELPERS,
         r"
-local P = ARGV[1]
 local key = P .. 'j:' .. ARGV[2]
-local old = redis.call('HGET', key, 'm')
-if old and old ~= ARGV[4] then
-  redis.call('ZREM', P .. 'jobs', old)
-end
-redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4], 'r', ARGV[7])
-redis.call('ZADD', P .. 'jobs', 0, ARGV[4])
-if ARGV[5] == '1' then
-  redis.call('SREM', P .. 'jobs:open', ARGV[2])
-  redis.call('ZADD', P .. 'jobs:done', ARGV[6], ARGV[2])
-else
-  redis.call('SADD', P .. 'jobs:open', ARGV[2])
-  redis.call('ZREM', P .. 'jobs:done', ARGV[2])
-end
+write_job(key, redis.call('HGET', key, 'm'))
 return 1
 ",
     )
@@ -286,9 +308,9 @@ return 1
 /// new revision, expected revision. Compare-and-swap: answers `{2}` written, `{1, d}` another
 /// revision is stored (here it is), `{0}` no such record.
 pub(super) static REPLACE_JOB: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_helpers(
+        RECORD_HELPERS,
         r"
-local P = ARGV[1]
 local key = P .. 'j:' .. ARGV[2]
 local current = redis.call('HMGET', key, 'd', 'r', 'm')
 if not current[1] then
@@ -297,18 +319,7 @@ end
 if (current[2] or '0') ~= ARGV[8] then
   return {1, current[1]}
 end
-if current[3] and current[3] ~= ARGV[4] then
-  redis.call('ZREM', P .. 'jobs', current[3])
-end
-redis.call('HSET', key, 'd', ARGV[3], 'm', ARGV[4], 'r', ARGV[7])
-redis.call('ZADD', P .. 'jobs', 0, ARGV[4])
-if ARGV[5] == '1' then
-  redis.call('SREM', P .. 'jobs:open', ARGV[2])
-  redis.call('ZADD', P .. 'jobs:done', ARGV[6], ARGV[2])
-else
-  redis.call('SADD', P .. 'jobs:open', ARGV[2])
-  redis.call('ZREM', P .. 'jobs:done', ARGV[2])
-end
+write_job(key, current[3])
 return {2, false}
 ",
     )
@@ -316,36 +327,25 @@ return {2, false}
 
 /// ARGV: prefix, upper bound (a `ZREVRANGEBYLEX` max), limit. Newest first.
 pub(super) static LIST_JOBS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_helpers(
+        RECORD_HELPERS,
         r"
-local P = ARGV[1]
 local members = redis.call('ZREVRANGEBYLEX', P .. 'jobs', ARGV[2], '-', 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, m in ipairs(members) do
-  local d = redis.call('HGET', P .. 'j:' .. string.sub(m, 17), 'd')
-  if d then
-    out[#out + 1] = d
-  end
+local ids = {}
+for i, m in ipairs(members) do
+  ids[i] = string.sub(m, 17)
 end
-return out
+return records('j:', ids)
 ",
     )
 });
 
 /// ARGV: prefix. The records whose status is not final.
 pub(super) static UNFINISHED_JOBS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_helpers(
+        RECORD_HELPERS,
         r"
-local P = ARGV[1]
-local ids = redis.call('SMEMBERS', P .. 'jobs:open')
-local out = {}
-for _, id in ipairs(ids) do
-  local d = redis.call('HGET', P .. 'j:' .. id, 'd')
-  if d then
-    out[#out + 1] = d
-  end
-end
-return out
+return records('j:', redis.call('SMEMBERS', P .. 'jobs:open'))
 ",
     )
 });
