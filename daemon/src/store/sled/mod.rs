@@ -317,6 +317,16 @@ impl SledStore {
         self.inner.pool.run(what, move || work(&engine)).await
     }
 
+    /// [`Self::call`] as the future a store method returns: a read, or a write that need not
+    /// wait for the disk (durable writes call [`Self::durable`] after it).
+    fn run<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce(&Engine) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        Box::pin(self.call(what, work))
+    }
+
     /// Sweeps a tree of single-key records in batches of [`SWEEP_BATCH`], each its own pool call,
     /// removing those `expired` says are; returns how many it removed.
     async fn sweep_tree(
@@ -416,22 +426,16 @@ impl SessionStore for SledStore {
     fn get_session<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Session>> {
         let id = id.clone();
         let now = self.now();
-        Box::pin(async move {
-            self.call("get session", move |e| {
-                e.read_session(id.as_str().as_bytes(), now)
-            })
-            .await
+        self.run("get session", move |e| {
+            e.read_session(id.as_str().as_bytes(), now)
         })
     }
 
     fn sessions_by_token<'a>(&'a self, hash: &'a TokenHash) -> StoreFuture<'a, Vec<Session>> {
         let hash = hash.clone();
         let now = self.now();
-        Box::pin(async move {
-            self.call("sessions by token", move |e| {
-                e.sessions_by_token(&hash, now)
-            })
-            .await
+        self.run("sessions by token", move |e| {
+            e.sessions_in_index(&e.trees.aliases, hash.as_str(), now)
         })
     }
 
@@ -466,15 +470,12 @@ impl SessionStore for SledStore {
     fn sessions_of<'a>(&'a self, sub: &'a str) -> StoreFuture<'a, Vec<Session>> {
         let sub = sub.to_owned();
         let now = self.now();
-        Box::pin(async move {
-            self.call("sessions of a user", move |e| {
-                let mut sessions = Vec::new();
-                for id in e.session_ids_of(&sub)? {
-                    sessions.extend(e.read_session(id.as_str().as_bytes(), now)?);
-                }
-                Ok(sessions)
-            })
-            .await
+        self.run("sessions of a user", move |e| {
+            let mut sessions = Vec::new();
+            for id in e.session_ids_of(&sub)? {
+                sessions.extend(e.read_session(id.as_str().as_bytes(), now)?);
+            }
+            Ok(sessions)
         })
     }
 
@@ -484,11 +485,8 @@ impl SessionStore for SledStore {
     ) -> StoreFuture<'a, Vec<Session>> {
         let hash = hash.clone();
         let now = self.now();
-        Box::pin(async move {
-            self.call("sessions of an Auth0 session", move |e| {
-                e.sessions_of_auth0_session(&hash, now)
-            })
-            .await
+        self.run("sessions of an Auth0 session", move |e| {
+            e.sessions_in_index(&e.trees.auth0_sessions, hash.as_str(), now)
         })
     }
 
@@ -513,45 +511,39 @@ impl SessionStore for SledStore {
 
     fn active_subs(&self) -> StoreFuture<'_, Vec<String>> {
         let now = self.now();
-        Box::pin(async move {
-            self.call("active users", move |e| {
-                let mut subs: Vec<String> = Vec::new();
-                for entry in e.trees.subs.iter() {
-                    let (key, expires_at) = entry?;
-                    if now >= parse_time(&expires_at)? {
-                        continue;
-                    }
-                    let sub = parse_sub(&key)?;
-                    // Keys are grouped by sub, so a duplicate is always the last one pushed.
-                    if subs.last().map(String::as_str) != Some(sub) {
-                        subs.push(sub.to_owned());
-                    }
+        self.run("active users", move |e| {
+            let mut subs: Vec<String> = Vec::new();
+            for entry in e.trees.subs.iter() {
+                let (key, expires_at) = entry?;
+                if now >= parse_time(&expires_at)? {
+                    continue;
                 }
-                subs.sort_unstable();
-                Ok(subs)
-            })
-            .await
+                let sub = parse_sub(&key)?;
+                // Keys are grouped by sub, so a duplicate is always the last one pushed.
+                if subs.last().map(String::as_str) != Some(sub) {
+                    subs.push(sub.to_owned());
+                }
+            }
+            subs.sort_unstable();
+            Ok(subs)
         })
     }
 
     fn count_live_sessions(&self) -> StoreFuture<'_, u64> {
         let now = self.now();
-        Box::pin(async move {
-            // The records counted as they were written, less those expired and not yet swept
-            // (one sweep interval's worth): no scan of the live sessions.
-            self.call("count live sessions", move |e| {
-                let mut count: i64 = 0;
-                for shard in e.trees.counts.iter().values() {
-                    count = count.saturating_add(parse_count(&shard?)?);
-                }
-                let end = time_bytes(now.saturating_add(Duration::from_millis(1)));
-                for key in e.trees.expiry.range(..end).keys() {
-                    key?;
-                    count -= 1;
-                }
-                Ok(u64::try_from(count).unwrap_or(0))
-            })
-            .await
+        // The records counted as they were written, less those expired and not yet swept
+        // (one sweep interval's worth): no scan of the live sessions.
+        self.run("count live sessions", move |e| {
+            let mut count: i64 = 0;
+            for shard in e.trees.counts.iter().values() {
+                count = count.saturating_add(parse_count(&shard?)?);
+            }
+            let end = time_bytes(now.saturating_add(Duration::from_millis(1)));
+            for key in e.trees.expiry.range(..end).keys() {
+                key?;
+                count -= 1;
+            }
+            Ok(u64::try_from(count).unwrap_or(0))
         })
     }
 }
@@ -563,10 +555,7 @@ impl StateStore for SledStore {
         // Not waited to disk: a state lives for minutes, and losing it to a crash costs the user
         // a retry of the login, while an fsync per anonymous `/authorize` would let anyone slow
         // every real login down.
-        Box::pin(async move {
-            self.call("put state", move |e| e.insert_state(&record, now))
-                .await
-        })
+        self.run("put state", move |e| e.insert_state(&record, now))
     }
 
     fn take_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
@@ -574,23 +563,17 @@ impl StateStore for SledStore {
         let now = self.now();
         // Not waited to disk either: a crash may bring a taken state back, but its code was
         // already redeemed, and Auth0 refuses a code twice.
-        Box::pin(async move {
-            self.call("take state", move |e| {
-                // `remove` is atomic: of concurrent takes, one gets the value, the others `None`.
-                live_state(e.trees.states.remove(state.as_bytes())?, now)
-            })
-            .await
+        self.run("take state", move |e| {
+            // `remove` is atomic: of concurrent takes, one gets the value, the others `None`.
+            live_state(e.trees.states.remove(state.as_bytes())?, now)
         })
     }
 
     fn get_state<'a>(&'a self, state: &'a str) -> StoreFuture<'a, Option<StateRecord>> {
         let state = state.to_owned();
         let now = self.now();
-        Box::pin(async move {
-            self.call("get state", move |e| {
-                live_state(e.trees.states.get(state.as_bytes())?, now)
-            })
-            .await
+        self.run("get state", move |e| {
+            live_state(e.trees.states.get(state.as_bytes())?, now)
         })
     }
 
@@ -598,29 +581,26 @@ impl StateStore for SledStore {
         let expected = record.clone();
         let now = self.now();
         // Not waited to disk, like `take_state`.
-        Box::pin(async move {
-            self.call("take state", move |e| {
-                loop {
-                    let Some(bytes) = e.trees.states.get(expected.state.as_bytes())? else {
-                        return Ok(false);
-                    };
-                    let current: StateRecord = decode("state record", &bytes)?;
-                    if current != expected || !current.is_live(now) {
-                        return Ok(false);
-                    }
-                    // Removes exactly the bytes read: a concurrent take or replacement makes the
-                    // swap fail, and the loop reads again.
-                    let swapped = e.trees.states.compare_and_swap(
-                        expected.state.as_bytes(),
-                        Some(bytes),
-                        None as Option<&[u8]>,
-                    )?;
-                    if swapped.is_ok() {
-                        return Ok(true);
-                    }
+        self.run("take state", move |e| {
+            loop {
+                let Some(bytes) = e.trees.states.get(expected.state.as_bytes())? else {
+                    return Ok(false);
+                };
+                let current: StateRecord = decode("state record", &bytes)?;
+                if current != expected || !current.is_live(now) {
+                    return Ok(false);
                 }
-            })
-            .await
+                // Removes exactly the bytes read: a concurrent take or replacement makes the
+                // swap fail, and the loop reads again.
+                let swapped = e.trees.states.compare_and_swap(
+                    expected.state.as_bytes(),
+                    Some(bytes),
+                    None as Option<&[u8]>,
+                )?;
+                if swapped.is_ok() {
+                    return Ok(true);
+                }
+            }
         })
     }
 }
@@ -648,35 +628,26 @@ impl JobStore for SledStore {
     }
 
     fn put_job_part<'a>(&'a self, part: JobPart<'a>, users: &'a [u8]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let (job_id, number, users) = (part.job_id.to_owned(), part.number, users.to_vec());
-            // Durable on return: the file and its folder are synced.
-            self.call("put job part", move |e| {
-                e.parts.put(&job_id, number, &users)
-            })
-            .await
+        let (job_id, number, users) = (part.job_id.to_owned(), part.number, users.to_vec());
+        // Durable on return: the file and its folder are synced.
+        self.run("put job part", move |e| {
+            e.parts.put(&job_id, number, &users)
         })
     }
 
     fn get_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, Option<Vec<u8>>> {
-        Box::pin(async move {
-            let (job_id, number) = (part.job_id.to_owned(), part.number);
-            self.call("get job part", move |e| e.parts.get(&job_id, number))
-                .await
-        })
+        let (job_id, number) = (part.job_id.to_owned(), part.number);
+        self.run("get job part", move |e| e.parts.get(&job_id, number))
     }
 
     fn delete_job_part<'a>(&'a self, part: JobPart<'a>) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let (job_id, number) = (part.job_id.to_owned(), part.number);
-            self.call("delete job part", move |e| e.parts.delete(&job_id, number))
-                .await
-        })
+        let (job_id, number) = (part.job_id.to_owned(), part.number);
+        self.run("delete job part", move |e| e.parts.delete(&job_id, number))
     }
 
     fn get_job<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<JobRecord>> {
         let id = id.to_owned();
-        Box::pin(async move { self.call("get job", move |e| e.read_job(&id)).await })
+        self.run("get job", move |e| e.read_job(&id))
     }
 
     fn list_jobs<'a>(
@@ -688,33 +659,24 @@ impl JobStore for SledStore {
             Some(id) => created_key(cursor.created_at, id),
             None => time_bytes(cursor.created_at).to_vec(),
         });
-        Box::pin(async move {
-            self.call("list jobs", move |e| e.newest_jobs(limit, end))
-                .await
-        })
+        self.run("list jobs", move |e| e.newest_jobs(limit, end))
     }
 
     fn unfinished_jobs(&self) -> StoreFuture<'_, Vec<JobRecord>> {
-        Box::pin(async move {
-            self.call("unfinished jobs", |e| {
-                let mut jobs: Vec<JobRecord> = e
-                    .all_jobs()?
-                    .into_iter()
-                    .filter(|job| !job.status.is_final())
-                    .collect();
-                jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-                Ok(jobs)
-            })
-            .await
+        self.run("unfinished jobs", |e| {
+            let mut jobs: Vec<JobRecord> = e
+                .all_jobs()?
+                .into_iter()
+                .filter(|job| !job.status.is_final())
+                .collect();
+            jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(jobs)
         })
     }
 
     fn delete_finished_jobs(&self, finished_before: Timestamp) -> StoreFuture<'_, u64> {
-        Box::pin(async move {
-            self.call("delete finished jobs", move |e| {
-                e.remove_finished_jobs(finished_before)
-            })
-            .await
+        self.run("delete finished jobs", move |e| {
+            e.remove_finished_jobs(finished_before)
         })
     }
 }
@@ -723,19 +685,13 @@ impl LeaseStore for SledStore {
     fn try_lease<'a>(&'a self, claim: LeaseClaim<'a>, ttl: Duration) -> StoreFuture<'a, bool> {
         let (key, holder) = (claim.key.to_owned(), claim.holder.to_owned());
         let now = self.now();
-        Box::pin(async move {
-            self.call("take lease", move |e| e.lease(&key, &holder, ttl, now))
-                .await
-        })
+        self.run("take lease", move |e| e.lease(&key, &holder, ttl, now))
     }
 
     fn release_lease<'a>(&'a self, claim: LeaseClaim<'a>) -> StoreFuture<'a, bool> {
         let (key, holder) = (claim.key.to_owned(), claim.holder.to_owned());
         let now = self.now();
-        Box::pin(async move {
-            self.call("release lease", move |e| e.unlease(&key, &holder, now))
-                .await
-        })
+        self.run("release lease", move |e| e.unlease(&key, &holder, now))
     }
 }
 
@@ -782,12 +738,9 @@ impl Store for SledStore {
     }
 
     fn writable(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.call("ping", |e| {
-                e.db.get(LAYOUT_KEY)?;
-                Ok(())
-            })
-            .await
+        self.run("ping", |e| {
+            e.db.get(LAYOUT_KEY)?;
+            Ok(())
         })
     }
 

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use ::sled::transaction::{ConflictableTransactionResult, TransactionalTree};
-use ::sled::{IVec, Transactional};
+use ::sled::{IVec, Transactional, Tree};
 
 use super::counts::count_session;
 use super::layout::{
@@ -21,9 +21,7 @@ use super::layout::{
     sub_prefix, time_bytes, transaction_result,
 };
 use super::{Engine, record};
-use crate::store::{
-    Auth0SessionHash, CasOutcome, Session, SessionId, StoreError, Timestamp, TokenHash,
-};
+use crate::store::{CasOutcome, Session, SessionId, StoreError, Timestamp};
 
 impl Engine {
     pub(super) fn read_session(
@@ -111,21 +109,6 @@ impl Engine {
         })
     }
 
-    /// Every live session indexed under the access-token hash `hash`.
-    pub(super) fn sessions_by_token(
-        &self,
-        hash: &TokenHash,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        let mut sessions = Vec::new();
-        for key in self.trees.aliases.scan_prefix(hash.as_str()).keys() {
-            let key = key?;
-            let id = key.get(HASH_LEN..).unwrap_or_default();
-            sessions.extend(self.read_session(id, now)?);
-        }
-        Ok(sessions)
-    }
-
     /// Deletes a session and its entries in one transaction and returns what it deleted. With
     /// `only_expired` (the sweeper), deletes only a session expired at `now`, not one a refresh
     /// has just extended, and drops that expiry key, which may be stale.
@@ -154,14 +137,16 @@ impl Engine {
         })
     }
 
-    /// Every live session indexed under the Auth0 session hash `hash`.
-    pub(super) fn sessions_of_auth0_session(
+    /// Every live session with an entry `hash ‖ id` in `index`: the access-token hash in
+    /// `aliases`, the Auth0 session hash in `auth0_sessions`.
+    pub(super) fn sessions_in_index(
         &self,
-        hash: &Auth0SessionHash,
+        index: &Tree,
+        hash: &str,
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError> {
         let mut sessions = Vec::new();
-        for key in self.trees.auth0_sessions.scan_prefix(hash.as_str()).keys() {
+        for key in index.scan_prefix(hash).keys() {
             let key = key?;
             let id = key.get(HASH_LEN..).unwrap_or_default();
             sessions.extend(self.read_session(id, now)?);
@@ -223,19 +208,38 @@ pub(super) struct SessionBatch {
     pub(super) more: bool,
 }
 
+/// Every index entry of a session, as (tree, key, value): its access-token aliases, its sub (with
+/// its expiry as the value, for `active_subs`), its expiry, its Auth0 session. One list, so the
+/// entries a write adds are the entries a delete removes.
+fn session_entries<'t>(
+    session: &Session,
+    index: &Index<'t>,
+) -> Vec<(&'t TransactionalTree, Vec<u8>, Vec<u8>)> {
+    let id = session.id.as_str().as_bytes();
+    let mut entries: Vec<_> = session
+        .alias_hashes()
+        .into_iter()
+        .map(|hash| (index.aliases, alias_key(&hash, id), Vec::new()))
+        .collect();
+    entries.push((
+        index.subs,
+        sub_key(&session.sub, &session.id),
+        time_bytes(session.expires_at).to_vec(),
+    ));
+    entries.push((index.expiry, expiry_key(session.expires_at, id), Vec::new()));
+    if let Some(hash) = &session.auth0_session {
+        entries.push((index.auth0, auth0_session_key(hash, id), Vec::new()));
+    }
+    entries
+}
+
 /// Removes the session's index entries (not the record) inside a transaction.
 fn remove_session_entries(
     session: &Session,
     index: &Index<'_>,
 ) -> ConflictableTransactionResult<(), StoreError> {
-    let id = session.id.as_str().as_bytes();
-    for hash in session.alias_hashes() {
-        index.aliases.remove(alias_key(&hash, id))?;
-    }
-    index.subs.remove(sub_key(&session.sub, &session.id))?;
-    index.expiry.remove(expiry_key(session.expires_at, id))?;
-    if let Some(hash) = &session.auth0_session {
-        index.auth0.remove(auth0_session_key(hash, id))?;
+    for (tree, key, _) in session_entries(session, index) {
+        tree.remove(key)?;
     }
     Ok(())
 }
@@ -245,19 +249,8 @@ fn add_session_entries(
     session: &Session,
     index: &Index<'_>,
 ) -> ConflictableTransactionResult<(), StoreError> {
-    let id = session.id.as_str().as_bytes();
-    for hash in session.alias_hashes() {
-        index.aliases.insert(alias_key(&hash, id), &[][..])?;
-    }
-    index.subs.insert(
-        sub_key(&session.sub, &session.id),
-        &time_bytes(session.expires_at)[..],
-    )?;
-    index
-        .expiry
-        .insert(expiry_key(session.expires_at, id), &[][..])?;
-    if let Some(hash) = &session.auth0_session {
-        index.auth0.insert(auth0_session_key(hash, id), &[][..])?;
+    for (tree, key, value) in session_entries(session, index) {
+        tree.insert(key, value)?;
     }
     Ok(())
 }

@@ -19,6 +19,29 @@ use super::Engine;
 use super::layout::{decode, encode};
 use crate::store::{StateRecord, StoreError, Timestamp};
 
+/// Writes `value` at `key` unless the record there `blocks` it (a live state, another holder's
+/// lease); answers whether it wrote. Loops on `compare_and_swap` until the bytes it judged are
+/// the bytes it replaces.
+fn swap_in_unless(
+    tree: &Tree,
+    key: impl AsRef<[u8]>,
+    value: &[u8],
+    blocks: impl Fn(&[u8]) -> Result<bool, StoreError>,
+) -> Result<bool, StoreError> {
+    let key = key.as_ref();
+    loop {
+        let current = tree.get(key)?;
+        if let Some(bytes) = &current
+            && blocks(bytes)?
+        {
+            return Ok(false);
+        }
+        if tree.compare_and_swap(key, current, Some(value))?.is_ok() {
+            return Ok(true);
+        }
+    }
+}
+
 impl Engine {
     pub(super) fn insert_state(
         &self,
@@ -26,23 +49,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let value = encode("state record", record)?;
-        loop {
-            let current = self.trees.states.get(&record.state)?;
-            if let Some(bytes) = &current {
-                let existing: StateRecord = decode("state record", bytes)?;
-                if existing.is_live(now) {
-                    return Ok(false);
-                }
-            }
-            let swapped = self.trees.states.compare_and_swap(
-                &record.state,
-                current,
-                Some(value.as_slice()),
-            )?;
-            if swapped.is_ok() {
-                return Ok(true);
-            }
-        }
+        swap_in_unless(&self.trees.states, &record.state, &value, |bytes| {
+            let existing: StateRecord = decode("state record", bytes)?;
+            Ok(existing.is_live(now))
+        })
     }
 
     pub(super) fn lease(
@@ -59,22 +69,10 @@ impl Engine {
                 expires_at: now.saturating_add(ttl),
             },
         )?;
-        loop {
-            let current = self.trees.leases.get(key)?;
-            if let Some(bytes) = &current {
-                let lease: Lease = decode("lease", bytes)?;
-                if lease.holder != holder && now < lease.expires_at {
-                    return Ok(false);
-                }
-            }
-            let swapped =
-                self.trees
-                    .leases
-                    .compare_and_swap(key, current, Some(value.as_slice()))?;
-            if swapped.is_ok() {
-                return Ok(true);
-            }
-        }
+        swap_in_unless(&self.trees.leases, key, &value, |bytes| {
+            let lease: Lease = decode("lease", bytes)?;
+            Ok(lease.holder != holder && now < lease.expires_at)
+        })
     }
 
     pub(super) fn unlease(
