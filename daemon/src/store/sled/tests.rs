@@ -262,6 +262,15 @@ async fn a_corrupt_record_does_not_stop_the_sweeper() {
     assert_eq!(report.sessions, 1);
 }
 
+/// Session `i` of a crowd: user `auth0|{i}`, access token `{token}{i}`, live for a minute.
+fn crowd_session(i: usize, token: &str) -> Session {
+    session(
+        &format!("auth0|{i}"),
+        &format!("{token}{i}"),
+        Duration::from_secs(60),
+    )
+}
+
 /// Many concurrent durable writes against the real backend all finish, sharing flushes
 /// (the pattern that wedged sled's `flush_async` for good).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -272,11 +281,7 @@ async fn many_concurrent_durable_writers_all_finish() {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let s = session(
-                    &format!("auth0|{i}"),
-                    &format!("a{i}"),
-                    Duration::from_secs(60),
-                );
+                let s = crowd_session(i, "a");
                 store.create_session(&s).await?;
                 store.delete_session(&s.id).await?;
                 store.create_session(&s).await
@@ -394,6 +399,18 @@ async fn a_sweep_in_batches_removes_every_expired_state() {
     assert_eq!(store.inner.engine.trees.states.len(), total / 2);
 }
 
+/// Records `version` as the folder's layout, as an older daemon left it.
+fn set_layout(store: &SledStore, version: &[u8]) {
+    let db = &store.inner.engine.db;
+    db.insert(LAYOUT_KEY, version).expect("layout");
+}
+
+/// The folder records the current layout: an older one was migrated.
+fn assert_layout_is_current(store: &SledStore) {
+    let layout = store.inner.engine.db.get(LAYOUT_KEY).expect("layout");
+    assert_eq!(layout.as_deref(), Some(LAYOUT_VERSION));
+}
+
 /// A folder of layout 1 (one session per access token in the alias index) is migrated at
 /// open, and its sessions are found by token as before.
 #[tokio::test]
@@ -416,7 +433,7 @@ async fn a_layout_1_folder_is_migrated() {
             .aliases
             .insert(hash.as_str(), kept.id.as_str())
             .expect("insert");
-        engine.db.insert(LAYOUT_KEY, LAYOUT_V1).expect("layout");
+        set_layout(&store, LAYOUT_V1);
         store.flush().await.expect("flush");
     }
     let store = reopen(dir.path(), SledOptions::default()).expect("reopen");
@@ -425,16 +442,7 @@ async fn a_layout_1_folder_is_migrated() {
         .await
         .expect("by token");
     assert_eq!(found, [kept]);
-    assert_eq!(
-        store
-            .inner
-            .engine
-            .db
-            .get(LAYOUT_KEY)
-            .expect("layout")
-            .as_deref(),
-        Some(LAYOUT_VERSION)
-    );
+    assert_layout_is_current(&store);
 }
 
 /// The same sessions written and deleted by many callers at once (a user on two devices, a
@@ -443,15 +451,7 @@ async fn a_layout_1_folder_is_migrated() {
 async fn the_live_count_holds_when_the_same_sessions_are_written_and_deleted_at_once() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
-    let sessions: Vec<Session> = (0..8)
-        .map(|i| {
-            session(
-                &format!("auth0|{i}"),
-                &format!("s-{i}"),
-                Duration::from_secs(60),
-            )
-        })
-        .collect();
+    let sessions: Vec<Session> = (0..8).map(|i| crowd_session(i, "s-")).collect();
     let round = |delete: bool| {
         let tasks: Vec<_> = (0..64)
             .map(|i| {
@@ -485,15 +485,7 @@ async fn the_live_count_holds_when_the_same_sessions_are_written_and_deleted_at_
 #[tokio::test]
 async fn the_live_count_is_kept_across_reopens_and_a_layout_2_folder_is_counted_once() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let sessions: Vec<Session> = (0..5)
-        .map(|i| {
-            session(
-                &format!("auth0|{i}"),
-                &format!("c-{i}"),
-                Duration::from_secs(60),
-            )
-        })
-        .collect();
+    let sessions: Vec<Session> = (0..5).map(|i| crowd_session(i, "c-")).collect();
     {
         let store = SledStore::open(dir.path(), SledOptions::default()).expect("open");
         for s in &sessions {
@@ -514,12 +506,7 @@ async fn the_live_count_is_kept_across_reopens_and_a_layout_2_folder_is_counted_
         assert_eq!(store.count_live_sessions().await.expect("count"), 4);
         // Back to layout 2: no counts.
         store.inner.engine.trees.counts.clear().expect("clear");
-        store
-            .inner
-            .engine
-            .db
-            .insert(LAYOUT_KEY, LAYOUT_V2)
-            .expect("layout");
+        set_layout(&store, LAYOUT_V2);
         assert_eq!(store.count_live_sessions().await.expect("count"), 0);
         store.flush().await.expect("flush");
     }
@@ -527,16 +514,7 @@ async fn the_live_count_is_kept_across_reopens_and_a_layout_2_folder_is_counted_
     assert_eq!(store.count_live_sessions().await.expect("count"), 4);
     store.delete_session(&sessions[2].id).await.expect("delete");
     assert_eq!(store.count_live_sessions().await.expect("count"), 3);
-    assert_eq!(
-        store
-            .inner
-            .engine
-            .db
-            .get(LAYOUT_KEY)
-            .expect("layout")
-            .as_deref(),
-        Some(LAYOUT_VERSION)
-    );
+    assert_layout_is_current(&store);
 }
 
 #[test]
