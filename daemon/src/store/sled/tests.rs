@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use super::layout::{alias_key, expiry_key, sub_key, sub_prefix};
 use super::*;
-use crate::store::conformance::{Fixture, conformance_suite, session};
+use crate::store::conformance::{Fixture, conformance_suite, rotate, session};
 
 /// A sled store in its own temporary folder; `open` reopens the same folder.
 struct SledFixture {
@@ -210,15 +210,7 @@ async fn refresh_rotation_adds_an_alias_entry_per_access_token() {
     let store = SledStore::open_temporary().expect("open");
     let mut s = session("auth0|r", "a1", Duration::from_secs(3_600));
     store.create_session(&s).await.expect("create");
-    s.apply_refresh(
-        crate::store::RefreshedTokens {
-            access_token: "a2".into(),
-            access_expires_at: Timestamp::now(),
-            refresh_token: None,
-            id_token: None,
-        },
-        Timestamp::now(),
-    );
+    rotate(&mut s, "a2", "refresh-a2", Timestamp::now());
     assert!(matches!(
         store.replace_session(&s).await.expect("replace"),
         CasOutcome::Written(_)
