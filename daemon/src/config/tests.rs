@@ -85,6 +85,32 @@ fn assert_error(err: &ConfigError, key: &str, needles: &[&str]) {
     }
 }
 
+/// Each item as the operator writes it, to compare with the expected text.
+fn shown<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+fn proxies(s: &Settings) -> Vec<String> {
+    shown(&s.server.trusted_proxies)
+}
+
+/// Asserts that `base()` with each value set at its pointer is refused, naming the key and
+/// containing every needle.
+fn assert_refused<const N: usize>(cases: [(&str, Value, &str, &[&str]); N]) {
+    for (pointer, value, key, needles) in cases {
+        assert_error(&error(with(base(), pointer, value)), key, needles);
+    }
+}
+
+/// Asserts that each `section.key` set to 0 is refused as not greater than 0.
+fn assert_zero_refused(keys: &[&str]) {
+    for key in keys {
+        let (section, field) = key.split_once('.').expect("section.key");
+        let err = error(with(base(), &format!("/{section}"), json!({ field: 0 })));
+        assert_error(&err, key, &["greater than 0"]);
+    }
+}
+
 fn example_env() -> Env {
     env(&[
         ("AUTH0_CLIENT_ID", "cms-id"),
@@ -116,14 +142,8 @@ fn minimal_config_gets_every_default() {
     assert_eq!(s.server.bind.to_string(), "0.0.0.0");
     assert_eq!(s.server.http_port, 8080);
     assert_eq!(s.server.management_bind, None);
-    let proxies: Vec<String> = s
-        .server
-        .trusted_proxies
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     assert_eq!(
-        proxies,
+        proxies(&s),
         ["127.0.0.0/8", "::1/128"],
         "loopback only: proxies elsewhere are listed by the operator"
     );
@@ -149,14 +169,21 @@ fn minimal_config_gets_every_default() {
     assert_eq!(ms(s.jobs.max_poll_interval), 30_000);
     assert_eq!(s.jobs.retention_days, 30);
     assert!(s.plugins.is_empty());
-    assert_eq!(s.log_level, "info");
-    assert_eq!(s.service_prefix, "");
-    assert_eq!(s.service_version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(s.session_duration_seconds, 86_400);
-    assert_eq!(s.session_scope, "");
-    assert_eq!(s.original_protocol_header, None);
-    assert!(!s.logout_client_id_enabled);
-    assert_eq!(s.delay_shutdown_seconds, 10);
+    assert_eq!(
+        s.redacted_json()["environment"],
+        json!({
+            "LOG_LEVEL": "info",
+            "HTTP_PORT": 8080,
+            "SERVICE_PREFIX": "",
+            "SERVICE_VERSION": env!("CARGO_PKG_VERSION"),
+            "SESSION_DURATION_SECONDS": 86_400,
+            "SESSION_SCOPE": "",
+            "ORIGINAL_PROTOCOL_HEADER": null,
+            "AUTH0_LOGOUT_CLIENT_ID_ENABLED": false,
+            "DELAY_SHUTDOWN_SECONDS": 10
+        }),
+        "the environment-only values"
+    );
     assert!(s.warnings.is_empty());
     assert_eq!(s.config_file, None);
 
@@ -398,36 +425,40 @@ fn top_level_must_be_an_object() {
 
 #[test]
 fn unknown_keys_are_named_by_their_full_path() {
-    let err = error(with(base(), "/clients/web/audiance", json!("x")));
-    assert_error(
-        &err,
-        "clients.web.audiance",
-        &["unknown key", "did you mean `audience`"],
-    );
-
-    let err = error(with(base(), "/server", json!({"bnd": "::"})));
-    assert_error(&err, "server.bnd", &["did you mean `bind`"]);
-
-    let err = error(with(
-        base(),
-        "/apiKeys",
-        json!([{"key": "k", "clientType": "web", "admin": true}]),
-    ));
-    assert_error(&err, "apiKeys.0.admin", &[]);
-
-    let err = error(with(
-        base(),
-        "/plugins",
-        json!([{"path": "p.so", "on_error": "fail-open"}]),
-    ));
-    assert_error(&err, "plugins.0.on_error", &["did you mean `onError`"]);
-
-    let err = error(with(base(), "/mongo", json!({})));
-    assert_error(&err, "mongo", &[]);
-
-    // An unknown key is reported even when empty: it is not a known key left unset.
-    let err = error(with(base(), "/sessions", json!({"pth": ""})));
-    assert_error(&err, "sessions.pth", &["did you mean `path`"]);
+    assert_refused([
+        (
+            "/clients/web/audiance",
+            json!("x"),
+            "clients.web.audiance",
+            &["unknown key", "did you mean `audience`"][..],
+        ),
+        (
+            "/server",
+            json!({"bnd": "::"}),
+            "server.bnd",
+            &["did you mean `bind`"],
+        ),
+        (
+            "/apiKeys",
+            json!([{"key": "k", "clientType": "web", "admin": true}]),
+            "apiKeys.0.admin",
+            &[],
+        ),
+        (
+            "/plugins",
+            json!([{"path": "p.so", "on_error": "fail-open"}]),
+            "plugins.0.on_error",
+            &["did you mean `onError`"],
+        ),
+        ("/mongo", json!({}), "mongo", &[]),
+        // An unknown key is reported even when empty: it is not a known key left unset.
+        (
+            "/sessions",
+            json!({"pth": ""}),
+            "sessions.pth",
+            &["did you mean `path`"],
+        ),
+    ]);
 }
 
 #[test]
@@ -465,18 +496,32 @@ fn missing_required_keys_are_named() {
 
 #[test]
 fn wrong_types_are_named() {
-    let err = error(with(base(), "/server", json!({"bodyLimitBytes": "64k"})));
-    assert_error(
-        &err,
-        "server.bodyLimitBytes",
-        &["expected a whole number", "\"64k\""],
-    );
-    let err = error(with(base(), "/clients/web/scopes", json!("openid email")));
-    assert_error(&err, "clients.web.scopes", &["expected a list"]);
-    let err = error(with(base(), "/server", json!({"insecureCookies": "yes"})));
-    assert_error(&err, "server.insecureCookies", &["true or false"]);
-    let err = error(with(base(), "/jobs", json!({"retentionDays": -1})));
-    assert_error(&err, "jobs.retentionDays", &["-1"]);
+    assert_refused([
+        (
+            "/server",
+            json!({"bodyLimitBytes": "64k"}),
+            "server.bodyLimitBytes",
+            &["expected a whole number", "\"64k\""][..],
+        ),
+        (
+            "/clients/web/scopes",
+            json!("openid email"),
+            "clients.web.scopes",
+            &["expected a list"],
+        ),
+        (
+            "/server",
+            json!({"insecureCookies": "yes"}),
+            "server.insecureCookies",
+            &["true or false"],
+        ),
+        (
+            "/jobs",
+            json!({"retentionDays": -1}),
+            "jobs.retentionDays",
+            &["-1"],
+        ),
+    ]);
 }
 
 #[test]
@@ -847,21 +892,9 @@ fn server_values_are_checked() {
         s.server.management_bind.map(|a| a.to_string()).as_deref(),
         Some("127.0.0.1:9090")
     );
-    let proxies: Vec<String> = s
-        .server
-        .trusted_proxies
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(proxies, ["10.0.0.0/8", "192.0.2.7/32"]);
-    let hosts: Vec<String> = s
-        .server
-        .allowed_hosts
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    assert_eq!(proxies(&s), ["10.0.0.0/8", "192.0.2.7/32"]);
     assert_eq!(
-        hosts,
+        shown(&s.server.allowed_hosts),
         ["app.example.com", "app.example.com:8443", "[::1]:8080"]
     );
     assert!(s.server.insecure_cookies);
@@ -913,30 +946,16 @@ fn server_values_are_checked() {
             "server.allowedHosts.1",
             "host",
         ),
-        (
-            json!({"bodyLimitBytes": 0}),
-            "server.bodyLimitBytes",
-            "greater than 0",
-        ),
-        (
-            json!({"importBodyLimitBytes": 0}),
-            "server.importBodyLimitBytes",
-            "greater than 0",
-        ),
-        (
-            json!({"auth0TimeoutMs": 0}),
-            "server.auth0TimeoutMs",
-            "greater than 0",
-        ),
-        (
-            json!({"bodyTimeoutMs": 0}),
-            "server.bodyTimeoutMs",
-            "greater than 0",
-        ),
     ] {
         let err = error(with(base(), "/server", server));
         assert_error(&err, key, &[needle]);
     }
+    assert_zero_refused(&[
+        "server.bodyLimitBytes",
+        "server.importBodyLimitBytes",
+        "server.auth0TimeoutMs",
+        "server.bodyTimeoutMs",
+    ]);
     // Port 0 (tests) never collides; another port on the same address is fine.
     load_env(
         with(
@@ -1030,12 +1049,6 @@ fn sessions_jobs_and_plugins_are_checked() {
         ),
         (
             "/sessions",
-            json!({"timeoutMs": 0}),
-            "sessions.timeoutMs",
-            "greater than 0",
-        ),
-        (
-            "/sessions",
             json!({"cacheBytes": 1048575}),
             "sessions.cacheBytes",
             "0 (off) or between 1048576 (1 MiB)",
@@ -1047,40 +1060,10 @@ fn sessions_jobs_and_plugins_are_checked() {
             "between 1048576 (1 MiB)",
         ),
         (
-            "/sessions",
-            json!({"stateTtlSeconds": 0}),
-            "sessions.stateTtlSeconds",
-            "greater than 0",
-        ),
-        (
-            "/sessions",
-            json!({"maxPendingLogins": 0}),
-            "sessions.maxPendingLogins",
-            "greater than 0",
-        ),
-        (
-            "/sessions",
-            json!({"maxPendingLoginsPerIp": 0}),
-            "sessions.maxPendingLoginsPerIp",
-            "greater than 0",
-        ),
-        (
-            "/jobs",
-            json!({"pollIntervalMs": 0}),
-            "jobs.pollIntervalMs",
-            "greater than 0",
-        ),
-        (
             "/jobs",
             json!({"pollIntervalMs": 500, "maxPollIntervalMs": 100}),
             "jobs.maxPollIntervalMs",
             "below",
-        ),
-        (
-            "/jobs",
-            json!({"retentionDays": 0}),
-            "jobs.retentionDays",
-            "greater than 0",
         ),
         (
             "/plugins",
@@ -1110,6 +1093,14 @@ fn sessions_jobs_and_plugins_are_checked() {
         let err = error(with(base(), pointer, value));
         assert_error(&err, key, &[needle]);
     }
+    assert_zero_refused(&[
+        "sessions.timeoutMs",
+        "sessions.stateTtlSeconds",
+        "sessions.maxPendingLogins",
+        "sessions.maxPendingLoginsPerIp",
+        "jobs.pollIntervalMs",
+        "jobs.retentionDays",
+    ]);
 }
 
 // ---- interpolation ----
@@ -1188,32 +1179,29 @@ fn a_variable_set_empty_leaves_the_key_unset() {
 
 #[test]
 fn environment_only_values_are_read() {
-    let s = load_env(
-        base(),
-        &[
-            ("LOG_LEVEL", "debug"),
-            ("HTTP_PORT", "3000"),
-            ("SERVICE_PREFIX", "/auth/"),
-            ("SERVICE_VERSION", "3.8.0-compat"),
-            ("SESSION_DURATION_SECONDS", "7200"),
-            ("SESSION_SCOPE", "shop"),
-            ("ORIGINAL_PROTOCOL_HEADER", "X-Original-Proto"),
-            ("AUTH0_LOGOUT_CLIENT_ID_ENABLED", "true"),
-            ("DELAY_SHUTDOWN_SECONDS", "3"),
-        ],
-    );
-    assert_eq!(s.log_level, "debug");
+    // Each variable, the value set, and the value in force as `check-config` shows it.
+    let cases = [
+        ("LOG_LEVEL", "debug", json!("debug")),
+        ("HTTP_PORT", "3000", json!(3000)),
+        ("SERVICE_PREFIX", "/auth/", json!("/auth")),
+        ("SERVICE_VERSION", "3.8.0-compat", json!("3.8.0-compat")),
+        ("SESSION_DURATION_SECONDS", "7200", json!(7200)),
+        ("SESSION_SCOPE", "shop", json!("shop")),
+        (
+            "ORIGINAL_PROTOCOL_HEADER",
+            "X-Original-Proto",
+            json!("x-original-proto"),
+        ),
+        ("AUTH0_LOGOUT_CLIENT_ID_ENABLED", "true", json!(true)),
+        ("DELAY_SHUTDOWN_SECONDS", "3", json!(3)),
+    ];
+    let pairs: Vec<(&str, &str)> = cases.iter().map(|(var, value, _)| (*var, *value)).collect();
+    let s = load_env(base(), &pairs);
     assert_eq!(s.server.http_port, 3000);
-    assert_eq!(s.service_prefix, "/auth");
-    assert_eq!(s.service_version, "3.8.0-compat");
-    assert_eq!(s.session_duration_seconds, 7200);
-    assert_eq!(s.session_scope, "shop");
-    assert_eq!(
-        s.original_protocol_header.as_deref(),
-        Some("x-original-proto")
-    );
-    assert!(s.logout_client_id_enabled);
-    assert_eq!(s.delay_shutdown_seconds, 3);
+    let environment = &s.redacted_json()["environment"];
+    for (var, _, expected) in &cases {
+        assert_eq!(environment[var], *expected, "{var}");
+    }
 }
 
 #[test]
@@ -1338,20 +1326,39 @@ fn redis_variables_win_over_the_file() {
 
 #[test]
 fn redis_checks_name_the_variables() {
-    let err = error_env(base(), &[("REDIS_HOSTS", "r"), ("REDIS_MODE", "cluster")]);
-    assert_error(
-        &err,
-        "sessions.redis.mode",
-        &["set by REDIS_MODE", "`normal` or `sentinel`"],
-    );
-    let err = error_env(
-        base(),
-        &[
-            ("REDIS_HOSTS", "s1:26379,s2:26379"),
-            ("REDIS_MODE", "sentinel"),
-        ],
-    );
-    assert_error(&err, "sessions.redis.masterName", &["REDIS_MASTER_NAME"]);
+    for (pairs, key, needles) in [
+        (
+            &[("REDIS_HOSTS", "r"), ("REDIS_MODE", "cluster")][..],
+            "sessions.redis.mode",
+            &["set by REDIS_MODE", "`normal` or `sentinel`"][..],
+        ),
+        (
+            &[
+                ("REDIS_HOSTS", "s1:26379,s2:26379"),
+                ("REDIS_MODE", "sentinel"),
+            ],
+            "sessions.redis.masterName",
+            &["REDIS_MASTER_NAME"],
+        ),
+        (
+            &[("REDIS_HOSTS", "redis://cache:6379")],
+            "sessions.redis.hosts.0",
+            &["set by REDIS_HOSTS", "is a URL"],
+        ),
+        (
+            &[
+                ("REDIS_HOSTS", "r"),
+                ("REDIS_TLS", "true"),
+                ("REDIS_TLS_CACERT", "/nonexistent/ca.pem"),
+            ],
+            "sessions.redis.tlsCaCert",
+            &["set by REDIS_TLS_CACERT", "does not exist"],
+        ),
+    ] {
+        assert_error(&error_env(base(), pairs), key, needles);
+    }
+    let err = error(with(base(), "/sessions", json!({"store": "redis"})));
+    assert_error(&err, "sessions.redis.hosts", &["REDIS_HOSTS"]);
     let s = load_env(
         base(),
         &[
@@ -1362,27 +1369,6 @@ fn redis_checks_name_the_variables() {
     );
     assert_eq!(s.sessions.redis.mode, RedisMode::Sentinel);
     assert_eq!(s.sessions.redis.master_name.as_deref(), Some("mymaster"));
-    let err = error_env(base(), &[("REDIS_HOSTS", "redis://cache:6379")]);
-    assert_error(
-        &err,
-        "sessions.redis.hosts.0",
-        &["set by REDIS_HOSTS", "is a URL"],
-    );
-    let err = error(with(base(), "/sessions", json!({"store": "redis"})));
-    assert_error(&err, "sessions.redis.hosts", &["REDIS_HOSTS"]);
-    let err = error_env(
-        base(),
-        &[
-            ("REDIS_HOSTS", "r"),
-            ("REDIS_TLS", "true"),
-            ("REDIS_TLS_CACERT", "/nonexistent/ca.pem"),
-        ],
-    );
-    assert_error(
-        &err,
-        "sessions.redis.tlsCaCert",
-        &["set by REDIS_TLS_CACERT", "does not exist"],
-    );
     let s = load_env(
         base(),
         &[
@@ -1439,13 +1425,7 @@ fn trusted_proxies_override_as_the_samples_write_it() {
         "[\"10.0.3.7\", \"10.244.0.0/16\"]",
     ] {
         let s = load_env(base(), &[("AUTH0_CLIENT__SERVER__TRUSTEDPROXIES", text)]);
-        let proxies: Vec<String> = s
-            .server
-            .trusted_proxies
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(proxies, ["10.0.3.7/32", "10.244.0.0/16"], "{text:?}");
+        assert_eq!(proxies(&s), ["10.0.3.7/32", "10.244.0.0/16"], "{text:?}");
     }
     let s = load_env(base(), &[("AUTH0_CLIENT__SERVER__TRUSTEDPROXIES", "[]")]);
     assert!(s.server.trusted_proxies.is_empty());
@@ -1664,14 +1644,6 @@ fn env_from_process_snapshots_the_environment() {
         ("A".to_owned(), "2".to_owned()),
     ]);
     assert_eq!(pairs.get("A"), Some("2"));
-}
-
-fn proxies(s: &Settings) -> Vec<String> {
-    s.server
-        .trusted_proxies
-        .iter()
-        .map(ToString::to_string)
-        .collect()
 }
 
 /// The trusted-proxy default is a function of the environment (SPEC §3): loopback alone, or
