@@ -120,7 +120,7 @@ pub struct Fault {
 }
 
 /// The 429 mode (`PUT /__emulator/rate-limit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
     /// Routes it applies to (same syntax as faults); empty: every route.

@@ -460,12 +460,9 @@ mod tests {
         service.send(get_user()).await.unwrap();
         emulator.set_rate_limit(Some(RateLimit {
             routes: vec!["/api/v2/*".into()],
-            reset_at: None,
             reset_in_seconds: Some(30),
-            remaining: 0,
             retry_after: true,
-            body: None,
-            limited: 0,
+            ..RateLimit::default()
         }));
         let err = service.send(get_user()).await.unwrap_err();
         assert!(

@@ -116,25 +116,22 @@ impl AuthenticationClient {
         grant: &PasswordGrant<'_>,
     ) -> Result<TokenSet, Auth0Error> {
         let scope = client.auth0_scope();
-        let mut form: Vec<(&str, &str)> = Vec::with_capacity(9);
-        match grant.connection {
+        let mut fields: Vec<(&str, &str)> = Vec::with_capacity(5);
+        let grant_type = match grant.connection {
             Some(connection) => {
-                form.push(("grant_type", PASSWORD_REALM_GRANT));
-                form.push(("realm", connection));
+                fields.push(("realm", connection));
+                PASSWORD_REALM_GRANT
             }
-            None => form.push(("grant_type", "password")),
-        }
-        form.push(("username", grant.username));
-        form.push(("password", grant.password.expose_secret()));
-        form.push(("scope", &scope));
+            None => "password",
+        };
+        fields.push(("username", grant.username));
+        fields.push(("password", grant.password.expose_secret()));
+        fields.push(("scope", &scope));
         if let Some(audience) = &client.audience {
-            form.push(("audience", audience));
+            fields.push(("audience", audience));
         }
-        let mut request = self.http.client().post(client.endpoint("oauth/token"));
-        if let Some(ip) = grant.end_user_ip {
-            request = request.header(FORWARDED_FOR, ip.to_string());
-        }
-        self.token_request(client, request, form).await
+        self.token_request(client, grant_type, &fields, grant.end_user_ip)
+            .await
     }
 
     /// `POST /oauth/token` with `authorization_code`: the code, the `redirect_uri` sent to
@@ -147,14 +144,13 @@ impl AuthenticationClient {
         redirect_uri: &str,
         code_verifier: &SecretString,
     ) -> Result<TokenSet, Auth0Error> {
-        let form = vec![
-            ("grant_type", "authorization_code"),
+        let fields = [
             ("code", code.expose_secret()),
             ("redirect_uri", redirect_uri),
             ("code_verifier", code_verifier.expose_secret()),
         ];
-        let request = self.http.client().post(client.endpoint("oauth/token"));
-        self.token_request(client, request, form).await
+        self.token_request(client, "authorization_code", &fields, None)
+            .await
     }
 
     /// `POST /oauth/token` with `refresh_token` (no `scope`: the original one is kept).
@@ -163,12 +159,13 @@ impl AuthenticationClient {
         client: &ClientSettings,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, Auth0Error> {
-        let form = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ];
-        let request = self.http.client().post(client.endpoint("oauth/token"));
-        self.token_request(client, request, form).await
+        self.token_request(
+            client,
+            "refresh_token",
+            &[("refresh_token", refresh_token.expose_secret())],
+            None,
+        )
+        .await
     }
 
     /// `POST /oauth/revoke` of a refresh token (wire reference §7.1). Best effort: callers log a
@@ -217,15 +214,24 @@ impl AuthenticationClient {
         Ok(message_of(&answer))
     }
 
-    /// Adds the client credentials, sends, and reads a token answer.
+    /// `POST /oauth/token` of `grant_type`, the grant's `fields` and the client credentials, with
+    /// the end user's IP when known, and reads the token answer.
     async fn token_request(
         &self,
         client: &ClientSettings,
-        request: reqwest::RequestBuilder,
-        mut form: Vec<(&str, &str)>,
+        grant_type: &str,
+        fields: &[(&str, &str)],
+        end_user_ip: Option<IpAddr>,
     ) -> Result<TokenSet, Auth0Error> {
+        let mut form = Vec::with_capacity(fields.len() + 3);
+        form.push(("grant_type", grant_type));
+        form.extend_from_slice(fields);
         form.push(("client_id", &client.client_id));
         form.push(("client_secret", client.client_secret.expose_secret()));
+        let mut request = self.http.client().post(client.endpoint("oauth/token"));
+        if let Some(ip) = end_user_ip {
+            request = request.header(FORWARDED_FOR, ip.to_string());
+        }
         let answer = self.http.send("/oauth/token", request.form(&form)).await?;
         Ok(answer.json::<GrantAnswer>()?.into_token_set())
     }
@@ -252,26 +258,19 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use auth0_emulator::seed::demo;
-    use auth0_emulator::{Emulator, EmulatorHandle, Fault, RateLimit, Seed};
+    use auth0_emulator::{Emulator, EmulatorHandle, Fault, RateLimit, RecordedRequest, Seed};
     use url::Url;
 
     use super::*;
     use crate::auth0::GrantFailure;
 
     pub(crate) fn client_settings(base_url: &str, secret: &str) -> ClientSettings {
-        ClientSettings {
-            auth0_url: Url::parse(&format!("{base_url}/")).unwrap(),
-            client_id: demo::LOGIN_CLIENT_ID.into(),
-            client_secret: SecretString::from(secret),
-            redirect_url: "http://app.example/callback".into(),
-            scopes: vec!["offline_access".into(), "profile".into(), "website".into()],
-            audience: None,
-            supported_signing_algs: vec!["RS256".into()],
-            supported_connections: vec![],
-            default_connection: None,
-            same_site: None,
-            authorize_state_required: false,
-        }
+        ClientSettings::for_tests(
+            &format!("{base_url}/"),
+            demo::LOGIN_CLIENT_ID,
+            secret,
+            &["offline_access", "profile", "website"],
+        )
     }
 
     fn start() -> (EmulatorHandle, ClientSettings, AuthenticationClient) {
@@ -281,8 +280,53 @@ pub(crate) mod tests {
         (emulator, client, auth)
     }
 
-    fn password() -> SecretString {
-        SecretString::from(demo::USER_PASSWORD)
+    /// The password grant of the demo user with `password`, through `connection`.
+    async fn grant(
+        auth: &AuthenticationClient,
+        client: &ClientSettings,
+        password: &str,
+        connection: Option<&str>,
+    ) -> Result<TokenSet, Auth0Error> {
+        let password = SecretString::from(password);
+        auth.password_grant(client, &login(&password, connection, None))
+            .await
+    }
+
+    /// The demo user's password login through the demo connection.
+    async fn demo_login(
+        auth: &AuthenticationClient,
+        client: &ClientSettings,
+    ) -> Result<TokenSet, Auth0Error> {
+        grant(auth, client, demo::USER_PASSWORD, Some(demo::CONNECTION)).await
+    }
+
+    /// Asserts that `err` is `Unreachable`, failed before the request was sent or after.
+    fn assert_unreachable(err: &Auth0Error, before_sending: bool) {
+        assert!(
+            matches!(err, Auth0Error::Unreachable { before_sending: b, .. } if *b == before_sending),
+            "{err:?}"
+        );
+    }
+
+    /// The refresh token of a password login of the demo user.
+    async fn refresh_token_of_a_login(
+        auth: &AuthenticationClient,
+        client: &ClientSettings,
+    ) -> SecretString {
+        let tokens = demo_login(auth, client).await.unwrap();
+        tokens.refresh_token.unwrap()
+    }
+
+    /// Asserts that `sent` carries the demo login client's credentials.
+    fn assert_client_credentials(sent: &RecordedRequest) {
+        assert_eq!(
+            sent.param("client_id").as_deref(),
+            Some(demo::LOGIN_CLIENT_ID)
+        );
+        assert_eq!(
+            sent.param("client_secret").as_deref(),
+            Some(demo::LOGIN_CLIENT_SECRET)
+        );
     }
 
     fn login<'a>(
@@ -302,7 +346,7 @@ pub(crate) mod tests {
     async fn password_grant_with_a_realm_sends_what_spec_5_says() {
         let (emulator, mut client, auth) = start();
         client.audience = Some(demo::API.into());
-        let password = password();
+        let password = SecretString::from(demo::USER_PASSWORD);
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let tokens = auth
             .password_grant(&client, &login(&password, Some(demo::CONNECTION), Some(ip)))
@@ -330,14 +374,7 @@ pub(crate) mod tests {
         assert_eq!(sent.param("realm").as_deref(), Some(demo::CONNECTION));
         assert_eq!(sent.param("username").as_deref(), Some(demo::USER_EMAIL));
         assert_eq!(sent.param("password").as_deref(), Some(demo::USER_PASSWORD));
-        assert_eq!(
-            sent.param("client_id").as_deref(),
-            Some(demo::LOGIN_CLIENT_ID)
-        );
-        assert_eq!(
-            sent.param("client_secret").as_deref(),
-            Some(demo::LOGIN_CLIENT_SECRET)
-        );
+        assert_client_credentials(sent);
         assert_eq!(
             sent.param("scope").as_deref(),
             Some("openid offline_access profile")
@@ -349,8 +386,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn password_grant_without_a_connection_uses_the_plain_grant() {
         let (emulator, client, auth) = start();
-        let password = password();
-        auth.password_grant(&client, &login(&password, None, None))
+        grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap();
         let sent = &emulator.requests_to("/oauth/token")[0];
@@ -363,9 +399,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_wrong_password_refuses_the_user_with_auth0s_message() {
         let (_emulator, client, auth) = start();
-        let wrong = SecretString::from("not-the-password");
-        let err = auth
-            .password_grant(&client, &login(&wrong, Some(demo::CONNECTION), None))
+        let err = grant(&auth, &client, "not-the-password", Some(demo::CONNECTION))
             .await
             .unwrap_err();
         assert_eq!(
@@ -382,11 +416,7 @@ pub(crate) mod tests {
     async fn a_blocked_user_is_refused() {
         let (emulator, client, auth) = start();
         assert!(emulator.set_blocked(demo::USER_EMAIL, true));
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, Some(demo::CONNECTION), None))
-            .await
-            .unwrap_err();
+        let err = demo_login(&auth, &client).await.unwrap_err();
         assert_eq!(
             err.classify(),
             GrantFailure::UserRefused {
@@ -400,11 +430,7 @@ pub(crate) mod tests {
     async fn a_bad_client_secret_is_a_configuration_error() {
         let (emulator, _, auth) = start();
         let client = client_settings(emulator.base_url(), "wrong-secret");
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, Some(demo::CONNECTION), None))
-            .await
-            .unwrap_err();
+        let err = demo_login(&auth, &client).await.unwrap_err();
         assert!(
             matches!(
                 err.classify(),
@@ -422,8 +448,6 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_429_carries_retry_after_or_the_reset_time() {
         let (emulator, client, auth) = start();
-        let password = password();
-        let grant = login(&password, Some(demo::CONNECTION), None);
 
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("Retry-After".to_owned(), "17".to_owned());
@@ -439,7 +463,7 @@ pub(crate) mod tests {
             drop_connection: false,
             hits: 0,
         });
-        let err = auth.password_grant(&client, &grant).await.unwrap_err();
+        let err = demo_login(&auth, &client).await.unwrap_err();
         assert_eq!(
             err.classify(),
             GrantFailure::TooManyRequests {
@@ -452,14 +476,10 @@ pub(crate) mod tests {
         // The emulator's 429 mode announces only X-RateLimit-Reset (epoch seconds).
         emulator.set_rate_limit(Some(RateLimit {
             routes: vec!["/oauth/token".into()],
-            reset_at: None,
             reset_in_seconds: Some(40),
-            remaining: 0,
-            retry_after: false,
-            body: None,
-            limited: 0,
+            ..RateLimit::default()
         }));
-        let err = auth.password_grant(&client, &grant).await.unwrap_err();
+        let err = demo_login(&auth, &client).await.unwrap_err();
         match err.classify() {
             GrantFailure::TooManyRequests { retry_after, .. } => {
                 assert!((38..=41).contains(&retry_after), "{retry_after}");
@@ -475,7 +495,7 @@ pub(crate) mod tests {
             serde_json::json!({"error": "too_many_attempts", "error_description": "blocked"}),
             1,
         );
-        let err = auth.password_grant(&client, &grant).await.unwrap_err();
+        let err = demo_login(&auth, &client).await.unwrap_err();
         assert!(matches!(
             err.classify(),
             GrantFailure::TooManyRequests {
@@ -494,9 +514,7 @@ pub(crate) mod tests {
             serde_json::json!({"error": "temporarily_unavailable", "error_description": "down"}),
             1,
         );
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, None, None))
+        let err = grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap_err();
         assert!(matches!(
@@ -522,10 +540,8 @@ pub(crate) mod tests {
             drop_connection: false,
             hits: 0,
         });
-        let password = password();
         let started = std::time::Instant::now();
-        let err = auth
-            .password_grant(&client, &login(&password, None, None))
+        let err = grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_millis(1_500));
@@ -543,21 +559,10 @@ pub(crate) mod tests {
         };
         let client = client_settings(&format!("http://127.0.0.1:{port}"), "secret");
         let auth = AuthenticationClient::new(Auth0Http::new(Duration::from_secs(2)).unwrap());
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, None, None))
+        let err = grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Auth0Error::Unreachable {
-                    before_sending: true,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_unreachable(&err, true);
         assert_eq!(err.classify(), GrantFailure::Unreachable);
     }
 
@@ -576,21 +581,10 @@ pub(crate) mod tests {
             drop_connection: true,
             hits: 0,
         });
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, None, None))
+        let err = grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Auth0Error::Unreachable {
-                    before_sending: false,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_unreachable(&err, false);
     }
 
     #[tokio::test]
@@ -602,9 +596,7 @@ pub(crate) mod tests {
             serde_json::json!({"access_token": 12, "expires_in": "soon"}),
             1,
         );
-        let password = password();
-        let err = auth
-            .password_grant(&client, &login(&password, None, None))
+        let err = grant(&auth, &client, demo::USER_PASSWORD, None)
             .await
             .unwrap_err();
         assert!(matches!(err, Auth0Error::InvalidAnswer { .. }), "{err:?}");
@@ -613,12 +605,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn refresh_rotates_and_invalid_grant_ends_the_session() {
         let (emulator, client, auth) = start();
-        let password = password();
-        let first = auth
-            .password_grant(&client, &login(&password, Some(demo::CONNECTION), None))
-            .await
-            .unwrap();
-        let refresh_token = first.refresh_token.clone().unwrap();
+        let refresh_token = refresh_token_of_a_login(&auth, &client).await;
         let second = auth.refresh(&client, &refresh_token).await.unwrap();
         assert!(second.id_token.is_some());
         let rotated = second.refresh_token.clone().unwrap();
@@ -631,10 +618,7 @@ pub(crate) mod tests {
             sent.param("refresh_token").as_deref(),
             Some(refresh_token.expose_secret())
         );
-        assert_eq!(
-            sent.param("client_secret").as_deref(),
-            Some(demo::LOGIN_CLIENT_SECRET)
-        );
+        assert_client_credentials(sent);
         assert_eq!(sent.param("scope"), None);
 
         // The rotated-out token again: reuse, Auth0 ends the family.
@@ -646,12 +630,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn revoke_sends_the_token_and_the_client_credentials() {
         let (emulator, client, auth) = start();
-        let password = password();
-        let tokens = auth
-            .password_grant(&client, &login(&password, Some(demo::CONNECTION), None))
-            .await
-            .unwrap();
-        let refresh_token = tokens.refresh_token.unwrap();
+        let refresh_token = refresh_token_of_a_login(&auth, &client).await;
         auth.revoke(&client, &refresh_token).await.unwrap();
         let sent = emulator.requests_to("/oauth/revoke");
         assert_eq!(sent.len(), 1);
@@ -659,14 +638,7 @@ pub(crate) mod tests {
             sent[0].param("token").as_deref(),
             Some(refresh_token.expose_secret())
         );
-        assert_eq!(
-            sent[0].param("client_id").as_deref(),
-            Some(demo::LOGIN_CLIENT_ID)
-        );
-        assert_eq!(
-            sent[0].param("client_secret").as_deref(),
-            Some(demo::LOGIN_CLIENT_SECRET)
-        );
+        assert_client_credentials(&sent[0]);
         let err = auth.refresh(&client, &refresh_token).await.unwrap_err();
         assert!(err.is_invalid_grant(), "{err:?}");
     }
@@ -746,14 +718,7 @@ pub(crate) mod tests {
         assert_eq!(sent.param("code"), Some(code));
         assert_eq!(sent.param("redirect_uri").as_deref(), Some(redirect_uri));
         assert_eq!(sent.param("code_verifier"), Some(verifier.clone()));
-        assert_eq!(
-            sent.param("client_id").as_deref(),
-            Some(demo::LOGIN_CLIENT_ID)
-        );
-        assert_eq!(
-            sent.param("client_secret").as_deref(),
-            Some(demo::LOGIN_CLIENT_SECRET)
-        );
+        assert_client_credentials(sent);
 
         // A wrong verifier: Auth0 refuses the grant.
         let code = authorization_code(&emulator, redirect_uri, &verifier, "nonce-2").await;

@@ -572,15 +572,20 @@ pub(crate) mod ser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn client(scopes: &[&str]) -> ClientSettings {
-        ClientSettings {
-            auth0_url: Url::parse("https://tenant.eu.auth0.com/").expect("url"),
-            client_id: "id".into(),
-            client_secret: SecretString::from("secret"),
-            redirect_url: "https://app.example/callback".into(),
+impl ClientSettings {
+    /// A login client of the tenant at `auth0_url` for unit tests: RS256 ID tokens, no audience,
+    /// any connection, no `SameSite`, state not required.
+    pub(crate) fn for_tests(
+        auth0_url: &str,
+        client_id: &str,
+        client_secret: &str,
+        scopes: &[&str],
+    ) -> Self {
+        Self {
+            auth0_url: Url::parse(auth0_url).expect("a test tenant URL"),
+            client_id: client_id.to_owned(),
+            client_secret: SecretString::from(client_secret),
+            redirect_url: "http://app.example/callback".into(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             audience: None,
             supported_signing_algs: vec!["RS256".into()],
@@ -589,6 +594,15 @@ mod tests {
             same_site: None,
             authorize_state_required: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(scopes: &[&str]) -> ClientSettings {
+        ClientSettings::for_tests("https://tenant.eu.auth0.com/", "id", "secret", scopes)
     }
 
     #[test]
