@@ -490,14 +490,15 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// A session service with a 64 MiB read cache on `store`.
+    fn service(store: Arc<dyn Store>) -> SessionService {
+        SessionService::new(store, Duration::from_secs(5), 64 << 20, Clock::system())
+    }
+
     fn sessions() -> SessionService {
-        let store = SledStore::open_temporary().expect("temporary store");
-        SessionService::new(
-            Arc::new(store),
-            Duration::from_secs(5),
-            64 << 20,
-            Clock::system(),
-        )
+        service(Arc::new(
+            SledStore::open_temporary().expect("temporary store"),
+        ))
     }
 
     fn session(access_token: &str) -> Session {
@@ -519,6 +520,36 @@ mod tests {
         )
     }
 
+    /// A refresh that rotates `session`'s access token to `access_token`, written through
+    /// `sessions`.
+    async fn rotate(sessions: &SessionService, session: &mut Session, access_token: &str) {
+        session.apply_refresh(
+            RefreshedTokens {
+                access_token: access_token.into(),
+                access_expires_at: Timestamp::now().saturating_add(Duration::from_secs(60)),
+                refresh_token: None,
+                id_token: None,
+            },
+            Timestamp::now(),
+        );
+        assert!(matches!(
+            sessions.replace(session).await.expect("replace"),
+            CasOutcome::Written(_)
+        ));
+    }
+
+    /// Reads `token` twice through `sessions`, asserts that the second read is the kept copy of
+    /// the first (an unchanged record is served from memory), and returns it.
+    async fn read_twice(sessions: &SessionService, token: &str) -> Arc<ReadSession> {
+        let first = by_token(sessions, token).await.expect("found by token");
+        let again = by_token(sessions, token).await.expect("found again");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read of {token} is the kept copy"
+        );
+        first
+    }
+
     async fn by_token(sessions: &SessionService, token: &str) -> Option<Arc<ReadSession>> {
         sessions
             .lookup(SessionKey::AccessToken(token))
@@ -532,12 +563,7 @@ mod tests {
         let mut session = session("a1");
         sessions.create(&session).await.expect("create");
 
-        let first = by_token(&sessions, "a1").await.expect("found by token");
-        let again = by_token(&sessions, "a1").await.expect("found again");
-        assert!(
-            Arc::ptr_eq(&first, &again),
-            "the second read is the kept copy"
-        );
+        let first = read_twice(&sessions, "a1").await;
         let by_id = sessions
             .lookup(SessionKey::Id(&session.id))
             .await
@@ -546,19 +572,7 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &by_id), "one copy under every key");
 
         // A refresh rotates the access token: the old one still finds the new record.
-        session.apply_refresh(
-            RefreshedTokens {
-                access_token: "a2".into(),
-                access_expires_at: Timestamp::now().saturating_add(Duration::from_secs(60)),
-                refresh_token: None,
-                id_token: None,
-            },
-            Timestamp::now(),
-        );
-        assert!(matches!(
-            sessions.replace(&session).await.expect("replace"),
-            CasOutcome::Written(_)
-        ));
+        rotate(&sessions, &mut session, "a2").await;
         for token in ["a1", "a2"] {
             let read = by_token(&sessions, token)
                 .await
@@ -579,38 +593,15 @@ mod tests {
     #[tokio::test]
     async fn on_a_shared_store_a_copy_another_daemon_changed_or_ended_is_never_served() {
         let store: Arc<dyn Store> = Arc::new(SledStore::open_temporary().expect("temporary store"));
-        let daemon = |store: &Arc<dyn Store>| {
-            SessionService::new(
-                store.clone(),
-                Duration::from_secs(5),
-                64 << 20,
-                Clock::system(),
-            )
-            .shared_with_other_daemons(true)
-        };
+        let daemon =
+            |store: &Arc<dyn Store>| service(store.clone()).shared_with_other_daemons(true);
         let (a, b) = (daemon(&store), daemon(&store));
         let mut session = session("a1");
         a.create(&session).await.expect("create");
-        let first = by_token(&b, "a1").await.expect("B reads A's session");
-        let again = by_token(&b, "a1").await.expect("and again");
-        assert!(
-            Arc::ptr_eq(&first, &again),
-            "an unchanged record is served from memory"
-        );
+        // B reads A's session.
+        read_twice(&b, "a1").await;
 
-        session.apply_refresh(
-            RefreshedTokens {
-                access_token: "a2".into(),
-                access_expires_at: Timestamp::now().saturating_add(Duration::from_secs(60)),
-                refresh_token: None,
-                id_token: None,
-            },
-            Timestamp::now(),
-        );
-        assert!(matches!(
-            a.replace(&session).await.expect("replace"),
-            CasOutcome::Written(_)
-        ));
+        rotate(&a, &mut session, "a2").await;
         let read = by_token(&b, "a1").await.expect("found after A's write");
         assert_eq!(
             read.session.access_token, "a2",

@@ -612,12 +612,12 @@ impl Deps {
     /// `Ok(None)`: the session ended meanwhile.
     async fn save(
         &self,
-        mut session: Session,
+        session: Session,
         tokens: &RefreshedTokens,
         presented: &TokenHash,
         extend: bool,
     ) -> Result<Option<Session>, StoreError> {
-        for _ in 0..CAS_ATTEMPTS {
+        self.replace_while_changing(session, "its refresh was saved", |session| {
             // Already saved (a write that timed out had landed)? Judged by the refresh token
             // when Auth0 rotated it: two refreshes within one second get the same access token
             // (no `jti`, deterministic RS256), so only a non-rotating answer is judged by that.
@@ -626,11 +626,11 @@ impl Deps {
                 None => session.access_token == tokens.access_token,
             };
             if saved {
-                return Ok(Some(session));
+                return None;
             }
             if !session.refresh_token_is(Some(presented)) {
                 // Another writer rotated meanwhile (another daemon): its tokens stand.
-                return Ok(Some(session));
+                return None;
             }
             let now = self.clock.now();
             let mut next = session.clone();
@@ -640,36 +640,48 @@ impl Deps {
                     .expires_at
                     .max(now.saturating_add(self.session_duration()));
             }
-            match self.sessions.replace(&next).await? {
-                CasOutcome::Written(stored) => return Ok(Some(*stored)),
-                CasOutcome::Conflict(current) => session = *current,
-                CasOutcome::Gone => return Ok(None),
-            }
-        }
-        Err(StoreError::Unavailable(
-            "the session kept changing while its refresh was saved".into(),
-        ))
+            Some(next)
+        })
+        .await
     }
 
     /// Moves the session's expiry to now + `SESSION_DURATION_SECONDS` (an explicit refresh that
     /// made no Auth0 call), with compare-and-swap. `Ok(None)`: the session ended meanwhile.
-    async fn extend(&self, mut session: Session) -> Result<Option<Session>, StoreError> {
-        for _ in 0..CAS_ATTEMPTS {
+    async fn extend(&self, session: Session) -> Result<Option<Session>, StoreError> {
+        self.replace_while_changing(session, "it was extended", |session| {
             let full = self.clock.now().saturating_add(self.session_duration());
             if session.expires_at.saturating_add(EXTEND_SLACK) >= full {
-                return Ok(Some(session));
+                return None;
             }
             let mut next = session.clone();
             next.expires_at = full;
+            Some(next)
+        })
+        .await
+    }
+
+    /// Writes `change(session)` with compare-and-swap, and again over the current record after a
+    /// conflict, up to [`CAS_ATTEMPTS`] times. `change` answers `None` when the record needs no
+    /// write: it is returned as it is. `Ok(None)`: the session ended meanwhile.
+    async fn replace_while_changing(
+        &self,
+        mut session: Session,
+        doing: &str,
+        change: impl Fn(&Session) -> Option<Session>,
+    ) -> Result<Option<Session>, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(next) = change(&session) else {
+                return Ok(Some(session));
+            };
             match self.sessions.replace(&next).await? {
                 CasOutcome::Written(stored) => return Ok(Some(*stored)),
                 CasOutcome::Conflict(current) => session = *current,
                 CasOutcome::Gone => return Ok(None),
             }
         }
-        Err(StoreError::Unavailable(
-            "the session kept changing while it was extended".into(),
-        ))
+        Err(StoreError::Unavailable(format!(
+            "the session kept changing while {doing}"
+        )))
     }
 }
 
