@@ -66,7 +66,7 @@ pub fn init(level: &str, format: LogFormat) -> Option<QueueGuard> {
         .unwrap_or_default();
     let (writer, guard) = queue::spawn(std::io::stdout());
     tracing_subscriber::fmt()
-        .event_format(Lines)
+        .event_format(Lines(None))
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
@@ -136,8 +136,9 @@ fn is_connection_error(event: &Event<'_>) -> bool {
     *metadata.level() == Level::ERROR && metadata.target().starts_with(CONNECTION_ERRORS_TARGET)
 }
 
-/// The event formatter: `mia` or tracing's JSON shape, as [`format`] says.
-struct Lines;
+/// The event formatter: `mia` or tracing's JSON shape, as [`format`] says; a test pins one shape
+/// (the global shape is shared by the tests running at once).
+struct Lines(Option<LogFormat>);
 
 impl<S, N> FormatEvent<S, N> for Lines
 where
@@ -150,10 +151,9 @@ where
         writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        if MIA.load(Ordering::Relaxed) {
-            write_mia(writer, event)
-        } else {
-            write_json(writer, event)
+        match self.0.unwrap_or_else(format) {
+            LogFormat::Mia => write_mia(writer, event),
+            LogFormat::Json => write_json(writer, event),
         }
     }
 }
@@ -497,33 +497,12 @@ mod tests {
         }
     }
 
-    /// One shape's formatter alone (the global shape is shared by the tests running at once).
-    struct Only(LogFormat);
-
-    impl<S, N> FormatEvent<S, N> for Only
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-        N: for<'a> FormatFields<'a> + 'static,
-    {
-        fn format_event(
-            &self,
-            _: &FmtContext<'_, S, N>,
-            writer: Writer<'_>,
-            event: &Event<'_>,
-        ) -> std::fmt::Result {
-            match self.0 {
-                LogFormat::Mia => write_mia(writer, event),
-                LogFormat::Json => write_json(writer, event),
-            }
-        }
-    }
-
     /// The lines of `emit`, written by one shape's formatter.
     fn lines_of(format: LogFormat, emit: impl FnOnce()) -> Vec<serde_json::Value> {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .event_format(Only(format))
+            .event_format(Lines(Some(format)))
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, emit);
@@ -535,15 +514,20 @@ mod tests {
             .collect()
     }
 
+    /// Runs `emit` in the scope of a GET of `uri` with the request id `id`.
+    fn in_get_request(id: &'static str, uri: &'static str, emit: impl FnOnce()) {
+        RequestScope::new(
+            HeaderValue::from_static(id),
+            Method::GET,
+            Uri::from_static(uri),
+        )
+        .in_scope(emit);
+    }
+
     #[test]
     fn dotted_names_nest_and_the_request_id_is_the_scopes() {
         let lines = lines_of(LogFormat::Mia, || {
-            RequestScope::new(
-                HeaderValue::from_static("r-1"),
-                Method::GET,
-                Uri::from_static("/"),
-            )
-            .in_scope(|| {
+            in_get_request("r-1", "/", || {
                 tracing::warn!(
                     a.b.c = 1_u64,
                     a.b.d = "two",
@@ -576,12 +560,7 @@ mod tests {
     fn json_lines_keep_tracing_subscribers_shape() {
         let lines = lines_of(LogFormat::Json, || {
             tracing::info!(plain = 1_u64, "outside any span");
-            RequestScope::new(
-                HeaderValue::from_static("r-\"1"),
-                Method::GET,
-                Uri::from_static("/userinfo?x=1"),
-            )
-            .in_scope(|| {
+            in_get_request("r-\"1", "/userinfo?x=1", || {
                 tracing::info!(
                     status = 200_u64,
                     route = %"/userinfo",
