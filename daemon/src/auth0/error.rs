@@ -470,32 +470,67 @@ mod tests {
 
     #[test]
     fn classification_follows_status_and_code() {
-        let user = |err: Auth0Error| matches!(err.classify(), GrantFailure::UserRefused { .. });
-        let config =
-            |err: Auth0Error| matches!(err.classify(), GrantFailure::ConfigurationRefused { .. });
-        assert!(user(oauth(
-            403,
-            "invalid_grant",
-            "Wrong email or password."
-        )));
-        assert!(user(oauth(
-            403,
-            "mfa_required",
-            "Multifactor authentication required"
-        )));
-        assert!(user(oauth(401, "password_leaked", "leaked")));
-        assert!(user(oauth(401, "unauthorized", "user is blocked")));
-        assert!(config(oauth(401, "access_denied", "Unauthorized")));
-        assert!(config(oauth(
-            401,
-            "invalid_client",
-            "Client authentication failed"
-        )));
-        assert!(config(oauth(403, "unauthorized_client", "Grant type")));
-        assert!(config(oauth(403, "access_denied", "Service not found")));
-        // Whoever chose the connection: as a grant failure, a configuration error (502); the
-        // route turns it into a 400 when the request named the connection.
-        assert!(config(oauth(400, "invalid_request", "Unknown realm x.")));
+        /// Whose doing a refusal is: the user's (credentials, account) or the configuration's.
+        #[derive(Debug, PartialEq)]
+        enum Refused {
+            User,
+            Configuration,
+        }
+        let refused = |err: Auth0Error| match err.classify() {
+            GrantFailure::UserRefused { .. } => Some(Refused::User),
+            GrantFailure::ConfigurationRefused { .. } => Some(Refused::Configuration),
+            _ => None,
+        };
+        for (status, code, description, expected) in [
+            (
+                403,
+                "invalid_grant",
+                "Wrong email or password.",
+                Refused::User,
+            ),
+            (
+                403,
+                "mfa_required",
+                "Multifactor authentication required",
+                Refused::User,
+            ),
+            (401, "password_leaked", "leaked", Refused::User),
+            (401, "unauthorized", "user is blocked", Refused::User),
+            (401, "access_denied", "Unauthorized", Refused::Configuration),
+            (
+                401,
+                "invalid_client",
+                "Client authentication failed",
+                Refused::Configuration,
+            ),
+            (
+                403,
+                "unauthorized_client",
+                "Grant type",
+                Refused::Configuration,
+            ),
+            (
+                403,
+                "access_denied",
+                "Service not found",
+                Refused::Configuration,
+            ),
+            // Whoever chose the connection: as a grant failure, a configuration error (502); the
+            // route turns it into a 400 when the request named the connection.
+            (
+                400,
+                "invalid_request",
+                "Unknown realm x.",
+                Refused::Configuration,
+            ),
+        ] {
+            let err = oauth(status, code, description);
+            assert_eq!(
+                refused(err),
+                Some(expected),
+                "{status} {code} {description:?}"
+            );
+        }
         assert_eq!(
             oauth(400, "invalid_request", "Unknown realm x.").refuses_realm(),
             Some("Unknown realm x.".to_owned())
@@ -513,7 +548,7 @@ mod tests {
             oauth(403, "invalid_grant", "Wrong realm password.").refuses_realm(),
             None
         );
-        assert!(config(failure(404, "", &[])));
+        assert_eq!(refused(failure(404, "", &[])), Some(Refused::Configuration));
         // Auth0 timing out is a timeout, never a refusal of the daemon's configuration.
         assert_eq!(
             failure(408, "", &[]).classify(),

@@ -580,38 +580,31 @@ mod tests {
             async move { cache.verify_id_token(&token, &client, nonce).await }
         };
         let good = claims(&emulator);
+        // The good claims with one changed, verified without a nonce.
+        let changed =
+            |name: &str, value: Value| verify(sign(with(good.clone(), name, value)), None);
 
         verify(sign(good.clone()), None).await.unwrap();
         assert!(matches!(
-            verify(
-                sign(with(good.clone(), "aud", json!("another-client"))),
-                None
-            )
-            .await,
+            changed("aud", json!("another-client")).await,
             Err(IdTokenError::WrongAudience { .. })
         ));
         assert!(matches!(
-            verify(
-                sign(with(good.clone(), "iss", json!("https://evil.example/"))),
-                None
-            )
-            .await,
+            changed("iss", json!("https://evil.example/")).await,
             Err(IdTokenError::WrongIssuer { .. })
         ));
         // The issuer is compared exactly: no trailing slash is another issuer.
         let no_slash = emulator.issuer().trim_end_matches('/').to_owned();
         assert!(matches!(
-            verify(sign(with(good.clone(), "iss", json!(no_slash))), None).await,
+            changed("iss", json!(no_slash)).await,
             Err(IdTokenError::WrongIssuer { .. })
         ));
         assert!(matches!(
-            verify(sign(with(good.clone(), "exp", json!(now() - 120))), None).await,
+            changed("exp", json!(now() - 120)).await,
             Err(IdTokenError::Expired)
         ));
         // Within the leeway: accepted.
-        verify(sign(with(good.clone(), "exp", json!(now() - 10))), None)
-            .await
-            .unwrap();
+        changed("exp", json!(now() - 10)).await.unwrap();
         let mut no_sub = good.clone();
         no_sub.as_object_mut().unwrap().remove("sub");
         assert!(matches!(
@@ -642,7 +635,7 @@ mod tests {
         .await
         .unwrap();
         assert!(matches!(
-            verify(sign(with(good.clone(), "aud", json!(["x", "y"]))), None).await,
+            changed("aud", json!(["x", "y"])).await,
             Err(IdTokenError::WrongAudience { .. })
         ));
 
@@ -682,10 +675,7 @@ mod tests {
         // A genuine token of another tenant (its own kid), claiming to be from this one.
         let other = Emulator::start(Seed::demo()).unwrap();
         let foreign_token = other.tenant().sign(&good);
-        assert!(matches!(
-            cache.verify_id_token(&foreign_token, &client, None).await,
-            Err(IdTokenError::UnknownKey { .. })
-        ));
+        assert_unknown_key(&cache, &foreign_token, &client).await;
 
         // A payload changed after signing.
         let genuine = emulator.tenant().sign(&good);
@@ -798,6 +788,26 @@ mod tests {
         );
     }
 
+    /// An ID token signed with the emulator's current key, verified once through `cache` (which
+    /// fetches the key set when it has none).
+    async fn verified_token(
+        emulator: &EmulatorHandle,
+        cache: &JwksCache,
+        client: &ClientSettings,
+    ) -> String {
+        let token = emulator.tenant().sign(&claims(emulator));
+        cache.verify_id_token(&token, client, None).await.unwrap();
+        token
+    }
+
+    /// Asserts that `cache` refuses `token` for a key it does not know.
+    async fn assert_unknown_key(cache: &JwksCache, token: &str, client: &ClientSettings) {
+        assert!(matches!(
+            cache.verify_id_token(token, client, None).await,
+            Err(IdTokenError::UnknownKey { .. })
+        ));
+    }
+
     /// A cache on `clock` that refetches an unknown kid at most once per `interval`.
     fn refetching_every(clock: &Clock, interval: Duration) -> JwksCache {
         JwksCache::with_intervals(http(), clock.clone(), interval, DEFAULT_MAX_AGE)
@@ -808,8 +818,7 @@ mod tests {
         let (emulator, client) = start();
         let clock = Clock::manual();
         let cache = refetching_every(&clock, Duration::from_millis(200));
-        let before = emulator.tenant().sign(&claims(&emulator));
-        cache.verify_id_token(&before, &client, None).await.unwrap();
+        let before = verified_token(&emulator, &cache, &client).await;
         assert_eq!(jwks_fetches(&emulator), 1);
 
         let new_kid = emulator.rotate_signing_key(false);
@@ -819,10 +828,7 @@ mod tests {
         cache.verify_id_token(&after, &client, None).await.unwrap();
         assert_eq!(jwks_fetches(&emulator), 2);
         // The refetched set replaced the old one: the unpublished key is gone.
-        assert!(matches!(
-            cache.verify_id_token(&before, &client, None).await,
-            Err(IdTokenError::UnknownKey { .. })
-        ));
+        assert_unknown_key(&cache, &before, &client).await;
     }
 
     #[tokio::test]
@@ -831,8 +837,7 @@ mod tests {
         let interval = Duration::from_millis(500);
         let clock = Clock::manual();
         let cache = refetching_every(&clock, interval);
-        let good = emulator.tenant().sign(&claims(&emulator));
-        cache.verify_id_token(&good, &client, None).await.unwrap();
+        let good = verified_token(&emulator, &cache, &client).await;
         assert_eq!(jwks_fetches(&emulator), 1);
 
         let forged: Vec<String> = (0..50)
@@ -899,8 +904,7 @@ mod tests {
             Duration::from_millis(50),
             Duration::from_millis(100),
         );
-        let before = emulator.tenant().sign(&claims(&emulator));
-        cache.verify_id_token(&before, &client, None).await.unwrap();
+        let before = verified_token(&emulator, &cache, &client).await;
         emulator.rotate_signing_key(false);
         clock.advance(Duration::from_millis(150));
         // Stale: still verifies with the cached key, and starts a refresh.
@@ -917,10 +921,7 @@ mod tests {
         drop(cache.tenant(&client.auth0_url).fetch.lock().await);
         assert_eq!(jwks_fetches(&emulator), 2);
         // The revoked key is gone once the refresh landed.
-        assert!(matches!(
-            cache.verify_id_token(&before, &client, None).await,
-            Err(IdTokenError::UnknownKey { .. })
-        ));
+        assert_unknown_key(&cache, &before, &client).await;
     }
 
     #[tokio::test]
@@ -949,8 +950,7 @@ mod tests {
             Err(JwksError::Unavailable { .. })
         ));
         // Keys fetched before still verify while Auth0 is down.
-        let token = emulator.tenant().sign(&claims(&emulator));
-        cache.verify_id_token(&token, &client, None).await.unwrap();
+        let token = verified_token(&emulator, &cache, &client).await;
 
         // An unreachable tenant.
         let port = {
