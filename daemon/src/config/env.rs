@@ -60,6 +60,19 @@ impl Env {
         self.get_raw(name).filter(|v| !v.is_empty())
     }
 
+    /// A comma-separated `name` as a JSON list of its trimmed, non-empty items; `None` when it is
+    /// unset or has no item.
+    pub(crate) fn get_list(&self, name: &str) -> Option<Value> {
+        let items: Vec<Value> = self
+            .get(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Value::String(item.to_owned()))
+            .collect();
+        (!items.is_empty()).then_some(Value::Array(items))
+    }
+
     /// The value of `name`, even when empty; `None` only when it is unset.
     pub fn get_raw(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
@@ -342,16 +355,8 @@ pub(crate) fn redis_values(
     env: &Env,
 ) -> Result<Vec<(&'static str, &'static str, Value)>, ConfigError> {
     let mut values = Vec::new();
-    if let Some(hosts) = env.get(REDIS_HOSTS) {
-        let hosts: Vec<Value> = hosts
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(|h| Value::String(h.to_owned()))
-            .collect();
-        if !hosts.is_empty() {
-            values.push(("hosts", REDIS_HOSTS, Value::Array(hosts)));
-        }
+    if let Some(hosts) = env.get_list(REDIS_HOSTS) {
+        values.push(("hosts", REDIS_HOSTS, hosts));
     }
     for (field, var) in [
         ("mode", REDIS_MODE),

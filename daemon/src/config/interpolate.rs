@@ -135,34 +135,36 @@ mod tests {
         interpolate(input, &env())
     }
 
+    /// Asserts that each input interpolates to its expected text.
+    fn assert_interpolates(cases: &[(&str, &str)]) {
+        for (input, expected) in cases {
+            assert_eq!(run(input).expect(input), *expected, "{input}");
+        }
+    }
+
     #[test]
     fn both_syntaxes_are_replaced() {
-        assert_eq!(run("${SECRET}").expect("ok"), "s3cr3t");
-        assert_eq!(run("{{SECRET}}").expect("ok"), "s3cr3t");
-        assert_eq!(
-            run("https://${HOST}/").expect("ok"),
-            "https://tenant.eu.auth0.com/"
-        );
-        assert_eq!(
-            run("{{HOST}}-{{ SECRET }}-${_X1}").expect("ok"),
-            "tenant.eu.auth0.com-s3cr3t-x"
-        );
-        assert_eq!(run("a${EMPTY}b").expect("ok"), "ab");
+        assert_interpolates(&[
+            ("${SECRET}", "s3cr3t"),
+            ("{{SECRET}}", "s3cr3t"),
+            ("https://${HOST}/", "https://tenant.eu.auth0.com/"),
+            (
+                "{{HOST}}-{{ SECRET }}-${_X1}",
+                "tenant.eu.auth0.com-s3cr3t-x",
+            ),
+            ("a${EMPTY}b", "ab"),
+        ]);
     }
 
     #[test]
     fn escapes_are_literal() {
-        assert_eq!(run("$${SECRET}").expect("ok"), "${SECRET}");
-        assert_eq!(run("{{{{SECRET}}").expect("ok"), "{{SECRET}}");
-        assert_eq!(run("$$${SECRET}").expect("ok"), "$${SECRET}");
-        assert_eq!(
-            run("price: $5 {x} }} $ {").expect("ok"),
-            "price: $5 {x} }} $ {"
-        );
-        assert_eq!(
-            run("ünïcödé ${HOST} ✓").expect("ok"),
-            "ünïcödé tenant.eu.auth0.com ✓"
-        );
+        assert_interpolates(&[
+            ("$${SECRET}", "${SECRET}"),
+            ("{{{{SECRET}}", "{{SECRET}}"),
+            ("$$${SECRET}", "$${SECRET}"),
+            ("price: $5 {x} }} $ {", "price: $5 {x} }} $ {"),
+            ("ünïcödé ${HOST} ✓", "ünïcödé tenant.eu.auth0.com ✓"),
+        ]);
     }
 
     #[test]

@@ -218,20 +218,12 @@ pub(crate) fn apply_redis_env(
     env: &Env,
     provenance: &mut Provenance,
 ) -> Result<(), ConfigError> {
-    if let Some(keys) = env.get(env::SESSION_ENCRYPTION_KEYS) {
-        let keys: Vec<Value> = keys
-            .split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(|k| Value::String(k.to_owned()))
-            .collect();
-        if !keys.is_empty() {
-            object_entry(doc, "sessions").insert("encryptionKeys".to_owned(), Value::Array(keys));
-            provenance.record(
-                "sessions.encryptionKeys".to_owned(),
-                env::SESSION_ENCRYPTION_KEYS.to_owned(),
-            );
-        }
+    if let Some(keys) = env.get_list(env::SESSION_ENCRYPTION_KEYS) {
+        object_entry(doc, "sessions").insert("encryptionKeys".to_owned(), keys);
+        provenance.record(
+            "sessions.encryptionKeys".to_owned(),
+            env::SESSION_ENCRYPTION_KEYS.to_owned(),
+        );
     }
     let values = env::redis_values(env)?;
     if values.is_empty() {
