@@ -243,7 +243,7 @@ fn with_error(redirect: &str, error: &str, description: Option<&str>) -> String 
     get,
     path = "/authorize",
     tag = "authentication",
-    params(AuthorizeQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(AuthorizeQuery, super::openapi::ClientParams),
     responses(
         (status = 302, description = "to `{auth0Url}/authorize` with `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, the PKCE challenge (`S256`) and `audience`, `connection`, `prompt`, `action` when set; sets the cookie binding the login to this browser",
             headers(("Location" = String, description = "the tenant's `/authorize`"), ("Set-Cookie" = String, description = "the login-binding cookie"))),
@@ -340,7 +340,7 @@ async fn authorize(
     get,
     path = "/oauth/callback",
     tag = "authentication",
-    params(CallbackQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(CallbackQuery, super::openapi::ClientParams),
     responses(
         (status = 302, description = "to the login's `redirect` (else `/`) with the `sid` cookie; with Auth0's `error`, to the `redirect` with `error` and `error_description` appended",
             headers(("Location" = String), ("Set-Cookie" = String, description = "`sid`, and the cleared binding cookie"))),

@@ -466,7 +466,7 @@ struct ImportMultipart {
     post,
     path = "/users/import",
     tag = "management",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     request_body(content(
         (ImportJson = "application/json"),
         (ImportMultipart = "multipart/form-data"),
@@ -530,7 +530,7 @@ async fn import(
     tag = "management",
     params(
         ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
-        super::openapi::ClientHeaders, super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 200, description = "Auth0's job, the stored record, or the batch object", body = Object),
@@ -562,7 +562,7 @@ async fn job_status(
     tag = "management",
     params(
         ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
-        super::openapi::ClientHeaders, super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 200, description = "the errors", body = Object),
@@ -638,7 +638,7 @@ fn parse_cursor(before: &str) -> Result<JobCursor, ApiError> {
     get,
     path = "/users/import/jobs",
     tag = "management",
-    params(ListQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(ListQuery, super::openapi::ClientParams),
     responses(
         (status = 200, description = "`[{id, type, status, connection, created_at, summary?}]`", body = Vec<Object>),
         super::openapi::StoreUnavailable,

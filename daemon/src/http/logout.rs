@@ -32,7 +32,7 @@ pub struct LogoutQuery {
     get,
     path = "/logout",
     tag = "sessions",
-    params(LogoutQuery, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(LogoutQuery, super::openapi::ClientParams),
     security((), ("bearer" = []), ("sid" = [])),
     responses(
         (status = 302, description = "to `{auth0Url}/v2/logout`, the `sid` cookie cleared",

@@ -1,6 +1,6 @@
 //! The parts of the OpenAPI document that several routes share: the document itself, the
 //! credentials a session route takes (security schemes), the headers and cookie that pick a
-//! client (SPEC §4), the answers several routes give alike ([`Auth0Failures`],
+//! client ([`ClientParams`], SPEC §4), the answers several routes give alike ([`Auth0Failures`],
 //! [`StoreUnavailable`], [`ManagementGuard`], [`BodyLimits`]) and the alias routes ([`ALIASES`]).
 //! Each route's own parameters, body and statuses sit on its handler.
 //!
@@ -9,9 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema as _};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema as _};
 
 use super::error::ErrorBody;
 
@@ -64,14 +65,25 @@ impl Modify for Credentials {
     }
 }
 
-/// The headers that pick the client a request is served for (SPEC §4): with `apiKeys`
-/// configured, a key (`secret` or `client-key`, or the `mia_client_key` cookie) is required and
-/// picks its client; else `client-type` names one; else `defaultClient`. None or an unknown one
-/// is 401.
+/// The headers and the cookie that pick the client a request is served for (SPEC §4): with
+/// `apiKeys` configured, a key (`secret` or `client-key`, or the `mia_client_key` cookie) is
+/// required and picks its client; else `client-type` names one; else `defaultClient`. None or an
+/// unknown one is 401. Every route that serves a client takes them.
+pub struct ClientParams;
+
+impl IntoParams for ClientParams {
+    fn into_params(parameter_in_provider: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let mut params = ClientHeaders::into_params(&parameter_in_provider);
+        params.extend(ClientCookie::into_params(parameter_in_provider));
+        params
+    }
+}
+
+/// The headers of [`ClientParams`].
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
-pub struct ClientHeaders {
+struct ClientHeaders {
     /// The client type to serve (a key of `clients`); ignored when an API key picks the client.
     #[param(rename = "client-type")]
     client_type: Option<String>,
@@ -82,11 +94,11 @@ pub struct ClientHeaders {
     client_key: Option<String>,
 }
 
-/// The cookie form of the API key.
+/// The cookie of [`ClientParams`]: the API key, for browsers.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Cookie)]
 #[allow(dead_code)]
-pub struct ClientCookie {
+struct ClientCookie {
     /// An API key of `apiKeys`, as a cookie (for browsers, which cannot send the headers).
     mia_client_key: Option<String>,
 }

@@ -76,7 +76,7 @@ pub struct RefreshBody {
     post,
     path = "/refreshtoken",
     tag = "sessions",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     security(("bearer" = []), ("sid" = [])),
     request_body(content = Option<RefreshBody>, content_type = "application/json",
         description = "required with Bearer; optional with the `sid` cookie"),
@@ -249,7 +249,7 @@ pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<St
     get,
     path = "/userinfo",
     tag = "sessions",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     security(("bearer" = []), ("sid" = [])),
     responses(
         (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),

@@ -177,7 +177,7 @@ pub fn session_answer(
     post,
     path = "/oauth/token",
     tag = "authentication",
-    params(TokenFields, super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(TokenFields, super::openapi::ClientParams),
     request_body(description = "form or JSON; the query string works too, and the body wins",
         content((Option<TokenFields> = "application/x-www-form-urlencoded"), (Option<TokenFields> = "application/json"))),
     responses(

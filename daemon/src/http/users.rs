@@ -118,7 +118,7 @@ pub struct ActiveUser {
     get,
     path = "/users/active",
     tag = "management",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     responses(
         (status = 200, body = Vec<ActiveUser>),
         super::openapi::StoreUnavailable,
@@ -175,8 +175,7 @@ pub struct ListUsersQuery {
     params(
         ListUsersQuery,
         ("acl_rows" = Option<String>, Header, description = "a Mongo-style JSON row filter"),
-        super::openapi::ClientHeaders,
-        super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 200, description = "Auth0's users, each with `_id`", body = Vec<Object>),
@@ -220,8 +219,7 @@ async fn list_users(
     tag = "management",
     params(
         ("userID" = String, Path, description = "the Auth0 `user_id` (`auth0|…`), percent-encoded or not"),
-        super::openapi::ClientHeaders,
-        super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 200, description = "Auth0's user, with `_id`", body = Object),
@@ -254,7 +252,7 @@ async fn get_user(
     post,
     path = "/users",
     tag = "management",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     request_body(content = Object, description = "Auth0's `POST /api/v2/users` body; `connection` optional", content_type = "application/json"),
     responses(
         (status = 201, description = "Auth0's new user", body = Object),
@@ -318,8 +316,7 @@ async fn create_user(
     tag = "management",
     params(
         ("userID" = String, Path, description = "the Auth0 `user_id`"),
-        super::openapi::ClientHeaders,
-        super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     request_body(content = Object, description = "Auth0's `PATCH /api/v2/users/{id}` body", content_type = "application/json"),
     responses(
@@ -364,8 +361,7 @@ async fn patch_user(
     tag = "management",
     params(
         ("userID" = String, Path, description = "the Auth0 `user_id`"),
-        super::openapi::ClientHeaders,
-        super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 204, description = "deleted (also when Auth0 had no such user)"),
@@ -403,8 +399,7 @@ async fn delete_user(
     tag = "management",
     params(
         ("userID" = String, Path, description = "the user's `sub` (Auth0 `user_id`)"),
-        super::openapi::ClientHeaders,
-        super::openapi::ClientCookie
+        super::openapi::ClientParams
     ),
     responses(
         (status = 204, description = "every session of the user is ended (also when there was none)"),
@@ -448,7 +443,7 @@ pub struct ChangePasswordAnswer {
     post,
     path = "/change-password",
     tag = "management",
-    params(super::openapi::ClientHeaders, super::openapi::ClientCookie),
+    params(super::openapi::ClientParams),
     request_body(content = ChangePassword, content_type = "application/json"),
     responses(
         (status = 200, body = ChangePasswordAnswer),
