@@ -18,7 +18,10 @@
 //! written the parts. The JSON views of the job records (the batch object, a forgotten job, a
 //! listing item, a batch's errors) are built here.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -26,11 +29,9 @@ use serde_json::{Map, Value, json};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::extract::ManagementClient;
-use super::management::{passthrough, require_management};
-use crate::actors::Actors;
+use super::management::{Management, passthrough, require_management};
 use crate::actors::jobs::{
-    Answer, BatchDetail, ImportOptions, Part, Submitted, format_time, status_name,
+    Answer, BatchDetail, ImportOptions, JobsHandle, Part, Submitted, format_time, status_name,
 };
 use crate::config::{ManagementClientSettings, Settings};
 use crate::echo::quoted;
@@ -463,8 +464,6 @@ struct ImportMultipart {
 /// Auth0's 202 answered. Larger: split at user boundaries into a batch of parts sent in the
 /// background within Auth0's 2-active-jobs limit; 202 with the batch object.
 #[utoipa::path(
-    post,
-    path = "/users/import",
     tag = "management",
     params(super::openapi::ClientParams),
     request_body(content(
@@ -475,26 +474,23 @@ struct ImportMultipart {
         (status = 202, description = "Auth0's job, or the batch object", body = Object),
         super::openapi::Auth0Failures,
         super::openapi::StoreUnavailable,
-        super::openapi::ManagementGuard,
+        super::openapi::ImportGuard,
         super::openapi::BodyLimits,
         (status = 400, body = super::error::ErrorBody, description = "`connection_id` given, an unknown or missing connection, `users` missing, empty or not a JSON array, a malformed body or boolean; or Auth0's 400, passed through"),
         (status = 404, body = super::error::ErrorBody, description = "Auth0's 404, passed through"),
         (status = 413, body = super::error::ErrorBody, description = "the body is over `server.importBodyLimitBytes`, or one user is over Auth0's 512000 bytes (named by index)"),
         (status = 415, body = super::error::ErrorBody, description = "neither multipart/form-data nor JSON"),
         (status = 429, body = super::error::ErrorBody, description = "Auth0's rate limit or its 2-active-jobs limit", headers(("Retry-After" = u64, description = "seconds"))),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or its deprecated shape without `supportedConnectionsMap`"),
     )
 )]
 #[post("/users/import")]
 async fn import(
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
+    management: Management,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let client = import_client(&settings)?;
-    let limit = settings.server.import_body_limit_bytes;
+    let client = import_client(&management.settings)?;
+    let limit = management.settings.server.import_body_limit_bytes;
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
@@ -514,7 +510,7 @@ async fn import(
     };
     let (body, range, options) = validate(form, client)?;
     let users = parse_users(&body[range])?;
-    match actors.jobs.submit(&users, options).await? {
+    match management.actors.jobs.submit(&users, options).await? {
         Submitted::Job(answer) => Ok(passthrough(&answer)),
         Submitted::Batch(record) => {
             Ok(HttpResponse::Accepted().json(record_or_batch_view(&record)))
@@ -525,66 +521,71 @@ async fn import(
 /// A job's status: Auth0's job body, or the stored record once Auth0 forgot the job (`expired` if
 /// it never finished). A `batch_…` id answers the batch object.
 #[utoipa::path(
-    get,
-    path = "/users/import/status/{jobID}",
     tag = "management",
-    params(
-        ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
-        super::openapi::ClientParams
-    ),
+    params(JobPath, super::openapi::ClientParams),
     responses(
         (status = 200, description = "Auth0's job, the stored record, or the batch object", body = Object),
-        super::openapi::Auth0Failures,
-        super::openapi::StoreUnavailable,
-        super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
-        (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
+        super::openapi::JobLookup,
     )
 )]
 #[get("/users/import/status/{jobID}")]
-async fn job_status(
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    import_client(&settings)?;
-    let id = job_id(&id)?;
-    Ok(answer(actors.jobs.status(id).await?))
+async fn job_status(job: JobRoute) -> Result<HttpResponse, ApiError> {
+    Ok(answer(job.jobs().status(&job.id).await?))
 }
 
 /// A job's errors: Auth0's (200 array, 200 job object when the whole job failed, 204 none), the
 /// stored ones once Auth0 forgot the job; for a batch, one `{part, id, errors}` per finished part.
 #[utoipa::path(
-    get,
-    path = "/users/import/status/{jobID}/errors",
     tag = "management",
-    params(
-        ("jobID" = String, Path, description = "Auth0's `job_…` id, or a `batch_…` id"),
-        super::openapi::ClientParams
-    ),
+    params(JobPath, super::openapi::ClientParams),
     responses(
         (status = 200, description = "the errors", body = Object),
         (status = 204, description = "the job has no errors (or has not finished)"),
-        super::openapi::Auth0Failures,
-        super::openapi::StoreUnavailable,
-        super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody, description = "Auth0's 400, passed through"),
-        (status = 404, body = super::error::ErrorBody, description = "a job neither Auth0 nor this store knows"),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
+        super::openapi::JobLookup,
     )
 )]
 #[get("/users/import/status/{jobID}/errors")]
-async fn job_errors(
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    import_client(&settings)?;
-    let id = job_id(&id)?;
-    Ok(answer(actors.jobs.errors(id).await?))
+async fn job_errors(job: JobRoute) -> Result<HttpResponse, ApiError> {
+    Ok(answer(job.jobs().errors(&job.id).await?))
+}
+
+/// The `{jobID}` of the job routes.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct JobPath {
+    /// Auth0's `job_…` id, or a `batch_…` id.
+    #[serde(rename = "jobID")]
+    job_id: String,
+}
+
+/// Extractor of the job routes (`/users/import/status/{jobID}…`): the management guard passed
+/// ([`Management`]), imports configured ([`import_client`]), then the id checked ([`job_id`]).
+struct JobRoute {
+    id: String,
+    management: Management,
+}
+
+impl JobRoute {
+    fn jobs(&self) -> &JobsHandle {
+        &self.management.actors.jobs
+    }
+}
+
+impl FromRequest for JobRoute {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let management = Management::of(req, payload);
+        ready(management.and_then(|management| {
+            let path = web::Path::<JobPath>::from_request(req, payload).into_inner()?;
+            import_client(&management.settings)?;
+            Ok(Self {
+                id: job_id(&path.job_id)?.to_owned(),
+                management,
+            })
+        }))
+    }
 }
 
 /// A job id must be a path segment Auth0 can be asked about.
@@ -635,26 +636,21 @@ fn parse_cursor(before: &str) -> Result<JobCursor, ApiError> {
 /// The jobs and batches submitted through this store (every daemon sharing it), newest first,
 /// each with its last known status.
 #[utoipa::path(
-    get,
-    path = "/users/import/jobs",
     tag = "management",
     params(ListQuery, super::openapi::ClientParams),
     responses(
         (status = 200, description = "`[{id, type, status, connection, created_at, summary?}]`", body = Vec<Object>),
         super::openapi::StoreUnavailable,
-        super::openapi::ManagementGuard,
+        super::openapi::ImportGuard,
         (status = 400, body = super::error::ErrorBody, description = "a bad `limit` or `before`"),
-        (status = 501, body = super::error::ErrorBody, description = "no `managementClient`, or no `supportedConnectionsMap`"),
     )
 )]
 #[get("/users/import/jobs")]
 async fn list_jobs(
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
+    management: Management,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    import_client(&settings)?;
+    import_client(&management.settings)?;
     let limit = match query.limit.as_deref().filter(|l| !l.is_empty()) {
         None => 50,
         Some(text) => text
@@ -672,7 +668,7 @@ async fn list_jobs(
         .filter(|b| !b.is_empty())
         .map(parse_cursor)
         .transpose()?;
-    let records = actors.jobs.list(limit, before.as_ref()).await?;
+    let records = management.actors.jobs.list(limit, before.as_ref()).await?;
     Ok(HttpResponse::Ok().json(records.iter().map(list_item).collect::<Vec<_>>()))
 }
 

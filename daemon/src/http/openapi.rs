@@ -179,6 +179,41 @@ impl IntoResponses for ManagementGuard {
     }
 }
 
+/// The management guard of the import routes: [`ManagementGuard`], with the 501 also for a
+/// `managementClient` without `supportedConnectionsMap`.
+pub struct ImportGuard;
+
+impl IntoResponses for ImportGuard {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut guard = ManagementGuard::responses();
+        guard.extend(answers([(
+            "501",
+            error(
+                "no `managementClient`, or its deprecated shape without \
+                 `supportedConnectionsMap`",
+            ),
+        )]));
+        guard
+    }
+}
+
+/// Every answer of a job lookup (`/users/import/status/{jobID}…`) but its success: the import
+/// guard, the store and Auth0 failing, a bad id or Auth0's 400 (400), an unknown job (404).
+pub struct JobLookup;
+
+impl IntoResponses for JobLookup {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut lookup = ImportGuard::responses();
+        lookup.extend(Auth0Failures::responses());
+        lookup.extend(StoreUnavailable::responses());
+        lookup.extend(answers([
+            ("400", error("not a job id, or Auth0's 400 passed through")),
+            ("404", error("a job neither Auth0 nor this store knows")),
+        ]));
+        lookup
+    }
+}
+
 /// A request body too slow (408) or too large (413): the routes that read one.
 pub struct BodyLimits;
 
@@ -194,6 +229,35 @@ impl IntoResponses for BodyLimits {
                 error("the body is larger than `server.bodyLimitBytes`"),
             ),
         ])
+    }
+}
+
+/// A JSON body too large (413) or not JSON (415): the management routes that read one.
+pub struct JsonBody;
+
+impl IntoResponses for JsonBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([
+            (
+                "413",
+                error("the body is larger than `server.bodyLimitBytes`"),
+            ),
+            ("415", error("the body is not `application/json`")),
+        ])
+    }
+}
+
+/// The 400 of the `/users/{userID}` routes: the id, else (where there is one) the body or Auth0.
+pub struct UserBadRequest;
+
+impl IntoResponses for UserBadRequest {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers([(
+            "400",
+            error(
+                "a `userID` that is empty, `.` or `..`, a malformed body, or Auth0's 400 passed through",
+            ),
+        )])
     }
 }
 

@@ -12,22 +12,21 @@
 //! refused change logs nobody out), and the refresh tokens of a blocked or re-passworded user's
 //! sessions are revoked at Auth0, best effort; `POST /change-password` answers `{"message"}`.
 
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
 use actix_web::http::Method;
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, patch, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ApiError;
-use super::extract::ManagementClient;
-use super::management::{passthrough, require_management, status};
-use crate::actors::Actors;
-use crate::actors::ManagementService;
+use super::management::{Management, passthrough, require_management, status};
 use crate::auth0::management::{
     ManagementAnswer, ManagementRequest, encode_segment, valid_segment,
 };
 use crate::auth0::user_query::{self, ACL_ROWS};
-use crate::config::Settings;
 use crate::echo::quoted;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -40,6 +39,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_user)
         .service(patch_user)
         .service(delete_user);
+}
+
+/// The `{userID}` of the `/users/{userID}` routes.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+struct UserPath {
+    /// The Auth0 `user_id`, the user's `sub` (`auth0|…`), percent-encoded or not.
+    #[serde(rename = "userID")]
+    user_id: String,
 }
 
 /// Words of fixed `/users/<word>` routes, never user ids.
@@ -94,16 +102,41 @@ fn with_ids(answer: &ManagementAnswer) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::build(status(answer)).json(body))
 }
 
-/// Ends every session of `sub` here, revoking their refresh tokens at Auth0 when `revoke`.
-async fn end_sessions(actors: &Actors, sub: &str, revoke: bool) -> Result<usize, ApiError> {
-    let ended = actors.end_user(sub, revoke).await?;
-    tracing::info!(sessions = ended.len(), "ended the sessions of a user");
-    Ok(ended.len())
+/// Extractor of the `/users/{userID}` routes: the management guard passed ([`Management`]),
+/// then the id checked ([`user_id`]).
+struct UserRoute {
+    id: String,
+    management: Management,
 }
 
-fn service(actors: &Actors, settings: &Settings) -> Result<ManagementService, ApiError> {
-    require_management(settings)?;
-    Ok(actors.management.clone())
+impl UserRoute {
+    /// The user's path at the Management API ([`user_path`]).
+    fn path(&self) -> String {
+        user_path(&self.id)
+    }
+
+    /// Ends every session of the user here, revoking their refresh tokens at Auth0 when `revoke`.
+    async fn end_sessions(&self, revoke: bool) -> Result<usize, ApiError> {
+        let ended = self.management.actors.end_user(&self.id, revoke).await?;
+        tracing::info!(sessions = ended.len(), "ended the sessions of a user");
+        Ok(ended.len())
+    }
+}
+
+impl FromRequest for UserRoute {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let path = web::Path::<UserPath>::from_request(req, payload).into_inner();
+        ready(path.and_then(|path| {
+            let management = Management::of(req, payload)?;
+            Ok(Self {
+                id: user_id(req, &path.user_id)?,
+                management,
+            })
+        }))
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -115,8 +148,6 @@ pub struct ActiveUser {
 
 /// One entry per distinct user with a live session, all clients.
 #[utoipa::path(
-    get,
-    path = "/users/active",
     tag = "management",
     params(super::openapi::ClientParams),
     responses(
@@ -126,13 +157,10 @@ pub struct ActiveUser {
     )
 )]
 #[get("/users/active")]
-async fn active_users(
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    require_management(&settings)?;
-    let users: Vec<ActiveUser> = actors
+async fn active_users(management: Management) -> Result<HttpResponse, ApiError> {
+    require_management(&management.settings)?;
+    let users: Vec<ActiveUser> = management
+        .actors
         .sessions
         .active_subs()
         .await?
@@ -169,8 +197,6 @@ pub struct ListUsersQuery {
 /// `acl_rows` header (a Mongo-style JSON filter with `$and $or $in $eq $ne $exists`) restricts
 /// the rows.
 #[utoipa::path(
-    get,
-    path = "/users",
     tag = "management",
     params(
         ListUsersQuery,
@@ -185,13 +211,8 @@ pub struct ListUsersQuery {
     )
 )]
 #[get("/users")]
-async fn list_users(
-    req: HttpRequest,
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    let management = service(&actors, &settings)?;
+async fn list_users(req: HttpRequest, management: Management) -> Result<HttpResponse, ApiError> {
+    let service = management.service()?;
     let params: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::BadRequest("the query string is not valid".into()))?;
     // An empty header is no filter, as an empty value means "unset" everywhere in SPEC.
@@ -201,7 +222,8 @@ async fn list_users(
             ApiError::BadRequest("invalid `acl_rows`: the header is not visible ASCII".into())
         })?),
     };
-    let supported = settings
+    let supported = management
+        .settings
         .management_client
         .as_ref()
         .map(|m| m.supported_connection_names())
@@ -209,48 +231,31 @@ async fn list_users(
     let search = user_query::translate(&params, acl, &supported)?;
     let request =
         ManagementRequest::new(reqwest::Method::GET, "users").with_query(search.to_query());
-    with_ids(&management.send(request).await?)
+    with_ids(&service.send(request).await?)
 }
 
 /// One Auth0 user, with `_id` = `user_id`.
 #[utoipa::path(
-    get,
-    path = "/users/{userID}",
     tag = "management",
-    params(
-        ("userID" = String, Path, description = "the Auth0 `user_id` (`auth0|…`), percent-encoded or not"),
-        super::openapi::ClientParams
-    ),
+    params(UserPath, super::openapi::ClientParams),
     responses(
         (status = 200, description = "Auth0's user, with `_id`", body = Object),
         super::openapi::Auth0Failures,
         super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody),
+        super::openapi::UserBadRequest,
         (status = 404, body = super::error::ErrorBody, description = "Auth0's 404 passed through"),
     )
 )]
 #[get("/users/{userID}")]
-async fn get_user(
-    req: HttpRequest,
-    path: web::Path<String>,
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&req, &path)?;
-    let management = service(&actors, &settings)?;
-    let answer = management
-        .send(ManagementRequest::new(reqwest::Method::GET, user_path(&id)))
-        .await?;
-    with_ids(&answer)
+async fn get_user(user: UserRoute) -> Result<HttpResponse, ApiError> {
+    let request = ManagementRequest::new(reqwest::Method::GET, user.path());
+    with_ids(&user.management.service()?.send(request).await?)
 }
 
 /// Creates a user: Auth0's create body; `connection` defaults to
 /// `defaultManagementConnectionName`, else `defaultCreateUserConnection`, and must be supported.
 /// Auth0's 201 and body pass through.
 #[utoipa::path(
-    post,
-    path = "/users",
     tag = "management",
     params(super::openapi::ClientParams),
     request_body(content = Object, description = "Auth0's `POST /api/v2/users` body; `connection` optional", content_type = "application/json"),
@@ -260,20 +265,18 @@ async fn get_user(
         super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "no connection and no default, an unsupported connection, or Auth0's 400 passed through"),
         (status = 409, body = super::error::ErrorBody, description = "the user exists (Auth0's 409 passed through)"),
-        (status = 413, body = super::error::ErrorBody),
-        (status = 415, body = super::error::ErrorBody),
+        super::openapi::JsonBody,
     )
 )]
 #[post("/users")]
 async fn create_user(
-    _client: ManagementClient,
+    management: Management,
     body: web::Json<Map<String, Value>>,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
-    let management = service(&actors, &settings)?;
+    let service = management.service()?;
     let mut body = body.into_inner();
-    let config = settings
+    let config = management
+        .settings
         .management_client
         .as_ref()
         .ok_or_else(|| ApiError::NotImplemented("no `managementClient`".into()))?;
@@ -305,120 +308,87 @@ async fn create_user(
     body.insert("connection".to_owned(), Value::String(connection));
     let request =
         ManagementRequest::new(reqwest::Method::POST, "users").with_json(Value::Object(body));
-    Ok(passthrough(&management.send(request).await?))
+    Ok(passthrough(&service.send(request).await?))
 }
 
 /// Updates a user (Auth0's patch body, passed through). Setting `blocked: true` or a `password`
 /// also ends every session of the user.
 #[utoipa::path(
-    patch,
-    path = "/users/{userID}",
     tag = "management",
-    params(
-        ("userID" = String, Path, description = "the Auth0 `user_id`"),
-        super::openapi::ClientParams
-    ),
+    params(UserPath, super::openapi::ClientParams),
     request_body(content = Object, description = "Auth0's `PATCH /api/v2/users/{id}` body", content_type = "application/json"),
     responses(
         (status = 200, description = "Auth0's updated user", body = Object),
         super::openapi::Auth0Failures,
         super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody),
+        super::openapi::UserBadRequest,
         (status = 404, body = super::error::ErrorBody),
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
-        (status = 413, body = super::error::ErrorBody),
-        (status = 415, body = super::error::ErrorBody),
+        super::openapi::JsonBody,
         (status = 503, body = super::error::ErrorBody, description = "Auth0 accepted the change but the sessions could not be ended (store unavailable): retry"),
     )
 )]
 #[patch("/users/{userID}")]
 async fn patch_user(
     req: HttpRequest,
-    path: web::Path<String>,
-    _client: ManagementClient,
+    path: web::Path<UserPath>,
+    management: Management,
     body: web::Json<Map<String, Value>>,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&req, &path)?;
-    let management = service(&actors, &settings)?;
+    // Not a `UserRoute`: the id is checked after the body is read, as the extractors come.
+    let user = UserRoute {
+        id: user_id(&req, &path.user_id)?,
+        management,
+    };
+    let service = user.management.service()?;
     let body = body.into_inner();
     let ends_sessions = body.get("blocked") == Some(&Value::Bool(true))
         || body.get("password").is_some_and(|p| !p.is_null());
-    let request = ManagementRequest::new(reqwest::Method::PATCH, user_path(&id))
-        .with_json(Value::Object(body));
-    let answer = management.send(request).await?;
+    let request =
+        ManagementRequest::new(reqwest::Method::PATCH, user.path()).with_json(Value::Object(body));
+    let answer = service.send(request).await?;
     if ends_sessions {
-        end_sessions(&actors, &id, true).await?;
+        user.end_sessions(true).await?;
     }
     Ok(passthrough(&answer))
 }
 
 /// Deletes a user at Auth0 and ends every session of theirs here; Auth0's 204 passes through.
 #[utoipa::path(
-    delete,
-    path = "/users/{userID}",
     tag = "management",
-    params(
-        ("userID" = String, Path, description = "the Auth0 `user_id`"),
-        super::openapi::ClientParams
-    ),
+    params(UserPath, super::openapi::ClientParams),
     responses(
         (status = 204, description = "deleted (also when Auth0 had no such user)"),
         super::openapi::Auth0Failures,
         super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody),
+        super::openapi::UserBadRequest,
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
         (status = 503, body = super::error::ErrorBody, description = "the user is deleted but the sessions could not be ended (store unavailable): retry"),
     )
 )]
 #[delete("/users/{userID}")]
-async fn delete_user(
-    req: HttpRequest,
-    path: web::Path<String>,
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&req, &path)?;
-    let management = service(&actors, &settings)?;
-    let answer = management
-        .send(ManagementRequest::new(
-            reqwest::Method::DELETE,
-            user_path(&id),
-        ))
-        .await?;
-    end_sessions(&actors, &id, false).await?;
+async fn delete_user(user: UserRoute) -> Result<HttpResponse, ApiError> {
+    let request = ManagementRequest::new(reqwest::Method::DELETE, user.path());
+    let answer = user.management.service()?.send(request).await?;
+    user.end_sessions(false).await?;
     Ok(passthrough(&answer))
 }
 
 /// Ends every session of the user here (no Auth0 call).
 #[utoipa::path(
-    delete,
-    path = "/users/{userID}/sessions",
     tag = "management",
-    params(
-        ("userID" = String, Path, description = "the user's `sub` (Auth0 `user_id`)"),
-        super::openapi::ClientParams
-    ),
+    params(UserPath, super::openapi::ClientParams),
     responses(
         (status = 204, description = "every session of the user is ended (also when there was none)"),
         super::openapi::StoreUnavailable,
         super::openapi::ManagementGuard,
-        (status = 400, body = super::error::ErrorBody),
+        super::openapi::UserBadRequest,
     )
 )]
 #[delete("/users/{userID}/sessions")]
-async fn end_user_sessions(
-    req: HttpRequest,
-    path: web::Path<String>,
-    _client: ManagementClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&req, &path)?;
-    require_management(&settings)?;
-    end_sessions(&actors, &id, true).await?;
+async fn end_user_sessions(user: UserRoute) -> Result<HttpResponse, ApiError> {
+    require_management(&user.management.settings)?;
+    user.end_sessions(true).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -440,8 +410,6 @@ pub struct ChangePasswordAnswer {
 /// Asks Auth0 to e-mail the user a password-reset link (Auth0's
 /// `POST /dbconnections/change_password` with the client's `clientId`).
 #[utoipa::path(
-    post,
-    path = "/change-password",
     tag = "management",
     params(super::openapi::ClientParams),
     request_body(content = ChangePassword, content_type = "application/json"),
@@ -450,18 +418,16 @@ pub struct ChangePasswordAnswer {
         super::openapi::Auth0Failures,
         super::openapi::ManagementGuard,
         (status = 400, body = super::error::ErrorBody, description = "no e-mail, an unsupported or missing connection, or Auth0's 400 passed through"),
-        (status = 413, body = super::error::ErrorBody),
-        (status = 415, body = super::error::ErrorBody),
+        super::openapi::JsonBody,
     )
 )]
 #[post("/change-password")]
 async fn change_password(
-    client: ManagementClient,
+    management: Management,
     body: web::Json<ChangePassword>,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
-    let management = service(&actors, &settings)?;
+    let service = management.service()?;
+    let client = &management.client;
     let body = body.into_inner();
     if body.email.trim().is_empty() {
         return Err(ApiError::BadRequest("`email` may not be empty".into()));
@@ -473,7 +439,7 @@ async fn change_password(
                 "`connection` is required: the client has no `defaultConnection`".into(),
             )
         })?;
-    let message = management
+    let message = service
         .change_password(&client.settings, &body.email, &connection)
         .await?;
     Ok(HttpResponse::Ok().json(ChangePasswordAnswer { message }))
