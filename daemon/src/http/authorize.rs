@@ -240,8 +240,6 @@ fn with_error(redirect: &str, error: &str, description: Option<&str>) -> String 
 
 /// Starts a browser login: stores a state record and redirects to the tenant's `/authorize`.
 #[utoipa::path(
-    get,
-    path = "/authorize",
     tag = "authentication",
     params(AuthorizeQuery, super::openapi::ClientParams),
     responses(
@@ -337,8 +335,6 @@ async fn authorize(
 /// Where Auth0 sends the browser back (standalone deployments, `redirectUrl` pointing here):
 /// exchanges the code, sets the `sid` cookie and redirects to the login's `redirect`.
 #[utoipa::path(
-    get,
-    path = "/oauth/callback",
     tag = "authentication",
     params(CallbackQuery, super::openapi::ClientParams),
     responses(

@@ -53,8 +53,6 @@ const REPLAY_MARGIN: Duration = Duration::from_secs(5);
 
 /// Ends the sessions of an Auth0 session that ended elsewhere.
 #[utoipa::path(
-    post,
-    path = "/backchannel-logout",
     tag = "sessions",
     request_body(content = BackchannelForm, content_type = "application/x-www-form-urlencoded"),
     security(()),

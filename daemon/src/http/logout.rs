@@ -29,8 +29,6 @@ pub struct LogoutQuery {
 
 /// Ends the session (if any) and redirects to the tenant's logout.
 #[utoipa::path(
-    get,
-    path = "/logout",
     tag = "sessions",
     params(LogoutQuery, super::openapi::ClientParams),
     security((), ("bearer" = []), ("sid" = [])),

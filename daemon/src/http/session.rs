@@ -73,8 +73,6 @@ pub struct RefreshBody {
 
 /// Refreshes the session's tokens at Auth0 and extends the session.
 #[utoipa::path(
-    post,
-    path = "/refreshtoken",
     tag = "sessions",
     params(super::openapi::ClientParams),
     security(("bearer" = []), ("sid" = [])),
@@ -246,8 +244,6 @@ pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<St
 
 /// Who the session's user is: the verified ID-token claims, shaped for gateways.
 #[utoipa::path(
-    get,
-    path = "/userinfo",
     tag = "sessions",
     params(super::openapi::ClientParams),
     security(("bearer" = []), ("sid" = [])),

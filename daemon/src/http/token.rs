@@ -174,8 +174,6 @@ pub fn session_answer(
 
 /// Logs a user in: the password grant, or the exchange of the code Auth0's redirect carried.
 #[utoipa::path(
-    post,
-    path = "/oauth/token",
     tag = "authentication",
     params(TokenFields, super::openapi::ClientParams),
     request_body(description = "form or JSON; the query string works too, and the body wins",
