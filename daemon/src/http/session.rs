@@ -1,7 +1,7 @@
 //! The session routes (SPEC §5): `POST /refreshtoken` (and `/oauth/refreshtoken`, the path the
 //! upstream page's curl uses), `GET /userinfo` (and `/users/me`, a legacy alias).
 
-use actix_web::{HttpResponse, ResponseError as _, get, guard, post, web};
+use actix_web::{HttpResponse, ResponseError as _, routes, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -20,18 +20,10 @@ use crate::config::Settings;
 use crate::store::{RefreshTokenMatch, Session};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    // `/userinfo` first: it is the hot path, and actix-web tries routes in order. The aliases
-    // serve the same handlers; the document describes them as copies (`openapi::ALIASES`).
-    cfg.service(userinfo)
-        .map(|cfg| cfg.service(web::resource("/users/me").guard(guard::Get()).to(who_is_it)))
-        .service(refresh_token)
-        .map(|cfg| {
-            cfg.service(
-                web::resource("/oauth/refreshtoken")
-                    .guard(guard::Post())
-                    .to(explicit_refresh),
-            )
-        });
+    // `/userinfo` first: it is the hot path, and actix-web tries routes in order. Each handler
+    // also serves its alias (the second path of its `#[routes]`); the document describes the
+    // aliases as copies (`openapi::ALIASES`).
+    cfg.service(userinfo).service(refresh_token);
 }
 
 fn no_session() -> ApiError {
@@ -71,36 +63,6 @@ pub struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-/// Refreshes the session's tokens at Auth0 and extends the session.
-#[utoipa::path(
-    tag = "sessions",
-    params(super::openapi::ClientParams),
-    security(("bearer" = []), ("sid" = [])),
-    request_body(content = Option<RefreshBody>, content_type = "application/json",
-        description = "required with Bearer; optional with the `sid` cookie"),
-    responses(
-        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie",
-            headers(("Set-Cookie" = String, description = "`sid` re-issued, for a cookie refresh"))),
-        (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
-        (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
-        (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
-        super::openapi::BodyLimits,
-        super::openapi::Auth0Failures,
-        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
-    )
-)]
-#[post("/refreshtoken")]
-async fn refresh_token(
-    body: web::Bytes,
-    credential: SessionCredential,
-    client: OptionalApiClient,
-    cross_site: CrossSiteCheck,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    explicit_refresh(body, credential, client, cross_site, settings, actors).await
-}
-
 fn refresh_body(body: &[u8]) -> Result<RefreshBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(RefreshBody::default());
@@ -123,7 +85,28 @@ fn refresh_body(body: &[u8]) -> Result<RefreshBody, ApiError> {
     }
 }
 
-async fn explicit_refresh(
+/// Refreshes the session's tokens at Auth0 and extends the session.
+#[utoipa::path(
+    tag = "sessions",
+    params(super::openapi::ClientParams),
+    security(("bearer" = []), ("sid" = [])),
+    request_body(content = Option<RefreshBody>, content_type = "application/json",
+        description = "required with Bearer; optional with the `sid` cookie"),
+    responses(
+        (status = 200, body = TokenAnswer, description = "token JSON with Bearer; an empty body and the re-issued `sid` cookie with the cookie",
+            headers(("Set-Cookie" = String, description = "`sid` re-issued, for a cookie refresh"))),
+        (status = 400, body = super::error::ErrorBody, description = "no `refresh_token` with Bearer, a body that is not a JSON object with a string `refresh_token`, or several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session, a refresh token that is not the session's, or Auth0's `invalid_grant` (the session ended)"),
+        (status = 403, body = super::error::ErrorBody, description = "a cookie refresh from a cross-site page (the session untouched)"),
+        super::openapi::BodyLimits,
+        super::openapi::Auth0Failures,
+        (status = 503, body = super::error::ErrorBody, description = "the session store is unavailable, or storing Auth0's new tokens failed (retry)"),
+    )
+)]
+#[routes]
+#[post("/refreshtoken")]
+#[post("/oauth/refreshtoken")]
+async fn refresh_token(
     body: web::Bytes,
     credential: SessionCredential,
     client: OptionalApiClient,
@@ -242,29 +225,6 @@ pub fn user_claims(claims: &Map<String, Value>, namespaces: &[String]) -> Map<St
     out
 }
 
-/// Who the session's user is: the verified ID-token claims, shaped for gateways.
-#[utoipa::path(
-    tag = "sessions",
-    params(super::openapi::ClientParams),
-    security(("bearer" = []), ("sid" = [])),
-    responses(
-        (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
-        (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
-        (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
-        super::openapi::Auth0Failures,
-        super::openapi::StoreUnavailable,
-    )
-)]
-#[get("/userinfo")]
-async fn userinfo(
-    credential: SessionCredential,
-    client: OptionalApiClient,
-    settings: web::Data<Settings>,
-    actors: web::Data<Actors>,
-) -> Result<HttpResponse, ApiError> {
-    who_is_it(credential, client, settings, actors).await
-}
-
 /// The `/userinfo` body: the session's claims shaped for gateways, with the plugins'
 /// `custom_claims` merged in config order (when a plugin has that hook), and whether every plugin
 /// answered. A complete body is kept with the session's cached copy, so the claims are shaped and
@@ -289,13 +249,29 @@ async fn userinfo_body(
     Ok((body, complete))
 }
 
-/// The hot path: one store read, no write, no Auth0 call while the access token is valid.
-async fn who_is_it(
+/// Who the session's user is: the verified ID-token claims, shaped for gateways.
+#[utoipa::path(
+    tag = "sessions",
+    params(super::openapi::ClientParams),
+    security(("bearer" = []), ("sid" = [])),
+    responses(
+        (status = 200, description = "the user's claims; `sub` and `groups` always present", body = Object),
+        (status = 400, body = super::error::ErrorBody, description = "several `sid` cookies"),
+        (status = 401, body = super::error::ErrorBody, description = "no session (or it ended), or the request names another client than the session's"),
+        super::openapi::Auth0Failures,
+        super::openapi::StoreUnavailable,
+    )
+)]
+#[routes]
+#[get("/userinfo")]
+#[get("/users/me")]
+async fn userinfo(
     credential: SessionCredential,
     client: OptionalApiClient,
     settings: web::Data<Settings>,
     actors: web::Data<Actors>,
 ) -> Result<HttpResponse, ApiError> {
+    // The hot path: one store read, no write, no Auth0 call while the access token is valid.
     let credential = credential.require()?;
     let (found, _) = actors
         .sessions
