@@ -124,6 +124,11 @@ fn retry_after(response: ResponseBuilder) -> ResponseBuilder {
     )
 }
 
+/// The 413 of a body over `server.bodyLimitBytes`.
+fn too_large() -> ResponseBuilder {
+    error("the body is larger than `server.bodyLimitBytes`")
+}
+
 fn answers<const N: usize>(
     list: [(&str, ResponseBuilder); N],
 ) -> BTreeMap<String, RefOr<Response>> {
@@ -132,133 +137,131 @@ fn answers<const N: usize>(
         .collect()
 }
 
-/// Auth0 rate-limited the call a request made (429, with its `Retry-After`), failed (502) or did
-/// not answer within `server.auth0TimeoutMs` (504) (SPEC §4): the routes that call Auth0.
-pub struct Auth0Failures;
-
-impl IntoResponses for Auth0Failures {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers([
-            ("429", retry_after(error("Auth0 rate-limited the call"))),
-            ("502", error("Auth0 failed")),
-            ("504", error("Auth0 did not answer in time")),
-        ])
-    }
+/// The answers of `sets` as one set; a later set's answer of a status replaces an earlier one's.
+fn merged<const N: usize>(
+    sets: [BTreeMap<String, RefOr<Response>>; N],
+) -> BTreeMap<String, RefOr<Response>> {
+    sets.into_iter().flatten().collect()
 }
 
-/// The session store cannot be reached (SPEC §7): every route that reads or writes it.
-pub struct StoreUnavailable;
+/// Declares a response set: a unit struct whose [`IntoResponses`] are `$answers`.
+macro_rules! response_set {
+    ($(#[$doc:meta])* pub struct $name:ident; $answers:expr) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl IntoResponses for StoreUnavailable {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers([("503", error("the session store is unavailable"))])
-    }
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                $answers
+            }
+        }
+    };
 }
 
-/// The management guard (SPEC §6): the routes of user management and imports.
-pub struct ManagementGuard;
+response_set! {
+    /// Auth0 rate-limited the call a request made (429, with its `Retry-After`), failed (502) or
+    /// did not answer within `server.auth0TimeoutMs` (504) (SPEC §4): the routes that call Auth0.
+    pub struct Auth0Failures;
+    answers([
+        ("429", retry_after(error("Auth0 rate-limited the call"))),
+        ("502", error("Auth0 failed")),
+        ("504", error("Auth0 did not answer in time")),
+    ])
+}
 
-impl IntoResponses for ManagementGuard {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers([
-            (
-                "401",
-                error("no valid API key, when `apiKeys` are configured"),
+response_set! {
+    /// The session store cannot be reached (SPEC §7): every route that reads or writes it.
+    pub struct StoreUnavailable;
+    answers([("503", error("the session store is unavailable"))])
+}
+
+response_set! {
+    /// The management guard (SPEC §6): the routes of user management and imports.
+    pub struct ManagementGuard;
+    answers([
+        (
+            "401",
+            error("no valid API key, when `apiKeys` are configured"),
+        ),
+        (
+            "403",
+            error(
+                "an API key not flagged `management`, a key in the `mia_client_key` cookie \
+                 from a page that is not same-origin, or (without `apiKeys` and \
+                 `server.managementBind`) a caller other than a local end user; for a change, \
+                 also a cross-site browser request",
             ),
-            (
-                "403",
-                error(
-                    "an API key not flagged `management`, a key in the `mia_client_key` cookie \
-                     from a page that is not same-origin, or (without `apiKeys` and \
-                     `server.managementBind`) a caller other than a local end user; for a change, \
-                     also a cross-site browser request",
-                ),
-            ),
-            ("501", error("no `managementClient` configured")),
-        ])
-    }
+        ),
+        ("501", error("no `managementClient` configured")),
+    ])
 }
 
-/// The management guard of the import routes: [`ManagementGuard`], with the 501 also for a
-/// `managementClient` without `supportedConnectionsMap`.
-pub struct ImportGuard;
-
-impl IntoResponses for ImportGuard {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut guard = ManagementGuard::responses();
-        guard.extend(answers([(
+response_set! {
+    /// The management guard of the import routes: [`ManagementGuard`], with the 501 also for a
+    /// `managementClient` without `supportedConnectionsMap`.
+    pub struct ImportGuard;
+    merged([
+        ManagementGuard::responses(),
+        answers([(
             "501",
             error(
                 "no `managementClient`, or its deprecated shape without \
                  `supportedConnectionsMap`",
             ),
-        )]));
-        guard
-    }
+        )]),
+    ])
 }
 
-/// Every answer of a job lookup (`/users/import/status/{jobID}…`) but its success: the import
-/// guard, the store and Auth0 failing, a bad id or Auth0's 400 (400), an unknown job (404).
-pub struct JobLookup;
-
-impl IntoResponses for JobLookup {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut lookup = ImportGuard::responses();
-        lookup.extend(Auth0Failures::responses());
-        lookup.extend(StoreUnavailable::responses());
-        lookup.extend(answers([
+response_set! {
+    /// Every answer of a job lookup (`/users/import/status/{jobID}…`) but its success: the import
+    /// guard, the store and Auth0 failing, a bad id or Auth0's 400 (400), an unknown job (404).
+    pub struct JobLookup;
+    merged([
+        ImportGuard::responses(),
+        Auth0Failures::responses(),
+        StoreUnavailable::responses(),
+        answers([
             ("400", error("not a job id, or Auth0's 400 passed through")),
             ("404", error("a job neither Auth0 nor this store knows")),
-        ]));
-        lookup
-    }
+        ]),
+    ])
 }
 
-/// A request body too slow (408) or too large (413): the routes that read one.
-pub struct BodyLimits;
-
-impl IntoResponses for BodyLimits {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers([
-            (
-                "408",
-                error("the body did not arrive within `server.bodyTimeoutMs`"),
-            ),
-            (
-                "413",
-                error("the body is larger than `server.bodyLimitBytes`"),
-            ),
-        ])
-    }
+response_set! {
+    /// A request body too slow (408) or too large (413): the routes that read one.
+    pub struct BodyLimits;
+    answers([
+        (
+            "408",
+            error("the body did not arrive within `server.bodyTimeoutMs`"),
+        ),
+        ("413", too_large()),
+    ])
 }
 
-/// A JSON body too large (413) or not JSON (415): the management routes that read one.
-pub struct JsonBody;
-
-impl IntoResponses for JsonBody {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers([
-            (
-                "413",
-                error("the body is larger than `server.bodyLimitBytes`"),
-            ),
-            ("415", error("the body is not `application/json`")),
-        ])
-    }
+response_set! {
+    /// A JSON body too large (413) or not JSON (415): the management routes that read one.
+    pub struct JsonBody;
+    answers([
+        ("413", too_large()),
+        ("415", error("the body is not `application/json`")),
+    ])
 }
 
-/// The 400 of the `/users/{userID}` routes: the id, else (where there is one) the body or Auth0.
-pub struct UserBadRequest;
-
-impl IntoResponses for UserBadRequest {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
+response_set! {
+    /// The management guard of the `/users/{userID}` routes: [`ManagementGuard`], and the 400 of
+    /// a bad id (or, where there is one, of the body or Auth0).
+    pub struct UserGuard;
+    merged([
+        ManagementGuard::responses(),
         answers([(
             "400",
             error(
-                "a `userID` that is empty, `.` or `..`, a malformed body, or Auth0's 400 passed through",
+                "a `userID` that is empty, `.` or `..`, a malformed body, or Auth0's 400 \
+                 passed through",
             ),
-        )])
-    }
+        )]),
+    ])
 }
 
 /// Routes served at a second path for older callers, documented as copies of their primary

@@ -241,8 +241,7 @@ async fn list_users(req: HttpRequest, management: Management) -> Result<HttpResp
     responses(
         (status = 200, description = "Auth0's user, with `_id`", body = Object),
         super::openapi::Auth0Failures,
-        super::openapi::ManagementGuard,
-        super::openapi::UserBadRequest,
+        super::openapi::UserGuard,
         (status = 404, body = super::error::ErrorBody, description = "Auth0's 404 passed through"),
     )
 )]
@@ -320,8 +319,7 @@ async fn create_user(
     responses(
         (status = 200, description = "Auth0's updated user", body = Object),
         super::openapi::Auth0Failures,
-        super::openapi::ManagementGuard,
-        super::openapi::UserBadRequest,
+        super::openapi::UserGuard,
         (status = 404, body = super::error::ErrorBody),
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
         super::openapi::JsonBody,
@@ -360,8 +358,7 @@ async fn patch_user(
     responses(
         (status = 204, description = "deleted (also when Auth0 had no such user)"),
         super::openapi::Auth0Failures,
-        super::openapi::ManagementGuard,
-        super::openapi::UserBadRequest,
+        super::openapi::UserGuard,
         (status = 405, body = super::error::ErrorBody, description = "a fixed route's word (`active`, `me`, `import`) as the id"),
         (status = 503, body = super::error::ErrorBody, description = "the user is deleted but the sessions could not be ended (store unavailable): retry"),
     )
@@ -381,8 +378,7 @@ async fn delete_user(user: UserRoute) -> Result<HttpResponse, ApiError> {
     responses(
         (status = 204, description = "every session of the user is ended (also when there was none)"),
         super::openapi::StoreUnavailable,
-        super::openapi::ManagementGuard,
-        super::openapi::UserBadRequest,
+        super::openapi::UserGuard,
     )
 )]
 #[delete("/users/{userID}/sessions")]
