@@ -61,7 +61,9 @@ json.dump(config, open(path, "w"))
 PY
 }
 
-# start NAME STORE CACHE_BYTES [PLUGIN]: prints "url token" of a fresh session on that daemon.
+# start NAME STORE CACHE_BYTES [PLUGIN]: sets url[NAME] and token[NAME] to a fresh session on that
+# daemon. Run in this shell, never in a $(...) or <(...) subshell, so the daemon's PID reaches $pids
+# and the exit trap stops it.
 start() {
     local name=$1 store=$2 port
     port=$(free_port)
@@ -77,23 +79,22 @@ start() {
     fi
     pids+=($!)
     wait_for "http://127.0.0.1:$port/-/ready"
-    local token
-    token=$(demo_token "$port" admin@example.com admin-password)
-    echo "http://127.0.0.1:$port/userinfo $token"
+    url[$name]="http://127.0.0.1:$port/userinfo"
+    token[$name]=$(demo_token "$port" admin@example.com admin-password)
 }
 
 names=(sled redis-cache redis-nocache)
 declare -A url token
-read -r url[sled] token[sled] < <(start sled sled 67108864)
-read -r url[redis-cache] token[redis-cache] < <(start redis-cache redis 67108864)
-read -r url[redis-nocache] token[redis-nocache] < <(start redis-nocache redis 0)
+start sled sled 67108864
+start redis-cache redis 67108864
+start redis-nocache redis 0
 if [ -n "${PLUGIN:-}" ]; then
     for variant in sled redis-cache redis-nocache; do
         name="$variant+plugin"
         case $variant in
-            sled) read -r url[$name] token[$name] < <(start "$name" sled 67108864 "$PLUGIN") ;;
-            redis-cache) read -r url[$name] token[$name] < <(start "$name" redis 67108864 "$PLUGIN") ;;
-            redis-nocache) read -r url[$name] token[$name] < <(start "$name" redis 0 "$PLUGIN") ;;
+            sled) start "$name" sled 67108864 "$PLUGIN" ;;
+            redis-cache) start "$name" redis 67108864 "$PLUGIN" ;;
+            redis-nocache) start "$name" redis 0 "$PLUGIN" ;;
         esac
         names+=("$name")
     done
