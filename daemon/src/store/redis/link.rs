@@ -210,46 +210,44 @@ impl Link {
         retry: Retry,
         call: Call<'_>,
     ) -> Result<T, StoreError> {
-        let mut attempts = 0;
         // A read goes through this thread's own connection while that one works.
         let mut near_ok = retry == Retry::Read;
+        let mut failures = 0;
         loop {
-            attempts += 1;
             let live = self.connection().await?;
-            let near = if near_ok { self.core.near(&live) } else { None };
-            let used_near = near.is_some();
+            let near = near_ok.then(|| self.core.near(&live)).flatten();
+            let on_near = near.is_some();
             let mut connection = near.unwrap_or_else(|| live.connection.clone());
             let answer = match call {
                 Call::Cmd(cmd) => cmd.query_async::<Value>(&mut connection).await,
                 Call::Script(script) => script.invoke_async::<Value>(&mut connection).await,
             };
-            match answer {
+            let error = match answer {
                 Ok(value) => {
                     self.core.answered(live.generation);
                     return redis::from_redis_value(value).map_err(|e| {
                         StoreError::Corrupt(format!("Redis answered {what} unexpectedly: {e}"))
                     });
                 }
-                Err(error) if used_near && breaks_connection(&error) => {
-                    // This thread's connection broke (the server closed it idle, or the runtime
-                    // that drove it ended): the read goes to the link's own connection, whose
-                    // answer tells whether the server is gone.
-                    self.core.forget_near(live.generation);
-                    near_ok = false;
-                    attempts -= 1;
-                }
-                Err(error) => {
-                    let broken = self.core.failed(&live, &error);
-                    let again = match retry {
-                        Retry::Read => broken && !error.is_timeout(),
-                        // Refused as a replica: nothing was applied, so the master may take it.
-                        Retry::Write => refused_as_replica(&error),
-                    };
-                    if again && attempts < 2 {
-                        continue;
-                    }
-                    return Err(self.core.error(what, &live.at, &error));
-                }
+                Err(error) => error,
+            };
+            if on_near && breaks_connection(&error) {
+                // This thread's connection broke (the server closed it idle, or the runtime that
+                // drove it ended): the read goes to the link's own connection, whose answer
+                // tells whether the server is gone.
+                self.core.forget_near(live.generation);
+                near_ok = false;
+                continue;
+            }
+            failures += 1;
+            let broken = self.core.failed(&live, &error);
+            let again = match retry {
+                Retry::Read => broken && !error.is_timeout(),
+                // Refused as a replica: nothing was applied, so the master may take it.
+                Retry::Write => refused_as_replica(&error),
+            };
+            if !again || failures == 2 {
+                return Err(self.core.error(what, &live.at, &error));
             }
         }
     }
