@@ -86,24 +86,18 @@ pub fn resolve_connection(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use secrecy::SecretString;
-    use url::Url;
-
     use super::*;
 
     fn client(supported: &[&str], default: Option<&str>) -> ClientSettings {
         ClientSettings {
-            auth0_url: Url::parse("https://tenant.example/").unwrap(),
-            client_id: "client".into(),
-            client_secret: SecretString::from("secret"),
-            redirect_url: "http://app.example/callback".into(),
-            scopes: vec!["offline_access".into()],
-            audience: None,
-            supported_signing_algs: vec!["RS256".into()],
             supported_connections: supported.iter().map(|&c| c.to_owned()).collect(),
             default_connection: default.map(str::to_owned),
-            same_site: None,
-            authorize_state_required: false,
+            ..ClientSettings::for_tests(
+                "https://tenant.example/",
+                "client",
+                "secret",
+                &["offline_access"],
+            )
         }
     }
 
