@@ -93,6 +93,13 @@ async fn backchannel_logout(
             ended += 1;
         }
     }
+    if ended == 0 {
+        // The 200 tells the IdP the sessions are ended. A concurrent logout may have ended them
+        // a moment ago, its deletion still on its way to disk (an ending this request did itself
+        // was durable before `end_session` returned): wait for it, so a kill -9 cannot bring back
+        // a session this answer called ended.
+        actors.sessions.flush().await?;
+    }
     tracing::info!(
         sessions = ended,
         by_sid = token.sid.is_some(),
