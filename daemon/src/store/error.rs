@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Callers decide on one question: is the store [unavailable](StoreError::is_unavailable) (answer
 /// 503, log nobody out: SPEC §7) or is something broken that retrying will not fix (answer 500)?
 /// The two opening errors only happen at start, where they stop the daemon with their message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend could not be reached or an I/O operation failed; it may succeed later.
     #[error("the session store is unavailable: {0}")]

@@ -50,11 +50,12 @@
 //! Its parts: `layout.rs` the trees, their keys and the layout version; `sessions.rs` a session
 //! and its indexes; `counts.rs` the live count's shards; `jobs.rs` batch jobs; `singles.rs` state
 //! records and leases; `record.rs` a session's envelope; `parts.rs` import parts; `flusher.rs` the
-//! group commit; `pool.rs` the blocking threads. This file: the store, its opening, and the trait
+//! group commit; `inserts.rs` new sessions sharing a transaction; `pool.rs` the blocking threads. This file: the store, its opening, and the trait
 //! impls.
 
 mod counts;
 mod flusher;
+mod inserts;
 mod jobs;
 mod layout;
 mod parts;
@@ -76,6 +77,7 @@ use ::sled::{Db, IVec, Tree};
 
 use self::counts::{migrate_v2_counts, parse_count};
 use self::flusher::GroupCommit;
+use self::inserts::Inserts;
 use self::layout::{
     LAYOUT_KEY, LAYOUT_V1, LAYOUT_V2, LAYOUT_VERSION, Trees, created_key, decode,
     migrate_v1_aliases, parse_sub, parse_time, time_bytes,
@@ -138,6 +140,8 @@ struct Inner {
     engine: Arc<Engine>,
     commit: GroupCommit,
     pool: BlockingPool,
+    /// New sessions waiting to share a transaction.
+    inserts: Arc<Inserts>,
     stall_after: Duration,
     clock: Clock,
     /// The folder, to keep its modes owner-only; `None` for a temporary store.
@@ -296,6 +300,7 @@ impl SledStore {
                 }),
                 commit,
                 pool: BlockingPool::start()?,
+                inserts: Arc::default(),
                 stall_after: options.stall_after,
                 clock: options.clock,
                 path,
@@ -417,8 +422,20 @@ impl SessionStore for SledStore {
     fn create_session<'a>(&'a self, session: &'a Session) -> StoreFuture<'a, ()> {
         let session = session.clone();
         Box::pin(async move {
-            self.call("create session", move |e| e.insert_session(&session))
-                .await?;
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let inserts = &self.inner.inserts;
+            if inserts.push(session, answer) {
+                let (writer, engine) = (inserts.clone(), self.inner.engine.clone());
+                let started = (self.inner.pool).spawn("create session", move || {
+                    writer.write(&engine);
+                });
+                if let Err(error) = started {
+                    inserts.abandon(&error);
+                }
+            }
+            answered.await.map_err(|_| {
+                StoreError::Corrupt("a store call (create session) panicked".into())
+            })??;
             self.durable().await
         })
     }

@@ -97,7 +97,7 @@ impl BlockingPool {
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         let running = self.running.clone();
-        let job: Job = Box::new(move || {
+        self.submit(Box::new(move || {
             if answer.is_closed() {
                 return;
             }
@@ -105,22 +105,37 @@ impl BlockingPool {
             let result = work();
             drop(registration);
             let _ = answer.send(result);
-        });
-        match self.queue.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(StoreError::Unavailable(format!(
-                    "the store is busy: {} calls are waiting",
-                    Self::QUEUE
-                )));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(StoreError::Unavailable("the store is closed".into()));
-            }
-        }
+        }))?;
         answered
             .await
             .map_err(|_| StoreError::Corrupt(format!("a store call ({what}) panicked")))?
+    }
+
+    /// Queues `work` for one of the pool's threads, which runs it whoever waits (a writer that
+    /// answers its callers itself: [`super::inserts`]). Refused at once when the queue is full.
+    pub(super) fn spawn(
+        &self,
+        what: &'static str,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let running = self.running.clone();
+        self.submit(Box::new(move || {
+            let _registration = running.start(what);
+            work();
+        }))
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        match self.queue.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(StoreError::Unavailable(format!(
+                "the store is busy: {} calls are waiting",
+                Self::QUEUE
+            ))),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(StoreError::Unavailable("the store is closed".into()))
+            }
+        }
     }
 
     /// The longest-running call, when it has run past `deadline`.

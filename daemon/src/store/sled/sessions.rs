@@ -3,6 +3,7 @@
 //! | choice | why |
 //! |---|---|
 //! | a session, its index entries and its count in one sled transaction (`session_transaction`) | an index never points at nothing, and a session written again counts once |
+//! | new sessions that arrive together share one transaction (`insert_sessions`, fed by [`super::inserts`]) | each sled transaction costs two synchronous writes of sled's io buffer |
 //! | a write removes the previous record's index entries, then adds the new one's | a changed expiry, alias list or Auth0 session leaves no stale entry behind |
 //! | replace is compare-and-swap on `revision`, on a live record only | of concurrent writers of one session one wins; the others get the record that won |
 //! | the expiry in the `session_subs` value | `active_subs` reads keys and values, never a session |
@@ -63,19 +64,25 @@ impl Engine {
         transaction_result(result)
     }
 
-    /// Writes a new session and its index entries in one transaction.
-    pub(super) fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
-        let id = session.id.as_str().as_bytes();
-        let value = record::encode_session(session)?;
-        self.session_transaction(|sessions, index| {
-            if let Some(bytes) = sessions.get(id)? {
-                let previous = record::decode_session(&bytes).map_err(abort)?;
-                remove_session_entries(&previous, index)?;
-            } else {
-                count_session(index, id, 1)?;
+    /// Writes new sessions and their index entries in one transaction: each as it would be
+    /// alone (a session written again replaces its entries and counts once).
+    pub(super) fn insert_sessions(&self, sessions: &[&Session]) -> Result<(), StoreError> {
+        let values = sessions
+            .iter()
+            .map(|session| record::encode_session(session))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.session_transaction(|tree, index| {
+            for (session, value) in sessions.iter().zip(&values) {
+                let id = session.id.as_str().as_bytes();
+                if let Some(bytes) = tree.get(id)? {
+                    let previous = record::decode_session(&bytes).map_err(abort)?;
+                    remove_session_entries(&previous, index)?;
+                } else {
+                    count_session(index, id, 1)?;
+                }
+                add_session_entries(session, index)?;
+                tree.insert(id, value.as_slice())?;
             }
-            add_session_entries(session, index)?;
-            sessions.insert(id, value.as_slice())?;
             Ok(())
         })
     }

@@ -528,3 +528,156 @@ fn sub_keys_round_trip_and_keep_prefixes_apart() {
     assert!(!key.starts_with(&sub_prefix("auth0|ab")));
     assert!(!sub_key("auth0|ab", &id).starts_with(&sub_prefix("auth0|a")));
 }
+
+/// `count` new sessions of `sub`, queued in `inserts` as concurrent logins would queue them; the
+/// first push is the one that would start the writer. Returns the sessions and their answers.
+fn queue_sessions(
+    inserts: &inserts::Inserts,
+    sub: &str,
+    count: usize,
+) -> Vec<(
+    Session,
+    tokio::sync::oneshot::Receiver<Result<(), StoreError>>,
+)> {
+    (0..count)
+        .map(|i| {
+            let created = session(sub, &format!("{sub}-access-{i}"), Duration::from_secs(600));
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let starts = inserts.push(created.clone(), answer);
+            assert_eq!(starts, i == 0, "only the first login starts a writer");
+            (created, answered)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn logins_that_arrive_together_share_one_transaction_and_each_is_whole() {
+    let (store, _) = temporary();
+    let inserts = inserts::Inserts::default();
+    let queued = queue_sessions(&inserts, "auth0|together", 20);
+    assert_eq!(
+        inserts.write(&store.inner.engine),
+        1,
+        "one transaction for all"
+    );
+    for (created, answered) in queued {
+        answered.await.expect("answered").expect("written");
+        let read = store.get_session(&created.id).await.expect("read");
+        assert_eq!(read.map(|s| s.id), Some(created.id.clone()));
+        let by_token = store
+            .sessions_by_token(&TokenHash::of(&created.access_token))
+            .await
+            .expect("by token");
+        assert_eq!(by_token.len(), 1, "its alias entry was written");
+    }
+    assert_eq!(
+        store
+            .sessions_of("auth0|together")
+            .await
+            .expect("of sub")
+            .len(),
+        20
+    );
+    assert_eq!(store.count_live_sessions().await.expect("count"), 20);
+    let (answer, _answered) = tokio::sync::oneshot::channel();
+    assert!(
+        inserts.push(
+            session("auth0|next", "next", Duration::from_secs(60)),
+            answer
+        ),
+        "the writer freed the queue"
+    );
+}
+
+#[tokio::test]
+async fn a_session_that_fails_in_a_shared_transaction_fails_alone() {
+    let (store, _) = temporary();
+    let inserts = inserts::Inserts::default();
+    let mut queued = queue_sessions(&inserts, "auth0|mixed", 5);
+    // A record under the last session's key that does not decode: writing over it fails.
+    let broken = &queued[4].0;
+    store
+        .inner
+        .engine
+        .trees
+        .sessions
+        .insert(broken.id.as_str().as_bytes(), &b"not a session"[..])
+        .expect("insert");
+    assert_eq!(inserts.write(&store.inner.engine), 1);
+    let (_, failed) = queued.pop().expect("five");
+    let error = failed
+        .await
+        .expect("answered")
+        .expect_err("the broken one fails");
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
+    for (created, answered) in queued {
+        answered
+            .await
+            .expect("answered")
+            .expect("the others are written");
+        assert!(
+            store
+                .get_session(&created.id)
+                .await
+                .expect("read")
+                .is_some()
+        );
+    }
+    assert_eq!(
+        store
+            .sessions_of("auth0|mixed")
+            .await
+            .expect("of sub")
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_login_nobody_waits_for_is_not_written_and_a_writer_that_cannot_start_fails_the_rest() {
+    let (store, _) = temporary();
+    let inserts = inserts::Inserts::default();
+    let mut queued = queue_sessions(&inserts, "auth0|gone", 2);
+    let (abandoned, answered) = queued.pop().expect("two");
+    drop(answered);
+    assert_eq!(inserts.write(&store.inner.engine), 1);
+    assert!(
+        store
+            .get_session(&abandoned.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    queued
+        .pop()
+        .expect("one")
+        .1
+        .await
+        .expect("answered")
+        .expect("written");
+
+    let queued = queue_sessions(&inserts, "auth0|busy", 3);
+    inserts.abandon(&StoreError::Unavailable("the store is busy".into()));
+    for (created, answered) in queued {
+        let error = answered.await.expect("answered").expect_err("not written");
+        assert!(
+            error.is_unavailable() && error.to_string().contains("busy"),
+            "{error}"
+        );
+        assert!(
+            store
+                .get_session(&created.id)
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+    let (answer, _answered) = tokio::sync::oneshot::channel();
+    assert!(
+        inserts.push(
+            session("auth0|after", "after", Duration::from_secs(60)),
+            answer
+        ),
+        "the next login starts a new writer"
+    );
+}
