@@ -139,12 +139,7 @@ where
                 if telemetry::format() == LogFormat::Mia {
                     log_completed(&res, elapsed);
                 } else {
-                    tracing::info!(
-                        status = status.as_u16(),
-                        route = route.as_str(),
-                        duration_ms = elapsed.as_secs_f64() * 1000.0,
-                        "request answered"
-                    );
+                    telemetry::request_answered(status.as_u16(), &route, elapsed);
                 }
             });
             recorder.record(route, status, elapsed);
