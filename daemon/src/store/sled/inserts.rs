@@ -9,6 +9,7 @@
 //! | choice | why |
 //! |---|---|
 //! | one writer at a time; what arrives while it writes waits for its next transaction | a batch grows with the load, and a lone login is written at once, as before |
+//! | each transaction is its own call on the store's pool, the next started by the one before | the stall watchdog times each transaction, not a writer kept busy by a steady load |
 //! | each session is written inside the batch exactly as alone (`insert_sessions`) | the same checks, index entries and count, N times |
 //! | a batch that fails is written again one session at a time | one bad session cannot fail the others |
 //! | a waiter that stopped waiting before its batch started is left out | as the pool skips a call nobody waits for |
@@ -41,7 +42,7 @@ impl Inserts {
     }
 
     /// Queues `session`, to be answered on `answer`. True when no writer runs: the caller must
-    /// start one ([`Inserts::write`] on a pool thread), or [`Inserts::abandon`] if it cannot.
+    /// start one ([`Inserts::write_batch`] on a pool thread), or [`Inserts::abandon`] if it cannot.
     pub(super) fn push(&self, session: Session, answer: Answer) -> bool {
         let mut queue = self.lock();
         queue.waiting.push((session, answer));
@@ -60,30 +61,17 @@ impl Inserts {
         }
     }
 
-    /// The writer: writes what waits, batch after batch, until nothing does. Returns how many
-    /// transactions it ran (the tests').
-    pub(super) fn write(&self, engine: &Engine) -> usize {
+    /// The writer: writes what waits in one transaction. True when more sessions arrived
+    /// meanwhile, for the caller to run the writer again; false when the queue is free.
+    pub(super) fn write_batch(&self, engine: &Engine) -> bool {
         let _unwinding = Unwinding(self);
-        let mut transactions = 0;
-        loop {
-            let batch = {
-                let mut queue = self.lock();
-                if queue.waiting.is_empty() {
-                    queue.writing = false;
-                    return transactions;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
-            let batch: Vec<_> = batch
-                .into_iter()
-                .filter(|(_, answer)| !answer.is_closed())
-                .collect();
-            if batch.is_empty() {
-                continue;
-            }
+        let batch: Vec<_> = std::mem::take(&mut self.lock().waiting)
+            .into_iter()
+            .filter(|(_, answer)| !answer.is_closed())
+            .collect();
+        if !batch.is_empty() {
             let together =
                 engine.insert_sessions(&batch.iter().map(|(s, _)| s).collect::<Vec<_>>());
-            transactions += 1;
             let alone = together.is_err() && batch.len() > 1;
             for (session, answer) in batch {
                 let result = if alone {
@@ -94,6 +82,9 @@ impl Inserts {
                 let _ = answer.send(result);
             }
         }
+        let mut queue = self.lock();
+        queue.writing = !queue.waiting.is_empty();
+        queue.writing
     }
 }
 

@@ -50,8 +50,8 @@
 //! Its parts: `layout.rs` the trees, their keys and the layout version; `sessions.rs` a session
 //! and its indexes; `counts.rs` the live count's shards; `jobs.rs` batch jobs; `singles.rs` state
 //! records and leases; `record.rs` a session's envelope; `parts.rs` import parts; `flusher.rs` the
-//! group commit; `inserts.rs` new sessions sharing a transaction; `pool.rs` the blocking threads. This file: the store, its opening, and the trait
-//! impls.
+//! group commit; `inserts.rs` new sessions sharing a transaction; `pool.rs` the blocking threads.
+//! This file: the store, its opening, and the trait impls.
 
 mod counts;
 mod flusher;
@@ -141,7 +141,7 @@ struct Inner {
     commit: GroupCommit,
     pool: BlockingPool,
     /// New sessions waiting to share a transaction.
-    inserts: Arc<Inserts>,
+    inserts: Inserts,
     stall_after: Duration,
     clock: Clock,
     /// The folder, to keep its modes owner-only; `None` for a temporary store.
@@ -300,7 +300,7 @@ impl SledStore {
                 }),
                 commit,
                 pool: BlockingPool::start()?,
-                inserts: Arc::default(),
+                inserts: Inserts::default(),
                 stall_after: options.stall_after,
                 clock: options.clock,
                 path,
@@ -354,6 +354,20 @@ impl SledStore {
                 Some(next) => after = Some(next),
                 None => return Ok(removed),
             }
+        }
+    }
+
+    /// Runs the writer of the queued new sessions on the pool ([`inserts`]): one transaction per
+    /// pool call, each starting the next while sessions wait.
+    fn write_inserts(&self) {
+        let store = self.clone();
+        let started = self.inner.pool.spawn("create session", move || {
+            if store.inner.inserts.write_batch(&store.inner.engine) {
+                store.write_inserts();
+            }
+        });
+        if let Err(error) = started {
+            self.inner.inserts.abandon(&error);
         }
     }
 
@@ -423,15 +437,8 @@ impl SessionStore for SledStore {
         let session = session.clone();
         Box::pin(async move {
             let (answer, answered) = tokio::sync::oneshot::channel();
-            let inserts = &self.inner.inserts;
-            if inserts.push(session, answer) {
-                let (writer, engine) = (inserts.clone(), self.inner.engine.clone());
-                let started = (self.inner.pool).spawn("create session", move || {
-                    writer.write(&engine);
-                });
-                if let Err(error) = started {
-                    inserts.abandon(&error);
-                }
+            if self.inner.inserts.push(session, answer) {
+                self.write_inserts();
             }
             answered.await.map_err(|_| {
                 StoreError::Corrupt("a store call (create session) panicked".into())

@@ -555,10 +555,9 @@ async fn logins_that_arrive_together_share_one_transaction_and_each_is_whole() {
     let (store, _) = temporary();
     let inserts = inserts::Inserts::default();
     let queued = queue_sessions(&inserts, "auth0|together", 20);
-    assert_eq!(
-        inserts.write(&store.inner.engine),
-        1,
-        "one transaction for all"
+    assert!(
+        !inserts.write_batch(&store.inner.engine),
+        "one transaction for all, and the queue is free"
     );
     for (created, answered) in queued {
         answered.await.expect("answered").expect("written");
@@ -603,7 +602,7 @@ async fn a_session_that_fails_in_a_shared_transaction_fails_alone() {
         .sessions
         .insert(broken.id.as_str().as_bytes(), &b"not a session"[..])
         .expect("insert");
-    assert_eq!(inserts.write(&store.inner.engine), 1);
+    assert!(!inserts.write_batch(&store.inner.engine));
     let (_, failed) = queued.pop().expect("five");
     let error = failed
         .await
@@ -640,7 +639,7 @@ async fn a_login_nobody_waits_for_is_not_written_and_a_writer_that_cannot_start_
     let mut queued = queue_sessions(&inserts, "auth0|gone", 2);
     let (abandoned, answered) = queued.pop().expect("two");
     drop(answered);
-    assert_eq!(inserts.write(&store.inner.engine), 1);
+    assert!(!inserts.write_batch(&store.inner.engine));
     assert!(
         store
             .get_session(&abandoned.id)
@@ -679,5 +678,53 @@ async fn a_login_nobody_waits_for_is_not_written_and_a_writer_that_cannot_start_
             answer
         ),
         "the next login starts a new writer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_steady_stream_of_logins_is_all_written_and_never_looks_stalled() {
+    // A stall deadline far shorter than the stream: a writer that kept one pool call busy for as
+    // long as logins kept coming would be reported as a hung store, and /-/ready would fail.
+    let store = SledStore::open_temporary_with(SledOptions {
+        stall_after: Duration::from_millis(250),
+        ..SledOptions::default()
+    })
+    .expect("open");
+    let until = std::time::Instant::now() + Duration::from_millis(1_200);
+    let loggers: Vec<_> = (0..32)
+        .map(|client| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                let mut n = 0;
+                while std::time::Instant::now() < until {
+                    let created = session(
+                        &format!("auth0|steady-{client}"),
+                        &format!("steady-{client}-{n}"),
+                        Duration::from_secs(600),
+                    );
+                    store.create_session(&created).await.expect("written");
+                    written.push(created.id);
+                    n += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    while std::time::Instant::now() < until {
+        assert_eq!(store.stalled(), None, "a busy writer is not a hung one");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut total = 0;
+    for logger in loggers {
+        for id in logger.await.expect("joined") {
+            assert!(store.get_session(&id).await.expect("read").is_some());
+            total += 1;
+        }
+    }
+    assert!(total > 100, "only {total} logins in 1.2 s");
+    assert_eq!(
+        store.count_live_sessions().await.expect("count"),
+        u64::try_from(total).expect("fits")
     );
 }
