@@ -41,6 +41,11 @@ impl StoreError {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_))
     }
 
+    /// A store call that panicked (inside sled): its caller's answer was dropped.
+    pub(crate) fn panicked(what: &str) -> Self {
+        Self::Corrupt(format!("a store call ({what}) panicked"))
+    }
+
     /// A record that does not decode: corruption, or a layout written by another version.
     pub(crate) fn undecodable(what: &str, error: impl std::fmt::Display) -> Self {
         Self::Corrupt(format!("a stored {what} does not decode: {error}"))

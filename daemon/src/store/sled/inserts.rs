@@ -24,6 +24,9 @@ use crate::store::{Session, StoreError};
 
 type Answer = oneshot::Sender<Result<(), StoreError>>;
 
+/// What the writer's pool calls are named (in stall reports and errors).
+pub(super) const CREATE_SESSION: &str = "create session";
+
 /// The sessions waiting to be written, and whether a writer runs.
 #[derive(Default)]
 pub(super) struct Inserts {
@@ -95,9 +98,7 @@ struct Unwinding<'a>(&'a Inserts);
 impl Drop for Unwinding<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            self.0.abandon(&StoreError::Corrupt(
-                "a store call (create session) panicked".into(),
-            ));
+            self.0.abandon(&StoreError::panicked(CREATE_SESSION));
         }
     }
 }

@@ -361,7 +361,7 @@ impl SledStore {
     /// pool call, each starting the next while sessions wait.
     fn write_inserts(&self) {
         let store = self.clone();
-        let started = self.inner.pool.spawn("create session", move || {
+        let started = self.inner.pool.spawn(inserts::CREATE_SESSION, move || {
             if store.inner.inserts.write_batch(&store.inner.engine) {
                 store.write_inserts();
             }
@@ -440,9 +440,9 @@ impl SessionStore for SledStore {
             if self.inner.inserts.push(session, answer) {
                 self.write_inserts();
             }
-            answered.await.map_err(|_| {
-                StoreError::Corrupt("a store call (create session) panicked".into())
-            })??;
+            answered
+                .await
+                .map_err(|_| StoreError::panicked(inserts::CREATE_SESSION))??;
             self.durable().await
         })
     }

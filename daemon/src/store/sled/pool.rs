@@ -106,9 +106,7 @@ impl BlockingPool {
             drop(registration);
             let _ = answer.send(result);
         }))?;
-        answered
-            .await
-            .map_err(|_| StoreError::Corrupt(format!("a store call ({what}) panicked")))?
+        answered.await.map_err(|_| StoreError::panicked(what))?
     }
 
     /// Queues `work` for one of the pool's threads, which runs it whoever waits (a writer that
