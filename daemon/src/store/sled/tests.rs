@@ -550,6 +550,13 @@ fn queue_sessions(
         .collect()
 }
 
+/// The queue is free: the next login would start a new writer.
+fn assert_no_writer_runs(inserts: &inserts::Inserts) {
+    let (answer, _answered) = tokio::sync::oneshot::channel();
+    let next = session("auth0|next", "next", Duration::from_secs(60));
+    assert!(inserts.push(next, answer), "a writer still holds the queue");
+}
+
 #[tokio::test]
 async fn logins_that_arrive_together_share_one_transaction_and_each_is_whole() {
     let (store, _) = temporary();
@@ -578,14 +585,7 @@ async fn logins_that_arrive_together_share_one_transaction_and_each_is_whole() {
         20
     );
     assert_eq!(store.count_live_sessions().await.expect("count"), 20);
-    let (answer, _answered) = tokio::sync::oneshot::channel();
-    assert!(
-        inserts.push(
-            session("auth0|next", "next", Duration::from_secs(60)),
-            answer
-        ),
-        "the writer freed the queue"
-    );
+    assert_no_writer_runs(&inserts);
 }
 
 #[tokio::test]
@@ -671,14 +671,7 @@ async fn a_login_nobody_waits_for_is_not_written_and_a_writer_that_cannot_start_
                 .is_none()
         );
     }
-    let (answer, _answered) = tokio::sync::oneshot::channel();
-    assert!(
-        inserts.push(
-            session("auth0|after", "after", Duration::from_secs(60)),
-            answer
-        ),
-        "the next login starts a new writer"
-    );
+    assert_no_writer_runs(&inserts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
